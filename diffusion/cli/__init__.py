@@ -1,0 +1,63 @@
+"""The editors' and operators' commands; the only place that turns errors into exit codes."""
+
+import sys
+from typing import Any
+
+import click
+from rich.console import Console
+
+from diffusion.config import Settings, load_settings
+from diffusion.errors import DiffusionError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class Context:
+    """What every command gets: the settings, loaded once from file, environment and flags."""
+
+    def __init__(self, overrides: dict[str, Any]) -> None:
+        self._overrides = overrides
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(**self._overrides)
+        return self._settings
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--home", type=click.Path(file_okay=False), help="Data directory (DIFFUSION_HOME).")
+@click.option("--database-url", help="Database URL (DIFFUSION_DATABASE_URL).")
+@click.version_option(package_name="diffusion")
+@click.pass_context
+def cli(ctx: click.Context, home: str | None, database_url: str | None) -> None:
+    """Diffusion: targeted newsletters and feeds for NGO partners and UNESCO.
+
+    \b
+    Example:
+      diffusion demo
+      diffusion items list --kind ngo_action --limit 5
+    """
+    ctx.obj = Context({"home": home, "database_url": database_url})
+
+
+def main() -> None:
+    """Entry point: runs the CLI and turns Diffusion's errors into a message and exit code 2."""
+    from diffusion.cli import commands  # noqa: F401  (registers the commands)
+
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except DiffusionError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)

@@ -1,0 +1,266 @@
+"""The tables: directory, sources and items, subscribers, editions and the outbox."""
+
+# No `from __future__ import annotations` here: SQLModel reads the annotations at class creation.
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlmodel import JSON, Column, Field, SQLModel
+
+CONTENT_KINDS = (
+    "ngo_action",
+    "ngo_plan",
+    "field_office_activity",
+    "programme_update",
+    "forum_conclusion",
+    "event",
+)
+REFERENCE_LISTS = ("ngo_directory", "focal_points", "expert_ngos")
+SECTORS = {
+    "ED": ("Education", "Éducation"),
+    "SC": ("Natural Sciences", "Sciences exactes et naturelles"),
+    "SHS": ("Social and Human Sciences", "Sciences sociales et humaines"),
+    "CLT": ("Culture", "Culture"),
+    "CI": ("Communication and Information", "Communication et information"),
+}
+# Every item's tags are a dict of these keys, each a list of strings.
+TAG_KEYS = (
+    "sectors",
+    "countries",
+    "regions",
+    "themes",
+    "sdgs",
+    "organisations",
+    "field_offices",
+    "forums",
+)
+AUDIENCES = (
+    "ngo",
+    "sector",
+    "field_office",
+    "member_state",
+    "national_commission",
+    "liaison_committee",
+    "public",
+)
+CADENCES = ("monthly", "weekly")
+SUBSCRIBER_STATUSES = ("pending", "active", "unsubscribed", "bounced")
+EDITION_STATUSES = ("draft", "approved", "sending", "sent", "empty")
+OUTBOX_STATES = ("queued", "sending", "sent", "failed_temporary", "failed_permanent")
+
+
+def utcnow() -> datetime:
+    """The current time in UTC; for defaults only: logic takes `now=` from its caller."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """A timestamp stored as naive UTC and read back as aware UTC on SQLite and PostgreSQL."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: give timestamps in UTC")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def _json_list() -> Any:
+    return Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+def _json_dict() -> Any:
+    return Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+def _timestamp(nullable: bool = False, index: bool = False) -> Any:
+    if nullable:
+        return Field(default=None, sa_column=Column(UTCDateTime(), nullable=True, index=index))
+    return Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False, index=index)
+    )
+
+
+class Organisation(SQLModel, table=True):
+    """An NGO in official partnership: the NGO directory."""
+
+    __tablename__ = "organisations"
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(unique=True, index=True, max_length=80)
+    name: str
+    acronym: str | None = None
+    sectors: list[str] = _json_list()
+    themes: list[str] = _json_list()
+    countries: list[str] = _json_list()
+    contact_email: str | None = None
+    website: str | None = None
+    partnership_status: str = "consultative"
+    updated_at: datetime = _timestamp()
+
+
+class Sector(SQLModel, table=True):
+    """A programme Sector of the Secretariat (ED, SC, SHS, CLT, CI)."""
+
+    __tablename__ = "sectors"
+    code: str = Field(primary_key=True, max_length=8)
+    name: str
+    name_fr: str
+
+
+class FocalPoint(SQLModel, table=True):
+    """A Sector's focal point for NGOs."""
+
+    __tablename__ = "focal_points"
+    __table_args__ = (sa.UniqueConstraint("sector_code", "email"),)
+    id: int | None = Field(default=None, primary_key=True)
+    sector_code: str = Field(foreign_key="sectors.code", index=True)
+    name: str
+    email: str
+    role: str | None = None
+    updated_at: datetime = _timestamp()
+
+
+class FieldOffice(SQLModel, table=True):
+    """A UNESCO Field Office and the countries it covers."""
+
+    __tablename__ = "field_offices"
+    code: str = Field(primary_key=True, max_length=40)
+    name: str
+    city: str
+    country: str = Field(max_length=2)
+    countries: list[str] = _json_list()
+    email: str | None = None
+    website: str | None = None
+    updated_at: datetime = _timestamp()
+
+
+class Forum(SQLModel, table=True):
+    """An International NGO forum or conference, with the themes and countries it concerns."""
+
+    __tablename__ = "forums"
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(unique=True, index=True, max_length=80)
+    name: str
+    starts_on: date | None = None
+    ends_on: date | None = None
+    city: str | None = None
+    themes: list[str] = _json_list()
+    sectors: list[str] = _json_list()
+    countries: list[str] = _json_list()
+    website: str | None = None
+    updated_at: datetime = _timestamp()
+
+
+class Source(SQLModel, table=True):
+    """An RSS/Atom feed collected on schedule, with its default tags and HTTP validators."""
+
+    __tablename__ = "sources"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, index=True)
+    url: str = Field(unique=True)
+    kind: str = Field(description="Content kind given to the source's entries.")
+    language: str | None = None
+    public: bool = True
+    tags: dict[str, list[str]] = _json_dict()
+    etag: str | None = None
+    last_modified: str | None = None
+    last_fetched_at: datetime | None = _timestamp(nullable=True)
+    last_status: int | None = None
+    last_error: str | None = None
+    last_new_items: int = 0
+    created_at: datetime = _timestamp()
+
+
+class Item(SQLModel, table=True):
+    """One update: an NGO action, a forum conclusion, a Field Office activity..."""
+
+    __tablename__ = "items"
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(index=True)
+    guid: str = Field(unique=True, index=True)
+    link: str | None = Field(default=None, index=True)
+    title: str
+    summary: str = ""
+    body_html: str = ""
+    language: str = "en"
+    # {"fr": {"title": ..., "summary": ..., "body_html": ..., "link": ...}}
+    translations: dict[str, dict[str, str]] = _json_dict()
+    tags: dict[str, list[str]] = _json_dict()
+    public: bool = True
+    published_at: datetime = _timestamp(index=True)
+    collected_at: datetime = _timestamp()
+    content_hash: str = Field(index=True, max_length=64)
+    source_id: int | None = Field(default=None, foreign_key="sources.id", index=True)
+    origin: str = Field(default="feed", description="feed, editorial or demo")
+
+
+class Subscriber(SQLModel, table=True):
+    """A person receiving editions of one audience, narrowed by their preferences."""
+
+    __tablename__ = "subscribers"
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(unique=True, index=True, description="Normalised address.")
+    name: str = ""
+    language: str = "en"
+    audience: str = Field(index=True)
+    key: str = Field(default="", description="Audience key: Sector, country, office or NGO slug.")
+    sectors: list[str] = _json_list()
+    themes: list[str] = _json_list()
+    regions: list[str] = _json_list()
+    cadence: str = "monthly"
+    status: str = Field(default="active", index=True)
+    soft_bounces: int = 0
+    consent_at: datetime | None = _timestamp(nullable=True)
+    status_changed_at: datetime = _timestamp()
+    created_at: datetime = _timestamp()
+
+
+class Edition(SQLModel, table=True):
+    """One digest built for one segment and period, rendered once, personalised at send time."""
+
+    __tablename__ = "editions"
+    __table_args__ = (sa.UniqueConstraint("segment", "period"),)
+    id: int | None = Field(default=None, primary_key=True)
+    segment: str = Field(index=True, description="Canonical key of the subscribers' segment.")
+    audience: str
+    key: str = ""
+    language: str = "en"
+    cadence: str = "monthly"
+    period: str = Field(index=True, description="2026-11 for a month, 2026-W47 for a week.")
+    subject: str = ""
+    html: str = ""
+    text: str = ""
+    item_count: int = 0
+    status: str = Field(default="draft", index=True)
+    created_at: datetime = _timestamp()
+    approved_at: datetime | None = _timestamp(nullable=True)
+    sent_at: datetime | None = _timestamp(nullable=True)
+
+
+class OutboxMessage(SQLModel, table=True):
+    """One edition to one subscriber: the unit of sending, retried until sent or failed."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        sa.UniqueConstraint("edition_id", "subscriber_id"),
+        sa.Index("ix_outbox_state_next_attempt", "state", "next_attempt_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    edition_id: int = Field(foreign_key="editions.id", index=True)
+    subscriber_id: int = Field(foreign_key="subscribers.id", index=True)
+    state: str = "queued"
+    attempts: int = 0
+    next_attempt_at: datetime | None = _timestamp(nullable=True)
+    last_error: str | None = None
+    message_id: str | None = None
+    claimed_by: str | None = None
+    claimed_at: datetime | None = _timestamp(nullable=True)
+    sent_at: datetime | None = _timestamp(nullable=True)
+    updated_at: datetime = _timestamp()
