@@ -1,0 +1,1 @@
+"""Collection: feeds, editorial entries and directories become normalised, sanitised rows."""

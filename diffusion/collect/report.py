@@ -1,0 +1,23 @@
+"""What an import says back: how many rows went in, and each bad row as FILE:LINE: reason."""
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ImportReport:
+    """The outcome of importing one file: good rows are kept, bad rows are listed."""
+
+    source: str
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def problem(self, line: int | None, reason: str) -> None:
+        """Record a bad row; `line` is the 1-based line in the file (header is line 1 in CSV)."""
+        where = f"{self.source}:{line}" if line is not None else self.source
+        self.problems.append(f"{where}: {reason}")
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
