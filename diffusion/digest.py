@@ -6,6 +6,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from diffusion.errors import InvalidInput
+from diffusion.models import Subscriber
 
 # The shapes below are the contract between the digest builder and the renderer (render.py):
 # the builder fills them from the database, the renderer turns them into MJML, HTML and text.
@@ -37,6 +38,19 @@ class Segment:
             if values
         )
         return "|".join(part for part in (head, self.language, self.cadence, narrowing) if part)
+
+    @classmethod
+    def of(cls, subscriber: Subscriber) -> "Segment":
+        """The segment a subscriber belongs to; its `id` is what editions are stored under."""
+        return cls(
+            audience=subscriber.audience,
+            key=subscriber.key,
+            language=subscriber.language,
+            cadence=subscriber.cadence,
+            sectors=tuple(sorted(subscriber.sectors)),
+            themes=tuple(sorted(subscriber.themes)),
+            regions=tuple(sorted(subscriber.regions)),
+        )
 
 
 @dataclass(frozen=True)
