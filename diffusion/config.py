@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from apscheduler.triggers.cron import CronTrigger
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
@@ -107,6 +108,39 @@ class Settings(BaseSettings):
     )
     web_host: str = Field("127.0.0.1", description="Address `diffusion serve` listens on.")
     web_port: int = Field(8080, ge=0, le=65535, description="Port `diffusion serve` listens on.")
+    schedule_collect_minutes: int = Field(
+        60, ge=0, description="Minutes between collections (then feeds are rebuilt); 0: never."
+    )
+    schedule_monthly: str = Field(
+        "0 9 1-7 * mon",
+        description="Crontab (minute hour day month weekday, in `timezone`; every field must "
+        "match) of the monthly newsletter: default, the first Monday at 09:00.",
+    )
+    schedule_weekly: str = Field(
+        "0 9 * * mon", description="Crontab of the weekly digests: default, Mondays at 09:00."
+    )
+    schedule_retry_minutes: int = Field(
+        10,
+        ge=0,
+        description="Minutes between sends of approved editions and due retries; 0: never.",
+    )
+    schedule_bounces_minutes: int = Field(
+        30, ge=0, description="Minutes between readings of the bounce maildir; 0: never."
+    )
+    schedule_misfire_grace_hours: float = Field(
+        12.0,
+        ge=0,
+        description="A job missed by less than this (service down) runs once at start-up.",
+    )
+    confirm_token_days: int = Field(
+        7, ge=1, description="Days a subscription confirmation link stays valid."
+    )
+    subscribe_limit_per_address: int = Field(
+        3, ge=1, description="Subscription requests an hour for one address (per process)."
+    )
+    subscribe_limit_per_client: int = Field(
+        20, ge=1, description="Subscription requests an hour from one client IP (per process)."
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -139,6 +173,14 @@ class Settings(BaseSettings):
             )
         if self.smtp_url and urlsplit(self.smtp_url).scheme not in ("smtp", "smtps"):
             raise ValueError(f"smtp_url: scheme must be smtp:// or smtps://, not {self.smtp_url!r}")
+        for key in ("schedule_monthly", "schedule_weekly"):
+            try:
+                CronTrigger.from_crontab(getattr(self, key), timezone=self.zone)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{key}: {getattr(self, key)!r} is not a crontab spec "
+                    f"(minute hour day month weekday, e.g. '0 9 1-7 * mon'): {exc}"
+                ) from exc
         if bool(self.dkim_domain) != bool(self.dkim_selector) or (
             self.dkim_domain and not self.dkim_private_key_file
         ):

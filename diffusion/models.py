@@ -264,3 +264,13 @@ class OutboxMessage(SQLModel, table=True):
     claimed_at: datetime | None = _timestamp(nullable=True)
     sent_at: datetime | None = _timestamp(nullable=True)
     updated_at: datetime = _timestamp()
+
+
+class JobRun(SQLModel, table=True):
+    """The last run of each scheduled job, shared by every `serve` process on the database."""
+
+    __tablename__ = "job_runs"
+    name: str = Field(primary_key=True, max_length=40)
+    last_started_at: datetime | None = _timestamp(nullable=True)
+    last_finished_at: datetime | None = _timestamp(nullable=True)
+    last_outcome: str = ""

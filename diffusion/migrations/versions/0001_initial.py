@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 02:01:18.954798
+Create Date: 2026-11-23 02:06:33.585886
 """
 
 from collections.abc import Sequence
@@ -73,6 +73,13 @@ def upgrade() -> None:
     with op.batch_alter_table('forums', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_forums_slug'), ['slug'], unique=True)
 
+    op.create_table('job_runs',
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False),
+    sa.Column('last_started_at', diffusion.models.UTCDateTime(), nullable=True),
+    sa.Column('last_finished_at', diffusion.models.UTCDateTime(), nullable=True),
+    sa.Column('last_outcome', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.PrimaryKeyConstraint('name')
+    )
     op.create_table('organisations',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('slug', sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
@@ -244,6 +251,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_organisations_slug'))
 
     op.drop_table('organisations')
+    op.drop_table('job_runs')
     with op.batch_alter_table('forums', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_forums_slug'))
 
