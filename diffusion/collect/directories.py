@@ -1,0 +1,367 @@
+"""Directories: NGOs, Field Offices, Sector focal points and forums, imported from CSV or YAML."""
+
+import csv
+import io
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlmodel import Session, SQLModel, select
+
+from diffusion import validate
+from diffusion.collect.report import ImportReport
+from diffusion.errors import InvalidInput
+from diffusion.models import SECTORS, FieldOffice, FocalPoint, Forum, Organisation, Sector
+
+KINDS = ("organisations", "field_offices", "focal_points", "forums")
+LIST_FIELDS = {"sectors", "themes", "countries"}
+
+
+def _optional(row: Mapping[str, Any], name: str, check: Callable[[object], str]) -> str | None:
+    value = row.get(name)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return check(value)
+
+
+def _list(row: Mapping[str, Any], name: str, check: Callable[[object], str]) -> list[str]:
+    return validate.unique(check(part) for part in validate.split_list(row.get(name)))
+
+
+def _required(row: Mapping[str, Any], name: str) -> str:
+    value = row.get(name)
+    text = "" if value is None else str(value).strip()
+    if not text:
+        raise InvalidInput(f"{name}: missing")
+    return text
+
+
+def _day(row: Mapping[str, Any], name: str) -> date | None:
+    value = row.get(name)
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value).strip())
+    except ValueError as exc:
+        raise InvalidInput(f"{name} {value!r}: expected a date as YYYY-MM-DD") from exc
+
+
+def _organisation(row: Mapping[str, Any]) -> dict[str, Any]:
+    status = (_optional(row, "partnership_status", str) or "consultative").lower()
+    if status not in validate.PARTNERSHIP_STATUSES:
+        raise InvalidInput(
+            f"partnership_status {status!r}: expected one of "
+            f"{', '.join(validate.PARTNERSHIP_STATUSES)}"
+        )
+    return {
+        "slug": validate.slug(row.get("slug")),
+        "name": _required(row, "name"),
+        "acronym": _optional(row, "acronym", lambda v: str(v).strip()),
+        "sectors": _list(row, "sectors", validate.sector),
+        "themes": _list(row, "themes", validate.theme),
+        "countries": _list(row, "countries", validate.country),
+        "contact_email": _optional(row, "contact_email", validate.email),
+        "website": _optional(row, "website", validate.website),
+        "partnership_status": status,
+    }
+
+
+def _field_office(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "code": validate.slug(row.get("code")),
+        "name": _required(row, "name"),
+        "city": _required(row, "city"),
+        "country": validate.country(row.get("country")),
+        "countries": _list(row, "countries", validate.country),
+        "email": _optional(row, "email", validate.email),
+        "website": _optional(row, "website", validate.website),
+    }
+
+
+def _focal_point(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "sector_code": validate.sector(row.get("sector")),
+        "name": _required(row, "name"),
+        "email": validate.email(row.get("email")),
+        "role": _optional(row, "role", lambda v: str(v).strip()),
+    }
+
+
+def _forum(row: Mapping[str, Any]) -> dict[str, Any]:
+    starts, ends = _day(row, "starts_on"), _day(row, "ends_on")
+    if starts and ends and ends < starts:
+        raise InvalidInput(f"ends_on {ends} is before starts_on {starts}")
+    return {
+        "slug": validate.slug(row.get("slug")),
+        "name": _required(row, "name"),
+        "starts_on": starts,
+        "ends_on": ends,
+        "city": _optional(row, "city", lambda v: str(v).strip()),
+        "themes": _list(row, "themes", validate.theme),
+        "sectors": _list(row, "sectors", validate.sector),
+        "countries": _list(row, "countries", validate.country),
+        "website": _optional(row, "website", validate.website),
+    }
+
+
+@dataclass(frozen=True)
+class _Kind:
+    model: type[SQLModel]
+    check: Callable[[Mapping[str, Any]], dict[str, Any]]
+    key: tuple[str, ...]  # the fields an existing row is found by
+    columns: tuple[str, ...]  # file columns, in export order
+
+
+_KINDS: dict[str, _Kind] = {
+    "organisations": _Kind(
+        Organisation,
+        _organisation,
+        ("slug",),
+        (
+            "slug",
+            "name",
+            "acronym",
+            "sectors",
+            "themes",
+            "countries",
+            "contact_email",
+            "website",
+            "partnership_status",
+        ),
+    ),
+    "field_offices": _Kind(
+        FieldOffice,
+        _field_office,
+        ("code",),
+        ("code", "name", "city", "country", "countries", "email", "website"),
+    ),
+    "focal_points": _Kind(
+        FocalPoint, _focal_point, ("sector_code", "email"), ("sector", "name", "email", "role")
+    ),
+    "forums": _Kind(
+        Forum,
+        _forum,
+        ("slug",),
+        (
+            "slug",
+            "name",
+            "starts_on",
+            "ends_on",
+            "city",
+            "themes",
+            "sectors",
+            "countries",
+            "website",
+        ),
+    ),
+}
+
+
+def ensure_sectors(session: Session) -> None:
+    """Seed the five programme Sectors from models.SECTORS; a no-op when they are there."""
+    present = set(session.exec(select(Sector.code)).all())
+    for code, (name, name_fr) in SECTORS.items():
+        if code not in present:
+            session.add(Sector(code=code, name=name, name_fr=name_fr))
+    session.flush()
+
+
+def detect_kind(columns: list[str]) -> str:
+    """Which directory a CSV header describes."""
+    names = set(columns)
+    if "starts_on" in names or "ends_on" in names:
+        return "forums"
+    if "slug" in names:
+        return "organisations"
+    if "code" in names:
+        return "field_offices"
+    if "sector" in names and "email" in names:
+        return "focal_points"
+    raise InvalidInput(
+        f"cannot tell the directory from the header {columns}; give --kind ({'|'.join(KINDS)})"
+    )
+
+
+def _check_kind(kind: str) -> str:
+    if kind not in _KINDS:
+        raise InvalidInput(f"directory kind {kind!r}: expected one of {', '.join(KINDS)}")
+    return kind
+
+
+def _csv_rows(path: Path, text: str, kind: str | None) -> Iterator[tuple[str, int, dict[str, Any]]]:
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = [name.strip() for name in reader.fieldnames or []]
+    if not header:
+        raise InvalidInput(f"{path}:1: empty file; expected a header line")
+    reader.fieldnames = header
+    kind = _check_kind(kind) if kind else detect_kind(header)
+    unknown = [name for name in header if name not in _KINDS[kind].columns]
+    if unknown:
+        raise InvalidInput(
+            f"{path}:1: unknown column(s) {', '.join(unknown)} for {kind}; "
+            f"expected {', '.join(_KINDS[kind].columns)}"
+        )
+    for row in reader:
+        # The line a row ends on; a row never spans lines unless a quoted cell holds one.
+        line = reader.line_num
+        if not any((value or "").strip() for value in row.values() if isinstance(value, str)):
+            continue
+        yield kind, line, dict(row)
+
+
+def _yaml_rows(
+    path: Path, text: str, kind: str | None
+) -> Iterator[tuple[str, int, dict[str, Any]]]:
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+        data = loader.construct_document(root) if root is not None else None
+    except yaml.YAMLError as exc:
+        raise InvalidInput(f"{path}: not valid YAML: {exc}") from exc
+    finally:
+        loader.dispose()
+    if root is None:
+        return
+    # A bare list is one directory, named by --kind.
+    if isinstance(root, yaml.SequenceNode):
+        if not kind:
+            raise InvalidInput(f"{path}: a YAML list needs --kind ({'|'.join(KINDS)})")
+        sections: list[tuple[str, yaml.Node, Any]] = [(_check_kind(kind), root, data)]
+    elif isinstance(root, yaml.MappingNode) and isinstance(data, dict):
+        sections = []
+        for key_node, value_node in root.value:
+            name = str(key_node.value)
+            if name not in _KINDS:
+                raise InvalidInput(
+                    f"{path}:{key_node.start_mark.line + 1}: unknown section {name!r}; "
+                    f"expected {', '.join(KINDS)}"
+                )
+            if kind and name != kind:
+                continue
+            sections.append((name, value_node, data[name]))
+    else:
+        raise InvalidInput(f"{path}: expected sections {', '.join(KINDS)} at the top level")
+    for name, node, values in sections:
+        if values is None:
+            continue
+        if not isinstance(node, yaml.SequenceNode) or not isinstance(values, list):
+            raise InvalidInput(f"{path}:{node.start_mark.line + 1}: {name} must be a list")
+        for entry_node, entry in zip(node.value, values, strict=True):
+            line = entry_node.start_mark.line + 1
+            if not isinstance(entry, dict):
+                yield name, line, {"__invalid__": entry}
+            else:
+                yield name, line, {str(k): v for k, v in entry.items()}
+
+
+def _upsert(
+    session: Session, spec: _Kind, values: dict[str, Any], now: datetime, report: ImportReport
+) -> None:
+    query = select(spec.model)
+    for field in spec.key:
+        query = query.where(getattr(spec.model, field) == values[field])
+    existing = session.exec(query).first()
+    if existing is None:
+        row = spec.model(**values)
+        if hasattr(row, "updated_at"):
+            setattr(row, "updated_at", now)  # noqa: B010
+        session.add(row)
+        report.created += 1
+        return
+    changed = {k: v for k, v in values.items() if getattr(existing, k) != v}
+    if not changed:
+        report.unchanged += 1
+        return
+    for field, value in changed.items():
+        setattr(existing, field, value)
+    setattr(existing, "updated_at", now)  # noqa: B010
+    session.add(existing)
+    report.updated += 1
+
+
+def import_directory(
+    session: Session, path: Path, *, now: datetime, kind: str | None = None
+) -> ImportReport:
+    """Import a CSV (one directory) or YAML file (any of them); bad rows are reported, not fatal."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"{path}: cannot read: {exc}") from exc
+    report = ImportReport(str(path))
+    is_yaml = path.suffix.lower() in (".yaml", ".yml")
+    rows = (_yaml_rows if is_yaml else _csv_rows)(path, text, kind)
+    ensure_sectors(session)
+    seen: dict[tuple[str, tuple[Any, ...]], int] = {}
+    for name, line, row in rows:
+        spec = _KINDS[name]
+        if "__invalid__" in row:
+            report.problem(
+                line, f"{name}: expected a mapping of fields, got {row['__invalid__']!r}"
+            )
+            continue
+        if is_yaml:
+            unknown = sorted(set(row) - set(spec.columns))
+            if unknown:
+                report.problem(line, f"unknown field(s) {', '.join(unknown)} for {name}")
+                continue
+        try:
+            values = spec.check(row)
+        except InvalidInput as exc:
+            report.problem(line, str(exc))
+            continue
+        identity = (name, tuple(values[field] for field in spec.key))
+        if identity in seen:
+            report.problem(line, f"duplicate of line {seen[identity]} ({', '.join(spec.key)})")
+            continue
+        seen[identity] = line
+        _upsert(session, spec, values, now, report)
+        # Later rows (focal points of a Sector, offices) may be looked up in the same import.
+        session.flush()
+    return report
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ";".join(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def _records(session: Session, kind: str) -> list[dict[str, Any]]:
+    spec = _KINDS[kind]
+    order = [getattr(spec.model, field) for field in spec.key]
+    records = []
+    for row in session.exec(select(spec.model).order_by(*order)).all():
+        record = {}
+        for column in spec.columns:
+            value = getattr(row, "sector_code" if column == "sector" else column)
+            record[column] = value.isoformat() if isinstance(value, date) else value
+        records.append(record)
+    return records
+
+
+def export_directory(session: Session, fmt: str = "yaml") -> str:
+    """The directory as text that import_directory reads back: CSV (NGOs) or YAML (everything)."""
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(
+            out, fieldnames=_KINDS["organisations"].columns, lineterminator="\n"
+        )
+        writer.writeheader()
+        for record in _records(session, "organisations"):
+            writer.writerow({key: _cell(value) for key, value in record.items()})
+        return out.getvalue()
+    if fmt == "yaml":
+        document = {kind: _records(session, kind) for kind in KINDS}
+        return yaml.safe_dump(document, allow_unicode=True, sort_keys=False, width=100)
+    raise InvalidInput(f"export format {fmt!r}: expected csv or yaml")

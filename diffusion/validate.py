@@ -1,0 +1,160 @@
+"""Validators for values given by people: each returns the normal form or raises InvalidInput."""
+
+import re
+from collections.abc import Iterable
+
+import pycountry
+from email_validator import EmailNotValidError, validate_email
+
+from diffusion.errors import InvalidInput
+from diffusion.models import AUDIENCES, CADENCES, CONTENT_KINDS, SECTORS
+
+# The six official languages of the United Nations are always accepted, whatever pycountry says.
+UN_LANGUAGES = ("en", "fr", "es", "ar", "ru", "zh")
+# UNESCO's five electoral-group regions, as used in the routing rules and preferences.
+REGIONS = (
+    "africa",
+    "arab-states",
+    "asia-pacific",
+    "europe-north-america",
+    "latin-america-caribbean",
+)
+# Official partnership statuses under the 2011 Directives.
+PARTNERSHIP_STATUSES = ("consultative", "associate")
+
+_SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_LIST_SEPARATORS = re.compile(r"[;,]")
+# Characters that could end a header line or smuggle a second header into a message.
+_HEADER_BREAKING = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _text(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(f"{what}: expected text, got {value!r}")
+    text = value.strip()
+    if not text:
+        raise InvalidInput(f"{what}: missing")
+    return text
+
+
+def email(value: object) -> str:
+    """A deliverable-looking address, normalised (domain lower-cased); no DNS lookup."""
+    if isinstance(value, str) and _HEADER_BREAKING.search(value):
+        raise InvalidInput(f"address {value!r}: contains a line break or control character")
+    text = _text(value, "address")
+    try:
+        checked = validate_email(text, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidInput(f"address {text!r}: {exc}") from exc
+    local, _, domain = checked.normalized.rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
+def country(value: object) -> str:
+    """An ISO 3166-1 alpha-2 country code, upper-case."""
+    code = _text(value, "country").upper()
+    if len(code) != 2 or pycountry.countries.get(alpha_2=code) is None:
+        raise InvalidInput(f"country {code!r}: not an ISO 3166-1 alpha-2 code (e.g. BD, FR, CO)")
+    return code
+
+
+def sector(value: object) -> str:
+    """A programme Sector code: ED, SC, SHS, CLT or CI."""
+    code = _text(value, "Sector").upper()
+    if code not in SECTORS:
+        raise InvalidInput(f"Sector {code!r}: unknown; expected one of {', '.join(SECTORS)}")
+    return code
+
+
+def kind(value: object) -> str:
+    """A content kind of models.CONTENT_KINDS."""
+    text = _text(value, "kind").lower()
+    if text not in CONTENT_KINDS:
+        raise InvalidInput(f"kind {text!r}: unknown; expected one of {', '.join(CONTENT_KINDS)}")
+    return text
+
+
+def audience(value: object) -> str:
+    """An audience of models.AUDIENCES."""
+    text = _text(value, "audience").lower()
+    if text not in AUDIENCES:
+        raise InvalidInput(f"audience {text!r}: unknown; expected one of {', '.join(AUDIENCES)}")
+    return text
+
+
+def language(value: object) -> str:
+    """A two-letter ISO 639-1 language code, lower-case (en, fr, es, ar, ru, zh...)."""
+    code = _text(value, "language").lower()
+    if code in UN_LANGUAGES:
+        return code
+    if len(code) != 2 or pycountry.languages.get(alpha_2=code) is None:
+        raise InvalidInput(f"language {code!r}: not a two-letter ISO 639-1 code (e.g. en, fr)")
+    return code
+
+
+def cadence(value: object) -> str:
+    """How often a subscriber receives digests: monthly or weekly."""
+    text = _text(value, "cadence").lower()
+    if text not in CADENCES:
+        raise InvalidInput(f"cadence {text!r}: unknown; expected one of {', '.join(CADENCES)}")
+    return text
+
+
+def region(value: object) -> str:
+    """One of UNESCO's five regions, as a slug (africa, arab-states, asia-pacific...)."""
+    text = _text(value, "region").lower().replace(" ", "-").replace("_", "-")
+    if text not in REGIONS:
+        raise InvalidInput(f"region {text!r}: unknown; expected one of {', '.join(REGIONS)}")
+    return text
+
+
+def slug(value: object) -> str:
+    """A lower-case identifier of letters, digits and single hyphens, at most 80 characters."""
+    text = _text(value, "slug")
+    if len(text) > 80 or not _SLUG.fullmatch(text):
+        raise InvalidInput(
+            f"slug {text!r}: use lower-case letters, digits and hyphens (e.g. ifla, icsc-2020)"
+        )
+    return text
+
+
+def theme(value: object) -> str:
+    """A theme, normalised to a slug: `Lifelong learning` becomes `lifelong-learning`."""
+    text = re.sub(r"[\s_]+", "-", _text(value, "theme").lower())
+    if len(text) > 80 or not _SLUG.fullmatch(text):
+        raise InvalidInput(f"theme {value!r}: use words, digits and hyphens (e.g. inclusion)")
+    return text
+
+
+def sdg(value: object) -> str:
+    """A Sustainable Development Goal number, 1 to 17, as text (`SDG 4` gives `4`)."""
+    text = _text(value, "SDG").upper().removeprefix("SDG").strip()
+    if not text.isdigit() or not 1 <= int(text) <= 17:
+        raise InvalidInput(f"SDG {value!r}: expected a goal number from 1 to 17")
+    return str(int(text))
+
+
+def website(value: object) -> str:
+    """An http(s) address."""
+    text = _text(value, "website")
+    if not re.fullmatch(r"https?://[^\s/]+\.[^\s]*", text):
+        raise InvalidInput(f"website {text!r}: expected an http:// or https:// address")
+    return text
+
+
+def split_list(value: object) -> list[str]:
+    """A list cell: `ED;SC`, `ED, SC`, a YAML list, or empty; items stripped, blanks dropped."""
+    if value is None:
+        return []
+    if isinstance(value, list | tuple):
+        parts: Iterable[object] = value
+    elif isinstance(value, str):
+        parts = _LIST_SEPARATORS.split(value)
+    else:
+        parts = [value]
+    return [str(part).strip() for part in parts if str(part).strip()]
+
+
+def unique(values: Iterable[str]) -> list[str]:
+    """The values in first-seen order, without repeats."""
+    return list(dict.fromkeys(values))
