@@ -1,5 +1,6 @@
 """Imports every command module so that each registers its commands on the `cli` group."""
 
 import diffusion.cli.directory  # noqa: F401
+import diffusion.cli.preview  # noqa: F401
 import diffusion.cli.subscribers  # noqa: F401
 from diffusion.cli import setup  # noqa: F401
