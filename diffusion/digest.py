@@ -1,12 +1,27 @@
 """Pick and group the items of one segment for one period: the digest, before rendering."""
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_skeleton
+
+from diffusion.audiences import (
+    AudienceRules,
+    Directory,
+    RoutingRules,
+    is_about,
+    narrows_to,
+    routes_to,
+)
 from diffusion.errors import InvalidInput
-from diffusion.models import Subscriber
+from diffusion.models import SECTORS, Item, Subscriber
+
+_T = TypeVar("_T")
 
 # The shapes below are the contract between the digest builder and the renderer (render.py):
 # the builder fills them from the database, the renderer turns them into MJML, HTML and text.
@@ -141,6 +156,7 @@ class Digest:
     sections: tuple[Section, ...]
     references: tuple[ReferenceList, ...] = ()
     more_url: str | None = None  # where the rest is online (archive or feed)
+    more_count: int = 0  # entries left out by the cap, all sections together
 
     @property
     def item_count(self) -> int:
@@ -149,3 +165,249 @@ class Digest:
     @property
     def is_empty(self) -> bool:
         return self.item_count == 0
+
+
+# --- the builder -----------------------------------------------------------------------------
+
+# Section headings and titles in the reader's language; the renderer owns the interface
+# catalogue, these few words belong to the digest. Other languages fall back to English.
+HEADINGS: dict[str, dict[str, str]] = {
+    "en": {
+        "ngo_action": "NGO actions",
+        "ngo_plan": "Planned work of NGOs",
+        "field_office_activity": "Field Office activities",
+        "programme_update": "Programme implementation",
+        "forum_conclusion": "Forum recommendations and conclusions",
+        "event": "Events",
+        "focal_points": "Sector focal points",
+        "expert_ngos": "Expert NGOs",
+        "ngo_directory": "NGO directory",
+    },
+    "fr": {
+        "ngo_action": "Actions des ONG",
+        "ngo_plan": "Travaux prévus des ONG",
+        "field_office_activity": "Activités des bureaux hors Siège",
+        "programme_update": "Mise en œuvre du programme",
+        "forum_conclusion": "Recommandations et conclusions des forums",
+        "event": "Événements",
+        "focal_points": "Points focaux des secteurs",
+        "expert_ngos": "ONG expertes",
+        "ngo_directory": "Répertoire des ONG",
+    },
+}
+AUDIENCE_TITLES: dict[str, dict[str, str]] = {
+    "en": {
+        "ngo": "NGO partners' newsletter",
+        "sector": "NGO actions and plans",
+        "field_office": "NGO actions in your countries",
+        "member_state": "NGO actions and forum conclusions",
+        "national_commission": "NGO actions and Field Office activities",
+        "liaison_committee": "Liaison Committee digest",
+        "public": "NGO-UNESCO partnership news",
+    },
+    "fr": {
+        "ngo": "Lettre d'information des partenaires ONG",
+        "sector": "Actions et projets des ONG",
+        "field_office": "Actions des ONG dans vos pays",
+        "member_state": "Actions des ONG et conclusions des forums",
+        "national_commission": "Actions des ONG et activités des bureaux hors Siège",
+        "liaison_committee": "Bulletin du Comité de liaison",
+        "public": "Actualités du partenariat ONG-UNESCO",
+    },
+}
+COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
+    "en": {
+        "focal_points": ("Sector", "Name", "Email", "Role"),
+        "organisations": ("Organisation", "Fields", "Countries", "Contact", "Website"),
+    },
+    "fr": {
+        "focal_points": ("Secteur", "Nom", "Courriel", "Fonction"),
+        "organisations": ("Organisation", "Domaines", "Pays", "Contact", "Site web"),
+    },
+}
+WEEK = {"en": "week {week}, {year}", "fr": "semaine {week}, {year}"}
+
+
+def _words(table: dict[str, dict[str, _T]], language: str) -> dict[str, _T]:
+    return table.get(language.split("-")[0], table["en"])
+
+
+def heading(kind: str, language: str) -> str:
+    """The section heading of a content kind or reference list in the reader's language."""
+    return _words(HEADINGS, language)[kind]
+
+
+def period_name(period: Period, language: str) -> str:
+    """`November 2026` / `novembre 2026`, or `week 47, 2026` for a week."""
+    week = re.fullmatch(r"(\d{4})-W(\d{2})", period.label)
+    if week:
+        template = WEEK.get(language.split("-")[0], WEEK["en"])
+        return template.format(week=int(week.group(2)), year=week.group(1))
+    year, month = (int(part) for part in period.label.split("-")[:2])
+    try:
+        return format_skeleton("yMMMM", date(year, month, 1), locale=language.replace("-", "_"))
+    except (UnknownLocaleError, ValueError):
+        return period.label
+
+
+def key_name(audience: str, key: str, language: str, directory: Directory) -> str:
+    """How the reader names the audience key: IFLA, Education, UNESCO Dhaka Office, Bangladesh."""
+    if not key:
+        return ""
+    if audience == "ngo" and key in directory.organisations:
+        org = directory.organisations[key]
+        return org.acronym or org.name
+    if audience == "sector" and key in SECTORS:
+        return SECTORS[key][1 if language.startswith("fr") else 0]
+    if audience == "field_office" and key in directory.offices:
+        return directory.offices[key].name
+    if audience in ("member_state", "national_commission"):
+        try:
+            return str(Locale.parse(language.replace("-", "_")).territories.get(key, key))
+        except (UnknownLocaleError, ValueError):
+            return key
+    return key
+
+
+def entry_for(item: Item, language: str) -> DigestEntry:
+    """The item in the reader's language: its own, a translation, else another with `fallback`."""
+    assert item.id is not None, "items are routed after they are stored"
+    text = {"title": item.title, "summary": item.summary, "body_html": item.body_html}
+    link = item.link
+    shown = item.language
+    if item.language != language and language in item.translations:
+        translation = item.translations[language]
+        text = {name: translation.get(name) or value for name, value in text.items()}
+        link = translation.get("link") or link
+        shown = language
+    return DigestEntry(
+        item_id=item.id,
+        kind=item.kind,
+        title=text["title"],
+        summary=text["summary"],
+        body_html=text["body_html"],
+        link=link,
+        language=shown,
+        published_at=item.published_at,
+        tags={name: list(values) for name, values in sorted(item.tags.items()) if values},
+        fallback=shown != language,
+    )
+
+
+def rank(items: Iterable[Item], spec: AudienceRules, key: str) -> list[Item]:
+    """Items about the key itself first, then the newest; the id settles ties for stable output."""
+    return sorted(
+        items,
+        key=lambda item: (
+            not is_about(item, spec, key),
+            -item.published_at.timestamp(),
+            item.id or 0,
+        ),
+    )
+
+
+def route(
+    items: Iterable[Item],
+    rules: RoutingRules,
+    segment: Segment,
+    directory: Directory,
+    *,
+    public_only: bool = False,
+) -> list[Item]:
+    """The items the segment's audience, key and narrowing let through, ranked."""
+    spec = rules.audience(segment.audience)
+    chosen = [
+        item
+        for item in items
+        if routes_to(item, spec, segment.key, directory, public_only=public_only)
+        and narrows_to(item, segment.sectors, segment.themes, segment.regions)
+    ]
+    return rank(chosen, spec, segment.key)
+
+
+def build_digest(
+    items: Iterable[Item],
+    directory: Directory,
+    rules: RoutingRules,
+    *,
+    segment: Segment,
+    period: Period,
+    now: datetime,
+    max_items: int,
+    more_url: str | None = None,
+) -> Digest:
+    """Route, rank, cap and group the period's items for one segment, with its reference lists.
+
+    `items` may hold more than the period: only those published in [period.start, period.end)
+    and not after `now` are considered.
+    """
+    spec = rules.audience(segment.audience)
+    language = segment.language
+    in_period = [item for item in items if period.start <= item.published_at < period.end]
+    ranked = route(
+        [item for item in in_period if item.published_at <= now], rules, segment, directory
+    )
+    shown, left_out = ranked[:max_items], ranked[max_items:]
+    sections = []
+    for kind in spec.kinds:
+        entries = tuple(entry_for(item, language) for item in shown if item.kind == kind)
+        more = sum(1 for item in left_out if item.kind == kind)
+        if entries:
+            sections.append(Section(kind, heading(kind, language), entries, more_count=more))
+    title_words = _words(AUDIENCE_TITLES, language)[segment.audience]
+    who = key_name(segment.audience, segment.key, language, directory)
+    title = f"{who}: {title_words}" if who else title_words
+    return Digest(
+        segment=segment,
+        period=period,
+        title=f"{title}, {period_name(period, language)}",
+        sections=tuple(sections),
+        references=tuple(
+            reference_list(name, segment, directory, max_rows=max_items) for name in spec.references
+        ),
+        more_url=more_url,
+        more_count=len(left_out),
+    )
+
+
+def reference_list(
+    name: str, segment: Segment, directory: Directory, *, max_rows: int
+) -> ReferenceList:
+    """A reference list for the segment: the NGO's Sectors first, the country's NGOs first."""
+    language = segment.language
+    if name == "focal_points":
+        own = set()
+        if segment.audience == "ngo" and segment.key in directory.organisations:
+            own = {code.upper() for code in directory.organisations[segment.key].sectors}
+        points = sorted(
+            directory.focal_points,
+            key=lambda point: (point.sector_code not in own, point.sector_code, point.name),
+        )
+        rows: list[tuple[str, ...]] = [
+            (p.sector_code, p.name, p.email, p.role or "") for p in points
+        ]
+        columns = _words(COLUMNS, language)["focal_points"]
+    else:
+        orgs = sorted(directory.organisations.values(), key=lambda org: org.name.lower())
+        if name == "expert_ngos":
+            orgs = [org for org in orgs if segment.key.upper() in {s.upper() for s in org.sectors}]
+        elif segment.key:  # the NGO directory, the NGOs active in the country first
+            orgs.sort(key=lambda org: segment.key.upper() not in {c.upper() for c in org.countries})
+        rows = [
+            (
+                org.name + (f" ({org.acronym})" if org.acronym else ""),
+                ", ".join(sorted(org.sectors) + sorted(org.themes)),
+                ", ".join(sorted(org.countries)),
+                org.contact_email or "",
+                org.website or "",
+            )
+            for org in orgs
+        ]
+        columns = _words(COLUMNS, language)["organisations"]
+    return ReferenceList(
+        kind=name,
+        heading=heading(name, language),
+        columns=columns,
+        rows=tuple(rows[:max_rows]),
+        more_count=max(0, len(rows) - max_rows),
+    )

@@ -1,0 +1,463 @@
+"""Routing rules: which items reach which audience and key, as editors write them in TOML."""
+
+import tomllib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pycountry
+
+from diffusion.errors import InvalidInput, UnknownAudience
+from diffusion.models import (
+    AUDIENCES,
+    CONTENT_KINDS,
+    REFERENCE_LISTS,
+    SECTORS,
+    FieldOffice,
+    FocalPoint,
+    Forum,
+    Item,
+    Organisation,
+)
+
+RULES_FILE = "audiences.toml"
+KEY_TYPES = ("organisation", "sector", "field_office", "country", "none")
+# Which matchers make sense for which kind of audience key (see the comments in audiences.toml).
+MATCHERS: dict[str, tuple[str, ...]] = {
+    "any": KEY_TYPES,
+    "own_ngo": ("organisation",),
+    "ngo_countries": ("organisation",),
+    "ngo_fields": ("organisation",),
+    "sector": ("sector", "organisation"),
+    "country": ("country",),
+    "office_countries": ("field_office", "country"),
+    "forum": ("sector", "country"),
+}
+
+
+class RoutingError(InvalidInput):
+    """The routing rules file is malformed; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Items of these kinds pass when any matcher holds for the audience key."""
+
+    kinds: tuple[str, ...]
+    match: tuple[str, ...]
+    include_private: bool
+
+
+@dataclass(frozen=True)
+class AudienceRules:
+    """One audience: what its key names, which rules route items to it, its reference lists."""
+
+    name: str
+    label: str
+    key_type: str
+    include_private: bool
+    rules: tuple[Rule, ...]
+    references: tuple[str, ...]
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The content kinds it receives, in the order the rules name them (the section order)."""
+        seen: dict[str, None] = {}
+        for rule in self.rules:
+            seen.update(dict.fromkeys(rule.kinds))
+        return tuple(seen)
+
+
+@dataclass(frozen=True)
+class FeedFamily:
+    """A family of public feeds (`sector/ED.en.atom`) and the audiences whose rules it uses."""
+
+    name: str
+    audiences: tuple[str, ...]
+    key_type: str
+
+
+@dataclass(frozen=True)
+class RoutingRules:
+    """Every audience's rules and the feed families, as loaded and checked from the rules file."""
+
+    path: Path
+    audiences: Mapping[str, AudienceRules]
+    feeds: Mapping[str, FeedFamily]
+
+    def audience(self, name: str) -> AudienceRules:
+        try:
+            return self.audiences[name]
+        except KeyError:
+            raise UnknownAudience(
+                f"unknown audience {name!r}; the rules in {self.path} define: "
+                f"{', '.join(self.audiences)}"
+            ) from None
+
+
+@dataclass(frozen=True)
+class Directory:
+    """A snapshot of the directory the routing looks at: NGOs, offices, forums, focal points."""
+
+    organisations: Mapping[str, Organisation] = field(default_factory=dict)
+    offices: Mapping[str, FieldOffice] = field(default_factory=dict)
+    forums: Mapping[str, Forum] = field(default_factory=dict)
+    focal_points: Sequence[FocalPoint] = ()
+
+    @classmethod
+    def of(
+        cls,
+        organisations: Iterable[Organisation] = (),
+        offices: Iterable[FieldOffice] = (),
+        forums: Iterable[Forum] = (),
+        focal_points: Iterable[FocalPoint] = (),
+    ) -> "Directory":
+        return cls(
+            organisations={org.slug: org for org in organisations},
+            offices={office.code: office for office in offices},
+            forums={forum.slug: forum for forum in forums},
+            focal_points=tuple(focal_points),
+        )
+
+    def countries(self) -> set[str]:
+        """Every country an NGO works in or an office covers."""
+        found: set[str] = set()
+        for org in self.organisations.values():
+            found.update(org.countries)
+        for office in self.offices.values():
+            found.update(office.countries)
+            found.add(office.country)
+        return {code.upper() for code in found}
+
+
+# --- loading -------------------------------------------------------------------------------
+
+
+def load_rules(folder: Path) -> RoutingRules:
+    """Read and check `folder/audiences.toml`; every mistake names the file and key."""
+    path = folder / RULES_FILE
+    where = _display(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RoutingError(
+            f"{where}: no routing rules file; copy the bundled subscribers/{RULES_FILE} there"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise RoutingError(f"{where}: not valid TOML: {exc}") from exc
+    unknown = set(data) - {"audiences", "feeds"}
+    if unknown:
+        raise RoutingError(
+            f"{where}: {sorted(unknown)[0]}: unknown table; expected audiences, feeds"
+        )
+    raw_audiences = _table(data.get("audiences"), where, "audiences")
+    audiences: dict[str, AudienceRules] = {}
+    for name, raw in raw_audiences.items():
+        audiences[name] = _audience(name, raw, where)
+    missing = [name for name in AUDIENCES if name not in audiences]
+    if missing:
+        raise RoutingError(f"{where}: audiences.{missing[0]}: missing; every audience needs rules")
+    feeds: dict[str, FeedFamily] = {}
+    for name, raw in _table(data.get("feeds", {}), where, "feeds").items():
+        feeds[name] = _feed_family(name, raw, audiences, where)
+    return RoutingRules(path=path, audiences=audiences, feeds=feeds)
+
+
+def _display(path: Path) -> str:
+    """`subscribers/audiences.toml` for the usual layout, else the full path."""
+    return f"{path.parent.name}/{path.name}" if path.parent.name == "subscribers" else str(path)
+
+
+def _table(value: Any, where: str, key: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise RoutingError(f"{where}: {key}: expected a table")
+    return value
+
+
+def _strings(value: Any, where: str, key: str, allowed: Sequence[str]) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise RoutingError(f"{where}: {key}: expected a string or a list of strings")
+    for item in items:
+        if item not in allowed:
+            raise RoutingError(
+                f"{where}: {key}: unknown {key.rsplit('.', 1)[-1].rstrip('s')} {item!r}; "
+                f"expected one of {', '.join(allowed)}"
+            )
+    return tuple(items)
+
+
+def _bool(value: Any, where: str, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise RoutingError(f"{where}: {key}: expected true or false")
+    return value
+
+
+def _audience(name: str, raw: Any, where: str) -> AudienceRules:
+    key = f"audiences.{name}"
+    if name not in AUDIENCES:
+        raise RoutingError(
+            f"{where}: {key}: unknown audience {name!r}; expected one of {', '.join(AUDIENCES)}"
+        )
+    raw = _table(raw, where, key)
+    allowed = {"label", "key", "include_private", "references", "rules"}
+    for extra in sorted(set(raw) - allowed):
+        raise RoutingError(f"{where}: {key}.{extra}: unknown setting; expected {sorted(allowed)}")
+    key_type = raw.get("key")
+    if key_type not in KEY_TYPES:
+        raise RoutingError(
+            f"{where}: {key}.key: expected one of {', '.join(KEY_TYPES)}, not {key_type!r}"
+        )
+    include_private = _bool(raw.get("include_private", False), where, f"{key}.include_private")
+    references = _strings(raw.get("references", []), where, f"{key}.references", REFERENCE_LISTS)
+    raw_rules = raw.get("rules")
+    if not isinstance(raw_rules, list) or not raw_rules:
+        raise RoutingError(f"{where}: {key}.rules: expected at least one [[{key}.rules]] table")
+    rules = []
+    for index, raw_rule in enumerate(raw_rules):
+        rule_key = f"{key}.rules[{index}]"
+        raw_rule = _table(raw_rule, where, rule_key)
+        for extra in sorted(set(raw_rule) - {"kinds", "match", "include_private"}):
+            raise RoutingError(
+                f"{where}: {rule_key}.{extra}: unknown setting; expected kinds, match, "
+                "include_private"
+            )
+        if "kinds" not in raw_rule or "match" not in raw_rule:
+            raise RoutingError(f"{where}: {rule_key}: needs both kinds and match")
+        kinds = _strings(raw_rule["kinds"], where, f"{rule_key}.kinds", CONTENT_KINDS)
+        match = _strings(raw_rule["match"], where, f"{rule_key}.match", tuple(MATCHERS))
+        for matcher in match:
+            if key_type not in MATCHERS[matcher]:
+                raise RoutingError(
+                    f"{where}: {rule_key}.match: matcher {matcher!r} does not apply to a "
+                    f"{key_type} key; it applies to: {', '.join(MATCHERS[matcher])}"
+                )
+        private = raw_rule.get("include_private", include_private)
+        rules.append(Rule(kinds, match, _bool(private, where, f"{rule_key}.include_private")))
+    return AudienceRules(
+        name=name,
+        label=str(raw.get("label", name)),
+        key_type=key_type,
+        include_private=include_private,
+        rules=tuple(rules),
+        references=references,
+    )
+
+
+def _feed_family(
+    name: str, raw: Any, audiences: Mapping[str, AudienceRules], where: str
+) -> FeedFamily:
+    key = f"feeds.{name}"
+    raw = _table(raw, where, key)
+    names = _strings(raw.get("audiences", []), where, f"{key}.audiences", tuple(audiences))
+    if not names:
+        raise RoutingError(f"{where}: {key}.audiences: name at least one audience")
+    key_types = {audiences[audience].key_type for audience in names}
+    if len(key_types) != 1:
+        raise RoutingError(
+            f"{where}: {key}.audiences: audiences with different key types {sorted(key_types)}"
+        )
+    return FeedFamily(name=name, audiences=names, key_type=key_types.pop())
+
+
+# --- query-time checks -----------------------------------------------------------------------
+
+
+def check_key(rules: RoutingRules, audience: str, key: str, directory: Directory) -> str:
+    """The key in its canonical spelling, or UnknownAudience naming it and what exists."""
+    spec = rules.audience(audience)
+    return _check_key_type(spec.key_type, audience, key, directory)
+
+
+def _check_key_type(key_type: str, audience: str, key: str, directory: Directory) -> str:
+    def unknown(what: str, known: Iterable[str]) -> UnknownAudience:
+        listed = ", ".join(sorted(known)) or "none yet (import the directory first)"
+        return UnknownAudience(f"{audience}: unknown {what} {key!r}; known: {listed}")
+
+    if key_type == "none":
+        if key:
+            raise UnknownAudience(f"{audience}: takes no key, got {key!r}")
+        return ""
+    if not key:
+        raise UnknownAudience(f"{audience}: needs a key ({key_type}), e.g. {audience}:KEY")
+    if key_type == "sector":
+        if key.upper() not in SECTORS:
+            raise unknown("Sector", SECTORS)
+        return key.upper()
+    if key_type == "country":
+        if pycountry.countries.get(alpha_2=key.upper()) is None:
+            raise UnknownAudience(
+                f"{audience}: unknown country {key!r}; give an ISO 3166 alpha-2 code such as BD"
+            )
+        return key.upper()
+    if key_type == "field_office":
+        if key not in directory.offices:
+            raise unknown("Field Office", directory.offices)
+        return key
+    if key not in directory.organisations:
+        raise unknown("organisation", directory.organisations)
+    return key
+
+
+# --- matching --------------------------------------------------------------------------------
+
+
+def _tags(item: Item, name: str) -> set[str]:
+    return set(item.tags.get(name, ()))
+
+
+def _upper(values: Iterable[str]) -> set[str]:
+    return {value.upper() for value in values}
+
+
+def _item_countries(item: Item, directory: Directory) -> set[str]:
+    """The item's countries, and those covered by the offices it is tagged with."""
+    countries = _upper(_tags(item, "countries"))
+    for code in _tags(item, "field_offices"):
+        office = directory.offices.get(code)
+        if office is not None:
+            countries.update(_upper(office.countries))
+    return countries
+
+
+def _forums(item: Item, directory: Directory) -> list[Forum]:
+    return [directory.forums[slug] for slug in _tags(item, "forums") if slug in directory.forums]
+
+
+def _own_ngo(item: Item, key: str, key_type: str, directory: Directory) -> bool:
+    return key in _tags(item, "organisations")
+
+
+def _ngo_countries(item: Item, key: str, key_type: str, directory: Directory) -> bool:
+    org = directory.organisations.get(key)
+    return org is not None and bool(_item_countries(item, directory) & _upper(org.countries))
+
+
+def _ngo_fields(item: Item, key: str, key_type: str, directory: Directory) -> bool:
+    org = directory.organisations.get(key)
+    if org is None:
+        return False
+    fields = _upper(org.sectors) | {theme.lower() for theme in org.themes}
+    item_fields = _upper(_tags(item, "sectors")) | {t.lower() for t in _tags(item, "themes")}
+    return bool(fields & item_fields)
+
+
+def _sector(item: Item, key: str, key_type: str, directory: Directory) -> bool:
+    sectors = _upper(_tags(item, "sectors"))
+    if key_type == "organisation":
+        org = directory.organisations.get(key)
+        return org is not None and bool(sectors & _upper(org.sectors))
+    return key.upper() in sectors
+
+
+def _country(item: Item, key: str, key_type: str, directory: Directory) -> bool:
+    return key.upper() in _upper(_tags(item, "countries"))
+
+
+def _office_countries(item: Item, key: str, key_type: str, directory: Directory) -> bool:
+    offices = _tags(item, "field_offices")
+    if key_type == "field_office":
+        office = directory.offices.get(key)
+        if key in offices:
+            return True
+        return office is not None and bool(
+            _upper(_tags(item, "countries")) & _upper(office.countries)
+        )
+    return any(
+        key.upper() in _upper(directory.offices[code].countries)
+        for code in offices
+        if code in directory.offices
+    )
+
+
+def _forum(item: Item, key: str, key_type: str, directory: Directory) -> bool:
+    forums = _forums(item, directory)
+    if key_type == "sector":
+        wanted = key.upper()
+        themes = _upper(_tags(item, "sectors")) | _upper(_tags(item, "themes"))
+        for forum in forums:
+            themes |= _upper(forum.sectors) | _upper(forum.themes)
+        return wanted in themes
+    countries = _upper(_tags(item, "countries"))
+    for forum in forums:
+        countries |= _upper(forum.countries)
+    return key.upper() in countries
+
+
+def _any(item: Item, key: str, key_type: str, directory: Directory) -> bool:
+    return True
+
+
+_MATCH: dict[str, Callable[[Item, str, str, Directory], bool]] = {
+    "any": _any,
+    "own_ngo": _own_ngo,
+    "ngo_countries": _ngo_countries,
+    "ngo_fields": _ngo_fields,
+    "sector": _sector,
+    "country": _country,
+    "office_countries": _office_countries,
+    "forum": _forum,
+}
+
+
+def routes_to(
+    item: Item, spec: AudienceRules, key: str, directory: Directory, *, public_only: bool = False
+) -> bool:
+    """Whether the audience's rules send the item to the audience key."""
+    for rule in spec.rules:
+        if item.kind not in rule.kinds:
+            continue
+        if not item.public and (public_only or not rule.include_private):
+            continue
+        if any(_MATCH[name](item, key, spec.key_type, directory) for name in rule.match):
+            return True
+    return False
+
+
+def is_about(item: Item, spec: AudienceRules, key: str) -> bool:
+    """Whether the item names the key itself (ranked first), not only something related to it."""
+    tag = {
+        "organisation": "organisations",
+        "sector": "sectors",
+        "field_office": "field_offices",
+        "country": "countries",
+    }.get(spec.key_type)
+    if tag is None:
+        return False
+    wanted = key if spec.key_type in ("organisation", "field_office") else key.upper()
+    values = _tags(item, tag)
+    return wanted in (
+        values if spec.key_type in ("organisation", "field_office") else _upper(values)
+    )
+
+
+def narrows_to(
+    item: Item, sectors: Sequence[str], themes: Sequence[str], regions: Sequence[str]
+) -> bool:
+    """A subscriber's narrowing: each chosen dimension must be met by one of its values."""
+    if sectors and not _upper(_tags(item, "sectors")) & _upper(sectors):
+        return False
+    if themes and not {t.lower() for t in _tags(item, "themes")} & {t.lower() for t in themes}:
+        return False
+    return not (regions and not _upper(_tags(item, "regions")) & _upper(regions))
+
+
+def parse_audience(text: str) -> tuple[str, str | None]:
+    """`sector` -> ("sector", None); `sector:ED` -> ("sector", "ED")."""
+    name, sep, key = text.partition(":")
+    return name.strip(), (key.strip() if sep else None)
+
+
+def feed_path(rules: RoutingRules, audience: str, key: str, language: str, ext: str) -> str | None:
+    """The public feed that carries an audience key's items: `country/BD.fr.atom`.
+
+    An audience in no feed family (the Liaison Committee) is pointed at the public feed.
+    """
+    for family in rules.feeds.values():
+        if audience in family.audiences:
+            stem = f"{family.name}/{key}" if family.key_type != "none" else family.name
+            return f"{stem}.{language}.{ext}"
+    if "public" in rules.feeds:
+        return f"public.{language}.{ext}"
+    return None

@@ -1,0 +1,338 @@
+"""Editions: one digest per segment and period, built, rendered once and stored (job level)."""
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from diffusion import db
+from diffusion.audiences import (
+    Directory,
+    RoutingRules,
+    check_key,
+    feed_path,
+    load_rules,
+    parse_audience,
+)
+from diffusion.config import Settings
+from diffusion.digest import Digest, Period, Segment, build_digest
+from diffusion.errors import InvalidInput, UnknownRecord
+from diffusion.links import feed_url
+from diffusion.models import (
+    Edition,
+    FieldOffice,
+    FocalPoint,
+    Forum,
+    Item,
+    Organisation,
+    Subscriber,
+)
+
+# Editions in these states may be built again; the others are approved or on their way out.
+REBUILDABLE = ("draft", "empty")
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What `build_editions` did for one segment."""
+
+    segment: str
+    audience: str
+    key: str
+    language: str
+    period: str
+    edition_id: int | None
+    item_count: int
+    more_count: int
+    status: str  # the edition's status: draft, approved, empty, or as found when kept
+    action: str  # created, rebuilt, or kept (existed and was not a draft)
+    subscribers: int
+
+
+def load_directory(session: Session) -> Directory:
+    """The directory as plain rows, read once per job."""
+    return Directory.of(
+        organisations=session.exec(select(Organisation)).all(),
+        offices=session.exec(select(FieldOffice)).all(),
+        forums=session.exec(select(Forum)).all(),
+        focal_points=session.exec(select(FocalPoint)).all(),
+    )
+
+
+def load_items(session: Session, start: datetime, end: datetime) -> list[Item]:
+    """Items published in [start, end)."""
+    query = select(Item).where(col(Item.published_at) >= start, col(Item.published_at) < end)
+    return list(session.exec(query.order_by(col(Item.published_at), col(Item.id))).all())
+
+
+def more_url_for(settings: Settings, rules: RoutingRules, segment: Segment) -> str | None:
+    """Where the rest of a capped digest is online: the segment's public feed."""
+    path = feed_path(rules, segment.audience, segment.key, segment.language, "atom")
+    return feed_url(settings, path) if path else None
+
+
+def _period_of(label: str | None, segment: Segment, settings: Settings, now: datetime) -> Period:
+    if label is None:
+        return Period.containing(now, segment.cadence, settings.zone)
+    return Period.parse(label, settings.zone)
+
+
+def _window(session: Session, segment: Segment, period: Period, explicit: bool) -> Period:
+    """The items' window: the period asked for, or since the segment's previous edition."""
+    if explicit:
+        return period
+    previous = session.exec(
+        select(Edition)
+        .where(Edition.segment == segment.id, Edition.period != period.label)
+        .where(col(Edition.status).not_in(REBUILDABLE))
+        .order_by(col(Edition.created_at).desc())
+        .limit(1)
+    ).first()
+    if previous is None or previous.created_at >= period.end:
+        return period
+    # Since the previous edition: nothing published between two editions is lost.
+    return Period(period.label, min(previous.created_at, period.start), period.end)
+
+
+def _cadence_of(label: str) -> str:
+    return "weekly" if "-W" in label else "monthly"
+
+
+def digest_for(
+    engine: Engine,
+    settings: Settings,
+    *,
+    audience: str,
+    key: str,
+    language: str,
+    period: str | None,
+    now: datetime,
+    subscriber_email: str | None = None,
+) -> Digest:
+    """The digest an audience key (or one subscriber's segment) would get; nothing is stored."""
+    rules = load_rules(settings.routing)
+    with db.session_scope(engine) as session:
+        directory = load_directory(session)
+        if subscriber_email:
+            subscriber = session.exec(
+                select(Subscriber).where(Subscriber.email == subscriber_email.strip().lower())
+            ).first()
+            if subscriber is None:
+                raise UnknownRecord(f"no subscriber {subscriber_email!r}; check the address")
+            segment = Segment.of(subscriber)
+        else:
+            rules.audience(audience)
+            segment = Segment(
+                audience=audience,
+                key=check_key(rules, audience, key, directory),
+                language=language,
+                cadence=_cadence_of(period) if period else "monthly",
+            )
+        base = _period_of(period, segment, settings, now)
+        window = _window(session, segment, base, explicit=period is not None)
+        items = load_items(session, window.start, window.end)
+    return build_digest(
+        items,
+        directory,
+        rules,
+        segment=segment,
+        period=window,
+        now=now,
+        max_items=settings.digest_max_items,
+        more_url=more_url_for(settings, rules, segment),
+    )
+
+
+def _segments(
+    session: Session, rules: RoutingRules, directory: Directory, audience: str | None
+) -> dict[Segment, int]:
+    """The segments of active subscribers (optionally of one audience or audience key)."""
+    query = select(Subscriber).where(Subscriber.status == "active")
+    if audience:
+        name, key = parse_audience(audience)
+        rules.audience(name)
+        query = query.where(Subscriber.audience == name)
+        if key is not None:
+            query = query.where(Subscriber.key == check_key(rules, name, key, directory))
+    counts: dict[Segment, int] = defaultdict(int)
+    for subscriber in session.exec(query).all():
+        counts[Segment.of(subscriber)] += 1
+    return counts
+
+
+def build_editions(
+    engine: Engine,
+    settings: Settings,
+    *,
+    now: datetime,
+    period: str | None = None,
+    audience: str | None = None,
+) -> list[BuildResult]:
+    """Build, render and store one edition per segment of active subscribers and period.
+
+    Safe to run twice at once: the (segment, period) unique constraint decides which insert
+    wins, the other process keeps the winner's edition. Approved or sent editions are kept.
+    """
+    rules = load_rules(settings.routing)
+    if period is not None:
+        Period.parse(period, settings.zone)  # a malformed label fails before any work
+    with db.session_scope(engine) as session:
+        directory = load_directory(session)
+        segments = _segments(session, rules, directory, audience)
+    results = []
+    for segment in sorted(segments, key=lambda found: found.id):
+        if period is not None and segment.cadence != _cadence_of(period):
+            continue  # a month is built for monthly segments, a week for weekly ones
+        results.append(
+            _build_one(engine, settings, rules, directory, segment, segments[segment], period, now)
+        )
+    return results
+
+
+def _build_one(
+    engine: Engine,
+    settings: Settings,
+    rules: RoutingRules,
+    directory: Directory,
+    segment: Segment,
+    subscribers: int,
+    label: str | None,
+    now: datetime,
+) -> BuildResult:
+    base = _period_of(label, segment, settings, now)
+    with db.session_scope(engine) as session:
+        existing = _existing(session, segment.id, base.label)
+        if existing is not None and existing.status not in REBUILDABLE:
+            return _result(segment, existing, "kept", subscribers, 0)
+        window = _window(session, segment, base, explicit=label is not None)
+        items = load_items(session, window.start, window.end)
+    digest = build_digest(
+        items,
+        directory,
+        rules,
+        segment=segment,
+        period=window,
+        now=now,
+        max_items=settings.digest_max_items,
+        more_url=more_url_for(settings, rules, segment),
+    )
+    values = _edition_values(digest, settings, now)
+    with db.session_scope(engine) as session:
+        if existing is not None:
+            # Only a draft or empty edition is replaced, even if an editor approved it meanwhile.
+            updated = session.execute(
+                sa.update(Edition)
+                .where(col(Edition.id) == existing.id, col(Edition.status).in_(REBUILDABLE))
+                .values(**values)
+            )
+            action = "rebuilt" if cast(sa.CursorResult[Any], updated).rowcount else "kept"
+        else:
+            inserted = session.execute(_insert_ignoring_conflict(engine, values)).first()
+            action = "created" if inserted is not None else "kept"
+    with db.session_scope(engine) as session:
+        stored = _existing(session, segment.id, base.label)
+    if stored is None:
+        raise UnknownRecord(f"edition {segment.id} {base.label} vanished while being built")
+    return _result(segment, stored, action, subscribers, digest.more_count)
+
+
+def _existing(session: Session, segment_id: str, label: str) -> Edition | None:
+    return session.exec(
+        select(Edition).where(Edition.segment == segment_id, Edition.period == label)
+    ).first()
+
+
+def _edition_values(digest: Digest, settings: Settings, now: datetime) -> dict[str, object]:
+    segment = digest.segment
+    values: dict[str, object] = {
+        "segment": segment.id,
+        "audience": segment.audience,
+        "key": segment.key,
+        "language": segment.language,
+        "cadence": segment.cadence,
+        "period": digest.period.label,
+        "subject": digest.title,
+        "html": "",
+        "text": "",
+        "item_count": digest.item_count,
+        "created_at": now,
+        "approved_at": None,
+    }
+    if digest.is_empty:
+        values["status"] = "empty"  # reported, and not sent
+        return values
+    from diffusion import render  # the renderer is the next stage; imported where it is used
+
+    rendered = render.render_digest(digest, settings)
+    values.update(subject=rendered.subject, html=rendered.html, text=rendered.text)
+    if settings.require_approval:
+        values["status"] = "draft"
+    else:
+        values.update(status="approved", approved_at=now)
+    return values
+
+
+def _insert_ignoring_conflict(engine: Engine, values: dict[str, object]) -> sa.Executable:
+    """INSERT ... ON CONFLICT (segment, period) DO NOTHING RETURNING id, on both databases."""
+    table = cast(sa.Table, Edition.__table__)  # type: ignore[attr-defined]
+    dialect = engine.dialect.name
+    if dialect == "postgresql":
+        return (
+            postgresql.insert(table)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["segment", "period"])
+            .returning(table.c.id)
+        )
+    if dialect == "sqlite":
+        return (
+            sqlite.insert(table)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["segment", "period"])
+            .returning(table.c.id)
+        )
+    raise InvalidInput(f"database {dialect!r}: Diffusion supports SQLite and PostgreSQL")
+
+
+def _result(
+    segment: Segment, edition: Edition, action: str, subscribers: int, more_count: int
+) -> BuildResult:
+    return BuildResult(
+        segment=segment.id,
+        audience=segment.audience,
+        key=segment.key,
+        language=segment.language,
+        period=edition.period,
+        edition_id=edition.id,
+        item_count=edition.item_count,
+        more_count=more_count,
+        status=edition.status,
+        action=action,
+        subscribers=subscribers,
+    )
+
+
+def list_editions(
+    engine: Engine, *, period: str | None = None, status: str | None = None
+) -> Sequence[Edition]:
+    """Stored editions, newest period first."""
+    query = select(Edition)
+    if period:
+        query = query.where(Edition.period == period)
+    if status:
+        query = query.where(Edition.status == status)
+    with db.session_scope(engine) as session:
+        return session.exec(query.order_by(col(Edition.period).desc(), col(Edition.segment))).all()
+
+
+def get_edition(engine: Engine, edition_id: int) -> Edition:
+    with db.session_scope(engine) as session:
+        edition = session.get(Edition, edition_id)
+    if edition is None:
+        raise UnknownRecord(f"no edition {edition_id}; see `diffusion digest list`")
+    return edition
