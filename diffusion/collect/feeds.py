@@ -1,0 +1,290 @@
+"""Feeds: fetch RSS/Atom sources concurrently with conditional GET, and parse entries into items."""
+
+import asyncio
+import calendar
+import hashlib
+import html
+import os
+import re
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import formatdate
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+from urllib.request import url2pathname
+
+import feedparser
+import httpx
+import pycountry
+
+from diffusion.collect.sanitize import clean_html, clean_text, excerpt
+from diffusion.errors import CollectError
+from diffusion.models import SECTORS, TAG_KEYS, Item
+
+SUMMARY_LIMIT = 500
+_LANGUAGE = re.compile(r"[a-zA-Z]{2,3}")
+
+
+@dataclass(frozen=True)
+class FeedSource:
+    """What fetching and parsing need to know of a source: a plain snapshot of its row."""
+
+    id: int
+    name: str
+    url: str
+    kind: str
+    language: str | None = None
+    public: bool = True
+    tags: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass
+class FetchResult:
+    """The answer of one source: a body to parse, "not modified", or an error."""
+
+    source: FeedSource
+    status: int | None  # HTTP status; 200/304 for file:// sources; None when nothing answered
+    body: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    etag: str | None = None
+    last_modified: str | None = None
+    error: str | None = None
+    final_url: str | None = None  # after redirects: what relative links are resolved against
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+
+@dataclass
+class ParsedFeed:
+    """The items of one feed, with a note when feedparser had to work around a problem."""
+
+    items: list[Item]
+    warning: str | None = None
+
+
+# -- fetching ---------------------------------------------------------------------------------
+
+
+async def fetch_feed(
+    client: httpx.AsyncClient, source: FeedSource, *, fetch_timeout: float
+) -> FetchResult:
+    """GET one source, sending back its validators so that an unchanged feed answers 304."""
+    if urlsplit(source.url).scheme == "file":
+        return await asyncio.to_thread(read_file, source)
+    headers = {}
+    if source.etag:
+        headers["If-None-Match"] = source.etag
+    if source.last_modified:
+        headers["If-Modified-Since"] = source.last_modified
+    try:
+        # httpx's timeout bounds each network operation; this bounds the whole exchange, so that
+        # a server trickling bytes cannot hold a slot for ever.
+        async with asyncio.timeout(fetch_timeout):
+            response = await client.get(source.url, headers=headers)
+    except TimeoutError:
+        return FetchResult(
+            source, None, error=f"no answer within {fetch_timeout:g} s (fetch_timeout)"
+        )
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        return FetchResult(source, None, error=f"{type(exc).__name__}: {exc or 'request failed'}")
+    result = FetchResult(
+        source,
+        response.status_code,
+        etag=response.headers.get("etag") or source.etag,
+        last_modified=response.headers.get("last-modified") or source.last_modified,
+    )
+    if response.status_code == 304:
+        return result
+    if not response.is_success:
+        result.error = f"HTTP {response.status_code} {response.reason_phrase}".strip()
+        return result
+    result.body = response.content
+    result.headers = {name.lower(): value for name, value in response.headers.items()}
+    result.final_url = str(response.url)
+    return result
+
+
+def read_file(source: FeedSource) -> FetchResult:
+    """A file:// source: its modification time plays the part of Last-Modified."""
+    path = url2pathname(urlsplit(source.url).path)
+    try:
+        stamp = formatdate(os.stat(path).st_mtime, usegmt=True)
+        if stamp == source.last_modified:
+            return FetchResult(source, 304, etag=source.etag, last_modified=stamp)
+        with open(path, "rb") as handle:
+            body = handle.read()
+    except OSError as exc:
+        return FetchResult(source, None, error=f"cannot read {path}: {exc.strerror or exc}")
+    return FetchResult(source, 200, body=body, last_modified=stamp)
+
+
+async def fetch_feeds(
+    sources: Sequence[FeedSource], *, fetch_timeout: float, concurrency: int, user_agent: str
+) -> AsyncIterator[FetchResult]:
+    """Fetch every source, at most `concurrency` at a time; yield each answer as it arrives."""
+    limit = asyncio.Semaphore(concurrency)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    headers = {"User-Agent": user_agent, "Accept-Encoding": "gzip, deflate"}
+
+    async def one(client: httpx.AsyncClient, source: FeedSource) -> FetchResult:
+        async with limit:
+            return await fetch_feed(client, source, fetch_timeout=fetch_timeout)
+
+    async with httpx.AsyncClient(
+        headers=headers, limits=limits, timeout=fetch_timeout, follow_redirects=True
+    ) as client:
+        tasks = [asyncio.create_task(one(client, source)) for source in sources]
+        try:
+            for done in asyncio.as_completed(tasks):
+                yield await done
+        finally:
+            for task in tasks:
+                task.cancel()
+
+
+# -- parsing ----------------------------------------------------------------------------------
+
+
+def parse_feed(
+    body: bytes,
+    headers: Mapping[str, str],
+    source: FeedSource,
+    *,
+    now: datetime,
+    default_language: str,
+    base_url: str | None = None,
+) -> ParsedFeed:
+    """The entries of a feed as unsaved items; raises CollectError if it is not a usable feed."""
+    # The body and headers go in as they came, so that feedparser picks the encoding from the
+    # Content-Type, the BOM or the XML declaration. nh3 sanitises and resolves links afterwards;
+    # feedparser is given no Content-Location, else it would also turn bare guids ("42") into
+    # URLs on the feed's host, which two feeds of one site would share.
+    parsed = feedparser.parse(
+        body,
+        response_headers={k: v for k, v in headers.items() if k.lower() != "content-location"},
+        sanitize_html=False,
+        resolve_relative_uris=False,
+    )
+    problem = parsed.get("bozo_exception")
+    if not parsed.entries and (parsed.bozo or not parsed.version):
+        if parsed.version:
+            reason = f"malformed feed: {problem}"
+        else:
+            reason = "not an RSS or Atom feed" + (f" ({problem})" if problem else "")
+        raise CollectError(f"{source.url}: {reason}")
+    base = base_url or source.url
+    feed_link = urljoin(base, parsed.feed.get("link") or "") or base
+    feed_language = _language(parsed.feed.get("language"))
+    items: list[Item] = []
+    seen: set[str] = set()
+    for entry in parsed.entries:
+        item = _item(entry, source, base, feed_link, feed_language, now, default_language)
+        if item.guid not in seen:  # the first of duplicate entries wins
+            seen.add(item.guid)
+            items.append(item)
+    warning = f"{type(problem).__name__}: {problem}" if parsed.bozo and problem else None
+    return ParsedFeed(items, warning)
+
+
+def _item(
+    entry: Any,
+    source: FeedSource,
+    base: str,
+    feed_link: str,
+    feed_language: str | None,
+    now: datetime,
+    default_language: str,
+) -> Item:
+    link = urljoin(base, entry["link"].strip()) if entry.get("link") else None
+    body = _body_html(entry, link or feed_link)
+    title = clean_text(entry.get("title") or "") or excerpt(body, 80) or link or "(untitled)"
+    if entry.get("content") and entry.get("summary"):
+        summary = excerpt(entry["summary"], SUMMARY_LIMIT)
+    else:
+        summary = excerpt(body, SUMMARY_LIMIT)
+    digest = content_hash(title, summary, body, link)
+    guid = (entry.get("id") or "").strip()
+    if guid and not urlsplit(guid).scheme:
+        # A bare guid ("42") is unique only within its feed: qualify it with the feed's address.
+        guid = f"{source.url}#{guid}"
+    details = (entry.get("content") or [{}])[0], entry.get("title_detail") or {}
+    language = (
+        next((lang for lang in (_language(d.get("language")) for d in details) if lang), None)
+        or feed_language
+        or source.language
+        or default_language
+    )
+    return Item(
+        kind=source.kind,
+        guid=guid or link or f"sha256:{digest}",
+        link=link,
+        title=title,
+        summary=summary,
+        body_html=body,
+        language=language,
+        tags=merge_tags(source.tags, [tag.get("term") or "" for tag in entry.get("tags") or []]),
+        public=source.public,
+        published_at=_published(entry, now),
+        collected_at=now,
+        content_hash=digest,
+        source_id=source.id,
+        origin="feed",
+    )
+
+
+def _body_html(entry: Any, base_url: str | None) -> str:
+    contents = entry.get("content") or []
+    chosen = next((c for c in contents if "html" in (c.get("type") or "")), None)
+    chosen = chosen or (contents[0] if contents else entry.get("summary_detail"))
+    if not chosen or not chosen.get("value"):
+        return ""
+    value: str = chosen["value"]
+    if chosen.get("type") == "text/plain":
+        value = "".join(f"<p>{html.escape(part)}</p>" for part in value.split("\n\n"))
+    return clean_html(value, base_url)
+
+
+def _published(entry: Any, now: datetime) -> datetime:
+    for key in ("published_parsed", "updated_parsed", "created_parsed"):
+        stamp: time.struct_time | None = entry.get(key)
+        if stamp:
+            # feedparser normalises dates to UTC struct_time.
+            return datetime.fromtimestamp(calendar.timegm(stamp), UTC)
+    return now
+
+
+def _language(value: str | None) -> str | None:
+    primary = (value or "").strip().replace("_", "-").split("-")[0]
+    return primary.lower() if _LANGUAGE.fullmatch(primary) else None
+
+
+def content_hash(title: str, summary: str, body_html: str, link: str | None) -> str:
+    """sha256 of the normalised title, summary, body and link: the last resort of dedup."""
+    parts = (" ".join(part.split()) for part in (title, summary, body_html, link or ""))
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def merge_tags(
+    defaults: Mapping[str, Sequence[str]], categories: Sequence[str]
+) -> dict[str, list[str]]:
+    """The source's default tags plus entry categories: Sector codes, countries, else themes."""
+    tags: dict[str, list[str]] = {key: list(defaults.get(key, ())) for key in TAG_KEYS}
+    for raw in categories:
+        term = clean_text(raw)
+        if not term:
+            continue
+        if term in SECTORS:
+            key = "sectors"
+        elif len(term) == 2 and term.isupper() and pycountry.countries.get(alpha_2=term):
+            key = "countries"
+        else:
+            key = "themes"
+        if term not in tags[key]:
+            tags[key].append(term)
+    return {key: values for key, values in tags.items() if values}

@@ -1,0 +1,187 @@
+"""Storing collected items and sources: new rows inserted, known ones updated, never duplicated."""
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import pycountry
+from sqlalchemy import ColumnElement
+from sqlmodel import Session, col, select
+
+from diffusion.collect.sanitize import clean_text
+from diffusion.errors import InvalidInput
+from diffusion.models import CONTENT_KINDS, SECTORS, TAG_KEYS, Item, Source
+
+# What a re-collected entry may change; identity (guid, source, origin) and first sighting stay.
+_UPDATABLE = (
+    "kind",
+    "link",
+    "title",
+    "summary",
+    "body_html",
+    "language",
+    "translations",
+    "tags",
+    "public",
+    "published_at",
+    "content_hash",
+)
+_CHUNK = 500
+_SDG = re.compile(r"(?:sdg)?\s*0*(\d{1,2})", re.IGNORECASE)
+_LANGUAGE = re.compile(r"[a-z]{2,3}")
+
+
+def upsert_items(session: Session, items: Iterable[Item], *, now: datetime) -> tuple[int, int]:
+    """Insert new items and update changed ones; returns (created, updated).
+
+    An item is the same as a stored one if it has the same guid; failing that, the same link from
+    the same source (some sites change guids on every build); failing that, the same content hash
+    from the same source. Rows already matched in this batch are not matched twice, so distinct
+    entries sharing a link are kept apart.
+    """
+    batch: dict[str, Item] = {}
+    for item in items:
+        batch.setdefault(item.guid, item)  # duplicate guids in one batch: the first wins
+    if not batch:
+        return 0, 0
+    by_guid = {row.guid: row for row in _rows(session, col(Item.guid), list(batch))}
+    unmatched = [item for guid, item in batch.items() if guid not in by_guid]
+    by_link = _index(_rows(session, col(Item.link), [i.link for i in unmatched if i.link]), "link")
+    hashes = [item.content_hash for item in unmatched]
+    by_hash = _index(_rows(session, col(Item.content_hash), hashes), "content_hash")
+    touched: set[int] = set()
+    created = updated = 0
+    for item in batch.values():
+        row = by_guid.get(item.guid)
+        if row is None and item.link:
+            row = _untouched(by_link.get((item.source_id, item.origin, item.link), []), touched)
+        if row is None:
+            key = (item.source_id, item.origin, item.content_hash)
+            row = _untouched(by_hash.get(key, []), touched)
+        if row is None:
+            item.collected_at = now
+            session.add(item)
+            created += 1
+            continue
+        touched.add(id(row))
+        if item.published_at == item.collected_at:
+            # An undated entry is dated when first seen (see feeds.parse_feed); keep that date.
+            item.published_at = row.published_at
+        changed = False
+        for name in _UPDATABLE:
+            value = getattr(item, name)
+            if getattr(row, name) != value:
+                setattr(row, name, value)
+                changed = True
+        updated += changed
+    session.flush()
+    return created, updated
+
+
+def _rows(session: Session, column: Any, values: Sequence[Any]) -> list[Item]:
+    rows: list[Item] = []
+    unique = sorted(set(values))
+    for start in range(0, len(unique), _CHUNK):
+        condition: ColumnElement[bool] = column.in_(unique[start : start + _CHUNK])
+        rows.extend(session.exec(select(Item).where(condition)).all())
+    return rows
+
+
+def _index(rows: list[Item], attribute: str) -> dict[tuple[Any, str, Any], list[Item]]:
+    index: dict[tuple[Any, str, Any], list[Item]] = {}
+    for row in rows:
+        index.setdefault((row.source_id, row.origin, getattr(row, attribute)), []).append(row)
+    return index
+
+
+def _untouched(rows: list[Item], touched: set[int]) -> Item | None:
+    return next((row for row in rows if id(row) not in touched), None)
+
+
+# -- validation shared by feeds sources and editorial entries ------------------------------------
+# Private, small checks: diffusion/validate.py (written alongside) is meant to replace them.
+
+
+def split_values(value: Any) -> list[str]:
+    """A list from YAML/CSV/flags: a list as is, or a string split on `;` and `,`."""
+    if value is None:
+        return []
+    if isinstance(value, list | tuple | set):
+        return [str(v).strip() for v in value if str(v).strip()]
+    return [part.strip() for part in re.split(r"[;,]", str(value)) if part.strip()]
+
+
+def check_kind(value: Any) -> str:
+    kind = str(value or "").strip()
+    if kind not in CONTENT_KINDS:
+        raise InvalidInput(f"kind: {kind!r} is not one of {', '.join(CONTENT_KINDS)}")
+    return kind
+
+
+def check_language(value: Any) -> str:
+    code = str(value or "").strip().lower()
+    if not _LANGUAGE.fullmatch(code) or not (
+        pycountry.languages.get(alpha_2=code) or pycountry.languages.get(alpha_3=code)
+    ):
+        raise InvalidInput(f"language: {value!r} is not an ISO 639 code such as en or fr")
+    return code
+
+
+def check_tags(raw: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Tags keyed by TAG_KEYS, with Sector codes, ISO 3166-1 alpha-2 countries and SDGs checked."""
+    tags: dict[str, list[str]] = {}
+    for key, value in raw.items():
+        if key not in TAG_KEYS:
+            raise InvalidInput(f"{key}: unknown tag key; use one of {', '.join(TAG_KEYS)}")
+        values: list[str] = []
+        for given in split_values(value):
+            if key == "sectors":
+                norm = given.upper()
+                if norm not in SECTORS:
+                    known = ", ".join(SECTORS)
+                    raise InvalidInput(f"sectors: {given!r} is not a Sector code ({known})")
+            elif key == "countries":
+                norm = given.upper()
+                if len(norm) != 2 or not pycountry.countries.get(alpha_2=norm):
+                    raise InvalidInput(
+                        f"countries: {given!r} is not an ISO 3166-1 alpha-2 code such as FR or KE"
+                    )
+            elif key == "sdgs":
+                match = _SDG.fullmatch(given)
+                if not match or not 1 <= int(match.group(1)) <= 17:
+                    raise InvalidInput(f"sdgs: {given!r} is not a goal number from 1 to 17")
+                norm = str(int(match.group(1)))
+            else:
+                norm = clean_text(given)
+            if norm and norm not in values:
+                values.append(norm)
+        if values:
+            tags[key] = values
+    return tags
+
+
+def save_source(
+    session: Session,
+    *,
+    name: str,
+    url: str,
+    kind: str,
+    language: str | None = None,
+    public: bool = True,
+    tags: Mapping[str, list[str]] | None = None,
+) -> tuple[Source, bool]:
+    """Add a source or update the one with this name (else this URL); returns (row, created)."""
+    row = session.exec(select(Source).where(Source.name == name)).first()
+    row = row or session.exec(select(Source).where(Source.url == url)).first()
+    created = row is None
+    if row is None:
+        row = Source(name=name, url=url, kind=kind)
+    elif row.url != url:
+        # A new address: its validators belong to the old one.
+        row.etag = row.last_modified = None
+    row.name, row.url, row.kind = name, url, kind
+    row.language, row.public, row.tags = language, public, dict(tags or {})
+    session.add(row)
+    session.flush()
+    return row, created
