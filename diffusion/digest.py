@@ -356,7 +356,12 @@ def build_digest(
             sections.append(Section(kind, heading(kind, language), entries, more_count=more))
     title_words = _words(AUDIENCE_TITLES, language)[segment.audience]
     who = key_name(segment.audience, segment.key, language, directory)
-    title = f"{who}: {title_words}" if who else title_words
+    if who and language.startswith("fr"):
+        # French puts a space before the colon and no capital after it (except in "ONG").
+        lowered = title_words[:1].lower() + title_words[1:]
+        title = f"{who} : {lowered if title_words[1:2].islower() else title_words}"
+    else:
+        title = f"{who}: {title_words}" if who else title_words
     return Digest(
         segment=segment,
         period=period,

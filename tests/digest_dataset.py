@@ -8,7 +8,7 @@ from sqlalchemy.engine import Engine
 
 from diffusion import db
 from diffusion.audiences import Directory
-from diffusion.models import FieldOffice, FocalPoint, Forum, Item, Organisation, Sector, SECTORS
+from diffusion.models import SECTORS, FieldOffice, FocalPoint, Forum, Item, Organisation, Sector
 
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 
@@ -126,4 +126,8 @@ def store(engine: Engine, extra_items: list[Item] | None = None) -> None:
             session.add(Sector(code=code, name=name, name_fr=name_fr))
         session.flush()
         session.add_all([*organisations(), *offices(), *forums(), *focal_points()])
-        session.add_all([*items(), *(extra_items or [])])
+        # The database numbers the items itself (explicit ids would not move PostgreSQL's sequence).
+        stored = [*items(), *(extra_items or [])]
+        for item in stored:
+            item.id = None
+        session.add_all(stored)

@@ -4,6 +4,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from digest_dataset import directory, items
 
 from diffusion.audiences import (
     RoutingError,
@@ -15,7 +16,6 @@ from diffusion.audiences import (
 from diffusion.config import bundled_path, load_settings
 from diffusion.errors import InvalidInput, UnknownAudience
 from diffusion.models import AUDIENCES
-from digest_dataset import directory, items
 
 BUNDLED = bundled_path("subscribers")
 

@@ -1,0 +1,418 @@
+"""The digest builder and stored editions: ranking, narrowing, languages, the cap, concurrency."""
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from digest_dataset import NOW, directory, items, store
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from diffusion import db
+from diffusion.audiences import load_rules
+from diffusion.config import Settings, bundled_path, load_settings
+from diffusion.digest import Digest, Period, Segment, build_digest
+from diffusion.editions import BuildResult, build_editions, digest_for
+from diffusion.errors import InvalidInput, UnknownAudience
+from diffusion.models import Edition, Item, Subscriber
+
+ZONE = load_settings().zone
+NOVEMBER = Period.parse("2026-11", ZONE)
+RULES = load_rules(bundled_path("subscribers"))
+
+
+def _digest(segment: Segment, max_items: int = 40, extra: list[Item] | None = None) -> Digest:
+    return build_digest(
+        [*items(), *(extra or [])],
+        directory(),
+        RULES,
+        segment=segment,
+        period=NOVEMBER,
+        now=NOW,
+        max_items=max_items,
+        more_url="https://diffusion.example/feeds/x.en.atom",
+    )
+
+
+def _guids(digest: Digest) -> list[str]:
+    by_id = {item.id: item.guid for item in items()}
+    return [by_id[entry.item_id] for section in digest.sections for entry in section.entries]
+
+
+def test_ngo_digest_groups_its_items_by_kind_in_rule_order() -> None:
+    digest = _digest(Segment("ngo", "ifla"))
+    assert [section.kind for section in digest.sections] == [
+        "ngo_action",
+        "field_office_activity",
+        "programme_update",
+        "forum_conclusion",
+        "event",
+    ]
+    assert [section.heading for section in digest.sections][:2] == [
+        "NGO actions",
+        "Field Office activities",
+    ]
+    # The October action is outside the period; private items never reach an NGO not theirs.
+    assert sorted(_guids(digest)) == sorted(
+        [
+            "ifla-reading-bd",
+            "dhaka-office-literacy",
+            "apia-office-literacy",
+            "ed-programme-nairobi",
+            "icngo-conclusions",
+            "world-book-day",
+        ]
+    )
+    assert digest.title == "IFLA: NGO partners' newsletter, November 2026"
+    assert digest.item_count == 6 and digest.more_count == 0
+    focal = digest.references[0]
+    assert focal.kind == "focal_points"
+    # IFLA's own Sectors (CI, ED) come before the others.
+    assert [row[0] for row in focal.rows] == ["CI", "ED", "SC"]
+
+
+def test_items_about_the_key_come_first_then_the_newest() -> None:
+    digest = _digest(Segment("national_commission", "FJ"))
+    assert _guids(digest) == ["apia-office-literacy"]
+    liaison = _digest(Segment("liaison_committee"))
+    actions = next(section for section in liaison.sections if section.kind == "ngo_action")
+    dates = [entry.published_at for entry in actions.entries]
+    assert dates == sorted(dates, reverse=True)
+    # Bangladesh's Member State digest: an action tagged BD before a newer one only related.
+    newer_related = Item(
+        id=50,
+        guid="newer-forum-bd",
+        kind="forum_conclusion",
+        title="Newer conclusion",
+        published_at=datetime(2026, 11, 20, tzinfo=UTC),
+        content_hash="f" * 64,
+        tags={"forums": ["icngo-2020"], "countries": ["FR"]},
+    )
+    older_about = Item(
+        id=51,
+        guid="older-about-fr",
+        kind="forum_conclusion",
+        title="Older conclusion about France",
+        published_at=datetime(2026, 11, 2, tzinfo=UTC),
+        content_hash="e" * 64,
+        tags={"countries": ["FR"]},
+    )
+    newest_unrelated = Item(
+        id=52,
+        guid="newest-forum-only",
+        kind="forum_conclusion",
+        title="Newest conclusion of a forum held in France",
+        published_at=datetime(2026, 11, 25, tzinfo=UTC),
+        content_hash="d" * 64,
+        tags={"forums": ["icngo-2020"]},
+    )
+    france = _digest(
+        Segment("member_state", "FR"), extra=[newer_related, older_about, newest_unrelated]
+    )
+    ids = [entry.item_id for section in france.sections for entry in section.entries]
+    assert ids == [50, 51, 52, 7]
+
+
+def test_private_items_reach_only_the_audiences_that_include_them() -> None:
+    assert "icsc-private-ke" in _guids(_digest(Segment("member_state", "KE")))
+    assert "icsc-private-ke" in _guids(_digest(Segment("liaison_committee")))
+    assert "icsc-private-ke" in _guids(_digest(Segment("ngo", "icsc")))
+    assert "icsc-private-ke" not in _guids(_digest(Segment("national_commission", "KE")))
+    assert "icsc-private-ke" not in _guids(_digest(Segment("public")))
+    assert "medellin-private" not in _guids(_digest(Segment("ngo", "ifla")))
+
+
+def test_narrowing_keeps_items_matching_a_chosen_value_of_each_dimension() -> None:
+    everything = _guids(_digest(Segment("liaison_committee")))
+    assert len(everything) == 10
+    education = _guids(_digest(Segment("liaison_committee", sectors=("ED",))))
+    assert education == ["dhaka-office-literacy", "ed-programme-nairobi"]
+    two = _guids(_digest(Segment("liaison_committee", sectors=("ED", "SC"))))
+    assert sorted(two) == ["dhaka-office-literacy", "ed-programme-nairobi", "ocean-plan-fj"]
+    pacific = _guids(_digest(Segment("liaison_committee", regions=("Pacific",))))
+    assert pacific == ["ocean-plan-fj"]
+    both = _guids(_digest(Segment("liaison_committee", sectors=("ED",), regions=("Africa",))))
+    assert both == ["ed-programme-nairobi"]
+    literacy = _guids(_digest(Segment("liaison_committee", themes=("Literacy",))))
+    assert sorted(literacy) == ["apia-office-literacy", "world-book-day"]
+
+
+def test_entries_are_shown_in_the_readers_language_or_marked_as_fallback() -> None:
+    digest = _digest(Segment("sector", "CI", language="fr"))
+    entries = {entry.item_id: entry for section in digest.sections for entry in section.entries}
+    translated = entries[1]
+    assert (translated.title, translated.language, translated.fallback) == (
+        "Cercles de lecture au Bangladesh",
+        "fr",
+        False,
+    )
+    assert translated.summary == "Cercles de lecture à Dacca."
+    assert translated.link == "https://news.example/ifla-reading-bd"  # no translated link
+    assert entries[11].fallback is False and entries[11].title == "Action en français"
+    assert digest.sections[0].heading == "Actions des ONG"
+    assert digest.title == (
+        "Communication et information : actions et projets des ONG, novembre 2026"
+    )
+    english = _digest(Segment("sector", "CI", language="en"))
+    shown = {entry.item_id: entry for section in english.sections for entry in section.entries}
+    assert shown[11].fallback is True and shown[11].language == "fr"
+    assert shown[1].fallback is False and shown[1].title == "Ifla reading bd"
+
+
+def test_the_cap_keeps_the_best_ranked_and_counts_the_rest() -> None:
+    digest = _digest(Segment("liaison_committee"), max_items=3)
+    assert digest.item_count == 3
+    assert digest.more_count == 7
+    # Sections shown count what they left out; kinds cut off entirely count in the total only.
+    assert [(s.kind, len(s.entries), s.more_count) for s in digest.sections] == [
+        ("ngo_action", 1, 2),
+        ("forum_conclusion", 1, 1),
+        ("event", 1, 0),
+    ]
+    assert digest.more_url == "https://diffusion.example/feeds/x.en.atom"
+    shown = {entry.published_at for section in digest.sections for entry in section.entries}
+    assert min(shown) == datetime(2026, 11, 10, 12, 0, tzinfo=UTC)  # the three newest
+    directory_list = digest.references[0]
+    assert directory_list.kind == "ngo_directory"
+    assert len(directory_list.rows) == 3 and directory_list.more_count == 0
+
+
+def test_reference_lists_put_the_keys_own_first() -> None:
+    kenya = _digest(Segment("member_state", "KE"), max_items=2).references[0]
+    assert [row[0] for row in kenya.rows] == [
+        "International Civil Society Centre",
+        "International Federation of Library Associations (IFLA)",
+    ]
+    assert kenya.more_count == 1
+    experts = _digest(Segment("sector", "SC")).references[0]
+    assert experts.kind == "expert_ngos"
+    assert [row[0] for row in experts.rows] == ["Ocean Literacy Network (OLN)"]
+    assert experts.columns[0] == "Organisation"
+
+
+def test_an_audience_with_nothing_this_period_gets_an_empty_digest() -> None:
+    digest = _digest(Segment("field_office", "dhaka"), extra=[])
+    assert digest.item_count == 1
+    week = Period.parse("2026-W48", ZONE)
+    empty = build_digest(
+        items(),
+        directory(),
+        RULES,
+        segment=Segment("field_office", "dhaka", cadence="weekly"),
+        period=week,
+        now=NOW,
+        max_items=40,
+    )
+    assert empty.is_empty and empty.sections == ()
+    assert empty.title == "UNESCO Dhaka Office: NGO actions in your countries, week 48, 2026"
+
+
+# --- stored editions ---------------------------------------------------------------------------
+
+
+def _subscribe(engine: Engine, *rows: tuple[str, str, str, str]) -> None:
+    with db.session_scope(engine) as session:
+        for email, audience, key, language in rows:
+            session.add(Subscriber(email=email, audience=audience, key=key, language=language))
+
+
+SUBSCRIBERS = (
+    ("a@example.org", "ngo", "ifla", "en"),
+    ("b@example.org", "ngo", "ifla", "en"),  # same segment as a@
+    ("c@example.org", "ngo", "ifla", "fr"),
+    ("d@example.org", "sector", "ED", "en"),
+    ("e@example.org", "field_office", "dhaka", "en"),
+    ("f@example.org", "member_state", "CO", "fr"),
+    ("g@example.org", "national_commission", "WS", "en"),
+)
+
+
+def _by_segment(results: list[BuildResult]) -> dict[str, BuildResult]:
+    return {result.segment: result for result in results}
+
+
+def test_build_editions_stores_one_rendered_edition_per_segment(
+    engine: Engine, settings: Settings
+) -> None:
+    store(engine)
+    _subscribe(engine, *SUBSCRIBERS)
+    with db.session_scope(engine) as session:
+        session.add(
+            Subscriber(email="gone@example.org", audience="sector", key="SC", status="unsubscribed")
+        )
+    results = _by_segment(build_editions(engine, settings, now=NOW, period="2026-11"))
+    assert set(results) == {
+        "ngo:ifla|en|monthly",
+        "ngo:ifla|fr|monthly",
+        "sector:ED|en|monthly",
+        "field_office:dhaka|en|monthly",
+        "member_state:CO|fr|monthly",
+        "national_commission:WS|en|monthly",
+    }
+    ifla = results["ngo:ifla|en|monthly"]
+    assert (ifla.subscribers, ifla.item_count, ifla.status, ifla.action) == (
+        2,
+        6,
+        "approved",
+        "created",
+    )
+    assert results["member_state:CO|fr|monthly"].item_count == 1  # the private Medellín conclusion
+    with db.session_scope(engine) as session:
+        editions = {edition.segment: edition for edition in session.exec(select(Edition)).all()}
+    assert len(editions) == 6
+    french = editions["ngo:ifla|fr|monthly"]
+    assert french.language == "fr" and "Cercles de lecture au Bangladesh" in french.html
+    assert "Cercles de lecture au Bangladesh" in french.text
+    assert "[[diffusion:unsubscribe_url]]" in french.text
+    assert french.period == "2026-11" and french.approved_at == NOW
+
+    # Built again: approved editions are kept as they are.
+    again = _by_segment(
+        build_editions(engine, settings, now=NOW + timedelta(hours=1), period="2026-11")
+    )
+    assert {result.action for result in again.values()} == {"kept"}
+    assert again["ngo:ifla|en|monthly"].edition_id == ifla.edition_id
+
+
+def test_drafts_and_empty_editions_are_rebuilt_and_filtered_by_audience(
+    engine: Engine, settings: Settings
+) -> None:
+    settings = settings.model_copy(update={"require_approval": True})
+    store(engine)
+    _subscribe(engine, *SUBSCRIBERS)
+    first = _by_segment(
+        build_editions(engine, settings, now=NOW, period="2026-11", audience="ngo:ifla")
+    )
+    assert set(first) == {"ngo:ifla|en|monthly", "ngo:ifla|fr|monthly"}
+    assert {result.status for result in first.values()} == {"draft"}
+    extra = Item(
+        guid="late-ifla-action",
+        kind="ngo_action",
+        title="Late action",
+        published_at=datetime(2026, 11, 27, tzinfo=UTC),
+        content_hash="a" * 64,
+        tags={"organisations": ["ifla"]},
+    )
+    with db.session_scope(engine) as session:
+        session.add(extra)
+    second = _by_segment(
+        build_editions(engine, settings, now=NOW, period="2026-11", audience="ngo")
+    )
+    assert second["ngo:ifla|en|monthly"].action == "rebuilt"
+    assert second["ngo:ifla|en|monthly"].item_count == 7
+    assert second["ngo:ifla|en|monthly"].edition_id == first["ngo:ifla|en|monthly"].edition_id
+
+    # A weekly period builds weekly segments only; nothing this week: an empty edition.
+    with db.session_scope(engine) as session:
+        session.add(
+            Subscriber(email="w@example.org", audience="field_office", key="apia", cadence="weekly")
+        )
+    weekly = build_editions(engine, settings, now=NOW, period="2026-W47")
+    assert [(r.segment, r.status, r.item_count) for r in weekly] == [
+        ("field_office:apia|en|weekly", "empty", 0)
+    ]
+    with pytest.raises(UnknownAudience, match="unknown Sector 'XX'"):
+        build_editions(engine, settings, now=NOW, audience="sector:XX")
+    with pytest.raises(InvalidInput, match="period '2026-13'"):
+        build_editions(engine, settings, now=NOW, period="2026-13")
+
+
+def test_without_a_period_an_edition_covers_the_time_since_the_previous_one(
+    engine: Engine, settings: Settings
+) -> None:
+    store(engine)
+    _subscribe(engine, ("d@example.org", "sector", "CI", "en"))
+    october = build_editions(
+        engine, settings, now=datetime(2026, 10, 31, tzinfo=UTC), period="2026-10"
+    )
+    assert october[0].item_count == 1
+    # The previous edition was built on 31 October: the October item published the 15th is
+    # not repeated, and November's are in.
+    current = build_editions(engine, settings, now=NOW)
+    assert current[0].period == "2026-11"
+    assert current[0].item_count == 2  # ifla-reading-bd and the French action
+
+
+def test_digest_for_previews_an_audience_or_a_subscriber_without_storing(
+    engine: Engine, settings: Settings
+) -> None:
+    store(engine)
+    _subscribe(engine, ("x@example.org", "sector", "SC", "fr"))
+    digest = digest_for(
+        engine,
+        settings,
+        audience="member_state",
+        key="co",
+        language="en",
+        period="2026-11",
+        now=NOW,
+    )
+    assert digest.segment.key == "CO" and digest.item_count == 1
+    assert digest.more_url == "http://127.0.0.1:8080/feeds/country/CO.en.atom"
+    mine = digest_for(
+        engine,
+        settings,
+        audience="",
+        key="",
+        language="en",
+        period="2026-11",
+        now=NOW,
+        subscriber_email="X@example.org",
+    )
+    assert mine.segment == Segment("sector", "SC", language="fr")
+    assert mine.sections[0].heading == "Travaux prévus des ONG"
+    with db.session_scope(engine) as session:
+        assert session.exec(select(Edition)).all() == []
+    with pytest.raises(UnknownAudience, match="unknown organisation 'nobody'"):
+        digest_for(
+            engine, settings, audience="ngo", key="nobody", language="en", period=None, now=NOW
+        )
+
+
+@pytest.mark.postgres
+def test_two_concurrent_builds_make_one_edition_per_segment(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    store(engine)
+    rows = [
+        (f"s{number}@example.org", audience, key, language)
+        for number, (audience, key) in enumerate(
+            [("ngo", "ifla"), ("ngo", "icsc"), ("ngo", "ocean"), ("sector", "ED"), ("sector", "CI"),
+             ("sector", "SC"), ("member_state", "BD"), ("member_state", "KE"),
+             ("field_office", "apia"), ("national_commission", "FJ"), ("public", "")]
+        )
+        for language in ("en", "fr")
+    ]  # fmt: skip
+    rows = [(f"{language}{email}", a, k, language) for email, a, k, language in rows]
+    _subscribe(engine, *rows)
+    barrier = threading.Barrier(2)
+    outcomes: list[list[BuildResult]] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        own = db.engine_for(settings)  # each "process" with its own connection pool
+        try:
+            barrier.wait()
+            outcomes.append(build_editions(own, settings, now=NOW, period="2026-11"))
+        except BaseException as exc:  # reported to the test thread below
+            errors.append(exc)
+        finally:
+            own.dispose()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    segments = len(rows)
+    assert [len(outcome) for outcome in outcomes] == [segments, segments]
+    created = [r for outcome in outcomes for r in outcome if r.action == "created"]
+    assert len(created) == segments  # each segment created by exactly one of the two
+    with db.session_scope(engine) as session:
+        stored = session.exec(select(Edition)).all()
+    assert len(stored) == segments
+    assert len({(edition.segment, edition.period) for edition in stored}) == segments
+    ids = {(r.segment, r.edition_id) for outcome in outcomes for r in outcome}
+    assert len(ids) == segments  # both runs report the same edition for a segment
