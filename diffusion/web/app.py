@@ -1,0 +1,668 @@
+"""The web pages: subscribe, confirm, preferences, unsubscribe, feeds, archive and health."""
+
+import logging
+import mimetypes
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import formataddr, formatdate, make_msgid
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from diffusion import db, validate
+from diffusion.collect.subscribers import add_subscriber, check_subscriber
+from diffusion.config import Settings
+from diffusion.errors import DeliveryError, InvalidInput, InvalidToken
+from diffusion.i18n import direction, format_day
+from diffusion.models import SECTORS, Edition, Subscriber
+from diffusion.personalise import fill
+from diffusion.tokens import make_token, read_token
+from diffusion.web import catalogue
+from diffusion.web.protection import (
+    CSRF_COOKIE,
+    CSRF_FIELD,
+    RateLimiter,
+    csrf_ok,
+    csrf_token,
+    new_csrf_cookie,
+)
+
+log = logging.getLogger("diffusion.web")
+mimetypes.add_type("application/rss+xml", ".rss")
+mimetypes.add_type("application/atom+xml", ".atom")
+
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+# The audiences whose sent editions are listed in the public archive; other editions are shown
+# only to whoever has their "view in browser" link.
+LISTED_AUDIENCES = ("public",)
+# RFC 8058: the body a mail client POSTs to the List-Unsubscribe URL.
+ONE_CLICK_FIELD, ONE_CLICK_VALUE = "List-Unsubscribe", "One-Click"
+# Token pages leak nothing to the sites they link to, and are not framed by others.
+SECURITY_HEADERS = {
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+
+
+@dataclass
+class Web:
+    """What the handlers share: settings, engine, templates and the in-memory rate limits."""
+
+    settings: Settings
+    engine: Engine
+    templates: Jinja2Templates
+    per_address: RateLimiter
+    per_client: RateLimiter
+
+    @property
+    def secret(self) -> str:
+        return self.settings.signing_key()
+
+
+def _web(request: Request) -> Web:
+    web: Web = request.app.state.web
+    return web
+
+
+def choose_language(
+    request: Request, settings: Settings, *preferred: str | None, form: FormData | None = None
+) -> str:
+    """?lang=, then the form's page language, then `preferred`, then Accept-Language."""
+    allowed = settings.languages
+    candidates = [request.query_params.get("lang")]
+    if form is not None:
+        value = form.get("lang")
+        candidates.append(value if isinstance(value, str) else None)
+    candidates.extend(preferred)
+    for candidate in candidates:
+        if candidate in allowed:
+            return str(candidate)
+    ranked: list[tuple[float, str]] = []
+    for part in request.headers.get("accept-language", "").split(","):
+        tag, _, params = part.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                quality = 0.0
+        if tag:
+            ranked.append((quality, tag.split("-")[0].lower()))
+    for _quality, language in sorted(ranked, key=lambda pair: -pair[0]):
+        if language in allowed:
+            return language
+    return settings.default_language
+
+
+def _page(
+    request: Request,
+    template: str,
+    language: str,
+    title_key: str,
+    *,
+    status: int = 200,
+    **context: Any,
+) -> Response:
+    web = _web(request)
+    cookie = request.cookies.get(CSRF_COOKIE)
+    fresh = cookie is None
+    cookie = cookie or new_csrf_cookie()
+
+    def translate(key: str, **fields: object) -> str:
+        return catalogue.text(language, key, **fields)
+
+    response = web.templates.TemplateResponse(
+        request,
+        template,
+        {
+            "lang": language,
+            "dir": direction(language),
+            "_": translate,
+            "title": translate(title_key),
+            "organisation": web.settings.organisation_name,
+            "languages": [
+                (code, catalogue.LANGUAGE_NAMES.get(code, code)) for code in web.settings.languages
+            ],
+            "sectors": [
+                (code, names[1] if language == "fr" else names[0])
+                for code, names in SECTORS.items()
+            ],
+            "csrf_token": csrf_token(web.secret, cookie),
+            **context,
+        },
+        status_code=status,
+    )
+    response.headers.update(SECURITY_HEADERS)
+    response.headers["Content-Language"] = language
+    if fresh:
+        response.set_cookie(
+            CSRF_COOKIE,
+            cookie,
+            httponly=True,
+            samesite="lax",
+            secure=web.settings.base_url.startswith("https://"),
+        )
+    return response
+
+
+def _message(
+    request: Request,
+    language: str,
+    title_key: str,
+    message: str,
+    *,
+    status: int = 200,
+    error: bool = False,
+    link: str | None = None,
+    link_text: str | None = None,
+) -> Response:
+    return _page(
+        request,
+        "message.html",
+        language,
+        title_key,
+        status=status,
+        message=message,
+        error=error,
+        link=link,
+        link_text=link_text,
+    )
+
+
+def _invalid_link(request: Request, language: str) -> Response:
+    return _message(
+        request,
+        language,
+        "invalid_link_title",
+        catalogue.text(language, "invalid_link"),
+        status=400,
+        error=True,
+        link="/?lang=" + language,
+        link_text=catalogue.text(language, "back_to_subscribe"),
+    )
+
+
+def _csrf_refused(request: Request, language: str) -> Response:
+    return _message(
+        request, language, "csrf_title", catalogue.text(language, "csrf"), status=403, error=True
+    )
+
+
+def _csrf_valid(request: Request, form: FormData) -> bool:
+    return csrf_ok(_web(request).secret, request.cookies.get(CSRF_COOKIE), form.get(CSRF_FIELD))
+
+
+def _choices(form: FormData) -> dict[str, Any]:
+    """The preference fields of a form, as text, to validate and to show back."""
+    return {
+        "language": str(form.get("language") or ""),
+        "sectors": [str(value) for value in form.getlist("sectors")],
+        "themes": str(form.get("themes") or ""),
+        "cadence": str(form.get("cadence") or "monthly"),
+    }
+
+
+# Subscribe ------------------------------------------------------------------------------------
+
+
+async def subscribe_form(request: Request) -> Response:
+    web = _web(request)
+    language = choose_language(request, web.settings)
+    values = {
+        "email": "",
+        "name": "",
+        "audience": "public",
+        "key": "",
+        "language": language,
+        "sectors": [],
+        "themes": "",
+        "cadence": "monthly",
+    }
+    return _subscribe_page(request, language, values)
+
+
+def _subscribe_page(
+    request: Request, language: str, values: dict[str, Any], error: str | None = None
+) -> Response:
+    audiences = [
+        (code, catalogue.audience_label(language, code)) for code in catalogue.AUDIENCE_LABELS
+    ]
+    return _page(
+        request,
+        "subscribe.html",
+        language,
+        "subscribe_title",
+        status=400 if error else 200,
+        values=values,
+        audiences=audiences,
+        error=error,
+    )
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """Who gets a confirmation link, and the link."""
+
+    email: str
+    language: str
+    url: str
+
+
+def _subscribe(web: Web, values: dict[str, Any], now: datetime) -> Confirmation | None:
+    """Record a pending subscriber; None when the address is already active (nothing to send).
+
+    An active address is left as it is, so that nobody can put someone else's subscription back
+    to pending; an unsubscribed or bounced one is re-activated only by its confirmation.
+    """
+    with db.session_scope(web.engine) as session:
+        checked = check_subscriber(session, values)
+        existing = session.exec(
+            select(Subscriber).where(Subscriber.email == checked["email"])
+        ).first()
+        if existing is not None and existing.status == "active":
+            return None
+        if existing is None or existing.status == "pending":
+            subscriber = add_subscriber(session, **checked, now=now, status="pending")
+        else:
+            subscriber = existing
+        assert subscriber.id is not None
+        token = make_token(
+            web.secret, "confirm", subscriber.id, at=subscriber.status_changed_at.isoformat()
+        )
+        url = f"{web.settings.base_url.rstrip('/')}/confirm/{token}"
+        return Confirmation(subscriber.email, subscriber.language, url)
+
+
+def confirmation_message(settings: Settings, confirmation: Confirmation) -> EmailMessage:
+    """The double opt-in message: plain text, in the subscriber's language."""
+    language = confirmation.language
+    fields = {
+        "organisation": settings.organisation_name,
+        "email": confirmation.email,
+        "days": settings.confirm_token_days,
+        "url": confirmation.url,
+    }
+    message = EmailMessage()
+    message["From"] = formataddr((settings.organisation_name, settings.from_address))
+    message["To"] = confirmation.email
+    message["Subject"] = catalogue.text(language, "confirm_mail_subject", **fields)
+    message["Date"] = formatdate(localtime=False, usegmt=True)
+    message["Message-ID"] = make_msgid(domain=settings.from_address.rpartition("@")[2])
+    message["Content-Language"] = language
+    message["Auto-Submitted"] = "auto-generated"
+    if settings.reply_to:
+        message["Reply-To"] = settings.reply_to
+    message.set_content(catalogue.text(language, "confirm_mail_body", **fields))
+    return message
+
+
+async def subscribe(request: Request) -> Response:
+    web = _web(request)
+    form = await request.form()
+    language = choose_language(request, web.settings, form=form)
+    if not _csrf_valid(request, form):
+        return _csrf_refused(request, language)
+    values = {
+        "email": str(form.get("email") or "").strip(),
+        "name": str(form.get("name") or "").strip()[:200],
+        "audience": str(form.get("audience") or "public"),
+        "key": str(form.get("key") or "").strip(),
+        **_choices(form),
+    }
+    client = request.client.host if request.client else "unknown"
+    if not web.per_client.allow(client):
+        return _rate_limited(request, language)
+    try:
+        address = validate.email(values["email"])
+        if values["language"] not in web.settings.languages:
+            raise InvalidInput(f"language {values['language']!r}: not offered")
+    except InvalidInput as exc:
+        return _subscribe_page(request, language, values, error=str(exc))
+    if not web.per_address.allow(address):
+        return _rate_limited(request, language)
+    now = datetime.now(UTC)
+    try:
+        confirmation = await run_in_threadpool(_subscribe, web, values, now)
+    except InvalidInput as exc:
+        return _subscribe_page(request, language, values, error=str(exc))
+    if confirmation is not None:
+        from diffusion.deliver import send_one
+
+        try:
+            await send_one(web.settings, confirmation_message(web.settings, confirmation))
+        except DeliveryError as exc:
+            # The answer stays the same, so that it says nothing about the address.
+            log.error("confirmation to %s not sent: %s", address, exc)
+    return _message(
+        request,
+        language,
+        "subscribe_sent_title",
+        catalogue.text(
+            language, "subscribe_sent", email=address, days=web.settings.confirm_token_days
+        ),
+    )
+
+
+def _rate_limited(request: Request, language: str) -> Response:
+    response = _message(
+        request,
+        language,
+        "rate_limited_title",
+        catalogue.text(language, "rate_limited"),
+        status=429,
+        error=True,
+    )
+    response.headers["Retry-After"] = "3600"
+    return response
+
+
+# Confirm, preferences, unsubscribe -----------------------------------------------------------
+
+
+def _subscriber(web: Web, purpose: str, token: str) -> Subscriber | None:
+    """The subscriber a token names; InvalidToken if tampered with or expired."""
+    max_age = web.settings.confirm_token_days * 86400 if purpose == "confirm" else None
+    claims = read_token(web.secret, purpose, token, max_age)
+    with Session(web.engine, expire_on_commit=False) as session:
+        subscriber = session.get(Subscriber, claims["sub"])
+    if subscriber is None:
+        return None
+    # A confirmation link is spent once the subscription's status has changed since it was sent.
+    if purpose == "confirm" and subscriber.status != "active":
+        if claims.get("at") != subscriber.status_changed_at.isoformat():
+            raise InvalidToken("this confirm link was already used")
+    return subscriber
+
+
+async def confirm(request: Request) -> Response:
+    web = _web(request)
+    form = await request.form() if request.method == "POST" else None
+    token = request.path_params["token"]
+    try:
+        subscriber = await run_in_threadpool(_subscriber, web, "confirm", token)
+    except InvalidToken:
+        subscriber = None
+    if subscriber is None:
+        return _invalid_link(request, choose_language(request, web.settings, form=form))
+    language = choose_language(request, web.settings, subscriber.language, form=form)
+    if subscriber.status != "active":
+        if form is None:
+            return _page(request, "confirm.html", language, "confirm_title", email=subscriber.email)
+        if not _csrf_valid(request, form):
+            return _csrf_refused(request, language)
+        await run_in_threadpool(_set_status, web, subscriber.id, "active", datetime.now(UTC))
+    preferences = make_token(web.secret, "preferences", _id(subscriber))
+    return _message(
+        request,
+        language,
+        "confirmed_title",
+        catalogue.text(language, "confirmed", email=subscriber.email),
+        link=f"/preferences/{preferences}?lang={language}",
+        link_text=catalogue.text(language, "preferences_link"),
+    )
+
+
+def _id(subscriber: Subscriber) -> int:
+    if subscriber.id is None:
+        raise InvalidToken("this link names no stored subscription")
+    return subscriber.id
+
+
+def _set_status(web: Web, subscriber_id: int | None, status: str, now: datetime) -> None:
+    with db.session_scope(web.engine) as session:
+        subscriber = session.get(Subscriber, subscriber_id)
+        if subscriber is None or subscriber.status == status:
+            return
+        subscriber.status = status
+        subscriber.status_changed_at = now
+        if status == "active":
+            subscriber.consent_at = now
+            subscriber.soft_bounces = 0
+        session.add(subscriber)
+
+
+def _save_preferences(web: Web, subscriber_id: int, values: dict[str, Any]) -> Subscriber:
+    language = validate.language(values["language"])
+    if language not in web.settings.languages:
+        raise InvalidInput(f"language {language!r}: not offered here")
+    sectors = validate.unique(validate.sector(code) for code in values["sectors"])
+    themes = validate.unique(validate.theme(t) for t in validate.split_list(values["themes"]))
+    cadence = validate.cadence(values["cadence"])
+    with db.session_scope(web.engine) as session:
+        subscriber = session.get(Subscriber, subscriber_id)
+        if subscriber is None:
+            raise InvalidToken("this preferences link names no stored subscription")
+        subscriber.language = language
+        subscriber.sectors = sectors
+        subscriber.themes = themes
+        subscriber.cadence = cadence
+        session.add(subscriber)
+        return subscriber
+
+
+async def preferences(request: Request) -> Response:
+    web = _web(request)
+    form = await request.form() if request.method == "POST" else None
+    token = request.path_params["token"]
+    try:
+        subscriber = await run_in_threadpool(_subscriber, web, "preferences", token)
+    except InvalidToken:
+        subscriber = None
+    if subscriber is None:
+        return _invalid_link(request, choose_language(request, web.settings, form=form))
+    language = choose_language(request, web.settings, subscriber.language, form=form)
+    values = {
+        "language": subscriber.language,
+        "sectors": list(subscriber.sectors),
+        "themes": ", ".join(subscriber.themes),
+        "cadence": subscriber.cadence,
+    }
+    error, saved = None, False
+    if form is not None:
+        if not _csrf_valid(request, form):
+            return _csrf_refused(request, language)
+        values = _choices(form)
+        try:
+            subscriber = await run_in_threadpool(_save_preferences, web, _id(subscriber), values)
+        except InvalidInput as exc:
+            error = str(exc)
+        else:
+            saved = True
+            # The page answers in the language just chosen, unless ?lang= asks otherwise.
+            language = choose_language(request, web.settings, subscriber.language)
+            values["themes"] = ", ".join(subscriber.themes)
+    unsubscribe = make_token(web.secret, "unsubscribe", _id(subscriber))
+    return _page(
+        request,
+        "preferences.html",
+        language,
+        "preferences_title",
+        status=400 if error else 200,
+        email=subscriber.email,
+        values=values,
+        saved=saved,
+        error=error,
+        unsubscribe_link=f"/unsubscribe/{unsubscribe}?lang={language}",
+    )
+
+
+async def unsubscribe(request: Request) -> Response:
+    web = _web(request)
+    form = await request.form() if request.method == "POST" else None
+    one_click = form is not None and form.get(ONE_CLICK_FIELD) == ONE_CLICK_VALUE
+    token = request.path_params["token"]
+    try:
+        subscriber = await run_in_threadpool(_subscriber, web, "unsubscribe", token)
+    except InvalidToken:
+        if one_click:
+            return PlainTextResponse("This unsubscribe link is not valid.\n", status_code=400)
+        return _invalid_link(request, choose_language(request, web.settings, form=form))
+    language = choose_language(
+        request, web.settings, subscriber.language if subscriber else None, form=form
+    )
+    email = subscriber.email if subscriber else ""
+    if form is None:
+        if subscriber is None or subscriber.status == "unsubscribed":
+            return _unsubscribed(request, language, email)
+        return _page(request, "unsubscribe.html", language, "unsubscribe_title", email=email)
+    # RFC 8058: the one-click POST carries no CSRF token and gets 200, never a redirect.
+    if not one_click and not _csrf_valid(request, form):
+        return _csrf_refused(request, language)
+    if subscriber is not None:
+        await run_in_threadpool(_set_status, web, subscriber.id, "unsubscribed", datetime.now(UTC))
+        log.info("subscriber %s unsubscribed%s", subscriber.id, " (one-click)" if one_click else "")
+    if one_click:
+        return PlainTextResponse("Unsubscribed.\n", headers=SECURITY_HEADERS)
+    return _unsubscribed(request, language, email)
+
+
+def _unsubscribed(request: Request, language: str, email: str) -> Response:
+    return _message(
+        request,
+        language,
+        "unsubscribed_title",
+        catalogue.text(language, "unsubscribed", email=email),
+        link="/?lang=" + language,
+        link_text=catalogue.text(language, "back_to_subscribe"),
+    )
+
+
+# Archive and health -----------------------------------------------------------------------------
+
+
+def _listed_editions(web: Web) -> list[Edition]:
+    with Session(web.engine) as session:
+        return list(
+            session.exec(
+                select(Edition)
+                .where(Edition.status == "sent", col(Edition.audience).in_(LISTED_AUDIENCES))
+                .order_by(col(Edition.sent_at).desc(), col(Edition.id).desc())
+                .limit(500)
+            )
+        )
+
+
+async def archive_index(request: Request) -> Response:
+    web = _web(request)
+    language = choose_language(request, web.settings)
+    editions = await run_in_threadpool(_listed_editions, web)
+    listed = [
+        {
+            "id": edition.id,
+            "subject": edition.subject or edition.period,
+            "language": edition.language,
+            "sent": catalogue.text(
+                language,
+                "archive_sent",
+                day=format_day(edition.sent_at or edition.created_at, language),
+            ),
+        }
+        for edition in editions
+    ]
+    return _page(request, "archive.html", language, "archive_title", editions=listed)
+
+
+def _edition(web: Web, edition_id: int) -> Edition | None:
+    with Session(web.engine) as session:
+        edition = session.get(Edition, edition_id)
+    return edition if edition is not None and edition.status in ("sending", "sent") else None
+
+
+async def archive_edition(request: Request) -> Response:
+    web = _web(request)
+    edition = await run_in_threadpool(_edition, web, request.path_params["edition_id"])
+    if edition is None:
+        language = choose_language(request, web.settings)
+        return _message(
+            request,
+            language,
+            "not_found_title",
+            catalogue.text(language, "not_found"),
+            status=404,
+            error=True,
+        )
+    # The web version of everyone's email: placeholders get neutral values, links go home.
+    home = web.settings.base_url.rstrip("/") + "/"
+    html = fill(
+        edition.html,
+        {
+            "greeting": catalogue.text(edition.language, "greeting"),
+            "name": "",
+            "email": "",
+            "unsubscribe_url": home,
+            "preferences_url": home,
+        },
+    )
+    headers = {key: value for key, value in SECURITY_HEADERS.items() if key != "Cache-Control"}
+    return HTMLResponse(html, headers={**headers, "Content-Language": edition.language})
+
+
+def _database_ok(engine: Engine) -> str | None:
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+    except sa.exc.SQLAlchemyError as exc:
+        return type(exc).__name__
+    return None
+
+
+async def healthz(request: Request) -> Response:
+    problem = await run_in_threadpool(_database_ok, _web(request).engine)
+    if problem:
+        return JSONResponse({"status": "error", "database": problem}, status_code=503)
+    return JSONResponse({"status": "ok", "database": "ok"})
+
+
+def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
+    """The ASGI application of `diffusion serve`; it disposes of the engine it creates."""
+    own_engine = engine is None
+    engine = engine or db.engine_for(settings)
+    settings.feeds_dir.mkdir(parents=True, exist_ok=True)
+    web = Web(
+        settings=settings,
+        engine=engine,
+        templates=Jinja2Templates(directory=TEMPLATES_DIR),
+        per_address=RateLimiter(settings.subscribe_limit_per_address),
+        per_client=RateLimiter(settings.subscribe_limit_per_client),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        yield
+        if own_engine:
+            web.engine.dispose()
+
+    app = Starlette(
+        routes=[
+            Route("/", subscribe_form, methods=["GET"]),
+            Route("/subscribe", subscribe_form, methods=["GET"]),
+            Route("/subscribe", subscribe, methods=["POST"]),
+            Route("/confirm/{token}", confirm, methods=["GET", "POST"]),
+            Route("/preferences/{token}", preferences, methods=["GET", "POST"]),
+            Route("/unsubscribe/{token}", unsubscribe, methods=["GET", "POST"]),
+            Route("/archive/", archive_index, methods=["GET"]),
+            Route("/archive/{edition_id:int}", archive_edition, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            # StaticFiles answers conditional requests with 304 and refuses paths outside.
+            Mount("/feeds", StaticFiles(directory=settings.feeds_dir, check_dir=False)),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.web = web
+    return app

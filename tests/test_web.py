@@ -1,0 +1,381 @@
+"""The subscriber pages, feeds, archive and health check, through the real ASGI app."""
+
+import mailbox
+import re
+import warnings
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+from sqlalchemy.engine import Engine
+
+from diffusion import db
+from diffusion.collect.subscribers import add_subscriber
+from diffusion.config import Settings, load_settings
+from diffusion.models import AUDIENCES, Edition, Subscriber
+from diffusion.personalise import placeholder
+from diffusion.tokens import make_token
+from diffusion.web import catalogue, create_app
+from diffusion.web.protection import RateLimiter
+
+with warnings.catch_warnings():  # Starlette 1.x suggests httpx2; httpx is what we have
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@pytest.fixture
+def local_settings(tmp_path: Path, sqlite_url: str) -> Settings:
+    return load_settings(home=tmp_path, database_url=sqlite_url, secret_key="test-secret")
+
+
+@pytest.fixture
+def client(local_settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(local_settings), follow_redirects=False) as test_client:
+        yield test_client
+
+
+def _engine(settings: Settings) -> Engine:
+    return db.engine_for(settings)
+
+
+def _subscriber(settings: Settings, email: str) -> Subscriber | None:
+    engine = _engine(settings)
+    try:
+        with db.session_scope(engine) as session:
+            found = session.exec(sa.select(Subscriber).where(Subscriber.email == email)).first()  # type: ignore[call-overload]
+            return found[0] if found else None
+    finally:
+        engine.dispose()
+
+
+def _add(settings: Settings, email: str, status: str = "active", language: str = "en") -> int:
+    engine = _engine(settings)
+    try:
+        with db.session_scope(engine) as session:
+            subscriber = add_subscriber(
+                session,
+                email=email,
+                name="Ada",
+                language=language,
+                audience="public",
+                now=NOW,
+                status=status,
+            )
+            assert subscriber.id is not None
+            return subscriber.id
+    finally:
+        engine.dispose()
+
+
+def _csrf(client: TestClient, path: str) -> str:
+    page = client.get(path)
+    match = CSRF.search(page.text)
+    assert match, f"no CSRF field on {path}"
+    return match.group(1)
+
+
+def _mails(settings: Settings) -> list[EmailMessage]:
+    if not settings.outbox_dir.exists():
+        return []
+    box = mailbox.Maildir(settings.outbox_dir, create=False)
+    return [
+        message_from_bytes(box.get_bytes(key), policy=policy.default)  # type: ignore[misc]
+        for key in box.keys()
+    ]
+
+
+def _subscribe(client: TestClient, email: str, **fields: str) -> tuple[int, str]:
+    token = _csrf(client, "/")
+    form = {"csrf_token": token, "email": email, "audience": "public", "language": "en"}
+    form.update(fields)
+    response = client.post("/subscribe", data=form)
+    return response.status_code, response.text
+
+
+def _confirm_link(message: EmailMessage) -> str:
+    body = message.get_body(("plain",))
+    assert body is not None
+    match = re.search(r"http://\S+/confirm/\S+", body.get_content())
+    assert match, body.get_content()
+    return match.group(0).split("127.0.0.1:8080", 1)[1]
+
+
+def test_subscribe_sends_a_confirmation_and_confirming_activates(
+    settings: Settings,
+) -> None:
+    with TestClient(create_app(settings)) as client:
+        status, _ = _subscribe(client, "new.reader@example.org", language="fr", sectors="ED")
+        assert status == 200
+        pending = _subscriber(settings, "new.reader@example.org")
+        assert pending is not None and pending.status == "pending"
+        assert pending.consent_at is None and pending.sectors == ["ED"]
+        (mail,) = _mails(settings)
+        assert mail["To"] == "new.reader@example.org"
+        assert mail["Subject"].startswith("Confirmez")  # in the language chosen
+        path = _confirm_link(mail)
+
+        page = client.get(path)  # a link scanner's GET confirms nothing
+        assert page.status_code == 200 and 'lang="fr"' in page.text
+        assert _subscriber(settings, "new.reader@example.org").status == "pending"  # type: ignore[union-attr]
+
+        token = CSRF.search(page.text).group(1)  # type: ignore[union-attr]
+        confirmed = client.post(path, data={"csrf_token": token})
+        assert confirmed.status_code == 200 and "Abonnement confirmé" in confirmed.text
+        active = _subscriber(settings, "new.reader@example.org")
+        assert active is not None and active.status == "active"
+        assert (
+            active.consent_at is not None and active.status_changed_at > pending.status_changed_at
+        )
+
+        # The spent link now says it is confirmed, and changes nothing more.
+        again = client.get(path)
+        assert again.status_code == 200
+        assert _subscriber(settings, "new.reader@example.org").consent_at == active.consent_at  # type: ignore[union-attr]
+
+
+def test_the_answer_is_the_same_whether_the_address_is_known(
+    client: TestClient, local_settings: Settings
+) -> None:
+    _add(local_settings, "known@example.org")
+    known = _subscribe(client, "known@example.org")
+    unknown = _subscribe(client, "unknown@example.org")
+    assert known[0] == unknown[0] == 200
+    assert known[1].replace("known@", "someone@") == unknown[1].replace("unknown@", "someone@")
+    # An active subscriber is not put back to pending by someone else's request.
+    assert _subscriber(local_settings, "known@example.org").status == "active"  # type: ignore[union-attr]
+    assert [m["To"] for m in _mails(local_settings)] == ["unknown@example.org"]
+
+
+def test_expired_and_tampered_confirmation_links_get_400_and_change_nothing(
+    client: TestClient, local_settings: Settings
+) -> None:
+    _subscribe(client, "late@example.org")
+    path = _confirm_link(_mails(local_settings)[0])
+    token = path.rsplit("/", 1)[1]
+
+    class Old(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(datetime(2026, 1, 1, tzinfo=UTC).timestamp())
+
+    claims = URLSafeTimedSerializer("test-secret", salt="diffusion.confirm").loads(token)
+    expired = URLSafeTimedSerializer("test-secret", "diffusion.confirm", signer=Old).dumps(claims)
+    tampered = token[:-3] + ("aaa" if not token.endswith("aaa") else "bbb")
+    for bad in (expired, tampered, "not-a-token"):
+        cookie_token = _csrf(client, "/")
+        assert client.get(f"/confirm/{bad}").status_code == 400
+        answer = client.post(f"/confirm/{bad}", data={"csrf_token": cookie_token})
+        assert answer.status_code == 400
+        assert _subscriber(local_settings, "late@example.org").status == "pending"  # type: ignore[union-attr]
+    # An unsubscribe token is not a confirmation token.
+    subscriber_id = _subscriber(local_settings, "late@example.org").id  # type: ignore[union-attr]
+    other = make_token("test-secret", "unsubscribe", subscriber_id)  # type: ignore[arg-type]
+    assert client.get(f"/confirm/{other}").status_code == 400
+
+
+def test_forms_without_a_valid_csrf_token_are_refused(
+    client: TestClient, local_settings: Settings
+) -> None:
+    subscriber_id = _add(local_settings, "reader@example.org")
+    path = f"/unsubscribe/{make_token('test-secret', 'unsubscribe', subscriber_id)}"
+    assert client.post(path, data={}).status_code == 403
+    assert client.post(path, data={"csrf_token": "0" * 64}).status_code == 403
+    assert client.post("/subscribe", data={"email": "x@example.org"}).status_code == 403
+    # A token made for another browser's cookie does not fit this one.
+    with TestClient(create_app(local_settings)) as other:
+        foreign = _csrf(other, "/")
+    _csrf(client, "/")
+    assert client.post(path, data={"csrf_token": foreign}).status_code == 403
+    assert _subscriber(local_settings, "reader@example.org").status == "active"  # type: ignore[union-attr]
+    assert _mails(local_settings) == []
+
+
+def test_unsubscribe_get_shows_a_button_and_post_unsubscribes(
+    client: TestClient, local_settings: Settings
+) -> None:
+    subscriber_id = _add(local_settings, "leaving@example.org", language="fr")
+    path = f"/unsubscribe/{make_token('test-secret', 'unsubscribe', subscriber_id)}"
+    page = client.get(path)
+    assert page.status_code == 200 and 'lang="fr"' in page.text and "<button" in page.text
+    assert _subscriber(local_settings, "leaving@example.org").status == "active"  # type: ignore[union-attr]
+    token = CSRF.search(page.text).group(1)  # type: ignore[union-attr]
+    done = client.post(path, data={"csrf_token": token})
+    assert done.status_code == 200 and "désabonné" in done.text
+    gone = _subscriber(local_settings, "leaving@example.org")
+    assert gone is not None and gone.status == "unsubscribed" and gone.status_changed_at > NOW
+
+
+def test_one_click_unsubscribe_needs_no_csrf_and_answers_200(local_settings: Settings) -> None:
+    subscriber_id = _add(local_settings, "oneclick@example.org")
+    path = f"/unsubscribe/{make_token('test-secret', 'unsubscribe', subscriber_id)}"
+    # A mail client: no cookie, no page visited first (RFC 8058).
+    with TestClient(create_app(local_settings), follow_redirects=False) as mail_client:
+        answer = mail_client.post(path, data={"List-Unsubscribe": "One-Click"})
+        assert answer.status_code == 200 and "location" not in answer.headers
+        assert _subscriber(local_settings, "oneclick@example.org").status == "unsubscribed"  # type: ignore[union-attr]
+        again = mail_client.post(path, data={"List-Unsubscribe": "One-Click"})
+        assert again.status_code == 200
+        tampered = mail_client.post(path + "x", data={"List-Unsubscribe": "One-Click"})
+        assert tampered.status_code == 400
+
+
+def test_preferences_change_language_sectors_themes_and_cadence(
+    client: TestClient, local_settings: Settings
+) -> None:
+    subscriber_id = _add(local_settings, "prefs@example.org")
+    path = f"/preferences/{make_token('test-secret', 'preferences', subscriber_id)}"
+    page = client.get(path)
+    assert page.status_code == 200 and 'lang="en"' in page.text
+    assert '<label for="language">' in page.text  # every field has its label
+    token = CSRF.search(page.text).group(1)  # type: ignore[union-attr]
+    form = {
+        "csrf_token": token,
+        "language": "fr",
+        "sectors": ["ED", "CI"],
+        "themes": "Lifelong learning, inclusion",
+        "cadence": "weekly",
+    }
+    saved = client.post(path, data=form)  # type: ignore[arg-type]
+    assert saved.status_code == 200 and 'lang="fr"' in saved.text
+    assert "Vos préférences sont enregistrées" in saved.text
+    changed = _subscriber(local_settings, "prefs@example.org")
+    assert changed is not None
+    assert (changed.language, changed.cadence) == ("fr", "weekly")
+    assert changed.sectors == ["ED", "CI"]
+    assert changed.themes == ["lifelong-learning", "inclusion"]
+    bad = client.post(path, data={**form, "sectors": "XX"})  # type: ignore[dict-item]
+    assert bad.status_code == 400 and 'role="alert"' in bad.text
+    assert _subscriber(local_settings, "prefs@example.org").sectors == ["ED", "CI"]  # type: ignore[union-attr]
+    tampered = client.get(path[:-2])
+    assert tampered.status_code == 400
+
+
+def test_language_from_query_then_accept_language(client: TestClient) -> None:
+    assert 'lang="en"' in client.get("/").text
+    assert 'lang="fr"' in client.get("/", headers={"Accept-Language": "fr-CA,en;q=0.5"}).text
+    assert 'lang="en"' in client.get("/", headers={"Accept-Language": "de,en;q=0.8"}).text
+    page = client.get("/?lang=fr", headers={"Accept-Language": "en"})
+    assert 'lang="fr"' in page.text and "S&#39;abonner" in page.text
+    assert page.headers["content-language"] == "fr"
+
+
+def test_subscriptions_are_rate_limited_per_address_and_per_client(
+    client: TestClient, local_settings: Settings
+) -> None:
+    limit = local_settings.subscribe_limit_per_address
+    answers = [_subscribe(client, "flood@example.org")[0] for _ in range(limit + 1)]
+    assert answers == [200] * limit + [429]
+    assert len(_mails(local_settings)) == limit
+    # Another address from the same client is still served, until the client's own limit.
+    assert _subscribe(client, "other@example.org")[0] == 200
+    remaining = local_settings.subscribe_limit_per_client - limit - 2
+    for number in range(remaining):
+        assert _subscribe(client, f"many{number}@example.org")[0] == 200
+    assert _subscribe(client, "last@example.org")[0] == 429
+
+
+def test_rate_limiter_window_slides() -> None:
+    clock = [0.0]
+    limiter = RateLimiter(2, window=60, clock=lambda: clock[0])
+    assert limiter.allow("a") and limiter.allow("a") and not limiter.allow("a")
+    assert limiter.allow("b")
+    clock[0] = 61
+    assert limiter.allow("a")
+
+
+def test_feeds_are_served_with_validators_and_304(
+    client: TestClient, local_settings: Settings
+) -> None:
+    feed = local_settings.feeds_dir / "sector" / "ED.en.atom"
+    feed.parent.mkdir(parents=True, exist_ok=True)
+    feed.write_text('<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"/>')
+    first = client.get("/feeds/sector/ED.en.atom")
+    assert first.status_code == 200
+    assert first.headers["content-type"].startswith("application/atom+xml")
+    etag, modified = first.headers["etag"], first.headers["last-modified"]
+    assert (
+        client.get("/feeds/sector/ED.en.atom", headers={"If-None-Match": etag}).status_code == 304
+    )
+    by_date = client.get("/feeds/sector/ED.en.atom", headers={"If-Modified-Since": modified})
+    assert by_date.status_code == 304
+    (local_settings.home / "secret.txt").write_text("no")
+    for outside in ("/feeds/../secret.txt", "/feeds/%2e%2e/secret.txt", "/feeds/..%2fsecret.txt"):
+        assert client.get(outside).status_code == 404, outside
+    assert client.get("/feeds/sector/XX.en.atom").status_code == 404
+
+
+def test_healthz_checks_the_database(client: TestClient, local_settings: Settings) -> None:
+    assert client.get("/healthz").json() == {"status": "ok", "database": "ok"}
+    engine = sa.create_engine(f"sqlite:///{local_settings.home}/no/such/folder/x.db")
+    with TestClient(create_app(local_settings, engine)) as sick:
+        answer = sick.get("/healthz")
+        assert answer.status_code == 503 and answer.json()["status"] == "error"
+
+
+def test_archive_lists_public_sent_editions_and_fills_placeholders(
+    client: TestClient, local_settings: Settings
+) -> None:
+    html = (
+        f"<html><body><p>{placeholder('greeting')}</p>"
+        f'<a href="{placeholder("unsubscribe_url")}">unsubscribe</a>'
+        f'<a href="{placeholder("preferences_url")}">preferences</a></body></html>'
+    )
+    engine = _engine(local_settings)
+    with db.session_scope(engine) as session:
+        editions = [
+            Edition(
+                segment="public|en|monthly",
+                audience="public",
+                period="2026-10",
+                subject="Public October",
+                html=html,
+                status="sent",
+                sent_at=NOW,
+            ),
+            Edition(
+                segment="member_state:CO|en|monthly",
+                audience="member_state",
+                key="CO",
+                period="2026-10",
+                subject="Colombia October",
+                html=html,
+                status="sent",
+                sent_at=NOW,
+            ),
+            Edition(
+                segment="public|fr|monthly",
+                audience="public",
+                period="2026-10",
+                language="fr",
+                subject="Brouillon",
+                html=html,
+                status="draft",
+            ),
+        ]
+        session.add_all(editions)
+    engine.dispose()
+    listing = client.get("/archive/")
+    assert listing.status_code == 200
+    assert "Public October" in listing.text
+    assert "Colombia October" not in listing.text and "Brouillon" not in listing.text
+    public_id, colombia_id, draft_id = (edition.id for edition in editions)
+    page = client.get(f"/archive/{public_id}")
+    assert page.status_code == 200 and "Hello," in page.text and "[[diffusion:" not in page.text
+    assert 'href="http://127.0.0.1:8080/"' in page.text
+    assert client.get(f"/archive/{colombia_id}").status_code == 200  # its emails link to it
+    assert client.get(f"/archive/{draft_id}").status_code == 404
+    assert client.get("/archive/999999").status_code == 404
+
+
+def test_catalogue_has_every_string_in_english_and_french() -> None:
+    for key, versions in catalogue.STRINGS.items():
+        assert set(versions) == {"en", "fr"}, key
+        assert versions["en"].count("{") == versions["fr"].count("{"), key
+    assert set(catalogue.AUDIENCE_LABELS) == set(AUDIENCES)
