@@ -1,0 +1,272 @@
+"""Edition emails: one byte template per edition, filled in per recipient by byte substitution."""
+
+import binascii
+import hashlib
+import html
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, formataddr
+from typing import Protocol
+
+from pydantic import SecretStr
+
+from diffusion import links
+from diffusion.config import Settings
+from diffusion.deliver.dkim import Signer
+from diffusion.errors import InvalidInput
+from diffusion.models import Edition
+from diffusion.personalise import FIELDS
+
+_PLACEHOLDER = re.compile(rb"\[\[diffusion:([a-z_]+)\]\]")
+# RFC 2045: encoded lines are at most 76 characters, the soft break's "=" included.
+_QP_LINE = 76
+# An address we put in a header must be one plain token: no way to smuggle a header through it.
+_UNSAFE_ADDRESS = re.compile(r"[\s<>,;\"()\\]|[^\x21-\x7e]")
+
+
+class Recipient(Protocol):
+    """What personalisation reads of a subscriber (a `Subscriber` row, or a lighter record)."""
+
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def email(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def language(self) -> str: ...
+
+
+def one_line(value: str) -> str:
+    """Collapse every run of whitespace (CR and LF included) into one space."""
+    return " ".join(value.split())
+
+
+def check_address(address: str) -> str:
+    """The address if it can go into an envelope and a header as it is; else InvalidInput."""
+    if not address or _UNSAFE_ADDRESS.search(address) or address.count("@") != 1:
+        raise InvalidInput(f"email address {address!r} cannot be used in a message header")
+    return address
+
+
+def greeting(language: str, name: str) -> str:
+    """The opening line in the reader's language, as the renderer words it."""
+    from diffusion import render  # imported late: the renderer's preview imports this module
+
+    return render.greeting(language, name)
+
+
+def _cut(line: bytes, width: int) -> int:
+    """Where to end a line of at most `width` characters without splitting an "=XX" escape."""
+    cut = width
+    # Hex digits are never "=", so an escape starts at most two characters back.
+    while line[cut - 1 : cut] == b"=" or line[cut - 2 : cut - 1] == b"=":
+        cut -= 1
+    return cut
+
+
+def _wrap(line: bytes, last: bool) -> list[bytes]:
+    """One encoded line as lines of at most 76 characters; `last=False` ends in a soft break."""
+    out = []
+    while len(line) > _QP_LINE - (0 if last else 1):
+        cut = _cut(line, _QP_LINE - 1)
+        out.append(line[:cut] + b"=\n")
+        line = line[cut:]
+    out.append(line if last else line + b"=\n")
+    return out
+
+
+def _qp(data: bytes, soft_end: bool = False) -> bytes:
+    """Quoted-printable with lines of at most 76 characters, ended by a soft break if asked.
+
+    binascii leaves a line at 77 characters when it encodes a trailing space: re-wrap.
+    """
+    encoded = binascii.b2a_qp(data, quotetabs=False, istext=True, header=False)
+    lines = encoded.split(b"\n")
+    if not soft_end and max(map(len, lines)) <= _QP_LINE:
+        return encoded
+    out: list[bytes] = []
+    for line in lines[:-1]:
+        out.extend(_wrap(line, last=True))
+        out.append(b"\n")
+    out.extend(_wrap(lines[-1], last=not soft_end))
+    return b"".join(out)
+
+
+@dataclass(frozen=True)
+class _Part:
+    """A body part split at its placeholders: encoded constant pieces and the fields between."""
+
+    pieces: tuple[bytes, ...]  # len(fields) + 1, each but the last ending in a soft break
+    fields: tuple[str, ...]
+    escape: bool  # HTML: values are escaped
+
+    @classmethod
+    def parse(cls, text: str, escape: bool) -> "_Part":
+        body = text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
+        chunks = _PLACEHOLDER.split(body)
+        constants, fields = chunks[0::2], [chunk.decode() for chunk in chunks[1::2]]
+        for field in fields:
+            if field not in FIELDS:
+                raise InvalidInput(f"edition body: unknown placeholder [[diffusion:{field}]]")
+        pieces = [_qp(chunk, soft_end=True) if chunk else b"" for chunk in constants[:-1]]
+        pieces.append(_qp(constants[-1]))
+        return cls(tuple(pieces), tuple(fields), escape)
+
+    def fill(self, values: dict[str, str]) -> bytes:
+        out = [self.pieces[0]]
+        for field, piece in zip(self.fields, self.pieces[1:], strict=True):
+            value = values[field]
+            if self.escape:
+                value = html.escape(value, quote=True)
+            if value:
+                out.append(_qp(value.encode("utf-8"), soft_end=True))
+            out.append(piece)
+        return b"".join(out).replace(b"\n", b"\r\n")
+
+
+def _header_block(message: EmailMessage) -> bytes:
+    """Headers folded and RFC 2047-encoded by the email package, without the blank line."""
+    return message.as_bytes(policy=SMTP).split(b"\r\n\r\n", 1)[0] + b"\r\n"
+
+
+def _list_label(segment: str) -> str:
+    label = re.sub(r"[^a-z0-9]+", "-", segment.lower()).strip("-") or "all"
+    if len(label) > 63:  # a DNS label
+        label = label[:54] + "-" + hashlib.sha1(segment.encode()).hexdigest()[:8]
+    return label
+
+
+@dataclass
+class MessageTemplate:
+    """An edition's email as bytes with holes: built once, filled in per recipient."""
+
+    settings: Settings
+    edition_id: int
+    sender: str  # envelope sender and From address
+    domain: str
+    nonce: str
+    static_headers: bytes
+    boundary: bytes
+    text: _Part
+    html: _Part
+    signer: Signer | None
+
+    @classmethod
+    def from_edition(
+        cls, edition: Edition, settings: Settings, *, now: datetime | None = None
+    ) -> "MessageTemplate":
+        """Build the template of an edition once; `now` dates the messages (default: edition)."""
+        if edition.id is None:
+            raise InvalidInput("edition has no id: store it before building its messages")
+        sender = check_address(settings.from_address)
+        domain = sender.rpartition("@")[2]
+        headers = EmailMessage()
+        headers["From"] = formataddr((one_line(settings.organisation_name), sender))
+        if settings.reply_to:
+            headers["Reply-To"] = check_address(settings.reply_to)
+        headers["Subject"] = one_line(edition.subject) or one_line(settings.organisation_name)
+        headers["Date"] = format_datetime(now or edition.approved_at or edition.created_at)
+        headers["List-Id"] = f"<{_list_label(edition.segment)}.{settings.list_id}>"
+        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        headers["MIME-Version"] = "1.0"
+        # "=_" can never occur in quoted-printable text, so the boundary cannot clash with a body.
+        boundary = f"=_diffusion_{secrets.token_hex(12)}"
+        headers["Content-Type"] = f'multipart/alternative; boundary="{boundary}"'
+        # Links are signed per recipient: read the signing key once, not once per message.
+        link_settings = settings.model_copy(
+            update={"secret_key": SecretStr(settings.signing_key())}
+        )
+        nonce = hashlib.sha1(
+            f"{edition.id}:{edition.segment}:{edition.period}:{edition.created_at}".encode()
+        ).hexdigest()[:10]
+        return cls(
+            settings=link_settings,
+            edition_id=edition.id,
+            sender=sender,
+            domain=domain,
+            nonce=nonce,
+            static_headers=_header_block(headers),
+            boundary=boundary.encode(),
+            text=_Part.parse(edition.text, escape=False),
+            html=_Part.parse(edition.html, escape=True),
+            signer=Signer.from_settings(settings),
+        )
+
+    def message_id(self, recipient: Recipient) -> str:
+        """The Message-ID of this edition to this recipient: stable across retries."""
+        return f"<{self.nonce}.{self.edition_id}.{recipient.id}@{self.domain}>"
+
+    def values(self, recipient: Recipient) -> dict[str, str]:
+        if recipient.id is None:
+            raise InvalidInput(f"subscriber {recipient.email} has no id: store it first")
+        name = one_line(recipient.name)
+        return {
+            "greeting": greeting(recipient.language, name),
+            "name": name,
+            "email": recipient.email,
+            "unsubscribe_url": links.unsubscribe_url(self.settings, recipient.id),
+            "preferences_url": links.preferences_url(self.settings, recipient.id),
+        }
+
+    def personalise(self, recipient: Recipient, message_id: str | None = None) -> bytes:
+        """The complete message for one recipient, as bytes ready for SMTP or a .eml file."""
+        return self.fill(recipient, self.values(recipient), message_id)
+
+    def fill(
+        self, recipient: Recipient, values: dict[str, str], message_id: str | None = None
+    ) -> bytes:
+        """The message for one recipient with the given placeholder values."""
+        address = check_address(recipient.email)
+        unsubscribe = values["unsubscribe_url"]
+        headers = b"".join(
+            (
+                self.static_headers,
+                b"To: ",
+                _to_header(values["name"], address),
+                b"\r\nMessage-ID: ",
+                (message_id or self.message_id(recipient)).encode("ascii"),
+                b"\r\nList-Unsubscribe: <",
+                one_line(unsubscribe).replace(">", "%3E").encode("ascii"),
+                b">,\r\n <mailto:",
+                check_address(self.settings.unsubscribe_mailto).encode("ascii"),
+                b"?subject=unsubscribe>\r\n\r\n",
+            )
+        )
+        delimiter = b"--" + self.boundary
+        message = b"".join(
+            (
+                headers,
+                delimiter,
+                b"\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
+                self.text.fill(values),
+                b"\r\n",
+                delimiter,
+                b"\r\nContent-Type: text/html; charset=utf-8\r\n"
+                b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
+                self.html.fill(values),
+                b"\r\n",
+                delimiter,
+                b"--\r\n",
+            )
+        )
+        if self.signer is not None:
+            message = self.signer.sign(message)
+        return message
+
+
+def _to_header(name: str, address: str) -> bytes:
+    # formataddr quotes specials and RFC 2047-encodes non-ASCII names; `name` has no CR/LF.
+    return formataddr((name[:200], address), charset="utf-8").encode("ascii")
+
+
+def serialise(message: EmailMessage, settings: Settings) -> bytes:
+    """A transactional message as SMTP bytes, DKIM-signed when configured."""
+    data = message.as_bytes(policy=SMTP)
+    signer = Signer.from_settings(settings)
+    return signer.sign(data) if signer is not None else data

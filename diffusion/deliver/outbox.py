@@ -1,0 +1,341 @@
+"""The outbox: one row per edition and subscriber, claimed in batches, retried until final."""
+
+import os
+import socket
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from itertools import islice
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
+
+from diffusion.config import Settings
+from diffusion.digest import Segment
+from diffusion.models import Edition, OutboxMessage, Subscriber
+
+# A row left in `sending` this long was claimed by a worker that died or hangs: send it again.
+LEASE = timedelta(minutes=10)
+PENDING_STATES = ("queued", "sending", "failed_temporary")
+_table: sa.Table = OutboxMessage.__table__  # type: ignore[attr-defined]
+_subscribers: sa.Table = Subscriber.__table__  # type: ignore[attr-defined]
+T = TypeVar("T")
+
+
+def batched(values: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Lists of up to `size` values (itertools.batched arrives with Python 3.12)."""
+    iterator = iter(values)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A claimed outbox row with what sending needs of its subscriber."""
+
+    outbox_id: int
+    edition_id: int
+    attempts: int
+    id: int  # the subscriber's, so that a Claimed is a message.Recipient
+    email: str
+    name: str
+    language: str
+    status: str
+
+
+@dataclass(frozen=True)
+class Result:
+    """The outcome of one claimed row, to be recorded."""
+
+    outbox_id: int
+    attempts: int  # before this attempt
+    kind: str  # "sent", "temporary", "permanent", or "skipped" (subscriber no longer active)
+    reply: str = ""
+    message_id: str | None = None
+
+
+def worker_name() -> str:
+    """host:pid:random, so that a dead local worker's rows can be recognised and taken back."""
+    return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+
+
+def segment_subscribers(
+    session: Session, edition: Edition, batch_size: int = 1000
+) -> Iterator[Subscriber]:
+    """The active subscribers of the edition's segment, read in pages by id."""
+    last = 0
+    while True:
+        page = session.exec(
+            select(Subscriber)
+            .where(
+                Subscriber.status == "active",
+                Subscriber.audience == edition.audience,
+                Subscriber.key == edition.key,
+                Subscriber.language == edition.language,
+                Subscriber.cadence == edition.cadence,
+                col(Subscriber.id) > last,
+            )
+            .order_by(col(Subscriber.id))
+            .limit(batch_size)
+        ).all()
+        if not page:
+            return
+        for subscriber in page:
+            if Segment.of(subscriber).id == edition.segment:
+                yield subscriber
+        last = page[-1].id or last
+        session.expunge_all()  # pages are not kept: memory stays flat for any list size
+
+
+def _insert(session: Session) -> Any:
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_table)
+
+
+def enqueue(
+    session: Session, edition: Edition, subscribers: Iterable[Subscriber], *, now: datetime
+) -> int:
+    """Add the rows that are missing for these subscribers; returns how many were added."""
+    added = 0
+    for chunk in batched(subscribers, 1000):
+        rows = [
+            {
+                "edition_id": edition.id,
+                "subscriber_id": subscriber.id,
+                "state": "queued",
+                "attempts": 0,
+                "updated_at": now,
+            }
+            for subscriber in chunk
+        ]
+        statement = (
+            _insert(session)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=["edition_id", "subscriber_id"])
+        )
+        added += session.execute(statement).rowcount  # type: ignore[attr-defined]
+    return added
+
+
+def _claimable(edition_ids: Sequence[int], now: datetime) -> Any:
+    return sa.and_(
+        _table.c.edition_id.in_(edition_ids),
+        sa.or_(
+            _table.c.state == "queued",
+            sa.and_(_table.c.state == "failed_temporary", _table.c.next_attempt_at <= now),
+        ),
+    )
+
+
+def claim(
+    session: Session, worker: str, *, edition_ids: Sequence[int], now: datetime, limit: int
+) -> list[Claimed]:
+    """Mark up to `limit` due rows `sending` for this worker and return them.
+
+    One UPDATE statement: on PostgreSQL the rows are locked with SKIP LOCKED so that concurrent
+    workers take disjoint batches; on SQLite the statement holds the single write lock.
+    """
+    chosen = (
+        sa.select(_table.c.id)
+        .where(_claimable(edition_ids, now))
+        .order_by(_table.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    claimed = session.execute(
+        sa.update(_table)
+        .where(_table.c.id.in_(chosen), _claimable(edition_ids, now))
+        .values(state="sending", claimed_by=worker, claimed_at=now, updated_at=now)
+        .returning(_table.c.id, _table.c.edition_id, _table.c.subscriber_id, _table.c.attempts)
+    ).all()
+    session.commit()
+    if not claimed:
+        return []
+    people = {
+        row.id: row
+        for row in session.execute(
+            sa.select(
+                _subscribers.c.id,
+                _subscribers.c.email,
+                _subscribers.c.name,
+                _subscribers.c.language,
+                _subscribers.c.status,
+            ).where(_subscribers.c.id.in_([row.subscriber_id for row in claimed]))
+        )
+    }
+    out = [
+        Claimed(
+            outbox_id=row.id,
+            edition_id=row.edition_id,
+            attempts=row.attempts,
+            id=row.subscriber_id,
+            email=people[row.subscriber_id].email,
+            name=people[row.subscriber_id].name,
+            language=people[row.subscriber_id].language,
+            status=people[row.subscriber_id].status,
+        )
+        for row in claimed
+    ]
+    out.sort(key=lambda item: item.outbox_id)
+    return out
+
+
+def release(session: Session, outbox_ids: Sequence[int], *, now: datetime) -> None:
+    """Give claimed rows back, unsent (a worker stopping before it got to them)."""
+    for chunk in batched(outbox_ids, 1000):
+        session.execute(
+            sa.update(_table)
+            .where(_table.c.id.in_(chunk), _table.c.state == "sending")
+            .values(state="queued", claimed_by=None, claimed_at=None, updated_at=now)
+        )
+
+
+def record(
+    session: Session, results: Sequence[Result], settings: Settings, *, now: datetime
+) -> None:
+    """Write the outcomes of a batch: sent, retried later with backoff, or failed for good."""
+    sent = [
+        {"b_id": r.outbox_id, "b_attempts": r.attempts + 1, "b_mid": r.message_id}
+        for r in results
+        if r.kind == "sent"
+    ]
+    if sent:
+        session.execute(
+            sa.update(_table)
+            .where(_table.c.id == sa.bindparam("b_id"))
+            .values(
+                state="sent",
+                attempts=sa.bindparam("b_attempts"),
+                message_id=sa.bindparam("b_mid"),
+                sent_at=now,
+                last_error=None,
+                next_attempt_at=None,
+                updated_at=now,
+            ),
+            sent,
+        )
+    failed = []
+    for r in results:
+        if r.kind == "sent":
+            continue
+        attempts = r.attempts + 1
+        final = r.kind in ("permanent", "skipped") or attempts >= settings.max_attempts
+        delay = settings.retry_base_seconds * 2 ** (attempts - 1)
+        failed.append(
+            {
+                "b_id": r.outbox_id,
+                "b_state": "failed_permanent" if final else "failed_temporary",
+                "b_attempts": attempts,
+                "b_next": None if final else now + timedelta(seconds=delay),
+                "b_error": r.reply[:1000],
+                "b_mid": r.message_id,
+            }
+        )
+    if failed:
+        session.execute(
+            sa.update(_table)
+            # Never undo a `sent` written by another worker that re-sent a reclaimed row.
+            .where(_table.c.id == sa.bindparam("b_id"), _table.c.state != "sent")
+            .values(
+                state=sa.bindparam("b_state"),
+                attempts=sa.bindparam("b_attempts"),
+                next_attempt_at=sa.bindparam("b_next"),
+                last_error=sa.bindparam("b_error"),
+                message_id=sa.bindparam("b_mid"),
+                claimed_by=None,
+                updated_at=now,
+            ),
+            failed,
+        )
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reclaim(session: Session, *, now: datetime, lease: timedelta = LEASE) -> int:
+    """Put back in the queue the rows stuck in `sending`: lease expired, or local worker gone."""
+    stale = session.execute(
+        sa.update(_table)
+        .where(_table.c.state == "sending", _table.c.claimed_at < now - lease)
+        .values(state="queued", claimed_by=None, claimed_at=None, updated_at=now)
+    ).rowcount  # type: ignore[attr-defined]
+    host = socket.gethostname()
+    owners = session.execute(
+        sa.select(_table.c.claimed_by).where(_table.c.state == "sending").distinct()
+    ).scalars()
+    gone = []
+    for owner in owners:
+        owner_host, _, rest = (owner or "").partition(":")
+        pid = rest.partition(":")[0]
+        if owner_host == host and pid.isdigit() and not _pid_alive(int(pid)):
+            gone.append(owner)
+    if gone:
+        stale += session.execute(
+            sa.update(_table)
+            .where(_table.c.state == "sending", _table.c.claimed_by.in_(gone))
+            .values(state="queued", claimed_by=None, claimed_at=None, updated_at=now)
+        ).rowcount  # type: ignore[attr-defined]
+    return int(stale)
+
+
+def counts(session: Session, edition_ids: Sequence[int] | None = None) -> dict[int, dict[str, int]]:
+    """Rows per state, per edition: {edition_id: {state: count}}."""
+    query = sa.select(_table.c.edition_id, _table.c.state, sa.func.count()).group_by(
+        _table.c.edition_id, _table.c.state
+    )
+    if edition_ids is not None:
+        query = query.where(_table.c.edition_id.in_(edition_ids))
+    out: dict[int, dict[str, int]] = {}
+    for edition_id, state, number in session.execute(query):
+        out.setdefault(edition_id, {})[state] = number
+    return out
+
+
+def next_retry(session: Session, edition_ids: Sequence[int]) -> datetime | None:
+    """When the earliest deferred row of these editions is due again."""
+    value = session.execute(
+        sa.select(sa.func.min(OutboxMessage.next_attempt_at)).where(
+            col(OutboxMessage.edition_id).in_(edition_ids),
+            col(OutboxMessage.state) == "failed_temporary",
+        )
+    ).scalar()
+    return value if isinstance(value, datetime) else None
+
+
+def retry_now(session: Session, *, now: datetime, edition_ids: Sequence[int] | None = None) -> int:
+    """Put every deferred (failed_temporary) row back in the queue, due now."""
+    statement = (
+        sa.update(_table)
+        .where(_table.c.state == "failed_temporary")
+        .values(state="queued", next_attempt_at=None, updated_at=now)
+    )
+    if edition_ids is not None:
+        statement = statement.where(_table.c.edition_id.in_(edition_ids))
+    return int(session.execute(statement).rowcount)  # type: ignore[attr-defined]
+
+
+def finish_editions(session: Session, edition_ids: Sequence[int], *, now: datetime) -> list[int]:
+    """Mark `sent` the editions with nothing left queued, sending or deferred."""
+    pending = counts(session, edition_ids)
+    done = []
+    for edition in session.exec(
+        select(Edition).where(
+            col(Edition.id).in_(edition_ids), col(Edition.status).in_(("approved", "sending"))
+        )
+    ):
+        if not any(pending.get(edition.id or 0, {}).get(state) for state in PENDING_STATES):
+            edition.status = "sent"
+            edition.sent_at = now
+            session.add(edition)
+            done.append(edition.id or 0)
+    return done

@@ -1,0 +1,232 @@
+"""Transports: a pool of SMTP connections, or the local maildir; one small interface for both."""
+
+import asyncio
+import mailbox
+import ssl
+from collections.abc import Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import getaddresses
+from pathlib import Path
+from typing import Literal, Protocol
+from urllib.parse import unquote, urlsplit
+
+import aiosmtplib
+
+from diffusion.config import Settings
+from diffusion.deliver.message import check_address, serialise
+from diffusion.errors import ConfigError, DeliveryError
+
+Kind = Literal["sent", "temporary", "permanent"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one recipient of one message."""
+
+    kind: Kind
+    reply: str = ""
+
+    @classmethod
+    def from_code(cls, code: int, text: str) -> "Outcome":
+        """4xx (and anything not 5xx) is worth retrying; 5xx is the server's final word."""
+        return cls("permanent" if 500 <= code < 600 else "temporary", f"{code} {text}".strip())
+
+
+class Transport(Protocol):
+    """Hands one message to its recipients and says, per recipient, what became of it."""
+
+    concurrency: int
+
+    async def deliver(
+        self, sender: str, recipients: Sequence[str], data: bytes
+    ) -> dict[str, Outcome]: ...
+
+    async def close(self) -> None: ...
+
+
+class MaildirTransport:
+    """Messages written to a local maildir: a fresh install works without a mail server."""
+
+    concurrency = 1
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._box: mailbox.Maildir | None = None
+
+    async def deliver(
+        self, sender: str, recipients: Sequence[str], data: bytes
+    ) -> dict[str, Outcome]:
+        try:
+            if self._box is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._box = mailbox.Maildir(self.path, create=True)
+            key = self._box.add(data)
+        except OSError as exc:
+            reason = f"cannot write to maildir {self.path}: {exc.strerror or exc}"
+            return {recipient: Outcome("temporary", reason) for recipient in recipients}
+        return {recipient: Outcome("sent", f"maildir {key}") for recipient in recipients}
+
+    async def close(self) -> None:
+        self._box = None
+
+
+@dataclass(frozen=True)
+class SMTPServer:
+    """Where and how to connect, from DIFFUSION_SMTP_URL and the credential settings."""
+
+    host: str
+    port: int
+    implicit_tls: bool
+    username: str | None
+    password: str | None
+    timeout: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "SMTPServer":
+        if not settings.smtp_url:
+            raise ConfigError("smtp_url is not set: there is no SMTP server to connect to")
+        url = urlsplit(settings.smtp_url)
+        implicit = url.scheme == "smtps"
+        try:
+            port = url.port or (465 if implicit else 25)
+        except ValueError as exc:
+            raise ConfigError(f"smtp_url: bad port in {settings.smtp_url!r}") from exc
+        if not url.hostname:
+            raise ConfigError(f"smtp_url: no host in {settings.smtp_url!r}")
+        username = unquote(url.username) if url.username else settings.smtp_username
+        if url.password:
+            password: str | None = unquote(url.password)
+        elif settings.smtp_password:
+            password = settings.smtp_password.get_secret_value()
+        else:
+            password = None
+        return cls(url.hostname, port, implicit, username, password, settings.smtp_timeout)
+
+    def client(self) -> aiosmtplib.SMTP:
+        return aiosmtplib.SMTP(
+            hostname=self.host,
+            port=self.port,
+            use_tls=self.implicit_tls,
+            start_tls=None if not self.implicit_tls else False,  # None: STARTTLS when offered
+            tls_context=ssl.create_default_context(),
+            username=self.username,
+            password=self.password,
+            timeout=self.timeout,
+        )
+
+
+# Errors after which the connection cannot be trusted: drop it and reconnect for the next message.
+_CONNECTION_ERRORS = (
+    aiosmtplib.SMTPServerDisconnected,
+    aiosmtplib.SMTPTimeoutError,
+    aiosmtplib.SMTPConnectError,
+    aiosmtplib.SMTPNotSupported,
+    ConnectionError,
+    TimeoutError,
+    ssl.SSLError,
+    OSError,
+)
+
+
+class SMTPTransport:
+    """A pool of reused SMTP connections; a dropped one is reopened for the next message."""
+
+    def __init__(self, server: SMTPServer, connections: int) -> None:
+        self.server = server
+        self.concurrency = connections
+        self._idle: asyncio.Queue[aiosmtplib.SMTP] = asyncio.Queue()
+        self._clients = [server.client() for _ in range(connections)]
+        for client in self._clients:
+            self._idle.put_nowait(client)
+
+    async def deliver(
+        self, sender: str, recipients: Sequence[str], data: bytes
+    ) -> dict[str, Outcome]:
+        client = await self._idle.get()
+        try:
+            return await self._send(client, sender, recipients, data)
+        finally:
+            self._idle.put_nowait(client)
+
+    async def _send(
+        self, client: aiosmtplib.SMTP, sender: str, recipients: Sequence[str], data: bytes
+    ) -> dict[str, Outcome]:
+        try:
+            if not client.is_connected:
+                await client.connect()
+            refused, reply = await client.sendmail(sender, list(recipients), data)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            outcomes = {
+                err.recipient: Outcome.from_code(err.code, err.message) for err in exc.recipients
+            }
+            return {r: outcomes.get(r, Outcome("temporary", "refused")) for r in recipients}
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            client.close()
+            # Bad credentials are the operator's to fix, never a recipient's fault: retry later.
+            reason = f"{exc.code} {exc.message} (authentication failed)"
+            return dict.fromkeys(recipients, Outcome("temporary", reason))
+        except aiosmtplib.SMTPResponseException as exc:
+            if exc.code in (421, -1):  # the server is closing the connection
+                client.close()
+            return dict.fromkeys(recipients, Outcome.from_code(exc.code, exc.message))
+        except _CONNECTION_ERRORS as exc:
+            client.close()
+            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            return dict.fromkeys(recipients, Outcome("temporary", reason))
+        result = {r: Outcome("sent", reply) for r in recipients}
+        for recipient, response in refused.items():
+            result[recipient] = Outcome.from_code(response.code, response.message)
+        return result
+
+    async def close(self) -> None:
+        for client in self._clients:
+            if client.is_connected:
+                try:
+                    await client.quit()
+                except (aiosmtplib.SMTPException, OSError):
+                    client.close()
+
+
+def make_transport(settings: Settings, connections: int | None = None) -> Transport:
+    """SMTP when DIFFUSION_SMTP_URL is set, else the maildir under var/outbox."""
+    if settings.smtp_url:
+        return SMTPTransport(
+            SMTPServer.from_settings(settings), connections or settings.smtp_connections
+        )
+    return MaildirTransport(settings.outbox_dir)
+
+
+def _recipients(message: EmailMessage) -> list[str]:
+    fields = [str(value) for key in ("To", "Cc", "Bcc") for value in message.get_all(key, [])]
+    return [check_address(address) for _, address in getaddresses(fields) if address]
+
+
+async def send_one(settings: Settings, message: EmailMessage) -> None:
+    """Send one transactional message (a confirmation...) now; DeliveryError if anyone missed it."""
+    recipients = _recipients(message)
+    if not recipients:
+        raise DeliveryError(f"message {message['Subject']!r} has no recipient")
+    sender = check_address(
+        getaddresses([str(message["From"])])[0][1] if message["From"] else settings.from_address
+    )
+    if message["From"] is None:
+        message["From"] = sender
+    bcc = message.get_all("Bcc")
+    del message["Bcc"]  # the envelope carries them; the header would tell everyone
+    try:
+        data = serialise(message, settings)
+    finally:
+        for value in bcc or []:
+            message["Bcc"] = value
+    transport = make_transport(settings, connections=1)
+    try:
+        outcomes = await transport.deliver(sender, recipients, data)
+    finally:
+        await transport.close()
+    missed = {r: o.reply for r, o in outcomes.items() if o.kind != "sent"}
+    if missed:
+        url = urlsplit(settings.smtp_url or "")
+        where = f"{url.hostname}:{url.port or ''}" if url.hostname else str(settings.outbox_dir)
+        detail = "; ".join(f"{r}: {reply}" for r, reply in missed.items())
+        raise DeliveryError(f"{where} did not accept the message for {detail}")

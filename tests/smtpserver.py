@@ -1,0 +1,193 @@
+"""A real aiosmtpd server on 127.0.0.1, port 0, recording what it accepts; faults are injectable.
+
+Use the `smtp_server` fixture (imported into a test module), or `RecordingServer` directly:
+
+    server.rcpt_reply = lambda address: "451 4.3.0 try later" if "defer" in address else None
+    server.data_fault = lambda envelope: "drop"      # drop the connection during DATA
+    server.rcpt_delay = lambda address: 5.0          # seconds before answering RCPT
+"""
+
+import asyncio
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from typing import Any, cast
+
+import pytest
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+
+@dataclass(frozen=True)
+class Received:
+    """One message the server accepted, for each of its recipients."""
+
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    data: bytes
+
+    def parsed(self) -> EmailMessage:
+        return cast(EmailMessage, message_from_bytes(self.data, policy=policy.default))
+
+
+class _Handler:
+    def __init__(self, server: "RecordingServer") -> None:
+        self.server = server
+
+    async def handle_RCPT(
+        self, smtp: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        delay = self.server.rcpt_delay(address) if self.server.rcpt_delay else 0.0
+        if delay:
+            await asyncio.sleep(delay)
+        reply = self.server.rcpt_reply(address) if self.server.rcpt_reply else None
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, smtp: SMTP, session: Session, envelope: Envelope) -> str:
+        fault = self.server.data_fault(envelope) if self.server.data_fault else None
+        if fault == "drop":
+            # The client sees the connection go away before the server's final answer.
+            assert smtp.transport is not None
+            smtp.transport.abort()
+            return "421 4.4.2 connection dropped"
+        if fault:
+            return fault
+        content = envelope.original_content or b""
+        with self.server.lock:
+            self.server.received.append(
+                Received(envelope.mail_from or "", tuple(envelope.rcpt_tos), bytes(content))
+            )
+        return "250 2.0.0 Message accepted for delivery"
+
+
+class RecordingServer:
+    """An SMTP server in its own thread and event loop; `received` lists what it accepted."""
+
+    def __init__(self) -> None:
+        self.received: list[Received] = []
+        self.lock = threading.Lock()
+        self.rcpt_reply: Callable[[str], str | None] | None = None
+        self.rcpt_delay: Callable[[str], float] | None = None
+        self.data_fault: Callable[[Envelope], str | None] | None = None
+        self.host = "127.0.0.1"
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._server: asyncio.Server | None = None
+
+    @property
+    def url(self) -> str:
+        return f"smtp://{self.host}:{self.port}"
+
+    def start(self) -> "RecordingServer":
+        self._thread.start()
+
+        async def serve() -> asyncio.Server:
+            handler = _Handler(self)
+            return await self._loop.create_server(
+                lambda: SMTP(handler, hostname="diffusion-test", ident="diffusion-test"),
+                self.host,
+                0,
+            )
+
+        self._server = asyncio.run_coroutine_threadsafe(serve(), self._loop).result(10)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    def stop(self) -> None:
+        async def close() -> None:
+            if self._server is not None:
+                self._server.close()
+
+        asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    def deliveries(self) -> Counter[str]:
+        """How many messages each recipient address received."""
+        with self.lock:
+            return Counter(address for message in self.received for address in message.rcpt_tos)
+
+    def messages_to(self, address: str) -> list[EmailMessage]:
+        with self.lock:
+            found = [m.parsed() for m in self.received if address in m.rcpt_tos]
+        return found
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[RecordingServer]:
+    """A recording SMTP server on 127.0.0.1 and a free port; stopped after the test."""
+    server = RecordingServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+# Data for delivery tests: an edition with every placeholder, and its segment's subscribers.
+EDITION_HTML = (
+    '<!doctype html><html lang="en"><body><p>[[diffusion:greeting]]</p>'
+    "<p>News for NGO partners &amp; the Liaison Committee: caf\u00e9, "
+    "\u00e9t\u00e9, \u0645\u0631\u062d\u0628\u0627.</p>"
+    + "<p>Literacy circles in Dhaka reached 1,200 learners this month. "
+    * 40
+    + '</p><p><a href="[[diffusion:preferences_url]]">Preferences</a> '
+    '<a href="[[diffusion:unsubscribe_url]]">Unsubscribe</a> ([[diffusion:email]])</p>'
+    "</body></html>"
+)
+EDITION_TEXT = (
+    "[[diffusion:greeting]]\n\nNews for NGO partners, caf\u00e9.\n"
+    + "Literacy circles in Dhaka reached 1,200 learners.\n" * 20
+    + "\nPreferences: [[diffusion:preferences_url]]\nUnsubscribe: [[diffusion:unsubscribe_url]]\n"
+    "Sent to [[diffusion:email]] ([[diffusion:name]])\n"
+)
+
+
+def make_edition(
+    session: Any,
+    *,
+    audience: str = "liaison_committee",
+    language: str = "en",
+    period: str = "2026-11",
+    subject: str = "NGO partners' newsletter, November 2026",
+    status: str = "approved",
+) -> Any:
+    """An approved edition of the segment `audience|language|monthly`, stored."""
+    from diffusion.digest import Segment
+    from diffusion.models import Edition
+
+    segment = Segment(audience=audience, language=language)
+    edition = Edition(
+        segment=segment.id,
+        audience=audience,
+        language=language,
+        period=period,
+        subject=subject,
+        html=EDITION_HTML,
+        text=EDITION_TEXT,
+        item_count=40,
+        status=status,
+    )
+    session.add(edition)
+    session.flush()
+    return edition
+
+
+def make_subscribers(
+    session: Any, count: int, *, audience: str = "liaison_committee", prefix: str = "reader"
+) -> list[Any]:
+    """`count` active English subscribers of the audience, stored."""
+    from diffusion.models import Subscriber
+
+    people = [
+        Subscriber(email=f"{prefix}{n}@example.org", name=f"Reader {n}", audience=audience)
+        for n in range(count)
+    ]
+    session.add_all(people)
+    session.flush()
+    return people
