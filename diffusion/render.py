@@ -275,7 +275,9 @@ def _to_html(source: str, template_name: str) -> str:
     error: str | None = None
     if problem is None:
         try:
-            return str(mjml2html(source))
+            out = str(mjml2html(source))
+            _check_images(out, template_name)
+            return out
         except ValueError as exc:  # mjml-python reports parse errors as ValueError, no position
             error = str(exc)
             problem = _mjml_problem(source)
@@ -287,6 +289,28 @@ def _to_html(source: str, template_name: str) -> str:
             f" ({text[:80]!r}); preview with --format mjml to see it"
         )
     raise TemplateError(f"{template_name}: invalid MJML: {error}; preview with --format mjml")
+
+
+class _Images(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.without_alt: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "img" and not (values.get("alt") or "").strip():
+            self.without_alt.append(values.get("src") or "?")
+
+
+def _check_images(out: str, template_name: str) -> None:
+    """Every image needs alt text: with images off, or with a screen reader, it is all there is."""
+    parser = _Images()
+    parser.feed(out)
+    if parser.without_alt:
+        raise TemplateError(
+            f"{template_name}: <img> without alt text (src={parser.without_alt[0]!r}); "
+            'add alt="..." describing the image'
+        )
 
 
 # -- rendering ------------------------------------------------------------------------------
@@ -531,9 +555,9 @@ def build_message(
         f"<{values['unsubscribe_url']}>, <mailto:{settings.unsubscribe_mailto}?subject=unsubscribe>"
     )
     message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    message["Content-Language"] = _content_language(rendered)
     message.set_content(text_part, subtype="plain", charset="utf-8")
     message.add_alternative(html_part, subtype="html", charset="utf-8")
+    message["Content-Language"] = _content_language(rendered)  # set_content clears Content-*
     return message
 
 
