@@ -93,6 +93,7 @@ def items() -> list[Item]:
     """November 2026 (and one October item that no November digest may show)."""
     return [
         _item(1, "ifla-reading-bd", "ngo_action", 3, summary="Reading circles in Dhaka.",
+              body_html="<p>Ten <strong>reading circles</strong> opened in Dhaka.</p>",
               tags={"organisations": ["ifla"], "sectors": ["CI"], "countries": ["BD"]},
               translations={"fr": {"title": "Cercles de lecture au Bangladesh",
                                    "summary": "Cercles de lecture à Dacca."}}),

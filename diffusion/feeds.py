@@ -1,0 +1,237 @@
+"""RSS 2.0 and Atom feeds per audience segment, Sector, country and Field Office (public items)."""
+
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import pycountry
+from feedgen.feed import FeedGenerator
+from sqlalchemy.engine import Engine
+from sqlmodel import col, select
+
+from diffusion import db
+from diffusion.audiences import Directory, FeedFamily, RoutingRules, load_rules, routes_to
+from diffusion.config import Settings
+from diffusion.digest import AUDIENCE_TITLES, DigestEntry, entry_for, key_name
+from diffusion.editions import load_directory
+from diffusion.links import feed_url
+from diffusion.models import SECTORS, TAG_KEYS, Item
+
+FEED_MAX_ENTRIES = 50
+FORMATS = ("rss", "atom")
+# A feed with no entry yet still needs a date; a fixed one keeps rebuilds byte-identical.
+NO_ENTRY_DATE = datetime(2000, 1, 1, tzinfo=UTC)
+# Characters XML 1.0 cannot carry at all (lxml refuses them): dropped from every text.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# The audience whose title names each key kind, for feeds of a family.
+_FAMILY_KEY_AUDIENCE = {
+    "organisation": "ngo",
+    "sector": "sector",
+    "field_office": "field_office",
+    "country": "member_state",
+}
+
+
+@dataclass
+class FeedsReport:
+    """What `build_feeds` wrote: files changed, files left as they were, entries in all."""
+
+    out: Path
+    written: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    entries: int = 0
+
+    @property
+    def files(self) -> int:
+        return len(self.written) + self.unchanged
+
+    def summary(self) -> str:
+        return f"{self.files} feeds ({len(self.written)} written, {self.unchanged} unchanged)"
+
+
+def _xml_text(value: str) -> str:
+    return _NOT_XML.sub("", value)
+
+
+def _keys(family: FeedFamily, directory: Directory, items: Sequence[Item]) -> list[str]:
+    """The keys a family has feeds for: every Sector, office, NGO, or country known."""
+    if family.key_type == "none":
+        return [""]
+    if family.key_type == "sector":
+        return sorted(SECTORS)
+    if family.key_type == "field_office":
+        return sorted(directory.offices)
+    if family.key_type == "organisation":
+        return sorted(directory.organisations)
+    countries = set(directory.countries())
+    for item in items:
+        countries.update(code.upper() for code in item.tags.get("countries", ()))
+    return sorted(code for code in countries if pycountry.countries.get(alpha_2=code) is not None)
+
+
+def feed_items(
+    items: Iterable[Item], rules: RoutingRules, family: FeedFamily, key: str, directory: Directory
+) -> list[Item]:
+    """The public items a feed carries, newest first, at most FEED_MAX_ENTRIES."""
+    specs = [rules.audience(name) for name in family.audiences]
+    chosen = [
+        item
+        for item in items
+        if item.public
+        and any(routes_to(item, spec, key, directory, public_only=True) for spec in specs)
+    ]
+    chosen.sort(key=lambda item: (-item.published_at.timestamp(), item.id or 0))
+    return chosen[:FEED_MAX_ENTRIES]
+
+
+def entry_id(settings: Settings, item: Item) -> str:
+    """A stable id: the item's guid when it is a URI, else a tag: URI made from it."""
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:\S+$", item.guid):
+        return item.guid
+    host = urlsplit(settings.base_url).hostname or "diffusion.invalid"
+    return f"tag:{host},2026:item:{quote(item.guid, safe='')}"
+
+
+def render_feed(
+    settings: Settings,
+    *,
+    path: str,
+    title: str,
+    description: str,
+    language: str,
+    items: Sequence[Item],
+    fmt: str,
+) -> bytes:
+    """One feed document; its dates come from its newest item, so a rebuild is byte-identical."""
+    self_url = feed_url(settings, path)
+    generator = FeedGenerator()
+    generator.id(self_url)
+    generator.title(_xml_text(title))
+    generator.description(_xml_text(description))
+    generator.link(href=self_url, rel="self")
+    # feedgen gives RSS's <link> the last link: the site, not the feed itself.
+    generator.link(href=settings.base_url, rel="alternate")
+    generator.language(language)
+    generator.generator("Diffusion")
+    newest = max((item.published_at for item in items), default=NO_ENTRY_DATE)
+    generator.updated(newest)
+    generator.pubDate(newest)
+    # feedgen prepends by default; append keeps our newest-first order.
+    for item in items:
+        _add_entry(generator, settings, item, entry_for(item, language))
+    if fmt == "atom":
+        return bytes(generator.atom_str(pretty=True))
+    return bytes(generator.rss_str(pretty=True))
+
+
+def _add_entry(
+    generator: FeedGenerator, settings: Settings, item: Item, entry: DigestEntry
+) -> None:
+    feed_entry = generator.add_entry(order="append")
+    identifier = entry_id(settings, item)
+    feed_entry.id(identifier)
+    feed_entry.guid(identifier, permalink=False)
+    feed_entry.title(_xml_text(entry.title) or "(untitled)")
+    if entry.link:
+        feed_entry.link(href=entry.link, rel="alternate")
+    summary = _xml_text(entry.summary)
+    if summary:
+        feed_entry.summary(summary)
+    body = _xml_text(entry.body_html)
+    if body:
+        feed_entry.content(body, type="html")
+    elif not entry.link:
+        feed_entry.content(summary or _xml_text(entry.title), type="text")
+    feed_entry.published(entry.published_at)
+    feed_entry.updated(entry.published_at)
+    for name in TAG_KEYS:
+        for value in sorted(set(entry.tags.get(name, ()))):
+            feed_entry.category(term=_xml_text(value), scheme=_scheme(settings, name))
+
+
+def _scheme(settings: Settings, tag: str) -> str:
+    host = urlsplit(settings.base_url).hostname or "diffusion.invalid"
+    return f"tag:{host},2026:{tag}"
+
+
+def _titles(
+    settings: Settings, family: FeedFamily, key: str, language: str, directory: Directory
+) -> tuple[str, str]:
+    audience = _FAMILY_KEY_AUDIENCE.get(family.key_type, family.audiences[0])
+    words = AUDIENCE_TITLES.get(language.split("-")[0], AUDIENCE_TITLES["en"])
+    description = words.get(family.audiences[0], words["public"])
+    who = key_name(audience, key, language, directory)
+    title = f"{who} — {settings.organisation_name}" if who else settings.organisation_name
+    return title, description
+
+
+def write_if_changed(path: Path, content: bytes) -> bool:
+    """Write atomically (temporary file, then rename), and only when the bytes differ."""
+    if path.is_file() and path.read_bytes() == content:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False)
+    try:
+        with handle:
+            handle.write(content)
+        os.chmod(handle.name, 0o644)
+        os.replace(handle.name, path)
+    except BaseException:
+        Path(handle.name).unlink(missing_ok=True)
+        raise
+    return True
+
+
+def write_feeds(
+    items: Sequence[Item],
+    directory: Directory,
+    rules: RoutingRules,
+    settings: Settings,
+    *,
+    out: Path,
+) -> FeedsReport:
+    """Every feed of every family, key and language, from plain data, written under `out`."""
+    report = FeedsReport(out=out)
+    for family in rules.feeds.values():
+        for key in _keys(family, directory, items):
+            chosen = feed_items(items, rules, family, key, directory)
+            stem = f"{family.name}/{key}" if key else family.name
+            for language in settings.languages:
+                title, description = _titles(settings, family, key, language, directory)
+                for fmt in FORMATS:
+                    path = f"{stem}.{language}.{fmt}"
+                    content = render_feed(
+                        settings,
+                        path=path,
+                        title=title,
+                        description=description,
+                        language=language,
+                        items=chosen,
+                        fmt=fmt,
+                    )
+                    report.entries += len(chosen)
+                    if write_if_changed(out / path, content):
+                        report.written.append(path)
+                    else:
+                        report.unchanged += 1
+    return report
+
+
+def build_feeds(engine: Engine, settings: Settings, *, out: Path, now: datetime) -> FeedsReport:
+    """Load the public items published by `now` and the directory, and write every feed."""
+    rules = load_rules(settings.routing)
+    with db.session_scope(engine) as session:
+        directory = load_directory(session)
+        items = list(
+            session.exec(
+                select(Item)
+                .where(col(Item.public).is_(True), col(Item.published_at) <= now)
+                .order_by(col(Item.published_at).desc(), col(Item.id))
+            ).all()
+        )
+    return write_feeds(items, directory, rules, settings, out=out)

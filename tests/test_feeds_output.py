@@ -1,0 +1,229 @@
+"""Feeds: every file we write is read back by feedparser, served over HTTP, and stable."""
+
+import functools
+import http.server
+import os
+import threading
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import feedparser
+import pytest
+from digest_dataset import NOW, directory, items, store
+from sqlalchemy.engine import Engine
+
+from diffusion.audiences import load_rules
+from diffusion.config import Settings, bundled_path, load_settings
+from diffusion.feeds import FEED_MAX_ENTRIES, build_feeds, write_feeds
+from diffusion.models import Item
+
+# Read at import: the isolation fixture clears DIFFUSION_* variables before each test.
+REGENERATE = os.environ.get("DIFFUSION_REGENERATE_GOLDEN") == "1"
+GOLDEN = Path(__file__).resolve().parent / "golden" / "feeds"
+RULES = load_rules(bundled_path("subscribers"))
+HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)> & ]]> \x07bell'
+
+
+def _settings(tmp_path: Path) -> Settings:
+    return load_settings(
+        home=tmp_path, base_url="https://diffusion.example.org", secret_key="test-secret"
+    )
+
+
+def _write(tmp_path: Path, extra: list[Item] | None = None) -> Path:
+    out = tmp_path / "feeds"
+    write_feeds([*items(), *(extra or [])], directory(), RULES, _settings(tmp_path), out=out)
+    return out
+
+
+def _all_feeds(out: Path) -> list[Path]:
+    return sorted(path for path in out.rglob("*") if path.suffix in (".rss", ".atom"))
+
+
+def test_every_feed_parses_cleanly_with_language_self_link_and_newest_first(
+    tmp_path: Path,
+) -> None:
+    out = _write(tmp_path)
+    feeds = _all_feeds(out)
+    names = {path.relative_to(out).as_posix() for path in feeds}
+    assert {
+        "public.en.rss",
+        "public.fr.atom",
+        "sector/ED.en.atom",
+        "country/BD.fr.rss",
+        "field_office/dhaka.en.atom",
+        "ngo/ifla.en.rss",
+    } <= names
+    assert len(feeds) == (1 + 3 + 5 + 3 + len(directory().countries() | {"CO", "SN"})) * 2 * 2
+    for path in feeds:
+        relative = path.relative_to(out).as_posix()
+        parsed = feedparser.parse(path.read_bytes())
+        assert parsed.bozo == 0, (relative, parsed.get("bozo_exception"))
+        assert parsed.version == ("rss20" if path.suffix == ".rss" else "atom10")
+        language = relative.rsplit(".", 2)[1]
+        assert parsed.feed.language == language
+        self_links = [link.href for link in parsed.feed.links if link.rel == "self"]
+        assert self_links == [f"https://diffusion.example.org/feeds/{relative}"]
+        dates = [entry.published_parsed for entry in parsed.entries]
+        assert dates == sorted(dates, reverse=True), relative
+        assert len({entry.id for entry in parsed.entries}) == len(parsed.entries)
+
+
+def test_feeds_carry_routed_public_items_with_categories_and_translations(
+    tmp_path: Path,
+) -> None:
+    out = _write(tmp_path)
+    bangladesh = feedparser.parse((out / "country/BD.fr.atom").read_bytes())
+    # The Member State's actions and the National Commission's office activities, October too.
+    assert [entry.title for entry in bangladesh.entries] == [
+        "Dhaka office literacy",
+        "Cercles de lecture au Bangladesh",
+        "October action",
+    ]
+    entry = bangladesh.entries[1]
+    assert entry.id == "tag:diffusion.example.org,2026:item:ifla-reading-bd"
+    assert entry.link == "https://news.example/ifla-reading-bd"
+    assert {tag.term for tag in entry.tags} == {"CI", "BD", "ifla"}
+    assert {tag.scheme for tag in entry.tags} == {
+        "tag:diffusion.example.org,2026:sectors",
+        "tag:diffusion.example.org,2026:countries",
+        "tag:diffusion.example.org,2026:organisations",
+    }
+    # Private items never appear in a feed, whoever the audience.
+    kenya = feedparser.parse((out / "country/KE.en.rss").read_bytes())
+    assert kenya.entries == []
+    colombia = feedparser.parse((out / "country/CO.en.rss").read_bytes())
+    assert colombia.entries == []  # the Medellín conclusion is not public
+    everything = feedparser.parse((out / "public.en.atom").read_bytes())
+    public_guids = {item.guid for item in items() if item.public}
+    assert len(everything.entries) == len(public_guids)
+    assert not any("private" in entry.id for entry in everything.entries)
+    english = feedparser.parse((out / "sector/CI.en.rss").read_bytes())
+    assert english.feed.title == "Communication and Information — NGO-UNESCO Partnership Diffusion"
+    assert english.feed.updated_parsed[:3] == (2026, 11, 12)  # the newest item, not "now"
+
+
+def test_entries_are_bounded(tmp_path: Path) -> None:
+    many = [
+        Item(
+            id=100 + number,
+            guid=f"urn:bulk:{number}",
+            kind="event",
+            title=f"Event {number}",
+            published_at=datetime(2026, 9, 1, tzinfo=UTC) + timedelta(hours=number),
+            content_hash=f"{number:064d}",
+        )
+        for number in range(FEED_MAX_ENTRIES + 10)
+    ]
+    out = _write(tmp_path, many)
+    parsed = feedparser.parse((out / "public.en.atom").read_bytes())
+    assert len(parsed.entries) == FEED_MAX_ENTRIES
+    assert parsed.entries[0].id == "tag:diffusion.example.org,2026:item:action-en-francais"
+    assert "urn:bulk:0" not in {entry.id for entry in parsed.entries}  # the oldest left out
+
+
+def test_hostile_titles_come_out_as_inert_text(tmp_path: Path) -> None:
+    hostile = Item(
+        id=200,
+        guid="urn:hostile:1",
+        kind="event",
+        title=HOSTILE,
+        summary=HOSTILE,
+        published_at=datetime(2026, 11, 20, tzinfo=UTC),
+        content_hash="9" * 64,
+    )
+    out = _write(tmp_path, [hostile])
+    for name in ("public.en.rss", "public.en.atom"):
+        raw = (out / name).read_bytes()
+        assert b"<script" not in raw and b"<img" not in raw
+        tree = ET.fromstring(raw)
+        assert not [element for element in tree.iter() if element.tag.endswith("script")]
+        titles = [element.text for element in tree.iter() if element.tag.endswith("title")]
+        assert HOSTILE.replace("\x07", "") in titles
+        parsed = feedparser.parse(raw)
+        assert parsed.bozo == 0
+        assert parsed.entries[0].title == HOSTILE.replace("\x07", "")
+
+
+def test_a_rebuild_without_new_items_is_byte_identical_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    out = _write(tmp_path)
+    before = {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in _all_feeds(out)}
+    report = write_feeds(items(), directory(), RULES, _settings(tmp_path), out=out)
+    assert report.written == [] and report.unchanged == len(before)
+    after = {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in _all_feeds(out)}
+    assert after == before
+    assert not list(out.rglob(".*"))  # no temporary file left behind
+    newer = Item(
+        id=300,
+        guid="urn:new:1",
+        kind="ngo_action",
+        title="A new action in Bangladesh",
+        published_at=datetime(2026, 11, 21, tzinfo=UTC),
+        content_hash="8" * 64,
+        tags={"countries": ["BD"], "organisations": ["ifla"]},
+    )
+    again = write_feeds([*items(), newer], directory(), RULES, _settings(tmp_path), out=out)
+    assert "country/BD.en.rss" in again.written and "ngo/ifla.fr.atom" in again.written
+    assert "sector/SC.en.rss" not in again.written
+    assert again.summary() == (
+        f"{again.files} feeds ({len(again.written)} written, {again.unchanged} unchanged)"
+    )
+
+
+@pytest.mark.parametrize("relative", ["sector/CI.en.rss", "ngo/ifla.fr.atom", "public.fr.rss"])
+def test_golden_feeds(tmp_path: Path, relative: str) -> None:
+    """Set DIFFUSION_REGENERATE_GOLDEN=1 to rewrite tests/golden/feeds after a deliberate change."""
+    produced = (_write(tmp_path) / relative).read_bytes()
+    golden = GOLDEN / relative
+    if REGENERATE or not golden.exists():
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_bytes(produced)
+        if not REGENERATE:
+            pytest.fail(f"{golden} did not exist and was written: check it and commit it")
+    assert produced == golden.read_bytes()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A real HTTP server on 127.0.0.1 serving the feeds folder."""
+    out = tmp_path / "served"
+    out.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(out))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", out
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_build_feeds_from_the_database_served_over_http(
+    engine: Engine, settings: Settings, served: tuple[str, Path]
+) -> None:
+    base, out = served
+    future = Item(
+        guid="urn:future:1",
+        kind="event",
+        title="Not yet published",
+        published_at=NOW + timedelta(days=3),
+        content_hash="7" * 64,
+    )
+    store(engine, [future])
+    report = build_feeds(engine, settings, out=out, now=NOW)
+    assert report.files == len(report.written) > 0
+    parsed = feedparser.parse(f"{base}/sector/ED.fr.atom")
+    assert parsed.bozo == 0 and parsed.status == 200
+    assert parsed.feed.language == "fr"
+    assert [entry.title for entry in parsed.entries] == [
+        "Icngo conclusions",
+        "Ed programme nairobi",
+    ]
+    public = feedparser.parse(f"{base}/public.en.rss")
+    assert "Not yet published" not in {entry.title for entry in public.entries}
+    assert build_feeds(engine, settings, out=out, now=NOW).written == []
