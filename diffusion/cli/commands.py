@@ -2,5 +2,6 @@
 
 import diffusion.cli.directory  # noqa: F401
 import diffusion.cli.preview  # noqa: F401
+import diffusion.cli.serve  # noqa: F401
 import diffusion.cli.subscribers  # noqa: F401
 from diffusion.cli import setup  # noqa: F401

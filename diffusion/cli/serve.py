@@ -1,0 +1,215 @@
+"""Commands that run the service: serve, the scheduled jobs, and its status."""
+
+import logging
+import signal
+import threading
+from datetime import UTC, datetime
+from types import FrameType
+
+import click
+import sqlalchemy as sa
+from apscheduler.triggers.interval import IntervalTrigger
+from rich.table import Table
+from sqlalchemy.engine import Engine
+from sqlmodel import col, select
+
+from diffusion import db, schedule
+from diffusion.cli import Context, cli, console, pass_context
+from diffusion.config import Settings
+from diffusion.deliver import outbox
+from diffusion.errors import DatabaseError
+from diffusion.models import Edition, Source
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def setup_logging() -> None:
+    """One line per job run and per send summary on stderr; APScheduler only says what fails."""
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+def ready_engine(settings: Settings) -> Engine:
+    """The engine, once the database is known to be at the current schema."""
+    engine = db.engine_for(settings)
+    try:
+        ready = sa.inspect(engine).has_table("job_runs")
+    except sa.exc.OperationalError as exc:
+        raise DatabaseError(f"cannot reach the database: {exc.orig}") from exc
+    if not ready:
+        raise DatabaseError(
+            "the database has no Diffusion tables or an old schema; run `diffusion init` "
+            "(or `diffusion db upgrade`) first"
+        )
+    return engine
+
+
+@cli.command()
+@click.option("--host", help="Address to listen on (default: web_host, 127.0.0.1).")
+@click.option("--port", type=int, help="Port to listen on (default: web_port, 8080).")
+@click.option("--no-scheduler", is_flag=True, help="Serve the web pages only.")
+@click.option("--no-web", is_flag=True, help="Run the scheduled jobs only.")
+@pass_context
+def serve(
+    ctx: Context, host: str | None, port: int | None, no_scheduler: bool, no_web: bool
+) -> None:
+    """Run the service: the scheduled jobs and the web pages, in one process.
+
+    Several processes may share one PostgreSQL database: editions and messages are claimed
+    in the database, so each subscriber still gets each edition once.
+
+    \b
+    Example:
+      diffusion serve --host 0.0.0.0 --port 8080
+      diffusion serve --no-web          # a second sender on the same database
+    """
+    if no_scheduler and no_web:
+        raise click.UsageError("--no-scheduler and --no-web together leave nothing to run")
+    settings = ctx.settings
+    setup_logging()
+    engine = ready_engine(settings)
+    scheduler = None
+    if not no_scheduler:
+        scheduler = schedule.make_scheduler(engine, settings, now=datetime.now(UTC))
+        scheduler.start()
+        for job in scheduler.get_jobs():
+            logging.getLogger("diffusion.schedule").info(
+                "job %s: next run %s", job.id, job.next_run_time
+            )
+    try:
+        if no_web:
+            _wait_for_signal()
+        else:
+            import uvicorn
+
+            from diffusion.web import create_app
+
+            uvicorn.run(
+                create_app(settings, engine),
+                host=host or settings.web_host,
+                port=settings.web_port if port is None else port,
+                proxy_headers=True,
+                log_config=None,
+            )
+    finally:
+        if scheduler is not None:
+            schedule.STOP.set()  # a send in progress stops claiming; the rest stays queued
+            scheduler.shutdown(wait=True)
+        engine.dispose()
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+
+    def handle(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+    stop.wait()
+
+
+@cli.group("jobs")
+def jobs_group() -> None:
+    """The scheduled jobs: when they run next, and running one now."""
+
+
+def _jobs_table(settings: Settings, engine: Engine, now: datetime) -> Table:
+    runs = schedule.last_runs(engine)
+    table = Table("job", "when", "next run", "last run", "outcome", title="Jobs")
+    for job in schedule.jobs(settings):
+        last = runs.get(job.name)
+        next_at = schedule.next_run(job, now)
+        if last and last.last_started_at and isinstance(job.trigger, IntervalTrigger):
+            next_at = max(now, last.last_started_at + job.trigger.interval)
+        table.add_row(
+            job.name,
+            job.when,
+            _local(next_at, settings),
+            _local(last.last_started_at if last else None, settings),
+            last.last_outcome if last else "",
+        )
+    return table
+
+
+def _local(moment: datetime | None, settings: Settings) -> str:
+    if moment is None:
+        return "-"
+    return moment.astimezone(settings.zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+@jobs_group.command("list")
+@pass_context
+def jobs_list(ctx: Context) -> None:
+    """Show the configured jobs, their next run time and their last run.
+
+    \b
+    Example:
+      diffusion jobs list
+    """
+    engine = ready_engine(ctx.settings)
+    console.print(_jobs_table(ctx.settings, engine, datetime.now(UTC)))
+    engine.dispose()
+
+
+@jobs_group.command("run")
+@click.argument("name")
+@click.option("--period", help="Period of the monthly (YYYY-MM) or weekly (YYYY-Www) job.")
+@pass_context
+def jobs_run(ctx: Context, name: str, period: str | None) -> None:
+    """Run one job now (collect, monthly, weekly, send), as the scheduler would.
+
+    Without --period the monthly job builds the past month and the weekly job the past week.
+    Running it twice, or in two processes at once, sends each subscriber one message.
+
+    \b
+    Example:
+      diffusion jobs run collect
+      diffusion jobs run monthly --period 2026-10
+    """
+    setup_logging()
+    engine = ready_engine(ctx.settings)
+    try:
+        summary = schedule.run_job(name, engine, ctx.settings, now=datetime.now(UTC), period=period)
+    finally:
+        engine.dispose()
+    console.print(f"{name}: {summary}", highlight=False)
+
+
+@cli.command()
+@pass_context
+def status(ctx: Context) -> None:
+    """Show the last collection of each source, the next job runs and the outbox.
+
+    \b
+    Example:
+      diffusion status
+    """
+    settings = ctx.settings
+    engine = ready_engine(settings)
+    now = datetime.now(UTC)
+    with db.session_scope(engine) as session:
+        sources = session.exec(select(Source).order_by(col(Source.name))).all()
+        per_edition = outbox.counts(session)
+        drafts = session.exec(select(sa.func.count()).where(Edition.status == "draft")).one()
+    collected = Table("source", "last fetched", "HTTP", "new items", "error", title="Sources")
+    for source in sources:
+        collected.add_row(
+            source.name,
+            _local(source.last_fetched_at, settings),
+            str(source.last_status or "-"),
+            str(source.last_new_items),
+            source.last_error or "",
+        )
+    console.print(collected)
+    console.print(_jobs_table(settings, engine, now))
+    totals: dict[str, int] = {}
+    for states in per_edition.values():
+        for state, number in states.items():
+            totals[state] = totals.get(state, 0) + number
+    box = Table("state", "messages", title="Outbox")
+    for state in ("queued", "sending", "sent", "failed_temporary", "failed_permanent"):
+        box.add_row(state, str(totals.get(state, 0)))
+    console.print(box)
+    console.print(f"Editions waiting for approval: {drafts}")
+    engine.dispose()

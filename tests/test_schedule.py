@@ -1,0 +1,169 @@
+"""The schedule on a fixed clock, catching up on missed runs once, and the jobs commands."""
+
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from diffusion import db, schedule
+from diffusion.cli import cli
+from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
+from diffusion.config import Settings, load_settings
+from diffusion.errors import ConfigError, UnknownRecord
+from diffusion.models import JobRun
+
+
+def _utc(*parts: int) -> datetime:
+    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+
+
+@pytest.fixture
+def paris(tmp_path: Path, sqlite_url: str) -> Settings:
+    return load_settings(
+        home=tmp_path, database_url=sqlite_url, timezone="Europe/Paris", secret_key="s"
+    )
+
+
+def test_default_jobs_collect_hourly_send_and_build_editions(paris: Settings) -> None:
+    jobs = {job.name: job for job in schedule.jobs(paris)}
+    assert list(jobs) == ["collect", "monthly", "weekly", "send"]
+    assert jobs["collect"].when == "every 60 min"
+    assert jobs["monthly"].takes_period and not jobs["collect"].takes_period
+    quiet = paris.model_copy(update={"schedule_collect_minutes": 0, "schedule_retry_minutes": 0})
+    assert [job.name for job in schedule.jobs(quiet)] == ["monthly", "weekly"]
+
+
+def test_monthly_newsletter_is_the_first_monday_at_nine_across_daylight_saving(
+    paris: Settings,
+) -> None:
+    monthly = schedule.job_named(paris, "monthly")
+    fired = schedule.fire_times(monthly.trigger, _utc(2026, 10, 1), _utc(2027, 4, 30))
+    # 09:00 in Paris: 07:00 UTC in summer time, 08:00 UTC in winter time.
+    assert fired == [
+        _utc(2026, 10, 5, 7),
+        _utc(2026, 11, 2, 8),  # after the change of 25 October 2026
+        _utc(2026, 12, 7, 8),
+        _utc(2027, 1, 4, 8),
+        _utc(2027, 2, 1, 8),
+        _utc(2027, 3, 1, 8),
+        _utc(2027, 4, 5, 7),  # after the change of 28 March 2027
+    ]
+    assert all(moment.astimezone(paris.zone).hour == 9 for moment in fired)
+    assert all(moment.astimezone(paris.zone).weekday() == 0 for moment in fired)
+    assert schedule.next_run(monthly, _utc(2026, 11, 2, 8, 0, 1)) == _utc(2026, 12, 7, 8)
+
+
+def test_the_newsletter_covers_the_past_month_and_the_digest_the_past_week(
+    paris: Settings,
+) -> None:
+    assert schedule.previous_month(_utc(2026, 11, 2, 8), paris) == "2026-10"
+    assert schedule.previous_month(_utc(2027, 1, 4, 8), paris) == "2026-12"
+    # 00:30 on 1 December in Paris is still 30 November in UTC: the zone decides.
+    assert schedule.previous_month(_utc(2026, 11, 30, 23, 30), paris) == "2026-11"
+    assert schedule.previous_week(_utc(2026, 11, 23, 8), paris) == "2026-W47"
+    assert schedule.previous_week(_utc(2027, 1, 4, 8), paris) == "2026-W53"
+
+
+def test_a_missed_run_is_caught_up_once_within_the_grace_period(paris: Settings) -> None:
+    monthly = schedule.job_named(paris, "monthly")
+    grace = timedelta(hours=12)
+    last_month = _utc(2026, 10, 5, 7)
+    # Down over the first Monday of November, back at 10:30 in Paris: run it now.
+    assert schedule.missed(monthly, last_month, _utc(2026, 11, 2, 9, 30), grace)
+    # It ran at 09:00: restarting at 10:30 does not run it a second time.
+    assert not schedule.missed(monthly, _utc(2026, 11, 2, 8, 0, 2), _utc(2026, 11, 2, 9, 30), grace)
+    # Back only the next day, beyond the grace period: wait for December instead.
+    assert not schedule.missed(monthly, last_month, _utc(2026, 11, 3, 9), grace)
+    # Three weekly runs missed in a long outage with a long grace: caught up by one run.
+    weekly = schedule.job_named(paris, "weekly")
+    assert schedule.missed(weekly, _utc(2026, 11, 2, 8), _utc(2026, 11, 24), timedelta(days=30))
+    collect = schedule.job_named(paris, "collect")
+    assert schedule.missed(collect, _utc(2026, 11, 2, 6), _utc(2026, 11, 2, 8), grace)
+    assert not schedule.missed(collect, _utc(2026, 11, 2, 7, 30), _utc(2026, 11, 2, 8), grace)
+    assert schedule.missed(collect, None, _utc(2026, 11, 2, 8), grace)
+
+
+def _wait_for(condition: object, seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if callable(condition) and condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError("the scheduled job did not run")
+
+
+def test_a_restarted_scheduler_runs_the_missed_job_once_then_waits(
+    paris: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    now = datetime.now(UTC)
+    an_hour_ago = (now - timedelta(hours=1)).astimezone(paris.zone)
+    settings = paris.model_copy(
+        update={"schedule_monthly": f"{an_hour_ago.minute} {an_hour_ago.hour} * * *"}
+    )
+    engine = db.engine_for(settings)
+    with db.session_scope(engine) as session:
+        session.add(JobRun(name="monthly", last_started_at=now - timedelta(days=2)))
+    caplog.set_level(logging.INFO, logger="diffusion.schedule")
+
+    scheduler = schedule.make_scheduler(engine, settings, now=now, only=["monthly"])
+    scheduler.start()
+    try:
+        _wait_for(lambda: schedule.last_runs(engine)["monthly"].last_finished_at is not None)
+        next_time = scheduler.get_job("monthly").next_run_time
+    finally:
+        scheduler.shutdown(wait=True)
+    runs = [r for r in caplog.records if r.getMessage().startswith("job monthly:")]
+    assert len(runs) == 1, [r.getMessage() for r in runs]
+    assert "period" in runs[0].getMessage()
+    assert next_time > now + timedelta(hours=20)  # the next one is tomorrow's, not another now
+    recorded = schedule.last_runs(engine)["monthly"]
+    assert recorded.last_started_at is not None and recorded.last_started_at >= now
+
+    # A second restart just after: nothing was missed any more, nothing runs now.
+    again = schedule.make_scheduler(engine, settings, now=datetime.now(UTC), only=["monthly"])
+    again.start(paused=True)
+    try:
+        assert again.get_job("monthly").next_run_time > now + timedelta(hours=20)
+    finally:
+        again.shutdown(wait=False)
+    engine.dispose()
+
+
+def test_schedules_are_checked_when_settings_load(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="schedule_monthly"):
+        load_settings(home=tmp_path, schedule_monthly="first monday")
+    with pytest.raises(ConfigError, match="schedule_weekly"):
+        load_settings(home=tmp_path, schedule_weekly="0 25 * * mon")
+
+
+def test_unknown_job_and_period_on_a_job_without_one(paris: Settings) -> None:
+    engine = db.engine_for(paris)
+    with pytest.raises(UnknownRecord, match="collect, monthly, weekly, send"):
+        schedule.run_job("nightly", engine, paris, now=_utc(2026, 11, 2, 8))
+    with pytest.raises(UnknownRecord, match="takes no period"):
+        schedule.run_job("send", engine, paris, now=_utc(2026, 11, 2, 8), period="2026-10")
+    engine.dispose()
+
+
+def test_jobs_commands(paris: Settings, sqlite_url: str) -> None:
+    runner = CliRunner()
+    base = ["--home", str(paris.home), "--database-url", sqlite_url]
+    listed = runner.invoke(cli, [*base, "jobs", "list"])
+    assert listed.exit_code == 0, listed.output
+    for name in ("collect", "monthly", "weekly", "send"):
+        assert name in listed.output
+    ran = runner.invoke(cli, [*base, "jobs", "run", "monthly", "--period", "2026-10"])
+    assert ran.exit_code == 0, ran.output
+    assert "period 2026-10" in ran.output
+    assert "monthly" in runner.invoke(cli, [*base, "jobs", "list"]).output
+    shown = runner.invoke(cli, [*base, "status"])
+    assert shown.exit_code == 0, shown.output
+    assert "Outbox" in shown.output and "queued" in shown.output
+    for command in (["serve"], ["jobs"], ["jobs", "list"], ["jobs", "run"], ["status"]):
+        helped = runner.invoke(cli, [*command, "--help"])
+        assert helped.exit_code == 0 and "Example" in helped.output or command == ["jobs"]
+    both = runner.invoke(cli, [*base, "serve", "--no-web", "--no-scheduler"])
+    assert both.exit_code == 2
