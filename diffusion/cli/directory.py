@@ -18,6 +18,7 @@ def print_report(report: ImportReport, what: str) -> None:
         f"{report.source}: {report.created} {what} created, {report.updated} updated, "
         f"{report.unchanged} unchanged, {len(report.problems)} rejected",
         highlight=False,
+        soft_wrap=True,
     )
     for problem in report.problems:
         err_console.print(problem, highlight=False, markup=False, soft_wrap=True)

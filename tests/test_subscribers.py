@@ -1,0 +1,222 @@
+"""Subscribers: CSV import with FILE:LINE problems, upserts by address, add, remove, CLI."""
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+import diffusion.cli.commands  # noqa: F401  (registers the commands)
+from diffusion import db
+from diffusion.cli import cli
+from diffusion.collect.directories import import_directory
+from diffusion.collect.subscribers import (
+    add_subscriber,
+    import_subscribers,
+    remove_subscriber,
+)
+from diffusion.errors import InvalidInput
+from diffusion.models import Edition, OutboxMessage, Subscriber
+
+NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+LATER = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+HEADER = "email,name,language,audience,key,sectors,themes,cadence\n"
+DIRECTORY = """\
+organisations:
+  - {slug: ifla, name: IFLA, sectors: [CI]}
+field_offices:
+  - {code: dhaka, name: UNESCO Dhaka Office, city: Dhaka, country: BD, countries: [BD]}
+"""
+
+
+@pytest.fixture
+def directory(tmp_path: Path) -> Path:
+    path = tmp_path / "directory.yaml"
+    path.write_text(DIRECTORY)
+    return path
+
+
+def _load_directory(engine: Engine, path: Path) -> None:
+    with db.session_scope(engine) as session:
+        assert import_directory(session, path, now=NOW).ok
+
+
+def _csv(tmp_path: Path, *rows: str, name: str = "subscribers.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(HEADER + "".join(row + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def test_one_bad_row_is_reported_by_line_and_the_others_imported(
+    engine: Engine, tmp_path: Path, directory: Path
+) -> None:
+    _load_directory(engine, directory)
+    path = _csv(
+        tmp_path,
+        "librarian@ifla.example.org,Helen,en,ngo,ifla,,,",
+        "broken-address,Nobody,en,public,,,,",
+        "desk@unesco.example.org,Desk,fr,sector,ED,,,weekly",
+    )
+    with db.session_scope(engine) as session:
+        report = import_subscribers(session, path, now=NOW)
+    assert report.created == 2
+    assert len(report.problems) == 1
+    assert report.problems[0].startswith(f"{path}:3: address 'broken-address': ")
+    with Session(engine) as session:
+        rows = session.exec(select(Subscriber).order_by(Subscriber.email)).all()
+    assert [(s.email, s.audience, s.key, s.cadence) for s in rows] == [
+        ("desk@unesco.example.org", "sector", "ED", "weekly"),
+        ("librarian@ifla.example.org", "ngo", "ifla", "monthly"),
+    ]
+    assert all(s.status == "active" and s.consent_at == NOW for s in rows)
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        ("a@example.org\u200b,A,en,public,,,,", "address"),
+        ("a@example.org,A,en,member_state,XX,,,", "country 'XX'"),
+        ("a@example.org,A,en,sector,EDU,,,", "Sector 'EDU'"),
+        ("a@example.org,A,en,public,,ED;XY,,", "Sector 'XY'"),
+        ("a@example.org,A,en,donors,,,,", "audience 'donors'"),
+        ("a@example.org,A,en,ngo,unesco-friends,,,", "no organisation with this slug"),
+        ("a@example.org,A,en,field_office,atlantis,,,", "no Field Office with this code"),
+        ("a@example.org,A,english,public,,,,", "language 'english'"),
+        ("a@example.org,A,en,ngo,,,,", "key: missing; audience ngo needs one"),
+        ("a@example.org,A,en,public,ifla,,,", "audience public takes no key"),
+        ("a@example.org,A,en,public,,,,daily", "cadence 'daily'"),
+    ],
+)
+def test_each_kind_of_bad_value_is_named(
+    sqlite_url: str, tmp_path: Path, directory: Path, row: str, reason: str
+) -> None:
+    engine = db.make_engine(sqlite_url)
+    _load_directory(engine, directory)
+    path = _csv(tmp_path, row)
+    with db.session_scope(engine) as session:
+        report = import_subscribers(session, path, now=NOW)
+    assert report.created == 0
+    assert len(report.problems) == 1
+    assert report.problems[0].startswith(f"{path}:2: ")
+    assert reason in report.problems[0]
+    engine.dispose()
+
+
+def test_reimport_updates_in_place_by_normalised_address(
+    engine: Engine, tmp_path: Path, directory: Path
+) -> None:
+    _load_directory(engine, directory)
+    first = _csv(tmp_path, "helen@ifla.example.org,Helen,en,ngo,ifla,,,")
+    with db.session_scope(engine) as session:
+        import_subscribers(session, first, now=NOW)
+    second = _csv(
+        tmp_path,
+        "helen@IFLA.Example.org,Helen Okafor,fr,ngo,ifla,CI,libraries,weekly",
+        "helen@ifla.example.org,Duplicate,en,public,,,,",
+        name="again.csv",
+    )
+    with db.session_scope(engine) as session:
+        report = import_subscribers(session, second, now=LATER)
+    assert (report.created, report.updated) == (0, 1)
+    assert report.problems == [f"{second}:3: address helen@ifla.example.org is already on line 2"]
+    with Session(engine) as session:
+        (helen,) = session.exec(select(Subscriber)).all()
+    assert (helen.name, helen.language, helen.cadence) == ("Helen Okafor", "fr", "weekly")
+    assert (helen.sectors, helen.themes, helen.consent_at) == (["CI"], ["libraries"], NOW)
+
+
+def test_a_file_without_the_required_columns_is_refused(sqlite_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "s.csv"
+    path.write_text("email,name\na@example.org,A\n")
+    engine = db.make_engine(sqlite_url)
+    with db.session_scope(engine) as session, pytest.raises(InvalidInput, match=r":1: missing"):
+        import_subscribers(session, path, now=NOW)
+    engine.dispose()
+
+
+def test_add_then_remove_erases_the_row_and_its_outbox(engine: Engine, directory: Path) -> None:
+    _load_directory(engine, directory)
+    with db.session_scope(engine) as session:
+        subscriber = add_subscriber(
+            session,
+            email="Farhana@Dhaka.example.org",
+            name="Farhana",
+            language="en",
+            audience="field_office",
+            key="DHAKA",
+            sectors=["ed"],
+            themes=[],
+            cadence="monthly",
+            now=NOW,
+        )
+        other = add_subscriber(session, email="x@example.org", audience="public", now=NOW)
+        edition = Edition(
+            segment="field_office:dhaka|en|monthly", audience="field_office", period="2026-11"
+        )
+        session.add(edition)
+        session.flush()
+        assert edition.id and subscriber.id and other.id
+        session.add(OutboxMessage(edition_id=edition.id, subscriber_id=subscriber.id))
+        session.add(OutboxMessage(edition_id=edition.id, subscriber_id=other.id, state="sent"))
+    assert (subscriber.email, subscriber.key, subscriber.sectors) == (
+        "Farhana@dhaka.example.org",
+        "dhaka",
+        ["ED"],
+    )
+    with db.session_scope(engine) as session:
+        assert remove_subscriber(session, "farhana@DHAKA.example.org") is False
+        assert remove_subscriber(session, "Farhana@dhaka.example.org") is True
+    with Session(engine) as session:
+        assert session.exec(select(Subscriber.email)).all() == ["x@example.org"]
+        assert [m.subscriber_id for m in session.exec(select(OutboxMessage))] == [other.id]
+
+
+def test_cli_import_list_add_remove(sqlite_url: str, tmp_path: Path, directory: Path) -> None:
+    runner = CliRunner()
+    base = ["--home", str(tmp_path), "--database-url", sqlite_url]
+    assert runner.invoke(cli, [*base, "directory", "import", str(directory)]).exit_code == 0
+    path = _csv(
+        tmp_path,
+        "helen@ifla.example.org,Helen,en,ngo,ifla,,,",
+        "someone@example.org,Someone,fr,public,,,,",
+        "nobody@example.org,Nobody,en,member_state,ZZ,,,",
+    )
+    result = runner.invoke(cli, [*base, "subscribers", "import", str(path)])
+    assert result.exit_code == 1
+    assert "2 subscribers created" in result.output
+    assert f"{path}:4: country 'ZZ'" in result.output
+    result = runner.invoke(
+        cli,
+        [*base, "subscribers", "add", "desk@unesco.example.org", "--audience", "sector"]
+        + ["--key", "SC", "--sector", "SC", "--theme", "open science", "--cadence", "weekly"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "sector:SC" in result.output
+    result = runner.invoke(cli, [*base, "subscribers", "list", "--format", "json"])
+    listed = {row["email"]: row for row in json.loads(result.output)}
+    assert set(listed) == {
+        "helen@ifla.example.org",
+        "someone@example.org",
+        "desk@unesco.example.org",
+    }
+    assert listed["desk@unesco.example.org"]["themes"] == ["open-science"]
+    result = runner.invoke(
+        cli, [*base, "subscribers", "list", "--audience", "ngo", "--format", "csv"]
+    )
+    assert result.output.splitlines()[1].startswith("helen@ifla.example.org,Helen,en,ngo,ifla")
+    assert len(result.output.splitlines()) == 2
+    result = runner.invoke(cli, [*base, "subscribers", "list"])
+    assert "3 subscribers" in result.output
+    result = runner.invoke(cli, [*base, "subscribers", "remove", "someone@example.org"])
+    assert result.exit_code == 0 and "Removed" in result.output
+    result = runner.invoke(cli, [*base, "subscribers", "remove", "--all"], input="n\n")
+    assert result.exit_code == 1  # aborted: nothing removed
+    result = runner.invoke(cli, [*base, "subscribers", "list", "--format", "json"])
+    assert len(json.loads(result.output)) == 2
+    result = runner.invoke(cli, [*base, "subscribers", "remove", "--all", "--yes"])
+    assert result.exit_code == 0 and "Removed 2 subscribers" in result.output
+    result = runner.invoke(cli, [*base, "subscribers", "list", "--format", "json"])
+    assert json.loads(result.output) == []
