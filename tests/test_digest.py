@@ -1,16 +1,22 @@
 """The digest builder and stored editions: ranking, narrowing, languages, the cap, concurrency."""
 
+import json
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from digest_dataset import NOW, directory, items, store
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
+import diffusion.cli.digest  # noqa: F401  (registers the commands)
 from diffusion import db
 from diffusion.audiences import load_rules
+from diffusion.cli import cli
 from diffusion.config import Settings, bundled_path, load_settings
 from diffusion.digest import Digest, Period, Segment, build_digest
 from diffusion.editions import BuildResult, build_editions, digest_for
@@ -416,3 +422,64 @@ def test_two_concurrent_builds_make_one_edition_per_segment(
     assert len({(edition.segment, edition.period) for edition in stored}) == segments
     ids = {(r.segment, r.edition_id) for outcome in outcomes for r in outcome}
     assert len(ids) == segments  # both runs report the same edition for a segment
+
+
+# --- the command line --------------------------------------------------------------------------
+
+
+def _run(home: Path, url: str, *args: str, code: int = 0) -> str:
+    result = CliRunner().invoke(cli, ["--home", str(home), "--database-url", url, *args])
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+def test_cli_digest_build_list_and_show(tmp_path: Path, sqlite_url: str) -> None:
+    engine = db.make_engine(sqlite_url)
+    store(engine)
+    _subscribe(
+        engine, ("a@example.org", "ngo", "ifla", "fr"), ("d@example.org", "sector", "SC", "en")
+    )
+    _subscribe(engine, ("w@example.org", "field_office", "apia", "en"))
+    engine.dispose()
+    built = _run(
+        tmp_path, sqlite_url, "digest", "build", "--period", "2026-W47", "--now", NOW.isoformat()
+    )
+    assert "No segment to build" in built  # nobody is weekly
+    built = _run(
+        tmp_path, sqlite_url, "digest", "build", "--period", "2026-10", "--now", NOW.isoformat()
+    )
+    assert "3 segments: 3 created, 0 rebuilt, 0 kept." in built
+    assert "ngo:ifla" in built
+    assert "3 empty (nothing new; will not be sent)" not in built
+    assert "2 empty (nothing new; will not be sent)" in built  # October: only IFLA's action
+    listing = _run(tmp_path, sqlite_url, "digest", "list", "--status", "approved")
+    assert "ngo:ifla|fr|monthly" in listing and "sector:SC" not in listing
+    engine = db.make_engine(sqlite_url)
+    with db.session_scope(engine) as session:
+        edition = session.exec(select(Edition).where(Edition.status == "approved")).one()
+    engine.dispose()
+    as_json = json.loads(
+        _run(tmp_path, sqlite_url, "digest", "show", str(edition.id), "--format", "json")
+    )
+    assert as_json["segment"] == "ngo:ifla|fr|monthly" and as_json["item_count"] == 1
+    text = _run(tmp_path, sqlite_url, "digest", "show", str(edition.id))
+    assert text.startswith(f"Subject: {edition.subject}") and "October action" in text
+    assert "<html" in _run(
+        tmp_path, sqlite_url, "digest", "show", str(edition.id), "--format", "html"
+    )
+    # Errors become a message and exit code 2 through the real entry point.
+    missing = subprocess.run(
+        [str(Path(sys.executable).parent / "diffusion"), "--home", str(tmp_path), "--database-url",
+         sqlite_url, "digest", "build", "--audience", "sector:XX"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert missing.returncode == 2 and "unknown Sector 'XX'" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    "command", [["digest"], ["digest", "build"], ["digest", "list"], ["digest", "show"]]
+)
+def test_digest_commands_have_help_with_an_example(command: list[str]) -> None:
+    result = CliRunner().invoke(cli, [*command, "--help"])
+    assert result.exit_code == 0
+    assert "Example:" in result.output or command == ["digest"]

@@ -11,10 +11,14 @@ from pathlib import Path
 
 import feedparser
 import pytest
+from click.testing import CliRunner
 from digest_dataset import NOW, directory, items, store
 from sqlalchemy.engine import Engine
 
+import diffusion.cli.feeds  # noqa: F401  (registers the commands)
+from diffusion import db
 from diffusion.audiences import load_rules
+from diffusion.cli import cli
 from diffusion.config import Settings, bundled_path, load_settings
 from diffusion.feeds import FEED_MAX_ENTRIES, build_feeds, write_feeds
 from diffusion.models import Item
@@ -227,3 +231,21 @@ def test_build_feeds_from_the_database_served_over_http(
     public = feedparser.parse(f"{base}/public.en.rss")
     assert "Not yet published" not in {entry.title for entry in public.entries}
     assert build_feeds(engine, settings, out=out, now=NOW).written == []
+
+
+def test_cli_feeds_build_writes_to_the_feeds_folder(tmp_path: Path, sqlite_url: str) -> None:
+    engine = db.make_engine(sqlite_url)
+    store(engine)
+    engine.dispose()
+    args = ["--home", str(tmp_path), "--database-url", sqlite_url, "feeds", "build"]
+    first = CliRunner().invoke(cli, [*args, "--now", NOW.isoformat()])
+    assert first.exit_code == 0, first.output
+    assert "written, 0 unchanged" in first.output
+    feed = tmp_path / "var" / "feeds" / "sector" / "ED.en.atom"
+    assert feedparser.parse(feed.read_bytes()).bozo == 0
+    elsewhere = tmp_path / "public-feeds"
+    second = CliRunner().invoke(cli, [*args, "--out", str(elsewhere), "--now", NOW.isoformat()])
+    assert second.exit_code == 0, second.output
+    assert (elsewhere / "public.fr.rss").is_file()
+    help_text = CliRunner().invoke(cli, ["feeds", "build", "--help"])
+    assert help_text.exit_code == 0 and "Example:" in help_text.output

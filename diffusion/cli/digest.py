@@ -1,0 +1,143 @@
+"""The editors' digest commands: build editions per segment, list them, show one."""
+
+import json
+from datetime import UTC, datetime
+
+import click
+from rich.table import Table
+
+from diffusion import db
+from diffusion.cli import Context, cli, console, pass_context
+from diffusion.editions import build_editions, get_edition, list_editions
+from diffusion.errors import InvalidInput
+from diffusion.models import EDITION_STATUSES
+
+SHOW_FORMATS = ("text", "html", "json")
+
+
+def parse_now(value: str | None) -> datetime:
+    """The moment a command acts at: now, or `--now` (an ISO date-time) for tests and replays."""
+    if value is None:
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidInput(f"--now {value!r}: expected an ISO date-time") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@cli.group("digest")
+def digest_group() -> None:
+    """Build, list and show the editions of each audience segment."""
+
+
+@digest_group.command("build")
+@click.option("--period", metavar="YYYY-MM|YYYY-Www", help="Default: since each previous edition.")
+@click.option(
+    "--audience", "-a", metavar="AUDIENCE[:KEY]", help="Only this audience, e.g. sector:ED."
+)
+@click.option("--now", hidden=True, help="Pretend it is this ISO date-time (for tests).")
+@pass_context
+def digest_build(ctx: Context, period: str | None, audience: str | None, now: str | None) -> None:
+    """Build and store one edition per segment of active subscribers.
+
+    Each segment (same audience, key, language, narrowing and cadence) gets one edition a
+    period, rendered once. Editions are drafts when `require_approval` is set, else approved;
+    a segment with nothing new gets an `empty` edition, which is not sent. Approved and sent
+    editions are kept as they are; drafts are rebuilt.
+
+    \b
+    Example:
+      diffusion digest build --period 2026-11
+      diffusion digest build --period 2026-W47 --audience sector:ED
+    """
+    settings = ctx.settings
+    engine = db.engine_for(settings)
+    try:
+        results = build_editions(
+            engine, settings, now=parse_now(now), period=period, audience=audience
+        )
+    finally:
+        engine.dispose()
+    if not results:
+        console.print("No segment to build: no active subscriber matches.")
+        return
+    table = Table("edition", "segment", "period", "subscribers", "items", "status", "action")
+    for result in results:
+        items = str(result.item_count) + (f" (+{result.more_count})" if result.more_count else "")
+        table.add_row(
+            str(result.edition_id),
+            result.segment,
+            result.period,
+            str(result.subscribers),
+            items,
+            result.status,
+            result.action,
+        )
+    console.print(table)
+    empty = [result.segment for result in results if result.status == "empty"]
+    actions = {name: sum(r.action == name for r in results) for name in ("created", "rebuilt")}
+    console.print(
+        f"{len(results)} segments: {actions['created']} created, {actions['rebuilt']} rebuilt, "
+        f"{len(results) - sum(actions.values())} kept."
+    )
+    if empty:
+        console.print(f"{len(empty)} empty (nothing new; will not be sent): {', '.join(empty)}")
+
+
+@digest_group.command("list")
+@click.option("--period", metavar="YYYY-MM|YYYY-Www", help="Only this period.")
+@click.option("--status", type=click.Choice(EDITION_STATUSES), help="Only this status.")
+@pass_context
+def digest_list(ctx: Context, period: str | None, status: str | None) -> None:
+    """List stored editions, newest period first.
+
+    \b
+    Example:
+      diffusion digest list --period 2026-11 --status draft
+    """
+    engine = db.engine_for(ctx.settings)
+    try:
+        editions = list_editions(engine, period=period, status=status)
+    finally:
+        engine.dispose()
+    if not editions:
+        console.print("No editions.")
+        return
+    table = Table("id", "period", "segment", "items", "status", "subject")
+    for edition in editions:
+        table.add_row(
+            str(edition.id),
+            edition.period,
+            edition.segment,
+            str(edition.item_count),
+            edition.status,
+            edition.subject,
+        )
+    console.print(table)
+
+
+@digest_group.command("show")
+@click.argument("edition_id", type=int)
+@click.option("--format", "fmt", type=click.Choice(SHOW_FORMATS), default="text", show_default=True)
+@pass_context
+def digest_show(ctx: Context, edition_id: int, fmt: str) -> None:
+    """Show a stored edition: its text part, its HTML, or all its fields as JSON.
+
+    The parts still carry the per-recipient placeholders filled in at sending.
+
+    \b
+    Example:
+      diffusion digest show 12 --format html > edition.html
+    """
+    engine = db.engine_for(ctx.settings)
+    try:
+        edition = get_edition(engine, edition_id)
+    finally:
+        engine.dispose()
+    if fmt == "json":
+        click.echo(json.dumps(edition.model_dump(mode="json"), ensure_ascii=False, indent=2))
+    elif fmt == "html":
+        click.echo(edition.html)
+    else:
+        click.echo(f"Subject: {edition.subject}\n\n{edition.text}")
