@@ -114,8 +114,9 @@ def enqueue(
             _insert(session)
             .values(rows)
             .on_conflict_do_nothing(index_elements=["edition_id", "subscriber_id"])
+            .returning(_table.c.id)  # only the inserted rows: rowcount is not portable here
         )
-        added += session.execute(statement).rowcount  # type: ignore[attr-defined]
+        added += len(session.execute(statement).all())
     return added
 
 

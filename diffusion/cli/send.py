@@ -1,0 +1,286 @@
+"""Commands that send editions, inspect the outbox and read bounce reports."""
+
+import asyncio
+import json
+import signal
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from sqlalchemy.engine import Engine
+from sqlmodel import col, select
+
+from diffusion import db
+from diffusion.cli import Context, cli, console, pass_context
+from diffusion.config import Settings
+from diffusion.deliver import bounces, outbox, sender
+from diffusion.deliver.message import MessageTemplate
+from diffusion.deliver.transport import make_transport
+from diffusion.models import OUTBOX_STATES, Edition
+
+
+class _TestRecipient:
+    """The reader of a --test-to copy: not a subscriber, so its links lead nowhere real."""
+
+    def __init__(self, email: str, language: str) -> None:
+        self.id = 0
+        self.email = email
+        self.name = ""
+        self.language = language
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _build(engine: Engine, settings: Settings, period: str | None, audience: str | None) -> None:
+    try:
+        from diffusion.editions import build_editions
+    except ImportError:  # the digest builder is optional: send what is already approved
+        return
+    build_editions(engine, settings, now=_now(), period=period, audience=audience)
+
+
+def _recipient_count(engine: Engine, edition: Edition) -> tuple[int, int]:
+    """(subscribers of the segment, of whom already sent)."""
+    with db.session_scope(engine) as session:
+        people = sum(1 for _ in outbox.segment_subscribers(session, edition))
+        done = outbox.counts(session, [edition.id or 0]).get(edition.id or 0, {})
+    return people, done.get("sent", 0)
+
+
+async def _send_tests(settings: Settings, editions: list[Edition], address: str) -> list[str]:
+    transport = make_transport(settings, connections=1)
+    lines = []
+    try:
+        for edition in editions:
+            template = MessageTemplate.from_edition(edition, settings, now=_now())
+            recipient = _TestRecipient(address, edition.language)
+            message_id = f"<test.{outbox.worker_name().replace(':', '.')}.{edition.id}@x>"
+            message_id = message_id.replace("@x>", f"@{template.domain}>")
+            data = template.personalise(recipient, message_id)
+            outcome = (await transport.deliver(template.sender, [address], data))[address]
+            lines.append(
+                f"edition {edition.id} ({edition.segment}): {outcome.kind} {outcome.reply}"
+            )
+    finally:
+        await transport.close()
+    return lines
+
+
+@cli.command()
+@click.option("--period", help="Only editions of this period (2026-11, 2026-W47).")
+@click.option("--audience", help="Only editions of this audience (ngo, sector...).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), help="Messages a second.")
+@click.option("--resume", is_flag=True, help="Only finish editions already being sent.")
+@click.option(
+    "--wait-retries",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Keep waiting for deferred messages due within this many seconds.",
+)
+@click.option("--dry-run", is_flag=True, help="Say what would be sent; send nothing.")
+@click.option("--test-to", metavar="EMAIL", help="Send one copy of each edition to EMAIL only.")
+@pass_context
+def send(
+    ctx: Context,
+    period: str | None,
+    audience: str | None,
+    workers: int,
+    rate: float | None,
+    resume: bool,
+    wait_retries: float,
+    dry_run: bool,
+    test_to: str | None,
+) -> None:
+    """Send the approved editions to their subscribers, through SMTP or the maildir.
+
+    Builds the period's editions first (when the digest builder is installed), queues each
+    approved edition for its segment's active subscribers, then delivers. Safe to interrupt
+    (SIGTERM finishes what is in flight) and to run again: nobody gets an edition twice.
+
+    \b
+    Example:
+      diffusion send --period 2026-11 --dry-run
+      diffusion send --period 2026-11 --test-to editor@example.org
+      diffusion send --period 2026-11 --workers 2 --rate 50
+      diffusion send --resume
+    """
+    settings = ctx.settings
+    if rate:
+        settings = settings.model_copy(update={"rate_per_second": rate})
+    engine = db.engine_for(settings)
+    if not resume:
+        _build(engine, settings, period, audience)
+    editions = sender.pending_editions(engine, period=period, audience=audience, resume_only=resume)
+    if not editions:
+        console.print("Nothing to send: no approved edition" + (f" for {period}" if period else ""))
+        return
+    if dry_run:
+        table = Table("edition", "segment", "period", "subject", "recipients", "already sent")
+        for edition in editions:
+            people, done = _recipient_count(engine, edition)
+            table.add_row(
+                str(edition.id), edition.segment, edition.period, edition.subject,
+                str(people), str(done),
+            )  # fmt: skip
+        console.print(table)
+        console.print("Dry run: nothing was sent.")
+        return
+    if test_to:
+        for line in asyncio.run(_send_tests(settings, editions, test_to)):
+            console.print(line, highlight=False)
+        return
+
+    now = _now()
+    sender.enqueue_editions(engine, editions, now=now)
+    ids = [edition.id for edition in editions if edition.id is not None]
+    with db.session_scope(engine) as session:
+        before = outbox.counts(session, ids)
+    total = sum(n for states in before.values() for s, n in states.items() if s != "sent")
+
+    stop = threading.Event()
+
+    def on_term(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()  # stop claiming; what is in flight is finished and recorded
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        with Progress(
+            TextColumn("sending"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("send", total=total)
+
+            def progress(summary: sender.SendSummary) -> None:
+                bar.update(task, completed=summary.processed)
+
+            summary = sender.send_pending(
+                engine,
+                settings,
+                now=now,
+                edition_ids=ids,
+                workers=workers,
+                stop_event=stop,
+                progress=progress,
+                retry_within=wait_retries,
+            )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    _print_summary(engine, ids, summary)
+    if stop.is_set():
+        console.print("Stopped on request; run `diffusion send --resume` to finish.")
+
+
+def _print_summary(engine: Engine, ids: list[int], summary: sender.SendSummary) -> None:
+    with db.session_scope(engine) as session:
+        states = outbox.counts(session, ids)
+    table = Table("edition", "sent", "deferred", "failed", "queued")
+    for edition_id in ids:
+        found = states.get(edition_id, {})
+        table.add_row(
+            str(edition_id),
+            str(found.get("sent", 0)),
+            str(found.get("failed_temporary", 0)),
+            str(found.get("failed_permanent", 0)),
+            str(found.get("queued", 0) + found.get("sending", 0)),
+        )
+    console.print(table)
+    console.print(f"This run: {summary.summary()}.", highlight=False)
+
+
+@cli.group("outbox")
+def outbox_group() -> None:
+    """The outbox: one row per edition and subscriber."""
+
+
+@outbox_group.command("status")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@pass_context
+def outbox_status(ctx: Context, fmt: str) -> None:
+    """Count the outbox rows per state, per edition.
+
+    \b
+    Example:
+      diffusion outbox status
+      diffusion outbox status --format json
+    """
+    engine = db.engine_for(ctx.settings)
+    with db.session_scope(engine) as session:
+        states = outbox.counts(session)
+        editions = {
+            edition.id: edition
+            for edition in session.exec(select(Edition).where(col(Edition.id).in_(list(states))))
+        }
+    if fmt == "json":
+        rows = [
+            {
+                "edition": edition_id,
+                "segment": editions[edition_id].segment if edition_id in editions else None,
+                "period": editions[edition_id].period if edition_id in editions else None,
+                **{state: found.get(state, 0) for state in OUTBOX_STATES},
+            }
+            for edition_id, found in sorted(states.items())
+        ]
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("edition", "segment", "period", *OUTBOX_STATES)
+    for edition_id, found in sorted(states.items()):
+        edition = editions.get(edition_id)
+        table.add_row(
+            str(edition_id),
+            edition.segment if edition else "?",
+            edition.period if edition else "?",
+            *(str(found.get(state, 0)) for state in OUTBOX_STATES),
+        )
+    console.print(table)
+
+
+@outbox_group.command("retry")
+@pass_context
+def outbox_retry(ctx: Context) -> None:
+    """Put the deferred (failed_temporary) messages back in the queue, due now.
+
+    \b
+    Example:
+      diffusion outbox retry && diffusion send --resume
+    """
+    engine = db.engine_for(ctx.settings)
+    with db.session_scope(engine) as session:
+        count = outbox.retry_now(session, now=_now())
+    console.print(f"{count} deferred messages queued again.")
+
+
+@cli.group("bounces")
+def bounces_group() -> None:
+    """Delivery status notifications (bounces)."""
+
+
+@bounces_group.command("process")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@pass_context
+def bounces_process(ctx: Context, path: Path) -> None:
+    """Read bounce reports from a maildir or mbox and stop mailing bounced addresses.
+
+    \b
+    Example:
+      diffusion bounces process /var/mail/bounces/
+      diffusion bounces process bounces.mbox
+    """
+    engine = db.engine_for(ctx.settings)
+    report = bounces.process_bounces(engine, ctx.settings, now=_now(), path=path)
+    console.print(report.summary(), highlight=False)
+    for problem in report.problems:
+        console.print(f"  {problem}", highlight=False)
