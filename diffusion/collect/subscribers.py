@@ -33,7 +33,15 @@ _FIELDS = (
 )
 
 
-def check_key(session: Session, audience: str, key: object) -> str:
+class Directory:
+    """The organisation slugs and Field Office codes keys are checked against, read once."""
+
+    def __init__(self, session: Session) -> None:
+        self.organisations = set(session.exec(select(Organisation.slug)).all())
+        self.field_offices = set(session.exec(select(FieldOffice.code)).all())
+
+
+def check_key(directory: Directory, audience: str, key: object) -> str:
     """The audience key in its normal form, checked against the directory where it names a row."""
     text = "" if key is None else str(key).strip()
     if audience not in KEYED_AUDIENCES:
@@ -47,23 +55,21 @@ def check_key(session: Session, audience: str, key: object) -> str:
     if audience in ("member_state", "national_commission"):
         return validate.country(text)
     if audience == "ngo":
-        slug = text.lower()
-        if session.exec(select(Organisation.id).where(Organisation.slug == slug)).first() is None:
+        if text.lower() not in directory.organisations:
             raise InvalidInput(
                 f"key {text!r}: no organisation with this slug in the directory; "
                 "import the directory first (diffusion directory import)"
             )
-        return slug
-    code = text.lower()
-    if session.get(FieldOffice, code) is None:
+        return text.lower()
+    if text.lower() not in directory.field_offices:
         raise InvalidInput(
             f"key {text!r}: no Field Office with this code in the directory; "
             "import the directory first (diffusion directory import)"
         )
-    return code
+    return text.lower()
 
 
-def check_subscriber(session: Session, row: Mapping[str, Any]) -> dict[str, Any]:
+def check_subscriber(directory: Directory, row: Mapping[str, Any]) -> dict[str, Any]:
     """A subscriber's fields validated and normalised, or InvalidInput naming the bad value."""
     audience = validate.audience(row.get("audience"))
     language_value = row.get("language")
@@ -73,7 +79,7 @@ def check_subscriber(session: Session, row: Mapping[str, Any]) -> dict[str, Any]
         "name": str(row.get("name") or "").strip(),
         "language": validate.language(language_value) if language_value else "en",
         "audience": audience,
-        "key": check_key(session, audience, row.get("key")),
+        "key": check_key(directory, audience, row.get("key")),
         "sectors": validate.unique(map(validate.sector, validate.split_list(row.get("sectors")))),
         "themes": validate.unique(map(validate.theme, validate.split_list(row.get("themes")))),
         "regions": validate.unique(map(validate.region, validate.split_list(row.get("regions")))),
@@ -86,10 +92,13 @@ def _find(session: Session, address: str) -> Subscriber | None:
 
 
 def _store(
-    session: Session, values: dict[str, Any], now: datetime, status: str
+    session: Session,
+    values: dict[str, Any],
+    now: datetime,
+    status: str,
+    existing: Subscriber | None,
 ) -> tuple[Subscriber, str]:
     """Create or update by address; returns the row and created/updated/unchanged."""
-    existing = _find(session, values["email"])
     if existing is None:
         subscriber = Subscriber(
             **values,
@@ -132,11 +141,14 @@ def import_subscribers(session: Session, path: Path, *, now: datetime) -> Import
         )
     reader.fieldnames = header
     report = ImportReport(str(path))
+    directory = Directory(session)
+    # One query for the existing rows rather than one per line: imports run to thousands.
+    existing = {s.email: s for s in session.exec(select(Subscriber)).all()}
     seen: dict[str, int] = {}
     for row in reader:
         line = reader.line_num
         try:
-            values = check_subscriber(session, row)
+            values = check_subscriber(directory, row)
         except InvalidInput as exc:
             report.problem(line, str(exc))
             continue
@@ -146,7 +158,7 @@ def import_subscribers(session: Session, path: Path, *, now: datetime) -> Import
             )
             continue
         seen[values["email"]] = line
-        _, outcome = _store(session, values, now, "active")
+        _, outcome = _store(session, values, now, "active", existing.get(values["email"]))
         setattr(report, outcome, getattr(report, outcome) + 1)
     session.flush()
     return report
@@ -171,7 +183,7 @@ def add_subscriber(
     if status not in ("pending", "active"):
         raise InvalidInput(f"status {status!r}: a new subscriber is pending or active")
     values = check_subscriber(
-        session,
+        Directory(session),
         {
             "email": email,
             "name": name,
@@ -184,7 +196,7 @@ def add_subscriber(
             "cadence": cadence,
         },
     )
-    subscriber, _ = _store(session, values, now, status)
+    subscriber, _ = _store(session, values, now, status, _find(session, values["email"]))
     session.flush()
     return subscriber
 
