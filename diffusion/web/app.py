@@ -484,8 +484,8 @@ async def preferences(request: Request) -> Response:
             error = str(exc)
         else:
             saved = True
-            # The page answers in the language just chosen, unless ?lang= asks otherwise.
-            language = choose_language(request, web.settings, subscriber.language)
+            # The page answers in the language just chosen: it is the latest wish.
+            language = subscriber.language
             values["themes"] = ", ".join(subscriber.themes)
     unsubscribe = make_token(web.secret, "unsubscribe", _id(subscriber))
     return _page(
