@@ -1,5 +1,5 @@
 """Collection: feeds, editorial entries and directories become normalised, sanitised rows."""
 
-from diffusion.collect.run import CollectionSummary, SourceResult, run_collection
-
-__all__ = ["CollectionSummary", "SourceResult", "run_collection"]
+from diffusion.collect.run import CollectionSummary as CollectionSummary
+from diffusion.collect.run import SourceResult as SourceResult
+from diffusion.collect.run import run_collection as run_collection

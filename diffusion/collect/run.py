@@ -1,16 +1,20 @@
 """A collection run: fetch every source, parse, store, and record each source's outcome."""
 
 import asyncio
+import multiprocessing
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from diffusion import db
-from diffusion.collect.feeds import FeedSource, FetchResult, fetch_feeds, parse_feed
+from diffusion.collect.feeds import FeedSource, FetchResult, ParsedFeed, fetch_feeds, parse_feed
 from diffusion.collect.store import upsert_items
 from diffusion.config import Settings
 from diffusion.errors import CollectError, UnknownRecord
@@ -57,15 +61,21 @@ def run_collection(
     now: datetime,
     names: list[str] | None = None,
     progress: Callable[[str], None] | None = None,
+    workers: int | None = None,
 ) -> CollectionSummary:
     """Collect every source (or those named): one call for the CLI, the demo and the scheduler.
 
     Sources are fetched concurrently; each one's items are stored and committed as soon as it
-    answers, so a failing source never holds back or undoes the others.
+    answers, so a failing source never holds back or undoes the others. `workers` is the number
+    of parsing processes (0: parse in this process); by default, one per core from 16 sources.
     """
     with db.session_scope(engine) as session:
         sources = load_sources(session, names)
-    results = asyncio.run(_collect(engine, settings, sources, now=now, progress=progress))
+    if workers is None:
+        workers = _default_workers(len(sources))
+    results = asyncio.run(
+        _collect(engine, settings, sources, now=now, progress=progress, workers=workers)
+    )
     order = {source.name: index for index, source in enumerate(sources)}
     return CollectionSummary(sorted(results, key=lambda result: order[result.name]))
 
@@ -98,6 +108,14 @@ def load_sources(session: Session, names: Sequence[str] | None = None) -> list[F
     ]
 
 
+# Below this many sources, parsing in the collecting process is quicker than starting workers.
+POOL_THRESHOLD = 16
+
+
+def _default_workers(source_count: int) -> int:
+    return min(os.cpu_count() or 1, 4) if source_count >= POOL_THRESHOLD else 0
+
+
 async def _collect(
     engine: Engine,
     settings: Settings,
@@ -105,31 +123,75 @@ async def _collect(
     *,
     now: datetime,
     progress: Callable[[str], None] | None,
+    workers: int,
 ) -> list[SourceResult]:
-    results = []
-    fetched = fetch_feeds(
-        sources,
-        fetch_timeout=settings.fetch_timeout,
-        concurrency=settings.fetch_concurrency,
-        user_agent=settings.user_agent,
-    )
-    # Storing runs in the event loop's thread between answers: the network waits overlap with
-    # parsing, and SQLite sees one writer.
-    async for fetched_result in fetched:
-        results.append(store_result(engine, fetched_result, settings=settings, now=now))
+    # feedparser is pure Python: with many sources, parsing goes to worker processes (forkserver:
+    # no copy of this process's threads, sockets or database connections) while this process
+    # fetches and stores. Storing stays here, between answers: SQLite sees one writer.
+    executor = None
+    if workers > 1 and len(sources) > 1:
+        executor = ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("forkserver")
+        )
+    loop = asyncio.get_running_loop()
+    results: list[SourceResult] = []
+
+    async def finish(fetched: FetchResult) -> None:
+        parsed: ParsedFeed | str | None = None
+        if fetched.body is not None and not fetched.error:
+            job = partial(
+                parse_result, fetched, now=now, default_language=settings.default_language
+            )
+            parsed = await loop.run_in_executor(executor, job) if executor else job()
+        results.append(store_result(engine, fetched, parsed, now=now))
         if progress:
-            progress(fetched_result.source.name)
+            progress(fetched.source.name)
+
+    try:
+        if executor:
+            executor.submit(_warm_up)  # workers import feedparser while the first answers come
+        tasks = []
+        async for fetched in fetch_feeds(
+            sources,
+            fetch_timeout=settings.fetch_timeout,
+            concurrency=settings.fetch_concurrency,
+            user_agent=settings.user_agent,
+        ):
+            tasks.append(asyncio.create_task(finish(fetched)))
+        await asyncio.gather(*tasks)
+    finally:
+        if executor:
+            executor.shutdown(cancel_futures=True)
     return results
 
 
+def _warm_up() -> None:
+    pass
+
+
+def parse_result(result: FetchResult, *, now: datetime, default_language: str) -> ParsedFeed | str:
+    """Parse a fetched body: the feed's items, or why it cannot be used (runs in a worker)."""
+    try:
+        return parse_feed(
+            result.body or b"",
+            result.headers,
+            result.source,
+            now=now,
+            default_language=default_language,
+            base_url=result.final_url,
+        )
+    except CollectError as exc:
+        return str(exc)
+
+
 def store_result(
-    engine: Engine, result: FetchResult, *, settings: Settings, now: datetime
+    engine: Engine, result: FetchResult, parsed: ParsedFeed | str | None, *, now: datetime
 ) -> SourceResult:
-    """Parse one answer, store its items and record the outcome on the source row."""
+    """Store one source's parsed items and record the outcome on its row, in one transaction."""
     source = result.source
     try:
         with db.session_scope(engine) as session:
-            return _store(session, result, settings=settings, now=now)
+            return _store(session, result, parsed, now=now)
     except sa.exc.IntegrityError as exc:
         # Another run stored the same entries meanwhile: record it, the next run will update.
         error = f"not stored, another collection ran at the same time: {exc.orig}"
@@ -139,28 +201,16 @@ def store_result(
 
 
 def _store(
-    session: Session, result: FetchResult, *, settings: Settings, now: datetime
+    session: Session, result: FetchResult, parsed: ParsedFeed | str | None, *, now: datetime
 ) -> SourceResult:
     source = result.source
-    if result.error or result.body is None and not result.not_modified:
-        error = result.error or "empty answer"
-        _record(session, source.id, now, result.status, error)
-        return SourceResult(source.name, "error", error=error, http_status=result.status)
     if result.not_modified:
         _record(session, source.id, now, result.status, None, result)
         return SourceResult(source.name, "not_modified", not_modified=True, http_status=304)
-    try:
-        parsed = parse_feed(
-            result.body or b"",
-            result.headers,
-            source,
-            now=now,
-            default_language=settings.default_language,
-            base_url=result.final_url,
-        )
-    except CollectError as exc:
-        _record(session, source.id, now, result.status, str(exc))
-        return SourceResult(source.name, "error", error=str(exc), http_status=result.status)
+    if not isinstance(parsed, ParsedFeed):
+        error = parsed or result.error or "empty answer"
+        _record(session, source.id, now, result.status, error)
+        return SourceResult(source.name, "error", error=error, http_status=result.status)
     created, updated = upsert_items(session, parsed.items, now=now)
     row = _record(session, source.id, now, result.status, None, result)
     if row is not None:

@@ -57,7 +57,11 @@ def clean_text(text: str) -> str:
     Titles and summaries end up in email headers and plain-text parts, so no newline or control
     character may survive, and markup is dropped rather than escaped.
     """
-    stripped = html.unescape(nh3.clean(text, tags=set(), clean_content_tags=_CLEAN_CONTENT))
+    if "<" in text or "&" in text:
+        text = html.unescape(nh3.clean(text, tags=set(), clean_content_tags=_CLEAN_CONTENT))
+    if text.isprintable():  # the common case, far quicker than looking at each character
+        return _SPACES.sub(" ", text).strip()
+    stripped = text
     kept = "".join(
         " " if char.isspace() else char
         for char in stripped

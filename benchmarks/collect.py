@@ -1,0 +1,112 @@
+"""Benchmark of collection: concurrent conditional fetching against feedparser one feed at a time.
+
+Serves N feeds of M entries from a local threaded HTTP server in its own process, each answer
+delayed by --delay-ms, and times on a fresh SQLite data directory:
+  1. the first pass of run_collection (fetch, parse, sanitise, store),
+  2. the second pass (every source must answer 304, with no body sent),
+  3. the same feeds parsed one after another with feedparser.parse(url) (the baseline).
+
+    .venv/bin/python benchmarks/collect.py --feeds 200 --entries 50 --delay-ms 100
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+
+import feedparser
+from sqlmodel import select
+
+from diffusion import db
+from diffusion.collect import run_collection
+from diffusion.config import load_settings
+from diffusion.models import Item, Source
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _stats(port: int) -> dict[str, int]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stats") as answer:
+        return dict(json.load(answer))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--feeds", type=int, default=200, help="Number of feeds served.")
+    parser.add_argument("--entries", type=int, default=50, help="Entries in each feed.")
+    parser.add_argument("--delay-ms", type=float, default=100.0, help="Server delay per request.")
+    parser.add_argument("--concurrency", type=int, default=None, help="fetch_concurrency.")
+    arguments = parser.parse_args()
+
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "tests" / "feedserver.py"),
+            f"--feeds={arguments.feeds}",
+            f"--entries={arguments.entries}",
+            f"--delay-ms={arguments.delay_ms}",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        port = int(server.stdout.readline().split()[1])
+        urls = [f"http://127.0.0.1:{port}/feed/{n}.xml" for n in range(arguments.feeds)]
+        with tempfile.TemporaryDirectory() as home:
+            settings = load_settings(home=home, fetch_concurrency=arguments.concurrency)
+            db.upgrade(settings.database)
+            engine = db.engine_for(settings)
+            with db.session_scope(engine) as session:
+                for number, url in enumerate(urls):
+                    session.add(Source(name=f"ngo-{number}", url=url, kind="ngo_action"))
+            now = datetime.now(UTC)
+
+            started = time.perf_counter()
+            first = run_collection(engine, settings, now=now)
+            first_time = time.perf_counter() - started
+            with db.session_scope(engine) as session:
+                stored = len(session.exec(select(Item.id)).all())
+            expected = arguments.feeds * arguments.entries
+            assert not first.failed, first.failed[:3]
+            assert stored == expected, f"{stored} items stored, {expected} expected"
+
+            before = _stats(port)
+            started = time.perf_counter()
+            second = run_collection(engine, settings, now=now)
+            second_time = time.perf_counter() - started
+            after = _stats(port)
+            unchanged = sum(result.status == "not_modified" for result in second.results)
+            bodies = after["bodies"] - before["bodies"]
+            assert unchanged == arguments.feeds, f"{unchanged} of {arguments.feeds} answered 304"
+            assert bodies == 0, f"{bodies} bodies sent on the second pass"
+            engine.dispose()
+
+        started = time.perf_counter()
+        parsed = sum(len(feedparser.parse(url).entries) for url in urls)
+        baseline_time = time.perf_counter() - started
+        assert parsed == expected, f"baseline parsed {parsed} entries"
+    finally:
+        server.terminate()
+        server.wait()
+
+    print(
+        f"{arguments.feeds} feeds x {arguments.entries} entries, "
+        f"{arguments.delay_ms:g} ms server delay, concurrency {settings.fetch_concurrency}"
+    )
+    print(f"first pass (fetch, parse, sanitise, store): {first_time:8.2f} s  ({stored} items)")
+    print(
+        f"second pass (conditional GET):              {second_time:8.2f} s  "
+        f"({unchanged} x 304, {bodies} bodies received)"
+    )
+    print(f"baseline feedparser.parse(url), in turn:    {baseline_time:8.2f} s")
+    print(f"ratio baseline / first pass:                {baseline_time / first_time:8.1f} x")
+
+
+if __name__ == "__main__":
+    main()
