@@ -1,6 +1,9 @@
 """Imports every command module so that each registers its commands on the `cli` group."""
 
+import diffusion.cli.demo  # noqa: F401
+import diffusion.cli.digest  # noqa: F401
 import diffusion.cli.directory  # noqa: F401
+import diffusion.cli.feeds  # noqa: F401
 import diffusion.cli.preview  # noqa: F401
 import diffusion.cli.send  # noqa: F401
 import diffusion.cli.serve  # noqa: F401
