@@ -127,6 +127,10 @@ class Settings(BaseSettings):
     schedule_bounces_minutes: int = Field(
         30, ge=0, description="Minutes between readings of the bounce maildir; 0: never."
     )
+    bounce_maildir: Path | None = Field(
+        None,
+        description="Maildir where the bounce address's mail arrives; read by the bounces job.",
+    )
     schedule_misfire_grace_hours: float = Field(
         12.0,
         ge=0,

@@ -103,6 +103,12 @@ def _send(engine: Engine, settings: Settings, now: datetime, _period: str | None
     return f"sending: {_summary(send_pending(engine, settings, now=now, stop_event=STOP))}"
 
 
+def _bounces(engine: Engine, settings: Settings, now: datetime, _period: str | None) -> str:
+    from diffusion.deliver.bounces import process_bounces
+
+    return process_bounces(engine, settings, now=now).summary()
+
+
 def jobs(settings: Settings) -> list[Job]:
     """The jobs the settings ask for; a job whose interval is 0 is left out."""
     zone = settings.zone
@@ -149,6 +155,16 @@ def jobs(settings: Settings) -> list[Job]:
                 every(settings.schedule_retry_minutes),
                 _send,
                 f"every {settings.schedule_retry_minutes} min",
+            )
+        )
+    if settings.schedule_bounces_minutes and settings.bounce_maildir:
+        found.append(
+            Job(
+                "bounces",
+                "read delivery reports in the bounce maildir, stop mailing bounced addresses",
+                every(settings.schedule_bounces_minutes),
+                _bounces,
+                f"every {settings.schedule_bounces_minutes} min",
             )
         )
     return found

@@ -1,19 +1,24 @@
 """The schedule on a fixed clock, catching up on missed runs once, and the jobs commands."""
 
 import logging
+import mailbox
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
+from sqlalchemy.engine import Engine
 
 from diffusion import db, schedule
 from diffusion.cli import cli
 from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
+from diffusion.collect.subscribers import add_subscriber
 from diffusion.config import Settings, load_settings
-from diffusion.errors import ConfigError, UnknownRecord
+from diffusion.errors import ConfigError, InvalidInput, UnknownRecord
 from diffusion.models import JobRun
+from tests import digest_dataset
 
 
 def _utc(*parts: int) -> datetime:
@@ -167,3 +172,95 @@ def test_jobs_commands(paris: Settings, sqlite_url: str) -> None:
         assert helped.exit_code == 0 and "Example" in helped.output or command == ["jobs"]
     both = runner.invoke(cli, [*base, "serve", "--no-web", "--no-scheduler"])
     assert both.exit_code == 2
+
+
+def _maildir_count(settings: Settings) -> int:
+    if not settings.outbox_dir.exists():
+        return 0
+    return len(mailbox.Maildir(settings.outbox_dir, create=False))
+
+
+def test_with_approval_editions_wait_as_drafts_until_approved(
+    settings: Settings, engine: Engine
+) -> None:
+    settings = settings.model_copy(update={"require_approval": True})
+    digest_dataset.store(engine)
+    with db.session_scope(engine) as session:
+        for number, audience in enumerate(("public", "public", "liaison_committee")):
+            add_subscriber(
+                session,
+                email=f"editor{number}@example.org",
+                audience=audience,
+                now=digest_dataset.NOW,
+            )
+    now = _utc(2026, 12, 7, 8)
+    summary = schedule.run_job("monthly", engine, settings, now=now, period="2026-11")
+    assert "2 (2 draft)" in summary
+    assert _maildir_count(settings) == 0
+    schedule.run_job("send", engine, settings, now=now)
+    assert _maildir_count(settings) == 0  # the scheduler sends approved editions only
+
+    runner = CliRunner()
+    env = {"DIFFUSION_REQUIRE_APPROVAL": "true", "DIFFUSION_SECRET_KEY": "k"}
+    base = ["--home", str(settings.home), "--database-url", settings.database]
+    with engine.connect() as connection:
+        ids = sorted(connection.execute(sa.text("SELECT id FROM editions")).scalars())
+    one = runner.invoke(cli, [*base, "digest", "approve", str(ids[0])], env=env)
+    assert one.exit_code == 0 and f"Approved 1 edition(s): {ids[0]}" in one.output, one.output
+    twice = runner.invoke(cli, [*base, "digest", "approve", str(ids[0])], env=env)
+    assert isinstance(twice.exception, InvalidInput) and "not a draft" in str(twice.exception)
+    missing = runner.invoke(cli, [*base, "digest", "approve", "999999"], env=env)
+    assert isinstance(missing.exception, UnknownRecord)
+    other_period = runner.invoke(
+        cli, [*base, "digest", "approve", "--all", "--period", "2026-10"], env=env
+    )
+    assert "No draft to approve" in other_period.output
+    rest = runner.invoke(cli, [*base, "digest", "approve", "--all", "--period", "2026-11"], env=env)
+    assert f"Approved 1 edition(s): {ids[1]}" in rest.output, rest.output
+    assert runner.invoke(cli, [*base, "digest", "approve"], env=env).exit_code == 2
+
+    schedule.run_job("send", engine, settings, now=now)
+    assert _maildir_count(settings) == 3
+
+
+DSN = b"""From: MAILER-DAEMON@mx.example.net
+To: bounces@diffusion.example.org
+Subject: Undelivered Mail Returned to Sender
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="b1"
+
+--b1
+Content-Type: text/plain
+
+The mail system could not deliver your message.
+--b1
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.example.net
+
+Final-Recipient: rfc822; gone@example.org
+Action: failed
+Status: 5.1.1
+Diagnostic-Code: smtp; 550 5.1.1 no such user
+
+--b1--
+"""
+
+
+def test_bounces_job_reads_the_configured_maildir(paris: Settings) -> None:
+    assert "bounces" not in [job.name for job in schedule.jobs(paris)]
+    folder = paris.home / "bounces"
+    mailbox.Maildir(folder, create=True).add(DSN)
+    settings = paris.model_copy(update={"bounce_maildir": folder})
+    assert schedule.job_named(settings, "bounces").when == "every 30 min"
+    engine = db.engine_for(settings)
+    with db.session_scope(engine) as session:
+        add_subscriber(session, email="gone@example.org", audience="public", now=_utc(2026, 1, 1))
+    summary = schedule.run_job("bounces", engine, settings, now=_utc(2026, 11, 2, 8))
+    assert "1 hard" in summary
+    with engine.connect() as connection:
+        status = connection.execute(
+            sa.text("SELECT status FROM subscribers WHERE email = 'gone@example.org'")
+        ).scalar()
+    assert status == "bounced"
+    engine.dispose()
