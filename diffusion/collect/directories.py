@@ -261,29 +261,39 @@ def _yaml_rows(
                 yield name, line, {str(k): v for k, v in entry.items()}
 
 
+def _existing(session: Session, spec: _Kind) -> dict[tuple[Any, ...], Any]:
+    """The rows of one directory by key: one query per file rather than one per row."""
+    return {
+        tuple(getattr(row, field) for field in spec.key): row
+        for row in session.exec(select(spec.model)).all()
+    }
+
+
 def _upsert(
-    session: Session, spec: _Kind, values: dict[str, Any], now: datetime, report: ImportReport
-) -> None:
-    query = select(spec.model)
-    for field in spec.key:
-        query = query.where(getattr(spec.model, field) == values[field])
-    existing = session.exec(query).first()
+    session: Session,
+    spec: _Kind,
+    values: dict[str, Any],
+    existing: Any,
+    now: datetime,
+    report: ImportReport,
+) -> Any:
+    """Create or update one row; returns the row."""
     if existing is None:
         row = spec.model(**values)
-        if hasattr(row, "updated_at"):
-            setattr(row, "updated_at", now)  # noqa: B010
+        setattr(row, "updated_at", now)  # noqa: B010
         session.add(row)
         report.created += 1
-        return
+        return row
     changed = {k: v for k, v in values.items() if getattr(existing, k) != v}
     if not changed:
         report.unchanged += 1
-        return
+        return existing
     for field, value in changed.items():
         setattr(existing, field, value)
     setattr(existing, "updated_at", now)  # noqa: B010
     session.add(existing)
     report.updated += 1
+    return existing
 
 
 def import_directory(
@@ -299,6 +309,7 @@ def import_directory(
     rows = (_yaml_rows if is_yaml else _csv_rows)(path, text, kind)
     ensure_sectors(session)
     seen: dict[tuple[str, tuple[Any, ...]], int] = {}
+    rows_by_kind: dict[str, dict[tuple[Any, ...], Any]] = {}
     for name, line, row in rows:
         spec = _KINDS[name]
         if "__invalid__" in row:
@@ -316,14 +327,16 @@ def import_directory(
         except InvalidInput as exc:
             report.problem(line, str(exc))
             continue
-        identity = (name, tuple(values[field] for field in spec.key))
-        if identity in seen:
-            report.problem(line, f"duplicate of line {seen[identity]} ({', '.join(spec.key)})")
+        key = tuple(values[field] for field in spec.key)
+        if (name, key) in seen:
+            report.problem(line, f"duplicate of line {seen[name, key]} ({', '.join(spec.key)})")
             continue
-        seen[identity] = line
-        _upsert(session, spec, values, now, report)
-        # Later rows (focal points of a Sector, offices) may be looked up in the same import.
-        session.flush()
+        seen[name, key] = line
+        if name not in rows_by_kind:
+            rows_by_kind[name] = _existing(session, spec)
+        existing = rows_by_kind[name]
+        existing[key] = _upsert(session, spec, values, existing.get(key), now, report)
+    session.flush()
     return report
 
 
