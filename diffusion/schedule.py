@@ -59,6 +59,9 @@ def previous_week(now: datetime, settings: Settings) -> str:
 
 def _summary(result: Any) -> str:
     """A stage's result in a few words: its counts, or the number of things it did."""
+    summary = getattr(result, "summary", None)
+    if callable(summary):
+        return str(summary())
     if isinstance(result, list | tuple):
         if not result:
             return "none"

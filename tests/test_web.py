@@ -1,7 +1,13 @@
 """The subscriber pages, feeds, archive and health check, through the real ASGI app."""
 
 import mailbox
+import os
 import re
+import signal
+import socket
+import subprocess
+import sys
+import time
 import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -9,6 +15,7 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
@@ -379,3 +386,48 @@ def test_catalogue_has_every_string_in_english_and_french() -> None:
         assert set(versions) == {"en", "fr"}, key
         assert versions["en"].count("{") == versions["fr"].count("{"), key
     assert set(catalogue.AUDIENCE_LABELS) == set(AUDIENCES)
+
+
+def test_serve_runs_the_scheduler_and_the_pages_and_stops_on_sigterm(
+    local_settings: Settings, sqlite_url: str
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "DIFFUSION_HOME": str(local_settings.home),
+        "DIFFUSION_DATABASE_URL": sqlite_url,
+        "DIFFUSION_SECRET_KEY": "serve-secret",
+    }
+    command = [str(Path(sys.executable).with_name("diffusion")), "serve", "--port", str(port)]
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    engine = _engine(local_settings)
+    try:
+        health = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert health is not None and health.json() == {"status": "ok", "database": "ok"}
+        # A fresh service catches up at once on the interval jobs it has never run.
+        while time.monotonic() < deadline:
+            with engine.connect() as connection:
+                done = connection.execute(
+                    sa.text("SELECT count(*) FROM job_runs WHERE last_finished_at IS NOT NULL")
+                ).scalar()
+            if done == 2:  # collect and send
+                break
+            time.sleep(0.1)
+        assert done == 2
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=60)[0]
+        engine.dispose()
+    assert process.returncode == 0, output
+    assert "job collect: collection:" in output and "job send: sending:" in output

@@ -79,9 +79,18 @@ def serve(
             logging.getLogger("diffusion.schedule").info(
                 "job %s: next run %s", job.id, job.next_run_time
             )
+    stop = threading.Event()
+
+    def handle(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    # Uvicorn handles the signals while it runs, then raises them again for the handler found
+    # before it: this one, so that the scheduler below is shut down cleanly (exit status 0).
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
     try:
         if no_web:
-            _wait_for_signal()
+            stop.wait()
         else:
             import uvicorn
 
@@ -99,17 +108,6 @@ def serve(
             schedule.STOP.set()  # a send in progress stops claiming; the rest stays queued
             scheduler.shutdown(wait=True)
         engine.dispose()
-
-
-def _wait_for_signal() -> None:
-    stop = threading.Event()
-
-    def handle(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handle)
-    signal.signal(signal.SIGINT, handle)
-    stop.wait()
 
 
 @cli.group("jobs")
