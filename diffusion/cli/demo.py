@@ -1,7 +1,9 @@
 """The `demo` command: a ready-to-explore installation with the bundled dataset."""
 
+import shlex
 from datetime import UTC, datetime
 
+import click
 from rich.table import Table
 
 from diffusion import db
@@ -63,6 +65,13 @@ def demo(ctx: Context) -> None:
         f"{summary.entries.updated} updated editorial entries.",
         highlight=False,
     )
+    # The next commands must reach the same data: repeat the flags the demo was given.
+    flags = click.get_current_context().find_root().params
+    prefix = "diffusion" + "".join(
+        f" --{name.replace('_', '-')} {shlex.quote(str(value))}"
+        for name, value in flags.items()
+        if value
+    )
     console.print("\nNext, try:")
     for command in (
         "diffusion items list --kind ngo_action",
@@ -70,4 +79,4 @@ def demo(ctx: Context) -> None:
         "diffusion subscribers list --audience sector",
         "diffusion directory export --format csv",
     ):
-        console.print(f"  [bold]{command}[/]")
+        console.print(f"  [bold]{command.replace('diffusion', prefix, 1)}[/]", highlight=False)
