@@ -1,5 +1,6 @@
 """Imports every command module so that each registers its commands on the `cli` group."""
 
+import diffusion.cli.collect  # noqa: F401
 import diffusion.cli.demo  # noqa: F401
 import diffusion.cli.digest  # noqa: F401
 import diffusion.cli.directory  # noqa: F401

@@ -17,6 +17,11 @@ _URL_SCHEMES = {"http", "https", "mailto"}
 _URL_ATTRIBUTES = {"href", "src", "cite"}
 _CLEAN_CONTENT = {"script", "style"}
 _SPACES = re.compile(r"\s+")
+# Block boundaries become spaces in plain text, so that paragraphs do not run together.
+_BLOCK = re.compile(
+    r"</?(?:p|div|br|li|h[1-6]|tr|td|th|dd|dt|blockquote|pre|hr|table|ul|ol|section|article)\b",
+    re.IGNORECASE,
+)
 
 
 def _absolute(base_url: str | None, value: str) -> str | None:
@@ -72,7 +77,7 @@ def clean_text(text: str) -> str:
 
 def excerpt(html_text: str, limit: int = 300) -> str:
     """A plain-text summary of some HTML, cut at a word boundary under `limit` characters."""
-    text = clean_text(html_text.replace("<", " <"))
+    text = clean_text(_BLOCK.sub(r" \g<0>", html_text))
     if len(text) <= limit:
         return text
     cut = text[: limit - 1].rsplit(" ", 1)[0].rstrip(",;:.")

@@ -1,0 +1,315 @@
+"""Commands that collect updates: feed sources, the collection run, items and editorial entries."""
+
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlmodel import col, select
+
+from diffusion import db
+from diffusion.cli import Context, cli, console, pass_context
+from diffusion.cli.directory import print_report
+from diffusion.collect import run_collection
+from diffusion.collect.editorial import import_entries
+from diffusion.collect.run import load_sources
+from diffusion.collect.store import (
+    check_language,
+    check_tags,
+    check_url,
+    import_sources,
+    save_source,
+    source_name,
+)
+from diffusion.errors import InvalidInput
+from diffusion.models import CONTENT_KINDS, SECTORS, TAG_KEYS, Item, Source
+
+TABLE_LIMIT = 50
+
+
+@cli.command()
+@click.option(
+    "--source", "-s", "names", multiple=True, metavar="NAME", help="Only this source (repeatable)."
+)
+@pass_context
+def collect(ctx: Context, names: tuple[str, ...]) -> None:
+    """Fetch every feed source (or those named) and store new and changed items.
+
+    A source that fails (timeout, HTTP error, malformed feed) is shown in red and recorded on
+    the source; the others are collected all the same, and the exit status stays 0.
+
+    \b
+    Example:
+      diffusion collect
+      diffusion collect --source ifla --source dakar-office
+    """
+    settings = ctx.settings
+    engine = db.engine_for(settings)
+    with db.session_scope(engine) as session:
+        total = len(load_sources(session, list(names) or None))
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("Collecting", total=total)
+        summary = run_collection(
+            engine,
+            settings,
+            now=datetime.now(UTC),
+            names=list(names) or None,
+            progress=lambda name: bar.update(task, advance=1, description=name),
+        )
+    engine.dispose()
+    table = Table(title=f"Collected {len(summary.results)} source(s)")
+    for column in ("source", "status", "HTTP", "new", "updated", "error"):
+        table.add_column(
+            column, justify="right" if column in ("HTTP", "new", "updated") else "left"
+        )
+    for result in summary.results:
+        style = {"error": "red", "not_modified": "dim"}.get(result.status)
+        status = "not modified" if result.not_modified else result.status
+        note = result.error or (f"[yellow]{result.warning}[/]" if result.warning else "")
+        table.add_row(
+            result.name,
+            status,
+            str(result.http_status or "-"),
+            str(result.new),
+            str(result.updated),
+            note,
+            style=style,
+        )
+    console.print(table)
+    failed = len(summary.failed)
+    console.print(
+        f"{summary.new} new, {summary.updated} updated"
+        + (f", [red]{failed} source(s) failed[/]" if failed else "")
+    )
+
+
+@cli.group()
+def sources() -> None:
+    """The RSS/Atom feed sources that `collect` fetches."""
+
+
+def _parse_tags(values: tuple[str, ...]) -> dict[str, list[str]]:
+    raw: dict[str, list[str]] = {}
+    for value in values:
+        key, sep, given = value.partition("=")
+        if not sep or not given.strip():
+            raise InvalidInput(
+                f"--tag {value!r}: expected KEY=VALUE with KEY one of {', '.join(TAG_KEYS)}"
+            )
+        raw.setdefault(key.strip(), []).extend(given.replace(";", ",").split(","))
+    try:
+        return check_tags(raw)
+    except InvalidInput as exc:
+        raise InvalidInput(f"--tag {exc}") from exc
+
+
+@sources.command("add")
+@click.argument("url")
+@click.option("--kind", "-k", required=True, type=click.Choice(CONTENT_KINDS), help="Content kind.")
+@click.option("--name", "-n", help="Short unique name (default: from the URL).")
+@click.option("--language", "-l", help="Language of the entries when the feed does not say.")
+@click.option("--private", is_flag=True, help="Keep the items out of public feeds and editions.")
+@click.option("--tag", "-t", "tags", multiple=True, metavar="KEY=VALUE", help="Default tag.")
+@pass_context
+def sources_add(
+    ctx: Context,
+    url: str,
+    kind: str,
+    name: str | None,
+    language: str | None,
+    private: bool,
+    tags: tuple[str, ...],
+) -> None:
+    """Add a feed source, or update the one with the same name.
+
+    Tags given with --tag (keys: sectors, countries, regions, themes, sdgs, organisations,
+    field_offices, forums) are added to every item of the source.
+
+    \b
+    Example:
+      diffusion sources add https://www.ifla.org/feed/ --kind ngo_action --name ifla \\
+        --tag sectors=CI --tag countries=NL --tag organisations=ifla
+    """
+    url = check_url(url)
+    fields: dict[str, Any] = {
+        "name": (name or source_name(url)).strip(),
+        "url": url,
+        "kind": kind,
+        "language": check_language(language) if language else None,
+        "public": not private,
+        "tags": _parse_tags(tags),
+    }
+    engine = db.engine_for(ctx.settings)
+    with db.session_scope(engine) as session:
+        _, state = save_source(session, **fields)
+    engine.dispose()
+    console.print(f"Source {fields['name']} {state}: {url}", highlight=False)
+
+
+@sources.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_context
+def sources_import(ctx: Context, file: Path) -> None:
+    """Import feed sources from a CSV file; re-importing updates them in place.
+
+    Columns: name,url,kind, and optionally language, public and tag columns (sectors,
+    countries, themes...) whose values are separated by `;` or `,`. Bad rows are listed as
+    FILE:LINE: reason and the command exits 1, while the good rows are imported.
+
+    \b
+    Example:
+      diffusion sources import sources.csv
+    """
+    engine = db.engine_for(ctx.settings)
+    with db.session_scope(engine) as session:
+        report = import_sources(session, file)
+    engine.dispose()
+    print_report(report, "sources")
+
+
+@sources.command("list")
+@pass_context
+def sources_list(ctx: Context) -> None:
+    """List the feed sources with the outcome of their last collection.
+
+    \b
+    Example:
+      diffusion sources list
+    """
+    engine = db.engine_for(ctx.settings)
+    with db.session_scope(engine) as session:
+        rows = session.exec(select(Source).order_by(col(Source.name))).all()
+    engine.dispose()
+    table = Table(title=f"{len(rows)} source(s)")
+    for column in ("name", "kind", "url", "tags", "last fetched", "status", "new", "error"):
+        table.add_column(column)
+    for row in rows:
+        fetched = row.last_fetched_at.strftime("%Y-%m-%d %H:%M") if row.last_fetched_at else "never"
+        table.add_row(
+            row.name,
+            row.kind + ("" if row.public else " (private)"),
+            row.url,
+            "; ".join(f"{key}={','.join(values)}" for key, values in row.tags.items()),
+            fetched,
+            str(row.last_status or "-"),
+            str(row.last_new_items),
+            row.last_error or "",
+            style="red" if row.last_error else None,
+        )
+    console.print(table)
+
+
+@cli.group()
+def items() -> None:
+    """The collected items: list them, import editorial entries."""
+
+
+@items.command("list")
+@click.option("--kind", type=click.Choice(CONTENT_KINDS), help="Only this content kind.")
+@click.option("--sector", type=click.Choice(list(SECTORS)), help="Only items of this Sector.")
+@click.option("--country", metavar="CC", help="Only items tagged with this ISO country code.")
+@click.option(
+    "--since", type=click.DateTime(["%Y-%m-%d"]), help="Published on or after YYYY-MM-DD."
+)
+@click.option("--limit", type=click.IntRange(min=1), help=f"At most N (table: {TABLE_LIMIT}).")
+@click.option("--count", is_flag=True, help="Print only the number of matching items.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@pass_context
+def items_list(
+    ctx: Context,
+    kind: str | None,
+    sector: str | None,
+    country: str | None,
+    since: datetime | None,
+    limit: int | None,
+    count: bool,
+    fmt: str,
+) -> None:
+    """List collected and editorial items, newest first.
+
+    JSON gives every stored field (tags and translations included, dates in ISO 8601).
+
+    \b
+    Example:
+      diffusion items list --kind ngo_action --sector ED --since 2026-11-01
+      diffusion items list --country KE --count
+      diffusion items list --format json --limit 10
+    """
+    settings = ctx.settings
+    query = select(Item).order_by(col(Item.published_at).desc(), col(Item.id).desc())
+    if kind:
+        query = query.where(Item.kind == kind)
+    if since:
+        start = datetime.combine(date(since.year, since.month, since.day), datetime.min.time())
+        query = query.where(col(Item.published_at) >= start.replace(tzinfo=settings.zone))
+    engine = db.engine_for(settings)
+    with db.session_scope(engine) as session:
+        rows = session.exec(query).all()
+    engine.dispose()
+    # Tags are JSON, queried alike on SQLite and PostgreSQL by filtering here.
+    wanted_country = country.strip().upper() if country else None
+    matching = [
+        row
+        for row in rows
+        if (not sector or sector in row.tags.get("sectors", []))
+        and (not wanted_country or wanted_country in row.tags.get("countries", []))
+    ]
+    if count:
+        click.echo(len(matching[:limit] if limit else matching))
+        return
+    if fmt == "json":
+        shown = matching[:limit] if limit else matching
+        click.echo(json.dumps([row.model_dump(mode="json") for row in shown], ensure_ascii=False))
+        return
+    shown = matching[: limit or TABLE_LIMIT]
+    table = Table(title=f"{len(shown)} of {len(matching)} item(s)")
+    for column in ("published", "kind", "lang", "title", "tags", "link"):
+        table.add_column(column)
+    for row in shown:
+        table.add_row(
+            row.published_at.astimezone(settings.zone).strftime("%Y-%m-%d"),
+            row.kind,
+            row.language + (f"+{','.join(row.translations)}" if row.translations else ""),
+            row.title,
+            " ".join(value for values in row.tags.values() for value in values),
+            row.link or "",
+        )
+    console.print(table)
+
+
+@items.command("import")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@pass_context
+def items_import(ctx: Context, path: Path) -> None:
+    """Import editorial entries: a Markdown file with front matter, or a folder of them.
+
+    Front matter keys: kind, title, date (required), language, link, guid, public, summary,
+    tags (sectors, countries, regions, themes, sdgs, organisations, field_offices, forums),
+    translations ({fr: {title:, summary:, body:}}). Bad files are listed as FILE:LINE: reason
+    and the command exits 1, while the good ones are imported; re-importing updates in place.
+
+    \b
+    Example:
+      diffusion items import entries/
+      diffusion items import entries/2026-11-ifla-literacy.md
+    """
+    settings = ctx.settings
+    engine = db.engine_for(settings)
+    with db.session_scope(engine) as session:
+        report = import_entries(
+            session, path, now=datetime.now(UTC), default_language=settings.default_language
+        )
+    engine.dispose()
+    print_report(report, "entries")
