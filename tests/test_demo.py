@@ -116,8 +116,9 @@ def test_demo_command_loads_and_prints_a_summary(tmp_path: Path) -> None:
     assert "NGOs in official partnership" in result.output
     assert "field_office_activity" in result.output
     assert "liaison_committee" in result.output
-    assert "diffusion items list --kind ngo_action" in result.output
-    assert "diffusion preview --audience ngo:ifla" in result.output
+    prefix = f"diffusion --home {home} --database-url {url}"
+    assert f"{prefix} items list --kind ngo_action" in result.output
+    assert f"{prefix} preview --audience ngo:ifla" in result.output
     result = runner.invoke(
         cli, ["--home", str(home), "--database-url", url, "subscribers", "list", "--format", "csv"]
     )

@@ -79,4 +79,6 @@ def demo(ctx: Context) -> None:
         "diffusion subscribers list --audience sector",
         "diffusion directory export --format csv",
     ):
-        console.print(f"  [bold]{command.replace('diffusion', prefix, 1)}[/]", highlight=False)
+        console.print(
+            f"  [bold]{command.replace('diffusion', prefix, 1)}[/]", highlight=False, soft_wrap=True
+        )
