@@ -33,16 +33,18 @@ _FIELDS = (
 )
 
 
-class Directory:
-    """The organisation slugs and Field Office codes keys are checked against, read once."""
+class KnownKeys:
+    """The organisation slugs and Field Office codes that keys are checked against, read once."""
 
     def __init__(self, session: Session) -> None:
         self.organisations = set(session.exec(select(Organisation.slug)).all())
         self.field_offices = set(session.exec(select(FieldOffice.code)).all())
 
 
-def check_key(directory: Directory, audience: str, key: object) -> str:
+def check_key(directory: "KnownKeys | Session", audience: str, key: object) -> str:
     """The audience key in its normal form, checked against the directory where it names a row."""
+    if isinstance(directory, Session):
+        directory = KnownKeys(directory)
     text = "" if key is None else str(key).strip()
     if audience not in KEYED_AUDIENCES:
         if text:
@@ -69,8 +71,11 @@ def check_key(directory: Directory, audience: str, key: object) -> str:
     return text.lower()
 
 
-def check_subscriber(directory: Directory, row: Mapping[str, Any]) -> dict[str, Any]:
-    """A subscriber's fields validated and normalised, or InvalidInput naming the bad value."""
+def check_subscriber(directory: "KnownKeys | Session", row: Mapping[str, Any]) -> dict[str, Any]:
+    """A subscriber's fields validated and normalised, or InvalidInput naming the bad value.
+
+    Give a KnownKeys when checking many rows, so the directory is read once.
+    """
     audience = validate.audience(row.get("audience"))
     language_value = row.get("language")
     cadence_value = row.get("cadence")
@@ -141,7 +146,7 @@ def import_subscribers(session: Session, path: Path, *, now: datetime) -> Import
         )
     reader.fieldnames = header
     report = ImportReport(str(path))
-    directory = Directory(session)
+    directory = KnownKeys(session)
     # One query for the existing rows rather than one per line: imports run to thousands.
     existing = {s.email: s for s in session.exec(select(Subscriber)).all()}
     seen: dict[str, int] = {}
@@ -183,7 +188,7 @@ def add_subscriber(
     if status not in ("pending", "active"):
         raise InvalidInput(f"status {status!r}: a new subscriber is pending or active")
     values = check_subscriber(
-        Directory(session),
+        KnownKeys(session),
         {
             "email": email,
             "name": name,
