@@ -364,3 +364,24 @@ def test_only_the_named_sources_are_collected_and_unknown_names_refused(
     with pytest.raises(UnknownRecord, match="nope"):
         run_collection(engine, settings, now=NOW, names=["two", "nope"])
     engine.dispose()
+
+
+def test_parsing_in_worker_processes_gives_the_same_items(
+    server: FeedServer, sqlite_url: str, tmp_path: Path
+) -> None:
+    settings = load_settings(home=tmp_path, database_url=sqlite_url)
+    engine = db.engine_for(settings)
+    for number in range(1, 5):
+        add_source(engine, f"s{number}", server.route(f"/{number}.xml", rss([entry(number)])))
+    add_source(engine, "garbage", server.route("/garbage.xml", b"<html>no feed</html>"))
+    summary = run_collection(engine, settings, now=NOW, workers=2)
+    assert [(r.name, r.status, r.new) for r in summary.results] == [
+        ("garbage", "error", 0),
+        ("s1", "ok", 1),
+        ("s2", "ok", 1),
+        ("s3", "ok", 1),
+        ("s4", "ok", 1),
+    ]
+    assert "not an RSS or Atom feed" in (summary.results[0].error or "")
+    assert [item.title for item in items(engine)] == [f"Literacy circle {n}" for n in range(1, 5)]
+    engine.dispose()
