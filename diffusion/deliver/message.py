@@ -88,13 +88,13 @@ def _qp(data: bytes, soft_end: bool = False) -> bytes:
     encoded = binascii.b2a_qp(data, quotetabs=False, istext=True, header=False)
     lines = encoded.split(b"\n")
     if not soft_end and max(map(len, lines)) <= _QP_LINE:
-        return encoded
+        return encoded.replace(b"\n", b"\r\n")
     out: list[bytes] = []
     for line in lines[:-1]:
         out.extend(_wrap(line, last=True))
         out.append(b"\n")
     out.extend(_wrap(lines[-1], last=not soft_end))
-    return b"".join(out)
+    return b"".join(out).replace(b"\n", b"\r\n")
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ class _Part:
             if value:
                 out.append(_qp(value.encode("utf-8"), soft_end=True))
             out.append(piece)
-        return b"".join(out).replace(b"\n", b"\r\n")
+        return b"".join(out)
 
 
 def _header_block(message: EmailMessage) -> bytes:

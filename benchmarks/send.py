@@ -1,0 +1,229 @@
+"""Benchmark: a full send with outbox bookkeeping against Postfix's smtp-sink, and its ceiling.
+
+    .venv/bin/python benchmarks/send.py                   # 20,000 and 100,000 subscribers
+    .venv/bin/python benchmarks/send.py --sizes 2000      # a quick run
+
+For each size, in a fresh process (so that peak memory is the run's own): a SQLite database in a
+temporary folder, N subscribers and one edition of realistic size, then `send_pending` over
+SMTP. In the same run, the ceiling: raw aiosmtplib `sendmail` of prepared bytes of the same size
+over the same number of connections. Prints msg/s, the ratio to the ceiling and peak memory.
+"""
+
+import argparse
+import asyncio
+import json
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiosmtplib
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from diffusion import db  # noqa: E402
+from diffusion.config import load_settings  # noqa: E402
+from diffusion.deliver import MessageTemplate, send_pending  # noqa: E402
+from diffusion.digest import Segment  # noqa: E402
+from diffusion.models import Edition, Subscriber  # noqa: E402
+
+NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+SINK = "/usr/sbin/smtp-sink"
+
+
+def edition_body() -> tuple[str, str]:
+    """HTML of about 60 KB and text of about 15 KB, like a 30-item monthly digest."""
+    item = (
+        '<tr><td style="padding:12px 24px;font-family:Arial,sans-serif;font-size:15px;'
+        'line-height:22px;color:#1a1a1a"><h2 style="margin:0 0 6px;font-size:18px">'
+        '<a href="https://www.ifla.org/news/literacy-circles-{n}" style="color:#0b5cab">'
+        'Literacy circles reach 1,200 learners in Dhaka ({n})</a></h2><p style="margin:0">'
+        "The International Federation of Library Associations and its partners opened "
+        "community reading circles in six districts, with the UNESCO Dhaka Office; "
+        "\u00e9t\u00e9 2026, caf\u00e9s litt\u00e9raires.</p></td></tr>\n"
+    )
+    html = (
+        '<!doctype html><html lang="en" dir="ltr"><head><meta charset="utf-8"></head><body>'
+        '<table role="presentation" width="100%"><tr><td>[[diffusion:greeting]]</td></tr>\n'
+        + "".join(item.format(n=n) for n in range(90))
+        + '<tr><td><a href="[[diffusion:preferences_url]]">Preferences</a> \u00b7 '
+        '<a href="[[diffusion:unsubscribe_url]]">Unsubscribe</a> \u00b7 '
+        "sent to [[diffusion:email]]</td></tr></table></body></html>"
+    )
+    text = (
+        "[[diffusion:greeting]]\n\n"
+        + "".join(
+            f"* Literacy circles reach 1,200 learners in Dhaka ({n})\n"
+            f"  https://www.ifla.org/news/literacy-circles-{n}\n"
+            "  The International Federation of Library Associations and its partners opened\n"
+            "  community reading circles in six districts.\n\n"
+            for n in range(90)
+        )
+        + "Preferences: [[diffusion:preferences_url]]\n"
+        "Unsubscribe: [[diffusion:unsubscribe_url]]\n"
+    )
+    return html, text
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def seed(url: str, count: int) -> None:
+    engine = db.make_engine(url)
+    html, text = edition_body()
+    table = Subscriber.__table__  # type: ignore[attr-defined]
+    with engine.begin() as connection:
+        for start in range(0, count, 5000):
+            connection.execute(
+                sa.insert(table),
+                [
+                    {
+                        "email": f"reader{n}@bench.example.org",
+                        "name": f"Reader {n}",
+                        "language": "en",
+                        "audience": "liaison_committee",
+                        "key": "",
+                        "sectors": [],
+                        "themes": [],
+                        "regions": [],
+                        "cadence": "monthly",
+                        "status": "active",
+                        "soft_bounces": 0,
+                        "status_changed_at": NOW,
+                        "created_at": NOW,
+                    }
+                    for n in range(start, min(count, start + 5000))
+                ],
+            )
+    with db.session_scope(engine) as session:
+        session.add(
+            Edition(
+                segment=Segment("liaison_committee").id,
+                audience="liaison_committee",
+                period="2026-11",
+                subject="NGO partners' newsletter, November 2026",
+                html=html,
+                text=text,
+                status="approved",
+                item_count=90,
+            )
+        )
+    engine.dispose()
+
+
+async def ceiling(port: int, connections: int, count: int, data: bytes) -> float:
+    """msg/s of raw aiosmtplib sendmail of prepared bytes over `connections` connections."""
+    clients = [aiosmtplib.SMTP(hostname="127.0.0.1", port=port) for _ in range(connections)]
+    for client in clients:
+        await client.connect()
+    remaining = iter(range(count))
+
+    async def work(client: aiosmtplib.SMTP) -> None:
+        for n in remaining:
+            await client.sendmail("newsletter@bench.example.org", [f"r{n}@bench.example.org"], data)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(work(client) for client in clients))
+    elapsed = time.perf_counter() - started
+    for client in clients:
+        await client.quit()
+    return count / elapsed
+
+
+def child(count: int, port: int, connections: int) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="diffusion-bench-"))
+    try:
+        url = f"sqlite:///{folder / 'bench.db'}"
+        db.upgrade(url)
+        seed(url, count)
+        settings = load_settings(
+            home=folder,
+            database_url=url,
+            secret_key="bench",
+            smtp_url=f"smtp://127.0.0.1:{port}",
+            smtp_connections=connections,
+        )
+        engine = db.engine_for(settings)
+        started = time.perf_counter()
+        summary = send_pending(engine, settings, now=NOW)
+        elapsed = time.perf_counter() - started
+        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        with db.session_scope(engine) as session:
+            edition = session.get(Edition, 1)
+            assert edition is not None
+            subscriber = session.get(Subscriber, 1)
+            assert subscriber is not None
+            sample = MessageTemplate.from_edition(edition, settings, now=NOW).personalise(
+                subscriber
+            )
+        raw = asyncio.run(ceiling(port, connections, count, sample))
+        print(
+            json.dumps(
+                {
+                    "count": count,
+                    "sent": summary.sent,
+                    "seconds": elapsed,
+                    "rate": summary.sent / elapsed,
+                    "ceiling": raw,
+                    "peak_mb": peak_kb / 1024,
+                    "message_bytes": len(sample),
+                }
+            )
+        )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="20000,100000", help="Subscriber counts.")
+    parser.add_argument("--connections", type=int, default=4, help="SMTP connections.")
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.port, args.connections)
+        return
+    if not Path(SINK).exists():
+        sys.exit(f"{SINK} not found: install Debian's postfix package")
+    port = free_port()
+    sink = subprocess.Popen([SINK, "-u", "root", f"127.0.0.1:{port}", "1000"])
+    try:
+        time.sleep(0.5)
+        results = []
+        for size in (int(value) for value in args.sizes.split(",")):
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", str(size), "--port", str(port),
+                 "--connections", str(args.connections)],
+                check=True, capture_output=True, text=True,
+            ).stdout  # fmt: skip
+            result = json.loads(out.strip().splitlines()[-1])
+            results.append(result)
+            print(
+                f"{result['count']:>7} subscribers: {result['sent']} sent in "
+                f"{result['seconds']:.1f} s = {result['rate']:.0f} msg/s; ceiling (raw aiosmtplib, "
+                f"{args.connections} connections, {result['message_bytes']} bytes) "
+                f"{result['ceiling']:.0f} msg/s; ratio {result['rate'] / result['ceiling']:.2f}; "
+                f"peak memory {result['peak_mb']:.0f} MB",
+                flush=True,
+            )
+        if len(results) > 1:
+            growth = results[-1]["peak_mb"] / results[0]["peak_mb"] - 1
+            print(f"peak memory, {results[-1]['count']} vs {results[0]['count']}: {growth:+.1%}")
+    finally:
+        sink.terminate()
+        sink.wait()
+
+
+if __name__ == "__main__":
+    main()
