@@ -66,6 +66,13 @@ def _subscriber(settings: Settings, email: str) -> Subscriber:
 
 
 def _confirmation_link(settings: Settings) -> str:
+    # The message is sent just after the page answers: give it a moment to arrive.
+    deadline = time.monotonic() + 30
+    while not (settings.outbox_dir / "new").is_dir() or not any(
+        (settings.outbox_dir / "new").iterdir()
+    ):
+        assert time.monotonic() < deadline, "no confirmation message arrived"
+        time.sleep(0.05)
     box = mailbox.Maildir(settings.outbox_dir, create=False)
     (key,) = box.keys()
     message = message_from_bytes(box.get_bytes(key), policy=policy.default)

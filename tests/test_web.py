@@ -158,7 +158,14 @@ def test_the_answer_is_the_same_whether_the_address_is_known(
     assert known[1].replace("known@", "someone@") == unknown[1].replace("unknown@", "someone@")
     # An active subscriber is not put back to pending by someone else's request.
     assert _subscriber(local_settings, "known@example.org").status == "active"  # type: ignore[union-attr]
-    assert [m["To"] for m in _mails(local_settings)] == ["unknown@example.org"]
+    # Both get a message: a link to confirm, or (already subscribed) to the preferences.
+    mails = {str(m["To"]): m.get_body(("plain",)).get_content() for m in _mails(local_settings)}  # type: ignore[union-attr]
+    assert set(mails) == {"known@example.org", "unknown@example.org"}
+    assert "/confirm/" in mails["unknown@example.org"]
+    assert (
+        "/preferences/" in mails["known@example.org"]
+        and "/confirm/" not in mails["known@example.org"]
+    )
 
 
 def test_expired_and_tampered_confirmation_links_get_400_and_change_nothing(

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -257,41 +258,47 @@ def _subscribe_page(
 
 @dataclass(frozen=True)
 class Confirmation:
-    """Who gets a confirmation link, and the link."""
+    """Who gets which message: a link to confirm, or (already subscribed) to preferences."""
 
     email: str
     language: str
     url: str
+    already: bool = False
 
 
-def _subscribe(web: Web, values: dict[str, Any], now: datetime) -> Confirmation | None:
-    """Record a pending subscriber; None when the address is already active (nothing to send).
+def _subscribe(web: Web, values: dict[str, Any], now: datetime) -> Confirmation:
+    """Record a pending subscriber and say what to send to the address.
 
     An active address is left as it is, so that nobody can put someone else's subscription back
-    to pending; an unsubscribed or bounced one is re-activated only by its confirmation.
+    to pending; it gets its preferences link instead. An unsubscribed or bounced address is
+    re-activated only by its confirmation.
     """
+    base = web.settings.base_url.rstrip("/")
     with db.session_scope(web.engine) as session:
         checked = check_subscriber(session, values)
         existing = session.exec(
             select(Subscriber).where(Subscriber.email == checked["email"])
         ).first()
         if existing is not None and existing.status == "active":
-            return None
+            token = make_token(web.secret, "preferences", _id(existing))
+            return Confirmation(
+                existing.email, existing.language, f"{base}/preferences/{token}", already=True
+            )
         if existing is None or existing.status == "pending":
             subscriber = add_subscriber(session, **checked, now=now, status="pending")
         else:
             subscriber = existing
-        assert subscriber.id is not None
         token = make_token(
-            web.secret, "confirm", subscriber.id, at=subscriber.status_changed_at.isoformat()
+            web.secret, "confirm", _id(subscriber), at=subscriber.status_changed_at.isoformat()
         )
-        url = f"{web.settings.base_url.rstrip('/')}/confirm/{token}"
-        return Confirmation(subscriber.email, subscriber.language, url)
+        return Confirmation(subscriber.email, subscriber.language, f"{base}/confirm/{token}")
 
 
 def confirmation_message(settings: Settings, confirmation: Confirmation) -> EmailMessage:
-    """The double opt-in message: plain text, in the subscriber's language."""
+    """The double opt-in message (or the "already subscribed" one), plain text, in the
+    subscriber's language."""
     language = confirmation.language
+    kind = "already_mail" if confirmation.already else "confirm_mail"
     fields = {
         "organisation": settings.organisation_name,
         "email": confirmation.email,
@@ -301,15 +308,24 @@ def confirmation_message(settings: Settings, confirmation: Confirmation) -> Emai
     message = EmailMessage()
     message["From"] = formataddr((settings.organisation_name, settings.from_address))
     message["To"] = confirmation.email
-    message["Subject"] = catalogue.text(language, "confirm_mail_subject", **fields)
+    message["Subject"] = catalogue.text(language, f"{kind}_subject", **fields)
     message["Date"] = formatdate(localtime=False, usegmt=True)
     message["Message-ID"] = make_msgid(domain=settings.from_address.rpartition("@")[2])
     message["Content-Language"] = language
     message["Auto-Submitted"] = "auto-generated"
     if settings.reply_to:
         message["Reply-To"] = settings.reply_to
-    message.set_content(catalogue.text(language, "confirm_mail_body", **fields))
+    message.set_content(catalogue.text(language, f"{kind}_body", **fields))
     return message
+
+
+async def _send_confirmation(settings: Settings, confirmation: Confirmation) -> None:
+    from diffusion.deliver import send_one
+
+    try:
+        await send_one(settings, confirmation_message(settings, confirmation))
+    except DeliveryError as exc:
+        log.error("subscription message to %s not sent: %s", confirmation.email, exc)
 
 
 async def subscribe(request: Request) -> Response:
@@ -341,15 +357,7 @@ async def subscribe(request: Request) -> Response:
         confirmation = await run_in_threadpool(_subscribe, web, values, now)
     except InvalidInput as exc:
         return _subscribe_page(request, language, values, error=str(exc))
-    if confirmation is not None:
-        from diffusion.deliver import send_one
-
-        try:
-            await send_one(web.settings, confirmation_message(web.settings, confirmation))
-        except DeliveryError as exc:
-            # The answer stays the same, so that it says nothing about the address.
-            log.error("confirmation to %s not sent: %s", address, exc)
-    return _message(
+    response = _message(
         request,
         language,
         "subscribe_sent_title",
@@ -357,6 +365,9 @@ async def subscribe(request: Request) -> Response:
             language, "subscribe_sent", email=address, days=web.settings.confirm_token_days
         ),
     )
+    # Sent after the answer, known address or not: the answer and its timing say nothing.
+    response.background = BackgroundTask(_send_confirmation, web.settings, confirmation)
+    return response
 
 
 def _rate_limited(request: Request, language: str) -> Response:

@@ -129,6 +129,20 @@ STRINGS: dict[str, dict[str, str]] = {
         "lien (valable {days} jours) et appuyez sur le bouton :\n\n{url}\n\nSi vous ne l'avez "
         "pas demandé, ignorez ce message : rien ne vous sera envoyé.\n",
     },
+    "already_mail_subject": {
+        "en": "Your subscription to {organisation}",
+        "fr": "Votre abonnement à {organisation}",
+    },
+    "already_mail_body": {
+        "en": "Hello,\n\nSomeone, probably you, asked to subscribe {email} to the newsletter of "
+        "{organisation}. This address already receives it.\n\nTo change what you receive, how "
+        "often or in which language, open this link:\n\n{url}\n\nIf you did not ask, ignore "
+        "this message: nothing changes.\n",
+        "fr": "Bonjour,\n\nQuelqu'un, sans doute vous, a demandé à abonner {email} à la lettre "
+        "d'information de {organisation}. Cette adresse la reçoit déjà.\n\nPour changer ce que "
+        "vous recevez, la fréquence ou la langue, ouvrez ce lien :\n\n{url}\n\nSi vous ne "
+        "l'avez pas demandé, ignorez ce message : rien ne change.\n",
+    },
 }
 
 AUDIENCE_LABELS: dict[str, dict[str, str]] = {
