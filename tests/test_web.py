@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from html.parser import HTMLParser
 from pathlib import Path
 
 import httpx
@@ -438,3 +439,45 @@ def test_serve_runs_the_scheduler_and_the_pages_and_stops_on_sigterm(
         engine.dispose()
     assert process.returncode == 0, output
     assert "job collect: collection:" in output and "job send: sending:" in output
+
+
+class _Fields(HTMLParser):
+    """The form fields of a page, the labels that name them, and the page's language."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields: list[tuple[str, str | None]] = []  # (type, id) outside a <label>
+        self.wrapped = 0
+        self.labelled: set[str] = set()
+        self.lang: str | None = None
+        self._in_label = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "html":
+            self.lang = found.get("lang")
+        elif tag == "label":
+            self._in_label += 1
+            if found.get("for"):
+                self.labelled.add(str(found["for"]))
+        elif tag in ("input", "select", "textarea") and found.get("type") != "hidden":
+            if self._in_label:
+                self.wrapped += 1
+            else:
+                self.fields.append((tag, found.get("id")))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "label":
+            self._in_label -= 1
+
+
+def test_every_form_field_has_a_label(client: TestClient, local_settings: Settings) -> None:
+    subscriber_id = _add(local_settings, "labels@example.org")
+    token = make_token("test-secret", "preferences", subscriber_id)
+    for path in ("/", "/?lang=fr", f"/preferences/{token}"):
+        page = _Fields()
+        page.feed(client.get(path).text)
+        assert page.lang in ("en", "fr")
+        assert page.fields and page.wrapped, path
+        for tag, field_id in page.fields:
+            assert field_id in page.labelled, f"{path}: <{tag} id={field_id}> has no label"
