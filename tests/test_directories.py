@@ -233,3 +233,32 @@ def test_cli_import_prints_problems_and_exits_1_export_writes_a_file(
     assert "0 rows created, 0 updated, 2 unchanged, 0 rejected" in result.output
     result = runner.invoke(cli, [*base, "directory", "export"])
     assert yaml.safe_load(result.output)["field_offices"][0]["code"] == "dhaka"
+
+
+def test_yaml_shapes_a_bare_list_needs_kind_and_unknown_sections_are_named(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    engine = db.make_engine(sqlite_url)
+    offices = _write(
+        tmp_path,
+        "offices.yaml",
+        "- {code: hanoi, name: UNESCO Office in Hanoi, city: Hanoi, country: VN}\n"
+        "- {code: quito, name: UNESCO Quito, city: Quito, country: EC, countries: [EC, CO],"
+        " colour: blue}\n",
+    )
+    with db.session_scope(engine) as session:
+        with pytest.raises(InvalidInput, match="needs --kind"):
+            import_directory(session, offices, now=NOW)
+        report = import_directory(session, offices, now=NOW, kind="field_offices")
+    assert report.created == 1
+    assert report.problems == [f"{offices}:2: unknown field(s) colour for field_offices"]
+    sections = _write(tmp_path, "bad.yaml", "organisations: []\nmembers:\n  - {slug: x}\n")
+    with (
+        db.session_scope(engine) as session,
+        pytest.raises(InvalidInput, match=":2: unknown section"),
+    ):
+        import_directory(session, sections, now=NOW)
+    broken = _write(tmp_path, "broken.yaml", "organisations:\n  - slug: [unclosed\n")
+    with db.session_scope(engine) as session, pytest.raises(InvalidInput, match="not valid YAML"):
+        import_directory(session, broken, now=NOW)
+    engine.dispose()
