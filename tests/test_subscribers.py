@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 
 import diffusion.cli.commands  # noqa: F401  (registers the commands)
 from diffusion import db
-from diffusion.cli import cli
+from diffusion.cli import cli, main
 from diffusion.collect.directories import import_directory
 from diffusion.collect.subscribers import (
     add_subscriber,
@@ -220,3 +220,17 @@ def test_cli_import_list_add_remove(sqlite_url: str, tmp_path: Path, directory: 
     assert result.exit_code == 0 and "Removed 2 subscribers" in result.output
     result = runner.invoke(cli, [*base, "subscribers", "list", "--format", "json"])
     assert json.loads(result.output) == []
+
+
+def test_removing_an_unknown_address_is_an_error_with_exit_code_2(
+    sqlite_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["diffusion", "--home", str(tmp_path), "--database-url", sqlite_url]
+    monkeypatch.setattr("sys.argv", [*argv, "subscribers", "remove", "ghost@example.org"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    assert "no subscriber with the address ghost@example.org" in capsys.readouterr().err
