@@ -13,6 +13,8 @@ from babel.dates import format_skeleton
 from diffusion.audiences import (
     AudienceRules,
     Directory,
+    Routable,
+    RoutingIndex,
     RoutingRules,
     is_about,
     narrows_to,
@@ -294,12 +296,15 @@ def entry_for(item: Item, language: str) -> DigestEntry:
     )
 
 
-def rank(items: Iterable[Item], spec: AudienceRules, key: str) -> list[Item]:
+def rank(
+    items: Iterable[Item], spec: AudienceRules, key: str, index: RoutingIndex | None = None
+) -> list[Item]:
     """Items about the key itself first, then the newest; the id settles ties for stable output."""
+    view = index.view if index is not None else Routable.of
     return sorted(
         items,
         key=lambda item: (
-            not is_about(item, spec, key),
+            not is_about(view(item), spec, key),
             -item.published_at.timestamp(),
             item.id or 0,
         ),
@@ -313,16 +318,19 @@ def route(
     directory: Directory,
     *,
     public_only: bool = False,
+    index: RoutingIndex | None = None,
 ) -> list[Item]:
     """The items the segment's audience, key and narrowing let through, ranked."""
     spec = rules.audience(segment.audience)
-    chosen = [
-        item
-        for item in items
-        if routes_to(item, spec, segment.key, directory, public_only=public_only)
-        and narrows_to(item, segment.sectors, segment.themes, segment.regions)
-    ]
-    return rank(chosen, spec, segment.key)
+    view = index.view if index is not None else Routable.of
+    chosen = []
+    for item in items:
+        seen = view(item)
+        if routes_to(seen, spec, segment.key, directory, public_only=public_only) and narrows_to(
+            seen, segment.sectors, segment.themes, segment.regions
+        ):
+            chosen.append(item)
+    return rank(chosen, spec, segment.key, index)
 
 
 def build_digest(
@@ -335,17 +343,23 @@ def build_digest(
     now: datetime,
     max_items: int,
     more_url: str | None = None,
+    index: RoutingIndex | None = None,
 ) -> Digest:
     """Route, rank, cap and group the period's items for one segment, with its reference lists.
 
     `items` may hold more than the period: only those published in [period.start, period.end)
-    and not after `now` are considered.
+    and not after `now` are considered. `index` (made once for many segments) saves re-reading
+    each item's tags.
     """
     spec = rules.audience(segment.audience)
     language = segment.language
     in_period = [item for item in items if period.start <= item.published_at < period.end]
     ranked = route(
-        [item for item in in_period if item.published_at <= now], rules, segment, directory
+        [item for item in in_period if item.published_at <= now],
+        rules,
+        segment,
+        directory,
+        index=index,
     )
     shown, left_out = ranked[:max_items], ranked[max_items:]
     sections = []

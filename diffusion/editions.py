@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 from diffusion import db
 from diffusion.audiences import (
     Directory,
+    RoutingIndex,
     RoutingRules,
     check_key,
     feed_path,
@@ -182,17 +183,52 @@ def build_editions(
     rules = load_rules(settings.routing)
     if period is not None:
         Period.parse(period, settings.zone)  # a malformed label fails before any work
+    plans: list[_Plan] = []
     with db.session_scope(engine) as session:
         directory = load_directory(session)
         segments = _segments(session, rules, directory, audience)
-    results = []
-    for segment in sorted(segments, key=lambda found: found.id):
-        if period is not None and segment.cadence != _cadence_of(period):
-            continue  # a month is built for monthly segments, a week for weekly ones
-        results.append(
-            _build_one(engine, settings, rules, directory, segment, segments[segment], period, now)
+        for segment in sorted(segments, key=lambda found: found.id):
+            if period is not None and segment.cadence != _cadence_of(period):
+                continue  # a month is built for monthly segments, a week for weekly ones
+            base = _period_of(period, segment, settings, now)
+            existing = _existing(session, segment.id, base.label)
+            window = _window(session, segment, base, explicit=period is not None)
+            plans.append(_Plan(segment, segments[segment], base, existing, window))
+        to_build = [plan for plan in plans if not plan.kept]
+        # Items are read once for every segment; each digest keeps those of its own window.
+        items = (
+            load_items(
+                session,
+                min(plan.window.start for plan in to_build),
+                max(plan.window.end for plan in to_build),
+            )
+            if to_build
+            else []
         )
+    index = RoutingIndex(items)
+    results = []
+    for plan in plans:
+        if plan.kept:
+            assert plan.existing is not None
+            results.append(_result(plan.segment, plan.existing, "kept", plan.subscribers, 0))
+        else:
+            results.append(_build_one(engine, settings, rules, directory, plan, index, items, now))
     return results
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One segment to build: its period, the edition it may already have, its items' window."""
+
+    segment: Segment
+    subscribers: int
+    base: Period
+    existing: Edition | None
+    window: Period
+
+    @property
+    def kept(self) -> bool:
+        return self.existing is not None and self.existing.status not in REBUILDABLE
 
 
 def _build_one(
@@ -200,27 +236,22 @@ def _build_one(
     settings: Settings,
     rules: RoutingRules,
     directory: Directory,
-    segment: Segment,
-    subscribers: int,
-    label: str | None,
+    plan: _Plan,
+    index: RoutingIndex,
+    items: Sequence[Item],
     now: datetime,
 ) -> BuildResult:
-    base = _period_of(label, segment, settings, now)
-    with db.session_scope(engine) as session:
-        existing = _existing(session, segment.id, base.label)
-        if existing is not None and existing.status not in REBUILDABLE:
-            return _result(segment, existing, "kept", subscribers, 0)
-        window = _window(session, segment, base, explicit=label is not None)
-        items = load_items(session, window.start, window.end)
+    segment, base, existing = plan.segment, plan.base, plan.existing
     digest = build_digest(
         items,
         directory,
         rules,
         segment=segment,
-        period=window,
+        period=plan.window,
         now=now,
         max_items=settings.digest_max_items,
         more_url=more_url_for(settings, rules, segment),
+        index=index,
     )
     values = _edition_values(digest, settings, now)
     with db.session_scope(engine) as session:
@@ -239,7 +270,7 @@ def _build_one(
         stored = _existing(session, segment.id, base.label)
     if stored is None:
         raise UnknownRecord(f"edition {segment.id} {base.label} vanished while being built")
-    return _result(segment, stored, action, subscribers, digest.more_count)
+    return _result(segment, stored, action, plan.subscribers, digest.more_count)
 
 
 def _existing(session: Session, segment_id: str, label: str) -> Edition | None:

@@ -15,7 +15,15 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from diffusion import db
-from diffusion.audiences import Directory, FeedFamily, RoutingRules, load_rules, routes_to
+from diffusion.audiences import (
+    Directory,
+    FeedFamily,
+    Routable,
+    RoutingIndex,
+    RoutingRules,
+    load_rules,
+    routes_to,
+)
 from diffusion.config import Settings
 from diffusion.digest import AUDIENCE_TITLES, DigestEntry, entry_for, key_name
 from diffusion.editions import load_directory
@@ -75,16 +83,23 @@ def _keys(family: FeedFamily, directory: Directory, items: Sequence[Item]) -> li
 
 
 def feed_items(
-    items: Iterable[Item], rules: RoutingRules, family: FeedFamily, key: str, directory: Directory
+    items: Iterable[Item],
+    rules: RoutingRules,
+    family: FeedFamily,
+    key: str,
+    directory: Directory,
+    index: RoutingIndex | None = None,
 ) -> list[Item]:
     """The public items a feed carries, newest first, at most FEED_MAX_ENTRIES."""
     specs = [rules.audience(name) for name in family.audiences]
-    chosen = [
-        item
-        for item in items
-        if item.public
-        and any(routes_to(item, spec, key, directory, public_only=True) for spec in specs)
-    ]
+    view = index.view if index is not None else Routable.of
+    chosen = []
+    for item in items:
+        seen = view(item)
+        if seen.public and any(
+            routes_to(seen, spec, key, directory, public_only=True) for spec in specs
+        ):
+            chosen.append(item)
     chosen.sort(key=lambda item: (-item.published_at.timestamp(), item.id or 0))
     return chosen[:FEED_MAX_ENTRIES]
 
@@ -197,9 +212,10 @@ def write_feeds(
 ) -> FeedsReport:
     """Every feed of every family, key and language, from plain data, written under `out`."""
     report = FeedsReport(out=out)
+    index = RoutingIndex(items)
     for family in rules.feeds.values():
         for key in _keys(family, directory, items):
-            chosen = feed_items(items, rules, family, key, directory)
+            chosen = feed_items(items, rules, family, key, directory, index)
             stem = f"{family.name}/{key}" if key else family.name
             for language in settings.languages:
                 title, description = _titles(settings, family, key, language, directory)
