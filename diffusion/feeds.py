@@ -53,13 +53,17 @@ class FeedsReport:
     written: list[str] = field(default_factory=list)
     unchanged: int = 0
     entries: int = 0
+    removed: list[str] = field(default_factory=list)  # feeds of keys no longer known
 
     @property
     def files(self) -> int:
         return len(self.written) + self.unchanged
 
     def summary(self) -> str:
-        return f"{self.files} feeds ({len(self.written)} written, {self.unchanged} unchanged)"
+        removed = f", {len(self.removed)} removed" if self.removed else ""
+        return (
+            f"{self.files} feeds ({len(self.written)} written, {self.unchanged} unchanged{removed})"
+        )
 
 
 def _xml_text(value: str) -> str:
@@ -213,6 +217,7 @@ def write_feeds(
     """Every feed of every family, key and language, from plain data, written under `out`."""
     report = FeedsReport(out=out)
     index = RoutingIndex(items)
+    produced: set[str] = set()
     for family in rules.feeds.values():
         for key in _keys(family, directory, items):
             chosen = feed_items(items, rules, family, key, directory, index)
@@ -231,11 +236,32 @@ def write_feeds(
                         fmt=fmt,
                     )
                     report.entries += len(chosen)
+                    produced.add(path)
                     if write_if_changed(out / path, content):
                         report.written.append(path)
                     else:
                         report.unchanged += 1
+    report.removed = _remove_stale(out, rules, settings.languages, produced)
     return report
+
+
+def _remove_stale(
+    out: Path, rules: RoutingRules, languages: Sequence[str], produced: set[str]
+) -> list[str]:
+    """Delete our feeds of keys that are gone (an NGO removed from the directory)."""
+    gone = []
+    for family in rules.feeds.values():
+        folder = out / family.name
+        if family.key_type == "none" or not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            parts = path.name.rsplit(".", 2)
+            ours = len(parts) == 3 and parts[1] in languages and parts[2] in FORMATS
+            relative = f"{family.name}/{path.name}"
+            if ours and path.is_file() and relative not in produced:
+                path.unlink()
+                gone.append(relative)
+    return gone
 
 
 def build_feeds(engine: Engine, settings: Settings, *, out: Path, now: datetime) -> FeedsReport:

@@ -176,6 +176,22 @@ def test_a_rebuild_without_new_items_is_byte_identical_and_writes_nothing(
     assert again.summary() == (
         f"{again.files} feeds ({len(again.written)} written, {again.unchanged} unchanged)"
     )
+    # An NGO gone from the directory: its feeds go too, and nothing else of ours or not.
+    (out / "ngo" / "notes.txt").write_text("an operator's file")
+    fewer = directory()
+    fewer = type(fewer).of(
+        [org for org in fewer.organisations.values() if org.slug != "ocean"],
+        fewer.offices.values(),
+        fewer.forums.values(),
+        fewer.focal_points,
+    )
+    pruned = write_feeds(items(), fewer, RULES, _settings(tmp_path), out=out)
+    assert sorted(pruned.removed) == [
+        f"ngo/ocean.{language}.{fmt}" for language in ("en", "fr") for fmt in ("atom", "rss")
+    ]
+    assert not (out / "ngo" / "ocean.en.rss").exists()
+    assert (out / "ngo" / "notes.txt").exists() and (out / "ngo" / "ifla.en.rss").exists()
+    assert "4 removed" in pruned.summary()
 
 
 @pytest.mark.parametrize("relative", ["sector/CI.en.rss", "ngo/ifla.fr.atom", "public.fr.rss"])
