@@ -1,6 +1,7 @@
 """The digest builder and stored editions: ranking, narrowing, languages, the cap, concurrency."""
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -483,3 +484,36 @@ def test_digest_commands_have_help_with_an_example(command: list[str]) -> None:
     result = CliRunner().invoke(cli, [*command, "--help"])
     assert result.exit_code == 0
     assert "Example:" in result.output or command == ["digest"]
+
+
+@pytest.mark.postgres
+def test_two_processes_building_at_once_store_one_edition_per_segment(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    store(engine)
+    _subscribe(engine, *SUBSCRIBERS)
+    command = [
+        str(Path(sys.executable).parent / "diffusion"),
+        "--home",
+        str(tmp_path),
+        "--database-url",
+        settings.database,
+        "digest",
+        "build",
+        "--period",
+        "2026-11",
+        "--now",
+        NOW.isoformat(),
+    ]
+    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [run.communicate(timeout=300)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    with db.session_scope(engine) as session:
+        stored = session.exec(select(Edition)).all()
+    assert len(stored) == 6 == len({edition.segment for edition in stored})
+    summaries = [
+        re.search(r"6 segments: (\d+) created, 0 rebuilt, (\d+) kept", out) for out in outputs
+    ]
+    assert all(summaries), outputs
+    created = sum(int(found.group(1)) for found in summaries if found)
+    assert created == 6  # each segment created by one process, kept by the other
