@@ -133,3 +133,26 @@ def test_worker_processes_share_the_outbox(
     summary = send_pending(engine, config, now=NOW, workers=2)
     assert summary.sent == count and summary.editions_sent == [edition_id]
     assert smtp_server.deliveries() == Counter(f"reader{n}@example.org" for n in range(count))
+
+
+def test_sigterm_finishes_what_is_in_flight_and_records_it(
+    engine: Engine, settings: Settings, smtp_server: RecordingServer
+) -> None:
+    count = 400
+    seed(engine, count)
+    slow_down(smtp_server, 0.004)
+    env = environment(settings, smtp_server)
+    command = [str(Path(sys.executable).parent / "diffusion"), "send", "--period", "2026-11"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(smtp_server.received) < 60 and time.monotonic() < deadline:
+        assert process.poll() is None, "the sender finished before it could be stopped"
+        time.sleep(0.01)
+    process.send_signal(signal.SIGTERM)
+    output = process.communicate(timeout=60)[0]
+    assert process.returncode == 0
+    assert "Stopped on request" in output
+    states = Counter(row.state for row in rows(engine))
+    assert "sending" not in states  # nothing left claimed
+    assert states["sent"] == len(smtp_server.received) < count  # everything sent is recorded
+    assert states["sent"] + states["queued"] == count

@@ -151,6 +151,7 @@ def send(
         stop.set()  # stop claiming; what is in flight is finished and recorded
 
     previous = signal.signal(signal.SIGTERM, on_term)
+    previous_int = signal.signal(signal.SIGINT, on_term)  # Ctrl-C: the same graceful stop
     try:
         with Progress(
             TextColumn("sending"),
@@ -177,6 +178,7 @@ def send(
             )
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
     _print_summary(engine, ids, summary)
     if stop.is_set():
         console.print("Stopped on request; run `diffusion send --resume` to finish.")

@@ -130,6 +130,13 @@ class _Run:
             settings.rate_per_second / rate_share if settings.rate_per_second else None,
             settings.rate_per_hour / rate_share if settings.rate_per_hour else None,
         )
+        # A batch is claimed for at most about a minute's sending, well within the lease.
+        per_minute = [
+            rate * 60 / rate_share
+            for rate in (settings.rate_per_second, (settings.rate_per_hour or 0) / 60)
+            if rate
+        ]
+        self.batch_size = max(1, min([CLAIM_BATCH, *(int(r) for r in per_minute)]))
         self.templates: dict[int, MessageTemplate] = {}
         self.results: list[outbox.Result] = []
         self.unsent: list[int] = []
@@ -153,7 +160,7 @@ class _Run:
                 self.worker,
                 edition_ids=self.edition_ids,
                 now=self.now(),
-                limit=CLAIM_BATCH,
+                limit=self.batch_size,
             )
 
     def _template(self, edition_id: int) -> MessageTemplate:
@@ -166,6 +173,10 @@ class _Run:
     def _record(self, results: list[outbox.Result]) -> None:
         with db.session_scope(self.engine) as session:
             outbox.record(session, results, self.settings, now=self.now())
+
+    def _reclaim(self) -> int:
+        with db.session_scope(self.engine) as session:
+            return outbox.reclaim(session, now=self.now())
 
     def _next_retry(self) -> datetime | None:
         with db.session_scope(self.engine) as session:
@@ -238,6 +249,9 @@ class _Run:
                 if not batch:
                     await queue.join()
                     await self.flush(force=True)
+                    # Rows a dead worker left behind (lease over, or its process gone).
+                    if await asyncio.to_thread(self._reclaim):
+                        continue
                     if not await self._wait_for_retry():
                         break
                     continue
