@@ -8,7 +8,9 @@ Use the `smtp_server` fixture (imported into a test module), or `RecordingServer
 """
 
 import asyncio
+import ssl
 import threading
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ from email.message import EmailMessage
 from typing import Any, cast
 
 import pytest
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,17 @@ class _Handler:
 class RecordingServer:
     """An SMTP server in its own thread and event loop; `received` lists what it accepted."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        tls: ssl.SSLContext | None = None,
+        implicit_tls: bool = False,
+        login: tuple[str, str] | None = None,
+    ) -> None:
+        self.tls = tls  # offered with STARTTLS, or wrapping the connection if implicit_tls
+        self.implicit_tls = implicit_tls
+        self.login = login  # required AUTH credentials
+        self.logins: list[str] = []
         self.received: list[Received] = []
         self.lock = threading.Lock()
         self.rcpt_reply: Callable[[str], str | None] | None = None
@@ -82,18 +94,40 @@ class RecordingServer:
 
     @property
     def url(self) -> str:
-        return f"smtp://{self.host}:{self.port}"
+        scheme = "smtps" if self.implicit_tls else "smtp"
+        return f"{scheme}://{self.host}:{self.port}"
+
+    def _authenticate(
+        self, smtp: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        if self.login and isinstance(data, LoginPassword):
+            user, password = data.login.decode(), data.password.decode()
+            if (user, password) == self.login:
+                self.logins.append(user)
+                return AuthResult(success=True)
+        return AuthResult(success=False, handled=False)
+
+    def _protocol(self) -> SMTP:
+        options: dict[str, Any] = {}
+        if self.tls is not None and not self.implicit_tls:
+            options.update(tls_context=self.tls, require_starttls=True)
+        if self.login:
+            options.update(
+                authenticator=self._authenticate,
+                auth_required=True,
+                # aiosmtpd only counts STARTTLS as TLS; implicit TLS is as safe.
+                auth_require_tls=self.tls is not None and not self.implicit_tls,
+            )
+        with warnings.catch_warnings():  # AUTH without TLS is what a plain test server does
+            warnings.simplefilter("ignore", UserWarning)
+            return SMTP(_Handler(self), hostname="diffusion-test", ident="diffusion-test", **options)
 
     def start(self) -> "RecordingServer":
         self._thread.start()
 
         async def serve() -> asyncio.Server:
-            handler = _Handler(self)
-            return await self._loop.create_server(
-                lambda: SMTP(handler, hostname="diffusion-test", ident="diffusion-test"),
-                self.host,
-                0,
-            )
+            wrap = self.tls if self.implicit_tls else None
+            return await self._loop.create_server(self._protocol, self.host, 0, ssl=wrap)
 
         self._server = asyncio.run_coroutine_threadsafe(serve(), self._loop).result(10)
         self.port = self._server.sockets[0].getsockname()[1]

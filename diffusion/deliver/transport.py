@@ -170,7 +170,8 @@ class SMTPTransport:
             if exc.code in (421, -1):  # the server is closing the connection
                 client.close()
             return dict.fromkeys(recipients, Outcome.from_code(exc.code, exc.message))
-        except _CONNECTION_ERRORS as exc:
+        except (*_CONNECTION_ERRORS, aiosmtplib.SMTPException) as exc:
+            # The connection, TLS or login went wrong: no reader's fault, so try again later.
             client.close()
             reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             return dict.fromkeys(recipients, Outcome("temporary", reason))
