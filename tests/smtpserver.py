@@ -120,7 +120,7 @@ class RecordingServer:
             )
         with warnings.catch_warnings():  # AUTH without TLS is what a plain test server does
             warnings.simplefilter("ignore", UserWarning)
-            return SMTP(_Handler(self), hostname="diffusion-test", ident="diffusion-test", **options)
+            return SMTP(_Handler(self), hostname="test", ident="diffusion-test", **options)
 
     def start(self) -> "RecordingServer":
         self._thread.start()
