@@ -18,6 +18,7 @@ from diffusion.cli import cli
 from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
 from diffusion.config import Settings
 from diffusion.deliver import outbox, send_pending
+from diffusion.errors import InvalidInput
 from diffusion.models import Edition, OutboxMessage, Subscriber
 from tests.smtpserver import RecordingServer, make_edition, make_subscribers, smtp_server
 
@@ -286,3 +287,16 @@ def test_cli_dry_run_test_to_send_status_and_retry(
 def test_commands_have_help_with_an_example(command: list[str]) -> None:
     result = CliRunner().invoke(cli, [*command, "--help"])
     assert result.exit_code == 0 and "Example:" in result.output
+
+
+def test_a_broken_edition_fails_loudly_and_leaves_its_rows_queued(
+    engine: Engine, settings: Settings, smtp_server: RecordingServer
+) -> None:
+    with db.session_scope(engine) as session:
+        edition = make_edition(session)
+        edition.text += "[[diffusion:bogus]]"
+        make_subscribers(session, 3)
+    with pytest.raises(InvalidInput, match=r"unknown placeholder \[\[diffusion:bogus\]\]"):
+        send_pending(engine, smtp(settings, smtp_server), now=NOW)
+    assert {row.state for row in states(engine).values()} == {"queued"}
+    assert smtp_server.received == []

@@ -19,7 +19,7 @@ from diffusion.deliver import outbox
 from diffusion.deliver.message import MessageTemplate
 from diffusion.deliver.ratelimit import RateLimiter
 from diffusion.deliver.transport import Outcome, Transport, make_transport
-from diffusion.errors import InvalidInput, UnknownRecord
+from diffusion.errors import DiffusionError, InvalidInput, UnknownRecord
 from diffusion.models import Edition
 
 CLAIM_BATCH = 200
@@ -255,8 +255,14 @@ class _Run:
                     if not await self._wait_for_retry():
                         break
                     continue
-                for edition_id in {item.edition_id for item in batch} - self.templates.keys():
-                    self.templates[edition_id] = await asyncio.to_thread(self._template, edition_id)
+                try:
+                    for edition_id in {i.edition_id for i in batch} - self.templates.keys():
+                        self.templates[edition_id] = await asyncio.to_thread(
+                            self._template, edition_id
+                        )
+                except DiffusionError:
+                    self.unsent.extend(item.outbox_id for item in batch)  # given back below
+                    raise
                 for item in batch:
                     await queue.put(item)
             for _ in consumers:
