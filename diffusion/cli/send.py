@@ -33,6 +33,17 @@ class _TestRecipient:
         self.language = language
 
 
+def _table(*columns: str) -> Table:
+    """Numbers never wrap; the long text columns (segment, subject) are cut short instead."""
+    table = Table()
+    for name in columns:
+        if name in ("segment", "subject"):
+            table.add_column(name, no_wrap=True, overflow="ellipsis", max_width=40)
+        else:
+            table.add_column(name, no_wrap=True, min_width=max(len(name), 7))
+    return table
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -123,12 +134,12 @@ def send(
         console.print("Nothing to send: no approved edition" + (f" for {period}" if period else ""))
         return
     if dry_run:
-        table = Table("edition", "segment", "period", "subject", "recipients", "already sent")
+        table = _table("edition", "period", "recipients", "already sent", "segment", "subject")
         for edition in editions:
             people, done = _recipient_count(engine, edition)
             table.add_row(
-                str(edition.id), edition.segment, edition.period, edition.subject,
-                str(people), str(done),
+                str(edition.id), edition.period, str(people), str(done),
+                edition.segment, edition.subject,
             )  # fmt: skip
         console.print(table)
         console.print("Dry run: nothing was sent.")
@@ -238,14 +249,15 @@ def outbox_status(ctx: Context, fmt: str) -> None:
         ]
         click.echo(json.dumps(rows, indent=2))
         return
-    table = Table("edition", "segment", "period", *OUTBOX_STATES)
+    short = {"failed_temporary": "deferred", "failed_permanent": "failed"}
+    table = _table("edition", "period", *(short.get(s, s) for s in OUTBOX_STATES), "segment")
     for edition_id, found in sorted(states.items()):
         edition = editions.get(edition_id)
         table.add_row(
             str(edition_id),
-            edition.segment if edition else "?",
             edition.period if edition else "?",
             *(str(found.get(state, 0)) for state in OUTBOX_STATES),
+            edition.segment if edition else "?",
         )
     console.print(table)
 
