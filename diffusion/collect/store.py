@@ -2,14 +2,14 @@
 
 import csv
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pycountry
-from sqlalchemy import ColumnElement
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from diffusion.collect.report import ImportReport
@@ -31,6 +31,7 @@ _UPDATABLE = (
     "published_at",
     "content_hash",
 )
+_COLUMNS = [name for name in Item.__table__.columns.keys() if name != "id"]  # type: ignore[attr-defined]
 _CHUNK = 500
 _SDG = re.compile(r"(?:sdg)?\s*0*(\d{1,2})", re.IGNORECASE)
 _LANGUAGE = re.compile(r"[a-z]{2,3}")
@@ -42,20 +43,22 @@ def upsert_items(session: Session, items: Iterable[Item], *, now: datetime) -> t
     An item is the same as a stored one if it has the same guid; failing that, the same link from
     the same source (some sites change guids on every build); failing that, the same content hash
     from the same source. Rows already matched in this batch are not matched twice, so distinct
-    entries sharing a link are kept apart.
+    entries sharing a link are kept apart. New rows are inserted in one statement: the given
+    item objects stay detached from the session.
     """
     batch: dict[str, Item] = {}
     for item in items:
         batch.setdefault(item.guid, item)  # duplicate guids in one batch: the first wins
     if not batch:
         return 0, 0
-    by_guid = {row.guid: row for row in _rows(session, col(Item.guid), list(batch))}
-    unmatched = [item for guid, item in batch.items() if guid not in by_guid]
-    by_link = _index(_rows(session, col(Item.link), [i.link for i in unmatched if i.link]), "link")
-    hashes = [item.content_hash for item in unmatched]
-    by_hash = _index(_rows(session, col(Item.content_hash), hashes), "content_hash")
-    touched: set[int] = set()
-    created = updated = 0
+    candidates = _candidates(session, list(batch.values()))
+    by_guid = {row.guid: row for row in candidates}
+    by_link = _index(candidates, "link")
+    by_hash = _index(candidates, "content_hash")
+    # Rows that some item of the batch has by guid are spoken for: no other item takes them.
+    touched = {id(by_guid[guid]) for guid in batch if guid in by_guid}
+    new_rows: list[dict[str, Any]] = []
+    updated = 0
     for item in batch.values():
         row = by_guid.get(item.guid)
         if row is None and item.link:
@@ -65,8 +68,7 @@ def upsert_items(session: Session, items: Iterable[Item], *, now: datetime) -> t
             row = _untouched(by_hash.get(key, []), touched)
         if row is None:
             item.collected_at = now
-            session.add(item)
-            created += 1
+            new_rows.append({name: getattr(item, name) for name in _COLUMNS})
             continue
         touched.add(id(row))
         if item.published_at == item.collected_at:
@@ -79,17 +81,27 @@ def upsert_items(session: Session, items: Iterable[Item], *, now: datetime) -> t
                 setattr(row, name, value)
                 changed = True
         updated += changed
+    if new_rows:
+        # One executemany instead of the ORM's row-by-row unit of work: collection inserts
+        # thousands of rows and needs none of their ids back.
+        session.execute(sa.insert(Item), new_rows)
     session.flush()
-    return created, updated
+    return len(new_rows), updated
 
 
-def _rows(session: Session, column: Any, values: Sequence[Any]) -> list[Item]:
-    rows: list[Item] = []
-    unique = sorted(set(values))
-    for start in range(0, len(unique), _CHUNK):
-        condition: ColumnElement[bool] = column.in_(unique[start : start + _CHUNK])
-        rows.extend(session.exec(select(Item).where(condition)).all())
-    return rows
+def _candidates(session: Session, items: list[Item]) -> list[Item]:
+    """Stored rows sharing a guid, link or content hash with the batch, in one query a chunk."""
+    rows: dict[int | None, Item] = {}
+    for start in range(0, len(items), _CHUNK):
+        chunk = items[start : start + _CHUNK]
+        links = sorted({item.link for item in chunk if item.link})
+        condition = sa.or_(
+            col(Item.guid).in_(sorted({item.guid for item in chunk})),
+            col(Item.content_hash).in_(sorted({item.content_hash for item in chunk})),
+            *([col(Item.link).in_(links)] if links else []),
+        )
+        rows.update((row.id, row) for row in session.exec(select(Item).where(condition)))
+    return list(rows.values())
 
 
 def _index(rows: list[Item], attribute: str) -> dict[tuple[Any, str, Any], list[Item]]:
