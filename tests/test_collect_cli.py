@@ -49,6 +49,7 @@ class Runner:
 
 
 def test_sources_add_collect_and_list_items(run: Runner, server: FeedServer) -> None:
+    assert "No feed sources yet" in run("collect").output
     good = server.route(
         "/ifla.xml",
         rss(

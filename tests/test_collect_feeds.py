@@ -385,3 +385,19 @@ def test_parsing_in_worker_processes_gives_the_same_items(
     assert "not an RSS or Atom feed" in (summary.results[0].error or "")
     assert [item.title for item in items(engine)] == [f"Literacy circle {n}" for n in range(1, 5)]
     engine.dispose()
+
+
+def test_a_source_with_an_unknown_kind_is_reported_without_a_request(
+    server: FeedServer, sqlite_url: str, tmp_path: Path
+) -> None:
+    settings = load_settings(home=tmp_path, database_url=sqlite_url)
+    engine = db.engine_for(settings)
+    add_source(engine, "odd", server.route("/odd.xml", rss([entry(1)])), kind="newsletter")
+    add_source(engine, "fine", server.route("/fine.xml", rss([entry(2)])))
+    summary = run_collection(engine, settings, now=NOW)
+    odd = next(result for result in summary.results if result.name == "odd")
+    assert odd.status == "error" and "kind 'newsletter'" in (odd.error or "")
+    assert server.requests("/odd.xml") == 0
+    assert source_row(engine, "odd").last_error == odd.error
+    assert [item.guid for item in items(engine)] == ["urn:ngo:2"]
+    engine.dispose()

@@ -50,6 +50,9 @@ def collect(ctx: Context, names: tuple[str, ...]) -> None:
     engine = db.engine_for(settings)
     with db.session_scope(engine) as session:
         total = len(load_sources(session, list(names) or None))
+    if not total:
+        console.print("No feed sources yet: add one with `diffusion sources add URL --kind KIND`.")
+        return
     with Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),

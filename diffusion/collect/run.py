@@ -18,7 +18,7 @@ from diffusion.collect.feeds import FeedSource, FetchResult, ParsedFeed, fetch_f
 from diffusion.collect.store import upsert_items
 from diffusion.config import Settings
 from diffusion.errors import CollectError, UnknownRecord
-from diffusion.models import Source
+from diffusion.models import CONTENT_KINDS, Source
 
 
 @dataclass
@@ -71,10 +71,21 @@ def run_collection(
     """
     with db.session_scope(engine) as session:
         sources = load_sources(session, names)
+    results: list[SourceResult] = []
+    fetchable = []
+    for source in sources:
+        if source.kind in CONTENT_KINDS:
+            fetchable.append(source)
+            continue
+        # Not worth a request: its items could not be stored under that kind.
+        error = f"kind {source.kind!r} is not one of {', '.join(CONTENT_KINDS)}; fix the source"
+        results.append(store_result(engine, FetchResult(source, None, error=error), None, now=now))
+        if progress:
+            progress(source.name)
     if workers is None:
-        workers = _default_workers(len(sources))
-    results = asyncio.run(
-        _collect(engine, settings, sources, now=now, progress=progress, workers=workers)
+        workers = _default_workers(len(fetchable))
+    results += asyncio.run(
+        _collect(engine, settings, fetchable, now=now, progress=progress, workers=workers)
     )
     order = {source.name: index for index, source in enumerate(sources)}
     return CollectionSummary(sorted(results, key=lambda result: order[result.name]))
