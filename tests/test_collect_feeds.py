@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from diffusion import db
-from diffusion.collect import run_collection
+from diffusion.collect import feeds, run_collection
 from diffusion.config import Settings, load_settings
 from diffusion.errors import UnknownRecord
 from diffusion.models import Item, Source
@@ -400,4 +400,18 @@ def test_a_source_with_an_unknown_kind_is_reported_without_a_request(
     assert server.requests("/odd.xml") == 0
     assert source_row(engine, "odd").last_error == odd.error
     assert [item.guid for item in items(engine)] == ["urn:ngo:2"]
+    engine.dispose()
+
+
+def test_an_oversized_feed_is_not_read(
+    server: FeedServer, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(feeds, "MAX_FEED_BYTES", 2_000)
+    settings = load_settings(home=tmp_path, database_url=sqlite_url)
+    engine = db.engine_for(settings)
+    add_source(engine, "huge", server.route("/huge.xml", rss([entry(n) for n in range(1, 29)])))
+    add_source(engine, "small", server.route("/small.xml", rss([entry(1)])))
+    summary = run_collection(engine, settings, now=NOW)
+    assert [(r.name, r.status) for r in summary.results] == [("huge", "error"), ("small", "ok")]
+    assert "larger than" in (summary.results[0].error or "")
     engine.dispose()

@@ -24,6 +24,7 @@ from diffusion.errors import CollectError
 from diffusion.models import SECTORS, TAG_KEYS, Item
 
 SUMMARY_LIMIT = 500
+MAX_FEED_BYTES = 20_000_000
 _LANGUAGE = re.compile(r"[a-zA-Z]{2,3}")
 
 
@@ -86,28 +87,42 @@ async def fetch_feed(
         # httpx's timeout bounds each network operation; this bounds the whole exchange, so that
         # a server trickling bytes cannot hold a slot for ever.
         async with asyncio.timeout(fetch_timeout):
-            response = await client.get(source.url, headers=headers)
+            return await _get(client, source, headers)
     except TimeoutError:
         return FetchResult(
             source, None, error=f"no answer within {fetch_timeout:g} s (fetch_timeout)"
         )
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        return FetchResult(source, None, error=f"{type(exc).__name__}: {exc or 'request failed'}")
-    result = FetchResult(
-        source,
-        response.status_code,
-        etag=response.headers.get("etag") or source.etag,
-        last_modified=response.headers.get("last-modified") or source.last_modified,
-    )
-    if response.status_code == 304:
+        return FetchResult(source, None, error=f"{type(exc).__name__}: {str(exc) or source.url}")
+
+
+async def _get(
+    client: httpx.AsyncClient, source: FeedSource, headers: dict[str, str]
+) -> FetchResult:
+    async with client.stream("GET", source.url, headers=headers) as response:
+        result = FetchResult(
+            source,
+            response.status_code,
+            etag=response.headers.get("etag") or source.etag,
+            last_modified=response.headers.get("last-modified") or source.last_modified,
+        )
+        if response.status_code == 304:
+            return result
+        if not response.is_success:
+            result.error = f"HTTP {response.status_code} {response.reason_phrase}".strip()
+            return result
+        chunks, size = [], 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > MAX_FEED_BYTES:
+                # A feed this large is a mistake or an attack: stop reading rather than fill memory.
+                result.error = f"feed larger than {MAX_FEED_BYTES // 1_000_000} MB; not read"
+                return result
+            chunks.append(chunk)
+        result.body = b"".join(chunks)
+        result.headers = {name.lower(): value for name, value in response.headers.items()}
+        result.final_url = str(response.url)
         return result
-    if not response.is_success:
-        result.error = f"HTTP {response.status_code} {response.reason_phrase}".strip()
-        return result
-    result.body = response.content
-    result.headers = {name.lower(): value for name, value in response.headers.items()}
-    result.final_url = str(response.url)
-    return result
 
 
 def read_file(source: FeedSource) -> FetchResult:
