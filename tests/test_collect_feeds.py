@@ -257,9 +257,11 @@ def test_injected_scripts_come_out_inert_and_relative_links_absolute(
         '<img src="img/map.png" onerror="alert(2)"></p><script>alert(3)</script>'
         '<iframe src="http://evil.example.org/"></iframe>',
     )
-    add_source(engine, "hostile", server.route("/ngo/feed.xml", rss([hostile])))
+    sneaky = entry(2, link="javascript:alert(document.cookie)", guid="urn:sneaky")
+    add_source(engine, "hostile", server.route("/ngo/feed.xml", rss([hostile, sneaky])))
     run_collection(engine, settings, now=NOW)
-    (item,) = items(engine)
+    item, other = items(engine)
+    assert other.guid == "urn:sneaky" and other.link is None
     assert item.title == "Flood Bcc: victim@example.org relief"
     assert "\n" not in item.summary and "<" not in item.summary
     body = item.body_html.lower()

@@ -217,6 +217,8 @@ def _item(
     default_language: str,
 ) -> Item:
     link = urljoin(base, entry["link"].strip()) if entry.get("link") else None
+    if link and urlsplit(link).scheme not in ("http", "https"):
+        link = None  # a javascript: or data: link would end up in every email's href
     body = _body_html(entry, link or feed_link)
     title = clean_text(entry.get("title") or "") or excerpt(body, 80) or link or "(untitled)"
     if entry.get("content") and entry.get("summary"):
