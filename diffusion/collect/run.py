@@ -5,6 +5,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -67,7 +68,8 @@ def run_collection(
 
     Sources are fetched concurrently; each one's items are stored and committed as soon as it
     answers, so a failing source never holds back or undoes the others. `workers` is the number
-    of parsing processes (0: parse in this process); by default, one per core from 16 sources.
+    of parsing processes (0: parse in this process); by default one per core (at most 4) from
+    16 sources on, as feedparser is pure Python.
     """
     with db.session_scope(engine) as session:
         sources = load_sources(session, names)
@@ -140,10 +142,10 @@ async def _collect(
     # no copy of this process's threads, sockets or database connections) while this process
     # fetches and stores. Storing stays here, between answers: SQLite sees one writer.
     executor = None
-    if workers > 1 and len(sources) > 1:
-        executor = ProcessPoolExecutor(
-            workers, mp_context=multiprocessing.get_context("forkserver")
-        )
+    if workers >= 1 and len(sources) > 1:
+        methods = multiprocessing.get_all_start_methods()
+        method = "forkserver" if "forkserver" in methods else "spawn"
+        executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
     loop = asyncio.get_running_loop()
     results: list[SourceResult] = []
 
@@ -153,14 +155,18 @@ async def _collect(
             job = partial(
                 parse_result, fetched, now=now, default_language=settings.default_language
             )
-            parsed = await loop.run_in_executor(executor, job) if executor else job()
+            try:
+                parsed = await loop.run_in_executor(executor, job) if executor else job()
+            except BrokenProcessPool as exc:  # a worker died (out of memory...): say so
+                parsed = f"the parsing process stopped: {exc}"
         results.append(store_result(engine, fetched, parsed, now=now))
         if progress:
             progress(fetched.source.name)
 
     try:
-        if executor:
-            executor.submit(_warm_up)  # workers import feedparser while the first answers come
+        if executor:  # workers start while the first answers come
+            for _ in range(workers):
+                executor.submit(_warm_up)
         tasks = []
         async for fetched in fetch_feeds(
             sources,
