@@ -63,10 +63,16 @@ class FetchResult:
 
 @dataclass
 class ParsedFeed:
-    """The items of one feed, with a note when feedparser had to work around a problem."""
+    """The entries of one feed, with a note when feedparser had to work around a problem."""
 
-    items: list[Item]
+    # Column values of Item, one dict an entry: cheap to build, and to send back from a worker.
+    rows: list[dict[str, Any]]
     warning: str | None = None
+
+    @property
+    def items(self) -> list[Item]:
+        """The entries as unsaved Item rows."""
+        return [Item(**row) for row in self.rows]
 
 
 # -- fetching ---------------------------------------------------------------------------------
@@ -175,7 +181,7 @@ def parse_feed(
     default_language: str,
     base_url: str | None = None,
 ) -> ParsedFeed:
-    """The entries of a feed as unsaved items; raises CollectError if it is not a usable feed."""
+    """The entries of a feed, ready to store; raises CollectError if it is not a usable feed."""
     # The body and headers go in as they came, so that feedparser picks the encoding from the
     # Content-Type, the BOM or the XML declaration. nh3 sanitises and resolves links afterwards;
     # feedparser is given no Content-Location, else it would also turn bare guids ("42") into
@@ -196,18 +202,18 @@ def parse_feed(
     base = base_url or source.url
     feed_link = urljoin(base, parsed.feed.get("link") or "") or base
     feed_language = _language(parsed.feed.get("language"))
-    items: list[Item] = []
+    rows: list[dict[str, Any]] = []
     seen: set[str] = set()
     for entry in parsed.entries:
-        item = _item(entry, source, base, feed_link, feed_language, now, default_language)
-        if item.guid not in seen:  # the first of duplicate entries wins
-            seen.add(item.guid)
-            items.append(item)
+        row = _row(entry, source, base, feed_link, feed_language, now, default_language)
+        if row["guid"] not in seen:  # the first of duplicate entries wins
+            seen.add(row["guid"])
+            rows.append(row)
     warning = f"{type(problem).__name__}: {problem}" if parsed.bozo and problem else None
-    return ParsedFeed(items, warning)
+    return ParsedFeed(rows, warning)
 
 
-def _item(
+def _row(
     entry: Any,
     source: FeedSource,
     base: str,
@@ -215,7 +221,7 @@ def _item(
     feed_language: str | None,
     now: datetime,
     default_language: str,
-) -> Item:
+) -> dict[str, Any]:
     link = urljoin(base, entry["link"].strip()) if entry.get("link") else None
     if link and urlsplit(link).scheme not in ("http", "https"):
         link = None  # a javascript: or data: link would end up in every email's href
@@ -237,22 +243,23 @@ def _item(
         or source.language
         or default_language
     )
-    return Item(
-        kind=source.kind,
-        guid=guid or link or f"sha256:{digest}",
-        link=link,
-        title=title,
-        summary=summary,
-        body_html=body,
-        language=language,
-        tags=merge_tags(source.tags, [tag.get("term") or "" for tag in entry.get("tags") or []]),
-        public=source.public,
-        published_at=_published(entry, now),
-        collected_at=now,
-        content_hash=digest,
-        source_id=source.id,
-        origin="feed",
-    )
+    return {
+        "kind": source.kind,
+        "guid": guid or link or f"sha256:{digest}",
+        "link": link,
+        "title": title,
+        "summary": summary,
+        "body_html": body,
+        "language": language,
+        "translations": {},
+        "tags": merge_tags(source.tags, [tag.get("term") or "" for tag in entry.get("tags") or []]),
+        "public": source.public,
+        "published_at": _published(entry, now),
+        "collected_at": now,
+        "content_hash": digest,
+        "source_id": source.id,
+        "origin": "feed",
+    }
 
 
 def _body_html(entry: Any, base_url: str | None) -> str:

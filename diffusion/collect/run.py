@@ -228,7 +228,7 @@ def _store(
         error = parsed or result.error or "empty answer"
         _record(session, source.id, now, result.status, error)
         return SourceResult(source.name, "error", error=error, http_status=result.status)
-    created, updated = upsert_items(session, parsed.items, now=now)
+    created, updated = upsert_items(session, parsed.rows, now=now)
     row = _record(session, source.id, now, result.status, None, result)
     if row is not None:
         row.last_new_items = created

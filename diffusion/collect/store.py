@@ -37,18 +37,22 @@ _SDG = re.compile(r"(?:sdg)?\s*0*(\d{1,2})", re.IGNORECASE)
 _LANGUAGE = re.compile(r"[a-z]{2,3}")
 
 
-def upsert_items(session: Session, items: Iterable[Item], *, now: datetime) -> tuple[int, int]:
+def upsert_items(
+    session: Session, items: Iterable[Item | Mapping[str, Any]], *, now: datetime
+) -> tuple[int, int]:
     """Insert new items and update changed ones; returns (created, updated).
 
-    An item is the same as a stored one if it has the same guid; failing that, the same link from
-    the same source (some sites change guids on every build); failing that, the same content hash
-    from the same source. Rows already matched in this batch are not matched twice, so distinct
-    entries sharing a link are kept apart. New rows are inserted in one statement: the given
-    item objects stay detached from the session.
+    `items` are unsaved Item rows, or mappings of every Item column but `id` (as
+    feeds.parse_feed gives them). An item is the same as a stored one if it has the same guid;
+    failing that, the same link from the same source (some sites change guids on every build);
+    failing that, the same content hash from the same source. Rows already matched in this
+    batch are not matched twice, so distinct entries sharing a link are kept apart. New rows
+    are inserted in one statement: the given Item objects stay detached from the session.
     """
-    batch: dict[str, Item] = {}
+    batch: dict[str, dict[str, Any]] = {}
     for item in items:
-        batch.setdefault(item.guid, item)  # duplicate guids in one batch: the first wins
+        values = dict(item) if isinstance(item, Mapping) else _values(item)
+        batch.setdefault(values["guid"], values)  # duplicate guids in one batch: the first wins
     if not batch:
         return 0, 0
     candidates = _candidates(session, list(batch.values()))
@@ -59,26 +63,24 @@ def upsert_items(session: Session, items: Iterable[Item], *, now: datetime) -> t
     touched = {id(by_guid[guid]) for guid in batch if guid in by_guid}
     new_rows: list[dict[str, Any]] = []
     updated = 0
-    for item in batch.values():
-        row = by_guid.get(item.guid)
-        if row is None and item.link:
-            row = _untouched(by_link.get((item.source_id, item.origin, item.link), []), touched)
+    for guid, values in batch.items():
+        owner = (values["source_id"], values["origin"])
+        row = by_guid.get(guid)
+        if row is None and values["link"]:
+            row = _untouched(by_link.get((*owner, values["link"]), []), touched)
         if row is None:
-            key = (item.source_id, item.origin, item.content_hash)
-            row = _untouched(by_hash.get(key, []), touched)
+            row = _untouched(by_hash.get((*owner, values["content_hash"]), []), touched)
         if row is None:
-            item.collected_at = now
-            new_rows.append({name: getattr(item, name) for name in _COLUMNS})
+            new_rows.append(values | {"collected_at": now})
             continue
         touched.add(id(row))
-        if item.published_at == item.collected_at:
+        if values["published_at"] == values["collected_at"]:
             # An undated entry is dated when first seen (see feeds.parse_feed); keep that date.
-            item.published_at = row.published_at
+            values["published_at"] = row.published_at
         changed = False
         for name in _UPDATABLE:
-            value = getattr(item, name)
-            if getattr(row, name) != value:
-                setattr(row, name, value)
+            if getattr(row, name) != values[name]:
+                setattr(row, name, values[name])
                 changed = True
         updated += changed
     if new_rows:
@@ -89,15 +91,19 @@ def upsert_items(session: Session, items: Iterable[Item], *, now: datetime) -> t
     return len(new_rows), updated
 
 
-def _candidates(session: Session, items: list[Item]) -> list[Item]:
+def _values(item: Item) -> dict[str, Any]:
+    return {name: getattr(item, name) for name in _COLUMNS}
+
+
+def _candidates(session: Session, items: list[dict[str, Any]]) -> list[Item]:
     """Stored rows sharing a guid, link or content hash with the batch, in one query a chunk."""
     rows: dict[int | None, Item] = {}
     for start in range(0, len(items), _CHUNK):
         chunk = items[start : start + _CHUNK]
-        links = sorted({item.link for item in chunk if item.link})
+        links = sorted({item["link"] for item in chunk if item["link"]})
         condition = sa.or_(
-            col(Item.guid).in_(sorted({item.guid for item in chunk})),
-            col(Item.content_hash).in_(sorted({item.content_hash for item in chunk})),
+            col(Item.guid).in_(sorted({item["guid"] for item in chunk})),
+            col(Item.content_hash).in_(sorted({item["content_hash"] for item in chunk})),
             *([col(Item.link).in_(links)] if links else []),
         )
         rows.update((row.id, row) for row in session.exec(select(Item).where(condition)))
