@@ -9,6 +9,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
+from multiprocessing.context import BaseContext
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -143,9 +144,14 @@ async def _collect(
     # fetches and stores. Storing stays here, between answers: SQLite sees one writer.
     executor = None
     if workers >= 1 and len(sources) > 1:
-        methods = multiprocessing.get_all_start_methods()
-        method = "forkserver" if "forkserver" in methods else "spawn"
-        executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
+        context: BaseContext
+        if "forkserver" in multiprocessing.get_all_start_methods():
+            context = multiprocessing.get_context("forkserver")
+            # Imported once in the fork server, not once a worker.
+            multiprocessing.set_forkserver_preload([__name__])
+        else:
+            context = multiprocessing.get_context("spawn")
+        executor = ProcessPoolExecutor(workers, mp_context=context)
     loop = asyncio.get_running_loop()
     results: list[SourceResult] = []
 
