@@ -127,7 +127,10 @@ POOL_THRESHOLD = 16
 
 
 def _default_workers(source_count: int) -> int:
-    return min(os.cpu_count() or 1, 4) if source_count >= POOL_THRESHOLD else 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if not cores or cores < 2 or source_count < POOL_THRESHOLD:
+        return 0  # one core: workers would only compete with this process
+    return min(cores, 4)
 
 
 async def _collect(
