@@ -11,6 +11,7 @@ delayed by --delay-ms, and times on a fresh SQLite data directory:
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -41,8 +42,12 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=50, help="Entries in each feed.")
     parser.add_argument("--delay-ms", type=float, default=100.0, help="Server delay per request.")
     parser.add_argument("--concurrency", type=int, default=None, help="fetch_concurrency.")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="Parsing processes (default: run_collection's)."
+    )
     arguments = parser.parse_args()
 
+    load = os.getloadavg()  # other work on the machine skews the figures: say how much
     server = subprocess.Popen(
         [
             sys.executable,
@@ -68,7 +73,7 @@ def main() -> None:
             now = datetime.now(UTC)
 
             started = time.perf_counter()
-            first = run_collection(engine, settings, now=now)
+            first = run_collection(engine, settings, now=now, workers=arguments.workers)
             first_time = time.perf_counter() - started
             with db.session_scope(engine) as session:
                 stored = len(session.exec(select(Item.id)).all())
@@ -78,7 +83,7 @@ def main() -> None:
 
             before = _stats(port)
             started = time.perf_counter()
-            second = run_collection(engine, settings, now=now)
+            second = run_collection(engine, settings, now=now, workers=arguments.workers)
             second_time = time.perf_counter() - started
             after = _stats(port)
             unchanged = sum(result.status == "not_modified" for result in second.results)
@@ -97,7 +102,9 @@ def main() -> None:
 
     print(
         f"{arguments.feeds} feeds x {arguments.entries} entries, "
-        f"{arguments.delay_ms:g} ms server delay, concurrency {settings.fetch_concurrency}"
+        f"{arguments.delay_ms:g} ms server delay, concurrency {settings.fetch_concurrency}, "
+        f"load average before/after {load[0]:.2f}/{os.getloadavg()[0]:.2f} "
+        f"on {os.cpu_count()} cores"
     )
     print(f"first pass (fetch, parse, sanitise, store): {first_time:8.2f} s  ({stored} items)")
     print(
