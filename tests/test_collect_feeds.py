@@ -417,3 +417,23 @@ def test_an_oversized_feed_is_not_read(
     assert [(r.name, r.status) for r in summary.results] == [("huge", "error"), ("small", "ok")]
     assert "larger than" in (summary.results[0].error or "")
     engine.dispose()
+
+
+def test_wrongly_declared_encodings_are_recovered_or_reported(
+    server: FeedServer, sqlite_url: str, tmp_path: Path
+) -> None:
+    settings = load_settings(home=tmp_path, database_url=sqlite_url)
+    engine = db.engine_for(settings)
+    latin = rss([entry(1, title="Éducation à Medellín")], encoding="iso-8859-1")
+    add_source(
+        engine, "mislabelled", server.route("/latin.xml", latin.replace(b"iso-8859-1", b"utf-8"))
+    )
+    # UTF-16 without its byte-order mark, served as UTF-8: no parser can make sense of it.
+    utf16 = rss([entry(2)], encoding="utf-16")[2:]
+    add_source(engine, "undecodable", server.route("/utf16.xml", utf16))
+    summary = run_collection(engine, settings, now=NOW)
+    mislabelled, undecodable = summary.results
+    assert mislabelled.status == "ok" and "declared as utf-8" in (mislabelled.warning or "")
+    assert undecodable.status == "error" and undecodable.error
+    assert [item.title for item in items(engine)] == ["Éducation à Medellín"]
+    engine.dispose()
