@@ -1,5 +1,6 @@
 """Sanitising: allow-listed HTML with absolute links, one-line plain text for headers."""
 
+from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
 
 import pytest
@@ -107,3 +108,11 @@ def test_excerpt_cuts_at_a_word_and_keeps_paragraphs_apart() -> None:
     short = excerpt(html, limit=30)
     assert short == "First paragraph. Second…"
     assert len(short) <= 30
+
+
+def test_each_call_resolves_against_its_own_base_even_across_threads() -> None:
+    bases = [f"https://ngo{n}.example.org/news/" for n in range(40)]
+    with ThreadPoolExecutor(8) as pool:
+        cleaned = list(pool.map(lambda base: clean_html('<a href="item">x</a>', base), bases))
+    assert cleaned == [f'<a href="{base}item" rel="noopener noreferrer">x</a>' for base in bases]
+    assert clean_html('<a href="item">x</a>') == '<a href="item" rel="noopener noreferrer">x</a>'
