@@ -131,6 +131,7 @@ def test_a_folder_imports_good_files_and_reports_bad_ones_at_their_line(
     )
     bad_yaml = write(folder, "bad-yaml.md", "---\nkind: ngo_action\ntitle: [unclosed\n---\n")
     no_meta = write(folder, "notes.md", "Just some notes.\n")
+    bad_day = write(folder, "bad-day.md", "---\nkind: event\ntitle: T\ndate: 2026-13-45\n---\n")
     with db.session_scope(engine) as session:
         report = import_entries(session, folder, now=NOW)
     assert (report.created, report.updated) == (2, 0)
@@ -155,6 +156,7 @@ def test_a_folder_imports_good_files_and_reports_bad_ones_at_their_line(
         assert any(p.startswith(f"{bad_many}:{line}: {reason}") for p in problems), reason
     assert any(p.startswith(f"{bad_yaml}:") and "not valid YAML" in p for p in problems)
     assert any(p.startswith(f"{no_meta}: no front matter") for p in problems)
+    assert f"{bad_day}:4: date: not a valid date (month must be in 1..12)" in "\n".join(problems)
 
 
 def test_reimport_updates_in_place_and_counts_unchanged(engine: Engine, tmp_path: Path) -> None:

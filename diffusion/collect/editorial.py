@@ -1,15 +1,16 @@
 """Editorial entries: Markdown files with front matter, written by editors, imported as items."""
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import frontmatter
 import yaml
 from markdown_it import MarkdownIt
+from sqlmodel import Session
 
 from diffusion.collect.feeds import SUMMARY_LIMIT, content_hash
 from diffusion.collect.report import ImportReport
@@ -18,6 +19,7 @@ from diffusion.collect.store import check_kind, check_language, check_tags, upse
 from diffusion.errors import InvalidInput
 from diffusion.models import TAG_KEYS, Item
 
+T = TypeVar("T")
 GUID_PREFIX = "urn:diffusion:entry:"
 FIELDS = ("kind", "title", "date", "language", "link", "guid", "public", "summary", "translations")
 TRANSLATION_FIELDS = ("title", "summary", "body", "link")
@@ -51,7 +53,7 @@ class _Problems:
 
 
 def import_entries(
-    session: Any, path: Path, *, now: datetime, default_language: str = "en"
+    session: Session, path: Path, *, now: datetime, default_language: str = "en"
 ) -> ImportReport:
     """Import one entry file, or every `.md` file under a folder; bad files are reported.
 
@@ -102,6 +104,9 @@ def read_entry(
         # The YAML starts on line 2, after the opening `---`.
         line = mark.line + 2 if mark is not None else None
         problems.add(None, f"front matter is not valid YAML: {getattr(exc, 'problem', exc)}", line)
+        return None, problems
+    except ValueError as exc:  # YAML read a timestamp that is no date, e.g. 2026-13-45
+        problems.add("date", f"date: not a valid date ({exc}); write it as 2026-11-02")
         return None, problems
     meta: dict[str, Any] = dict(post.metadata)
     if not meta:
@@ -161,7 +166,7 @@ def _item(
     )
 
 
-def _check(problems: _Problems, key: str, check: Any, value: Any) -> Any:
+def _check(problems: _Problems, key: str, check: Callable[[Any], T], value: Any) -> T | None:
     try:
         return check(value)
     except InvalidInput as exc:
