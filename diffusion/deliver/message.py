@@ -117,8 +117,9 @@ class _Part:
         pieces.append(_qp(constants[-1]))
         return cls(tuple(pieces), tuple(fields), escape)
 
-    def fill(self, values: dict[str, str]) -> bytes:
-        out = [self.pieces[0]]
+    def fill(self, values: dict[str, str], out: list[bytes]) -> None:
+        """Append the part's pieces, values encoded in between, to `out` (joined once, later)."""
+        out.append(self.pieces[0])
         for field, piece in zip(self.fields, self.pieces[1:], strict=True):
             value = values[field]
             if self.escape:
@@ -126,7 +127,6 @@ class _Part:
             if value:
                 out.append(_qp(value.encode("utf-8"), soft_end=True))
             out.append(piece)
-        return b"".join(out)
 
 
 def _header_block(message: EmailMessage) -> bytes:
@@ -197,6 +197,24 @@ class MessageTemplate:
             signer=Signer.from_settings(settings),
         )
 
+    @property
+    def _text_head(self) -> bytes:
+        return (
+            b"--" + self.boundary + b"\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        )
+
+    @property
+    def _html_head(self) -> bytes:
+        return (
+            b"\r\n--" + self.boundary + b"\r\nContent-Type: text/html; charset=utf-8\r\n"
+            b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        )
+
+    @property
+    def _tail(self) -> bytes:
+        return b"\r\n--" + self.boundary + b"--\r\n"
+
     def message_id(self, recipient: Recipient) -> str:
         """The Message-ID of this edition to this recipient: stable across retries."""
         return f"<{self.nonce}.{self.edition_id}.{recipient.id}@{self.domain}>"
@@ -237,24 +255,13 @@ class MessageTemplate:
                 b"?subject=unsubscribe>\r\n\r\n",
             )
         )
-        delimiter = b"--" + self.boundary
-        message = b"".join(
-            (
-                headers,
-                delimiter,
-                b"\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
-                self.text.fill(values),
-                b"\r\n",
-                delimiter,
-                b"\r\nContent-Type: text/html; charset=utf-8\r\n"
-                b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
-                self.html.fill(values),
-                b"\r\n",
-                delimiter,
-                b"--\r\n",
-            )
-        )
+        # One join for the whole message: it is copied once, not once per part.
+        out = [headers, self._text_head]
+        self.text.fill(values, out)
+        out.append(self._html_head)
+        self.html.fill(values, out)
+        out.append(self._tail)
+        message = b"".join(out)
         if self.signer is not None:
             message = self.signer.sign(message)
         return message

@@ -31,7 +31,7 @@ def batched(values: Iterable[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Claimed:
     """A claimed outbox row with what sending needs of its subscriber."""
 
@@ -45,7 +45,7 @@ class Claimed:
     status: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Result:
     """The outcome of one claimed row, to be recorded."""
 

@@ -22,9 +22,9 @@ from diffusion.deliver.transport import Outcome, Transport, make_transport
 from diffusion.errors import DiffusionError, InvalidInput, UnknownRecord
 from diffusion.models import Edition
 
-CLAIM_BATCH = 200
+CLAIM_BATCH = 500
 # Results are written at least this often: what a kill -9 can leave sent but unrecorded.
-RECORD_BATCH = 100
+RECORD_BATCH = 200
 RECORD_SECONDS = 0.5
 
 

@@ -129,6 +129,42 @@ _CONNECTION_ERRORS = (
 )
 
 
+async def _transaction(
+    client: aiosmtplib.SMTP, sender: str, recipients: Sequence[str], data: bytes
+) -> tuple[dict[str, aiosmtplib.SMTPResponse], str]:
+    """MAIL, RCPT per recipient, DATA: what `sendmail` does, with the size taken as it is.
+
+    Our messages are CRLF-terminated already; `sendmail` would normalise the whole message
+    once more only to announce its SIZE, which costs as much as a third of a send.
+    """
+    if client.is_ehlo_or_helo_needed:
+        try:
+            await client.ehlo()
+        except aiosmtplib.SMTPHeloError:
+            await client.helo()
+    options = [f"SIZE={len(data)}"] if client.supports_extension("size") else []
+    try:
+        await client.mail(sender, options=options)
+        refused: dict[str, aiosmtplib.SMTPResponse] = {}
+        errors = []
+        for recipient in recipients:
+            try:
+                await client.rcpt(recipient)
+            except aiosmtplib.SMTPRecipientRefused as exc:
+                errors.append(exc)
+                refused[recipient] = aiosmtplib.SMTPResponse(exc.code, exc.message)
+        if len(errors) == len(recipients):
+            raise aiosmtplib.SMTPRecipientsRefused(errors)
+        response = await client.data(data)
+    except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
+        try:  # leave the connection ready for the next message, as sendmail does
+            await client.rset()
+        except (ConnectionError, aiosmtplib.SMTPResponseException):
+            pass
+        raise
+    return refused, response.message
+
+
 class SMTPTransport:
     """A pool of reused SMTP connections; a dropped one is reopened for the next message."""
 
@@ -155,7 +191,7 @@ class SMTPTransport:
         try:
             if not client.is_connected:
                 await client.connect()
-            refused, reply = await client.sendmail(sender, list(recipients), data)
+            refused, reply = await _transaction(client, sender, recipients, data)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             outcomes = {
                 err.recipient: Outcome.from_code(err.code, err.message) for err in exc.recipients
