@@ -52,6 +52,7 @@ def upsert_items(
     batch: dict[str, dict[str, Any]] = {}
     for item in items:
         values = dict(item) if isinstance(item, Mapping) else _values(item)
+        values.pop("id", None)  # the database numbers new rows
         batch.setdefault(values["guid"], values)  # duplicate guids in one batch: the first wins
     if not batch:
         return 0, 0
