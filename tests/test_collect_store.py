@@ -7,7 +7,7 @@ from sqlmodel import col, select
 
 from diffusion import db
 from diffusion.collect.feeds import content_hash
-from diffusion.collect.store import upsert_items
+from diffusion.collect.store import count_items, find_items, upsert_items
 from diffusion.models import Item, Source
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -90,3 +90,25 @@ def test_an_unchanged_item_counts_neither_created_nor_updated(engine: Engine) ->
     upsert(engine, item("g1", "One"))
     assert upsert(engine, item("g1", "One"), item("g1", "One, duplicate in batch")) == (0, 0)
     assert stored(engine) == [("g1", "One", None)]
+
+
+def test_find_and_count_items_filter_tags_in_sql(engine: Engine) -> None:
+    rows: list[tuple[Item, dict[str, list[str]]]] = [
+        (item("a", "Education in Kenya"), {"sectors": ["ED", "SC"], "countries": ["KE"]}),
+        (item("b", "Science in Nepal"), {"sectors": ["SC"], "countries": ["NP"], "themes": ["ED"]}),
+        (item("c", "Untagged"), {}),
+    ]
+    with db.session_scope(engine) as session:
+        for number, (row, tags) in enumerate(rows):
+            row.tags = tags
+            row.published_at = NOW - timedelta(days=number)
+        upsert_items(session, [row for row, _ in rows], now=NOW)
+    with db.session_scope(engine) as session:
+        assert [i.guid for i in find_items(session, sector="ED")] == ["a"]
+        assert [i.guid for i in find_items(session, sector="sc")] == ["a", "b"]
+        assert [i.guid for i in find_items(session, country="NP")] == ["b"]
+        assert [i.guid for i in find_items(session, limit=2)] == ["a", "b"]
+        assert [i.guid for i in find_items(session, since=NOW - timedelta(hours=36))] == ["a", "b"]
+        assert count_items(session, sector="SC", country="KE") == 1
+        assert count_items(session, kind="event") == 0
+        assert count_items(session) == 3

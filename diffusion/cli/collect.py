@@ -20,12 +20,14 @@ from diffusion.collect.store import (
     check_language,
     check_tags,
     check_url,
+    count_items,
+    find_items,
     import_sources,
     save_source,
     source_name,
 )
 from diffusion.errors import InvalidInput
-from diffusion.models import CONTENT_KINDS, SECTORS, TAG_KEYS, Item, Source
+from diffusion.models import CONTENT_KINDS, SECTORS, TAG_KEYS, Source
 
 TABLE_LIMIT = 50
 
@@ -251,33 +253,29 @@ def items_list(
       diffusion items list --format json --limit 10
     """
     settings = ctx.settings
-    query = select(Item).order_by(col(Item.published_at).desc(), col(Item.id).desc())
-    if kind:
-        query = query.where(Item.kind == kind)
+    start = None
     if since:
-        start = datetime.combine(date(since.year, since.month, since.day), datetime.min.time())
-        query = query.where(col(Item.published_at) >= start.replace(tzinfo=settings.zone))
+        day = date(since.year, since.month, since.day)
+        start = datetime.combine(day, datetime.min.time(), tzinfo=settings.zone)
+    filters: dict[str, Any] = {"kind": kind, "sector": sector, "country": country, "since": start}
     engine = db.engine_for(settings)
     with db.session_scope(engine) as session:
-        rows = session.exec(query).all()
+        total = count_items(session, **filters)
+        if count:
+            shown = []
+        elif fmt == "json":
+            shown = find_items(session, **filters, limit=limit)
+        else:
+            shown = find_items(session, **filters, limit=limit or TABLE_LIMIT)
     engine.dispose()
-    # Tags are JSON, queried alike on SQLite and PostgreSQL by filtering here.
-    wanted_country = country.strip().upper() if country else None
-    matching = [
-        row
-        for row in rows
-        if (not sector or sector in row.tags.get("sectors", []))
-        and (not wanted_country or wanted_country in row.tags.get("countries", []))
-    ]
     if count:
-        click.echo(len(matching[:limit] if limit else matching))
+        click.echo(min(total, limit) if limit else total)
         return
     if fmt == "json":
-        shown = matching[:limit] if limit else matching
-        click.echo(json.dumps([row.model_dump(mode="json") for row in shown], ensure_ascii=False))
+        dumped = [row.model_dump(mode="json") for row in shown]
+        click.echo(json.dumps(dumped, ensure_ascii=False))
         return
-    shown = matching[: limit or TABLE_LIMIT]
-    table = Table(title=f"{len(shown)} of {len(matching)} item(s)")
+    table = Table(title=f"{len(shown)} of {total} item(s)")
     for column in ("published", "kind", "lang", "title", "tags", "link"):
         table.add_column(column)
     for row in shown:

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import pycountry
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlmodel import Session, col, select
 
 from diffusion.collect.report import ImportReport
@@ -120,6 +121,62 @@ def _index(rows: list[Item], attribute: str) -> dict[tuple[Any, str, Any], list[
 
 def _untouched(rows: list[Item], touched: set[int]) -> Item | None:
     return next((row for row in rows if id(row) not in touched), None)
+
+
+def find_items(
+    session: Session,
+    *,
+    kind: str | None = None,
+    sector: str | None = None,
+    country: str | None = None,
+    since: datetime | None = None,
+    limit: int | None = None,
+) -> list[Item]:
+    """Stored items, newest first, narrowed by kind, Sector, country and publication time."""
+    query = select(Item).where(*_item_filters(session, kind, sector, country, since))
+    query = query.order_by(col(Item.published_at).desc(), col(Item.id).desc()).limit(limit)
+    return list(session.exec(query).all())
+
+
+def count_items(
+    session: Session,
+    *,
+    kind: str | None = None,
+    sector: str | None = None,
+    country: str | None = None,
+    since: datetime | None = None,
+) -> int:
+    """How many items find_items would give without a limit."""
+    filters = _item_filters(session, kind, sector, country, since)
+    query = select(sa.func.count()).select_from(Item).where(*filters)
+    return int(session.exec(query).one())
+
+
+def _item_filters(
+    session: Session,
+    kind: str | None,
+    sector: str | None,
+    country: str | None,
+    since: datetime | None,
+) -> list[sa.ColumnElement[bool]]:
+    filters: list[sa.ColumnElement[bool]] = []
+    if kind:
+        filters.append(col(Item.kind) == kind)
+    if since:
+        filters.append(col(Item.published_at) >= since)
+    if sector:
+        filters.append(tagged(session, "sectors", sector.upper()))
+    if country:
+        filters.append(tagged(session, "countries", country.upper()))
+    return filters
+
+
+def tagged(session: Session, key: str, value: str) -> sa.ColumnElement[bool]:
+    """Items whose tags[key] holds `value`, tested in SQL on PostgreSQL and on SQLite."""
+    if session.get_bind().dialect.name == "postgresql":
+        return sa.cast(col(Item.tags), postgresql.JSONB)[key].contains([value])
+    values = sa.func.json_each(col(Item.tags), f"$.{key}").table_valued("value")
+    return sa.exists(sa.select(1).select_from(values).where(values.c.value == value))
 
 
 # -- validation shared by feeds sources and editorial entries ------------------------------------
