@@ -1,5 +1,6 @@
 """Signed, expiring tokens for the links that change a subscription."""
 
+from functools import lru_cache
 from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -10,6 +11,8 @@ from diffusion.errors import InvalidToken
 PURPOSES = ("confirm", "unsubscribe", "preferences")
 
 
+# Building a serializer derives keys; the send loop signs two links per message, so reuse them.
+@lru_cache(maxsize=32)
 def _serializer(secret: str, purpose: str) -> URLSafeTimedSerializer:
     if purpose not in PURPOSES:
         raise ValueError(f"unknown token purpose {purpose!r}; expected one of {PURPOSES}")
