@@ -8,6 +8,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -77,6 +79,38 @@ def upgrade(url: str, revision: str = "head") -> None:
         command.upgrade(alembic_config(url), revision)
     except sa.exc.OperationalError as exc:
         raise DatabaseError(f"cannot upgrade {_redact(url)}: {exc.orig}") from exc
+
+
+def head_revision() -> str | None:
+    """The revision the code expects: the head of the bundled migrations."""
+    return ScriptDirectory(str(MIGRATIONS)).get_current_head()
+
+
+def require_schema(engine: Engine) -> None:
+    """DatabaseError unless the database is reachable and at the bundled head revision.
+
+    Commands call this before their first query, so that a database never initialised or
+    left at an older revision is explained (URL, what is wrong, what to run) rather than
+    surfacing as "no such table" halfway through a command.
+    """
+    where = engine.url.render_as_string(hide_password=True)
+    try:
+        with engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+    except sa.exc.OperationalError as exc:
+        raise DatabaseError(f"cannot reach the database {where}: {exc.orig}") from exc
+    head = head_revision()
+    if current == head:
+        return
+    if current is None:
+        raise DatabaseError(
+            f"the database {where} has no Diffusion schema yet; "
+            "run `diffusion init` (or `diffusion db upgrade`) first"
+        )
+    raise DatabaseError(
+        f"the database {where} is at revision {current}, this version of Diffusion expects "
+        f"{head}; run `diffusion db upgrade`"
+    )
 
 
 def _redact(url: str) -> str:

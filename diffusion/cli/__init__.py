@@ -5,7 +5,9 @@ from typing import Any
 
 import click
 from rich.console import Console
+from sqlalchemy.engine import Engine
 
+from diffusion import db
 from diffusion.config import Settings, load_settings
 from diffusion.errors import DiffusionError
 
@@ -19,12 +21,26 @@ class Context:
     def __init__(self, overrides: dict[str, Any]) -> None:
         self._overrides = overrides
         self._settings: Settings | None = None
+        self._engine: Engine | None = None
 
     @property
     def settings(self) -> Settings:
         if self._settings is None:
             self._settings = load_settings(**self._overrides)
         return self._settings
+
+    @property
+    def engine(self) -> Engine:
+        """The database engine, once the database is known to be at the current schema."""
+        if self._engine is None:
+            engine = db.engine_for(self.settings)
+            try:
+                db.require_schema(engine)
+            except DiffusionError:
+                engine.dispose()
+                raise
+            self._engine = engine
+        return self._engine
 
 
 pass_context = click.make_pass_decorator(Context)

@@ -49,7 +49,7 @@ def collect(ctx: Context, names: tuple[str, ...]) -> None:
       diffusion collect --source ifla --source dakar-office
     """
     settings = ctx.settings
-    engine = db.engine_for(settings)
+    engine = ctx.engine
     with db.session_scope(engine) as session:
         total = len(load_sources(session, list(names) or None))
     if not total:
@@ -154,7 +154,7 @@ def sources_add(
         "public": not private,
         "tags": _parse_tags(tags),
     }
-    engine = db.engine_for(ctx.settings)
+    engine = ctx.engine
     with db.session_scope(engine) as session:
         _, state = save_source(session, **fields)
     engine.dispose()
@@ -175,7 +175,7 @@ def sources_import(ctx: Context, file: Path) -> None:
     Example:
       diffusion sources import sources.csv
     """
-    engine = db.engine_for(ctx.settings)
+    engine = ctx.engine
     with db.session_scope(engine) as session:
         report = import_sources(session, file)
     engine.dispose()
@@ -191,7 +191,7 @@ def sources_list(ctx: Context) -> None:
     Example:
       diffusion sources list
     """
-    engine = db.engine_for(ctx.settings)
+    engine = ctx.engine
     with db.session_scope(engine) as session:
         rows = session.exec(select(Source).order_by(col(Source.name))).all()
     engine.dispose()
@@ -258,7 +258,7 @@ def items_list(
         day = date(since.year, since.month, since.day)
         start = datetime.combine(day, datetime.min.time(), tzinfo=settings.zone)
     filters: dict[str, Any] = {"kind": kind, "sector": sector, "country": country, "since": start}
-    engine = db.engine_for(settings)
+    engine = ctx.engine
     with db.session_scope(engine) as session:
         total = count_items(session, **filters)
         if count:
@@ -307,7 +307,7 @@ def items_import(ctx: Context, path: Path) -> None:
       diffusion items import entries/2026-11-ifla-literacy.md
     """
     settings = ctx.settings
-    engine = db.engine_for(settings)
+    engine = ctx.engine
     with db.session_scope(engine) as session:
         report = import_entries(
             session, path, now=datetime.now(UTC), default_language=settings.default_language

@@ -50,7 +50,7 @@ def demo(ctx: Context) -> None:
     for folder in (settings.var_dir, settings.feeds_dir):
         folder.mkdir(parents=True, exist_ok=True)
     db.upgrade(settings.database)
-    engine = db.engine_for(settings)
+    engine = ctx.engine
     try:
         with console.status("Loading the demo dataset..."):
             summary = load_demo(engine, settings, now=datetime.now(UTC))

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 import click
 from rich.table import Table
 
-from diffusion import db
 from diffusion.cli import Context, cli, console, pass_context
 from diffusion.editions import build_editions, get_edition, list_editions
 from diffusion.errors import InvalidInput
@@ -52,7 +51,7 @@ def digest_build(ctx: Context, period: str | None, audience: str | None, now: st
       diffusion digest build --period 2026-W47 --audience sector:ED
     """
     settings = ctx.settings
-    engine = db.engine_for(settings)
+    engine = ctx.engine
     try:
         results = build_editions(
             engine, settings, now=parse_now(now), period=period, audience=audience
@@ -96,7 +95,7 @@ def digest_list(ctx: Context, period: str | None, status: str | None) -> None:
     Example:
       diffusion digest list --period 2026-11 --status draft
     """
-    engine = db.engine_for(ctx.settings)
+    engine = ctx.engine
     try:
         editions = list_editions(engine, period=period, status=status)
     finally:
@@ -130,7 +129,7 @@ def digest_show(ctx: Context, edition_id: int, fmt: str) -> None:
     Example:
       diffusion digest show 12 --format html > edition.html
     """
-    engine = db.engine_for(ctx.settings)
+    engine = ctx.engine
     try:
         edition = get_edition(engine, edition_id)
     finally:

@@ -54,7 +54,7 @@ def directory_import(ctx: Context, file: Path, kind: str | None) -> None:
       diffusion directory import directory.yaml
       diffusion directory import offices.csv --kind field_offices
     """
-    engine = db.engine_for(ctx.settings)
+    engine = ctx.engine
     with db.session_scope(engine) as session:
         report = import_directory(session, file, now=datetime.now(UTC), kind=kind)
     print_report(report, "rows")
@@ -79,7 +79,7 @@ def directory_export(ctx: Context, fmt: str, output: Path | None) -> None:
       diffusion directory export --format csv -o ngos.csv
       diffusion directory export > directory.yaml
     """
-    engine = db.engine_for(ctx.settings)
+    engine = ctx.engine
     with db.session_scope(engine) as session:
         text = export_directory(session, fmt)
     if output:

@@ -4,7 +4,6 @@ from pathlib import Path
 
 import click
 
-from diffusion import db
 from diffusion.cli import Context, cli, console, pass_context
 from diffusion.cli.digest import parse_now
 from diffusion.feeds import build_feeds
@@ -36,7 +35,7 @@ def feeds_build(ctx: Context, out: Path | None, now: str | None) -> None:
     """
     settings = ctx.settings
     folder = out or settings.feeds_dir
-    engine = db.engine_for(settings)
+    engine = ctx.engine
     try:
         report = build_feeds(engine, settings, out=folder, now=parse_now(now))
     finally:

@@ -20,7 +20,7 @@ from diffusion.cli.digest import digest_group
 from diffusion.config import Settings
 from diffusion.deliver import outbox
 from diffusion.digest import Period
-from diffusion.errors import DatabaseError, InvalidInput, UnknownRecord
+from diffusion.errors import InvalidInput, UnknownRecord
 from diffusion.models import Edition, Source
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -30,21 +30,6 @@ def setup_logging() -> None:
     """One line per job run and per send summary on stderr; APScheduler only says what fails."""
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
-
-
-def ready_engine(settings: Settings) -> Engine:
-    """The engine, once the database is known to be at the current schema."""
-    engine = db.engine_for(settings)
-    try:
-        ready = sa.inspect(engine).has_table("job_runs")
-    except sa.exc.OperationalError as exc:
-        raise DatabaseError(f"cannot reach the database: {exc.orig}") from exc
-    if not ready:
-        raise DatabaseError(
-            "the database has no Diffusion tables or an old schema; run `diffusion init` "
-            "(or `diffusion db upgrade`) first"
-        )
-    return engine
 
 
 @cli.command()
@@ -70,7 +55,7 @@ def serve(
         raise click.UsageError("--no-scheduler and --no-web together leave nothing to run")
     settings = ctx.settings
     setup_logging()
-    engine = ready_engine(settings)
+    engine = ctx.engine
     scheduler = None
     if not no_scheduler:
         scheduler = schedule.make_scheduler(engine, settings, now=datetime.now(UTC))
@@ -148,7 +133,7 @@ def jobs_list(ctx: Context) -> None:
     Example:
       diffusion jobs list
     """
-    engine = ready_engine(ctx.settings)
+    engine = ctx.engine
     console.print(_jobs_table(ctx.settings, engine, datetime.now(UTC)))
     engine.dispose()
 
@@ -169,7 +154,7 @@ def jobs_run(ctx: Context, name: str, period: str | None) -> None:
       diffusion jobs run monthly --period 2026-10
     """
     setup_logging()
-    engine = ready_engine(ctx.settings)
+    engine = ctx.engine
     try:
         summary = schedule.run_job(name, engine, ctx.settings, now=datetime.now(UTC), period=period)
     finally:
@@ -187,7 +172,7 @@ def status(ctx: Context) -> None:
       diffusion status
     """
     settings = ctx.settings
-    engine = ready_engine(settings)
+    engine = ctx.engine
     now = datetime.now(UTC)
     with db.session_scope(engine) as session:
         sources = session.exec(select(Source).order_by(col(Source.name))).all()
@@ -273,7 +258,7 @@ def digest_approve(
         raise click.UsageError("give edition IDs, or --all (with --period to narrow it)")
     if period:
         Period.parse(period, ctx.settings.zone)
-    engine = ready_engine(ctx.settings)
+    engine = ctx.engine
     try:
         approved = approve_editions(
             engine, now=datetime.now(UTC), edition_ids=edition_ids, period=period

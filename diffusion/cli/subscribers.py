@@ -54,7 +54,7 @@ def subscribers_import(ctx: Context, file: Path) -> None:
     Example:
       diffusion subscribers import subscribers.csv
     """
-    engine = db.engine_for(ctx.settings)
+    engine = ctx.engine
     with db.session_scope(engine) as session:
         report = import_subscribers(session, file, now=datetime.now(UTC))
     print_report(report, "subscribers")
@@ -79,7 +79,7 @@ def subscribers_list(ctx: Context, audience: str | None, status: str | None, fmt
       diffusion subscribers list --audience ngo
       diffusion subscribers list --status active --format csv > active.csv
     """
-    engine = db.engine_for(ctx.settings)
+    engine = ctx.engine
     with db.session_scope(engine) as session:
         rows = [
             {
@@ -139,7 +139,7 @@ def subscribers_add(
       diffusion subscribers add librarian@ifla.example.org --audience ngo --key ifla --language fr
       diffusion subscribers add desk@unesco.example.org --audience sector --key ED --cadence weekly
     """
-    engine = db.engine_for(ctx.settings)
+    engine = ctx.engine
     with db.session_scope(engine) as session:
         subscriber = add_subscriber(
             session,
@@ -175,7 +175,7 @@ def subscribers_remove(ctx: Context, email: str | None, everyone: bool, yes: boo
     """
     if bool(email) == everyone:
         raise click.UsageError("give either an EMAIL or --all")
-    engine = db.engine_for(ctx.settings)
+    engine = ctx.engine
     if everyone:
         if not yes:
             click.confirm("Remove every subscriber and the whole outbox?", abort=True)
