@@ -1,5 +1,6 @@
 """Editions: one digest per segment and period, built, rendered once and stored (job level)."""
 
+import dataclasses
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,8 +24,8 @@ from diffusion.audiences import (
 )
 from diffusion.config import Settings
 from diffusion.digest import Digest, Period, Segment, build_digest
-from diffusion.errors import InvalidInput, UnknownRecord
-from diffusion.links import feed_url
+from diffusion.errors import InvalidInput, UnknownAudience, UnknownRecord
+from diffusion.links import archive_url, feed_url
 from diffusion.models import (
     Edition,
     FieldOffice,
@@ -54,6 +55,8 @@ class BuildResult:
     status: str  # the edition's status: draft, approved, empty, or as found when kept
     action: str  # created, rebuilt, or kept (existed and was not a draft)
     subscribers: int
+    # Set when the segment needs someone's attention, e.g. its audience key no longer exists.
+    warning: str | None = None
 
 
 def load_directory(session: Session) -> Directory:
@@ -179,7 +182,13 @@ def build_editions(
 
     Safe to run twice at once: the (segment, period) unique constraint decides which insert
     wins, the other process keeps the winner's edition. Approved or sent editions are kept.
+    A segment whose audience key is no longer valid (e.g. an NGO removed from the directory)
+    is still built, with a `warning` in its result.
+    Raises TemplateError (template and line) before any work when an email template is broken.
     """
+    from diffusion import render  # the renderer is the next stage; imported where it is used
+
+    render.check_templates(settings)
     rules = load_rules(settings.routing)
     if period is not None:
         Period.parse(period, settings.zone)  # a malformed label fails before any work
@@ -193,7 +202,16 @@ def build_editions(
             base = _period_of(period, segment, settings, now)
             existing = _existing(session, segment.id, base.label)
             window = _window(session, segment, base, explicit=period is not None)
-            plans.append(_Plan(segment, segments[segment], base, existing, window))
+            plans.append(
+                _Plan(
+                    segment,
+                    segments[segment],
+                    base,
+                    existing,
+                    window,
+                    _key_warning(rules, directory, segment, segments[segment]),
+                )
+            )
         to_build = [plan for plan in plans if not plan.kept]
         # Items are read once for every segment; each digest keeps those of its own window.
         items = (
@@ -210,10 +228,26 @@ def build_editions(
     for plan in plans:
         if plan.kept:
             assert plan.existing is not None
-            results.append(_result(plan.segment, plan.existing, "kept", plan.subscribers, 0))
+            result = _result(plan.segment, plan.existing, "kept", plan.subscribers, 0)
         else:
-            results.append(_build_one(engine, settings, rules, directory, plan, index, items, now))
+            result = _build_one(engine, settings, rules, directory, plan, index, items, now)
+        results.append(dataclasses.replace(result, warning=plan.warning))
     return results
+
+
+def _key_warning(
+    rules: RoutingRules, directory: Directory, segment: Segment, subscribers: int
+) -> str | None:
+    """Why a segment's audience key is no longer valid, for whoever runs the build."""
+    try:
+        check_key(rules, segment.audience, segment.key, directory)
+    except UnknownAudience as exc:
+        return (
+            f"{segment.id}: {exc}; its {subscribers} active subscriber(s) get nothing addressed "
+            "to them. Restore the key with `diffusion directory import`, or remove them "
+            f"(`diffusion subscribers list --audience {segment.audience}` shows them)"
+        )
+    return None
 
 
 @dataclass(frozen=True)
@@ -225,6 +259,7 @@ class _Plan:
     base: Period
     existing: Edition | None
     window: Period
+    warning: str | None = None
 
     @property
     def kept(self) -> bool:
@@ -253,19 +288,28 @@ def _build_one(
         more_url=more_url_for(settings, rules, segment),
         index=index,
     )
-    values = _edition_values(digest, settings, now)
+    values = _edition_values(digest, now)
+    # One transaction: claim the row (its id is the web version's address), render, store. A
+    # concurrent build of the same segment waits on the claim, then finds it taken, and nobody
+    # ever sees a claimed edition without its content.
     with db.session_scope(engine) as session:
         if existing is not None:
+            edition_id = existing.id
+        else:
+            inserted = session.execute(_insert_ignoring_conflict(engine, values)).first()
+            edition_id = inserted[0] if inserted is not None else None
+        if edition_id is None:
+            action = "kept"
+        else:
+            content = _content(digest, settings, archive_url(settings, edition_id), now)
             # Only a draft or empty edition is replaced, even if an editor approved it meanwhile.
             updated = session.execute(
                 sa.update(Edition)
-                .where(col(Edition.id) == existing.id, col(Edition.status).in_(REBUILDABLE))
-                .values(**values)
+                .where(col(Edition.id) == edition_id, col(Edition.status).in_(REBUILDABLE))
+                .values({**values, **content})
             )
-            action = "rebuilt" if cast(sa.CursorResult[Any], updated).rowcount else "kept"
-        else:
-            inserted = session.execute(_insert_ignoring_conflict(engine, values)).first()
-            action = "created" if inserted is not None else "kept"
+            stored_now = cast(sa.CursorResult[Any], updated).rowcount
+            action = ("rebuilt" if existing is not None else "created") if stored_now else "kept"
     with db.session_scope(engine) as session:
         stored = _existing(session, segment.id, base.label)
     if stored is None:
@@ -279,9 +323,10 @@ def _existing(session: Session, segment_id: str, label: str) -> Edition | None:
     ).first()
 
 
-def _edition_values(digest: Digest, settings: Settings, now: datetime) -> dict[str, object]:
+def _edition_values(digest: Digest, now: datetime) -> dict[str, object]:
+    """The columns that name an edition; an edition is claimed with them, content empty."""
     segment = digest.segment
-    values: dict[str, object] = {
+    return {
         "segment": segment.id,
         "audience": segment.audience,
         "key": segment.key,
@@ -292,15 +337,21 @@ def _edition_values(digest: Digest, settings: Settings, now: datetime) -> dict[s
         "html": "",
         "text": "",
         "item_count": digest.item_count,
+        "status": "empty",  # until the content is stored, in the same transaction
         "created_at": now,
         "approved_at": None,
     }
-    if digest.is_empty:
-        values["status"] = "empty"  # reported, and not sent
-        return values
-    from diffusion import render  # the renderer is the next stage; imported where it is used
 
-    rendered = render.render_digest(digest, settings)
+
+def _content(digest: Digest, settings: Settings, web_url: str, now: datetime) -> dict[str, object]:
+    """The rendered edition and its status: empty (reported, not sent), draft or approved."""
+    values: dict[str, object] = {}
+    if digest.is_empty:
+        values["status"] = "empty"
+        return values
+    from diffusion import render
+
+    rendered = render.render_digest(digest, settings, web_url=web_url)
     values.update(subject=rendered.subject, html=rendered.html, text=rendered.text)
     if settings.require_approval:
         values["status"] = "draft"

@@ -1,18 +1,30 @@
 """The public addresses of the web pages, with signed tokens where a link changes a subscription."""
 
+from datetime import datetime
+
+from itsdangerous import Signer
+
 from diffusion.config import Settings
 from diffusion.tokens import make_token
+
+# The salt of archive signatures: a subscription token can never pass for one, nor the reverse.
+ARCHIVE_SALT = "diffusion.archive"
 
 
 def _url(settings: Settings, path: str) -> str:
     return settings.base_url.rstrip("/") + path
 
 
-def confirm_url(settings: Settings, subscriber_id: int) -> str:
-    """Double opt-in: GET shows a button, POST confirms."""
-    return _url(
-        settings, f"/confirm/{make_token(settings.signing_key(), 'confirm', subscriber_id)}"
+def confirm_url(settings: Settings, subscriber_id: int, *, status_changed_at: datetime) -> str:
+    """Double opt-in: GET shows a button, POST confirms.
+
+    The token carries when the subscription last changed status: once it changes (confirmed,
+    or unsubscribed later), the link is spent.
+    """
+    token = make_token(
+        settings.signing_key(), "confirm", subscriber_id, at=status_changed_at.isoformat()
     )
+    return _url(settings, f"/confirm/{token}")
 
 
 def unsubscribe_url(settings: Settings, subscriber_id: int) -> str:
@@ -26,9 +38,26 @@ def preferences_url(settings: Settings, subscriber_id: int) -> str:
     return _url(settings, f"/preferences/{token}")
 
 
+def _archive_signer(settings: Settings) -> Signer:
+    return Signer(settings.signing_key(), salt=ARCHIVE_SALT)
+
+
+def archive_signature(settings: Settings, edition_id: int) -> str:
+    """The signature that opens a non-public edition's web version; it does not expire."""
+    return _archive_signer(settings).get_signature(str(edition_id)).decode("ascii")
+
+
+def archive_signature_ok(settings: Settings, edition_id: int, signature: str | None) -> bool:
+    """Whether `signature` is the one `archive_url` put in the edition's link."""
+    if not signature:
+        return False
+    return _archive_signer(settings).verify_signature(str(edition_id), signature)
+
+
 def archive_url(settings: Settings, edition_id: int) -> str:
-    """The web version of a sent edition ("view in browser")."""
-    return _url(settings, f"/archive/{edition_id}")
+    """The web version of a sent edition ("view in browser"), signed: editions of non-public
+    audiences are shown only to whoever has this link."""
+    return _url(settings, f"/archive/{edition_id}?sig={archive_signature(settings, edition_id)}")
 
 
 def feed_url(settings: Settings, relative_path: str) -> str:

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy.engine import Engine
 
-from diffusion import db
+from diffusion import db, links
 from diffusion.collect.subscribers import add_subscriber
 from diffusion.config import Settings, load_settings
 from diffusion.models import AUDIENCES, Edition, Subscriber
@@ -193,6 +193,27 @@ def test_expired_and_tampered_confirmation_links_get_400_and_change_nothing(
     subscriber_id = _subscriber(local_settings, "late@example.org").id  # type: ignore[union-attr]
     other = make_token("test-secret", "unsubscribe", subscriber_id)  # type: ignore[arg-type]
     assert client.get(f"/confirm/{other}").status_code == 400
+
+
+def test_links_confirm_url_is_the_link_the_web_accepts(
+    client: TestClient, local_settings: Settings
+) -> None:
+    subscriber_id = _add(local_settings, "pending@example.org", status="pending")
+    subscriber = _subscriber(local_settings, "pending@example.org")
+    assert subscriber is not None
+    url = links.confirm_url(
+        local_settings, subscriber_id, status_changed_at=subscriber.status_changed_at
+    )
+    path = url.removeprefix(local_settings.base_url.rstrip("/"))
+    assert path.startswith("/confirm/")
+    page = client.get(path)
+    assert page.status_code == 200 and "pending@example.org" in page.text
+    answer = client.post(path, data={"csrf_token": _csrf(client, path)})
+    assert answer.status_code == 200
+    assert _subscriber(local_settings, "pending@example.org").status == "active"  # type: ignore[union-attr]
+    # Once used (the status changed), the same link is spent.
+    _set = _subscriber(local_settings, "pending@example.org")
+    assert _set is not None and _set.status_changed_at != subscriber.status_changed_at
 
 
 def test_forms_without_a_valid_csrf_token_are_refused(
@@ -384,9 +405,38 @@ def test_archive_lists_public_sent_editions_and_fills_placeholders(
     page = client.get(f"/archive/{public_id}")
     assert page.status_code == 200 and "Hello," in page.text and "[[diffusion:" not in page.text
     assert 'href="http://127.0.0.1:8080/"' in page.text
-    assert client.get(f"/archive/{colombia_id}").status_code == 200  # its emails link to it
+    assert page.headers.get("X-Robots-Tag") is None
+    missing = client.get("/archive/999999")
+    assert missing.status_code == 404
     assert client.get(f"/archive/{draft_id}").status_code == 404
-    assert client.get("/archive/999999").status_code == 404
+    # A Member State's edition opens only with the signed link its emails carry.
+    assert colombia_id is not None and public_id is not None
+    signed = links.archive_url(local_settings, colombia_id)
+    assert signed.startswith(f"http://127.0.0.1:8080/archive/{colombia_id}?sig=")
+    opened = client.get(signed.removeprefix("http://127.0.0.1:8080"))
+    assert opened.status_code == 200 and "Hello," in opened.text
+    assert opened.headers["Cache-Control"] == "no-store"
+    signature = links.archive_signature(local_settings, colombia_id)
+    # The first character: the last one's low bits are base64 padding, ignored when decoded.
+    tampered = ("A" if signature[0] != "A" else "B") + signature[1:]
+    for refused in (
+        f"/archive/{colombia_id}",
+        f"/archive/{colombia_id}?sig=",
+        f"/archive/{colombia_id}?sig={tampered}",
+        f"/archive/{colombia_id}?sig={links.archive_signature(local_settings, public_id)}",
+        f"/archive/{colombia_id}?sig={make_token('test-secret', 'preferences', colombia_id)}",
+    ):
+        answer = client.get(refused)
+        assert (answer.status_code, answer.text) == (404, missing.text), refused
+        assert "Colombia October" not in answer.text
+    # Signed with another key (another installation): refused too.
+    other = load_settings(
+        home=local_settings.home, database_url=local_settings.database_url, secret_key="other"
+    )
+    assert client.get(links.archive_url(other, colombia_id)).status_code == 404
+    # A draft stays hidden even with its signature.
+    assert draft_id is not None
+    assert client.get(links.archive_url(local_settings, draft_id)).status_code == 404
 
 
 def test_catalogue_has_every_string_in_english_and_french() -> None:

@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from diffusion.cli import Context, cli, console, pass_context
 from diffusion.editions import build_editions, get_edition, list_editions
@@ -82,6 +83,10 @@ def digest_build(ctx: Context, period: str | None, audience: str | None, now: st
     )
     if empty:
         console.print(f"{len(empty)} empty (nothing new; will not be sent): {', '.join(empty)}")
+    for result in results:
+        if result.warning:
+            # A Text, not markup: the warning quotes keys and names as they were typed.
+            console.print(Text.assemble(("Warning: ", "bold yellow"), result.warning))
 
 
 @digest_group.command("list")

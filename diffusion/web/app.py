@@ -24,7 +24,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from diffusion import db, validate
+from diffusion import db, links, render, validate
 from diffusion.collect.subscribers import add_subscriber, check_subscriber
 from diffusion.config import Settings
 from diffusion.errors import DeliveryError, InvalidInput, InvalidToken
@@ -47,8 +47,8 @@ mimetypes.add_type("application/rss+xml", ".rss")
 mimetypes.add_type("application/atom+xml", ".atom")
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
-# The audiences whose sent editions are listed in the public archive; other editions are shown
-# only to whoever has their "view in browser" link.
+# The audiences whose sent editions are listed in the public archive and open to anyone; the
+# other editions are shown only to whoever has their signed "view in browser" link.
 LISTED_AUDIENCES = ("public",)
 # RFC 8058: the body a mail client POSTs to the List-Unsubscribe URL.
 ONE_CLICK_FIELD, ONE_CLICK_VALUE = "List-Unsubscribe", "One-Click"
@@ -273,25 +273,27 @@ def _subscribe(web: Web, values: dict[str, Any], now: datetime) -> Confirmation:
     to pending; it gets its preferences link instead. An unsubscribed or bounced address is
     re-activated only by its confirmation.
     """
-    base = web.settings.base_url.rstrip("/")
+    settings = web.settings
     with db.session_scope(web.engine) as session:
         checked = check_subscriber(session, values)
         existing = session.exec(
             select(Subscriber).where(Subscriber.email == checked["email"])
         ).first()
         if existing is not None and existing.status == "active":
-            token = make_token(web.secret, "preferences", _id(existing))
             return Confirmation(
-                existing.email, existing.language, f"{base}/preferences/{token}", already=True
+                existing.email,
+                existing.language,
+                links.preferences_url(settings, _id(existing)),
+                already=True,
             )
         if existing is None or existing.status == "pending":
             subscriber = add_subscriber(session, **checked, now=now, status="pending")
         else:
             subscriber = existing
-        token = make_token(
-            web.secret, "confirm", _id(subscriber), at=subscriber.status_changed_at.isoformat()
+        url = links.confirm_url(
+            settings, _id(subscriber), status_changed_at=subscriber.status_changed_at
         )
-        return Confirmation(subscriber.email, subscriber.language, f"{base}/confirm/{token}")
+        return Confirmation(subscriber.email, subscriber.language, url)
 
 
 def confirmation_message(settings: Settings, confirmation: Confirmation) -> EmailMessage:
@@ -589,15 +591,23 @@ async def archive_index(request: Request) -> Response:
     return _page(request, "archive.html", language, "archive_title", editions=listed)
 
 
-def _edition(web: Web, edition_id: int) -> Edition | None:
+def _edition(web: Web, edition_id: int, signature: str | None) -> Edition | None:
+    """A sent edition the request may see: a public one, or any with its link's signature."""
     with Session(web.engine) as session:
         edition = session.get(Edition, edition_id)
-    return edition if edition is not None and edition.status in ("sending", "sent") else None
+    if edition is None or edition.status not in ("sending", "sent"):
+        return None
+    if edition.audience in LISTED_AUDIENCES:
+        return edition
+    return edition if links.archive_signature_ok(web.settings, edition_id, signature) else None
 
 
 async def archive_edition(request: Request) -> Response:
     web = _web(request)
-    edition = await run_in_threadpool(_edition, web, request.path_params["edition_id"])
+    edition = await run_in_threadpool(
+        _edition, web, request.path_params["edition_id"], request.query_params.get("sig")
+    )
+    # A non-public edition without its signature gets the answer of a missing one: 404.
     if edition is None:
         language = choose_language(request, web.settings)
         return _message(
@@ -620,7 +630,11 @@ async def archive_edition(request: Request) -> Response:
             "preferences_url": home,
         },
     )
-    headers = {key: value for key, value in SECURITY_HEADERS.items() if key != "Cache-Control"}
+    headers = dict(SECURITY_HEADERS)
+    if edition.audience in LISTED_AUDIENCES:
+        del headers["Cache-Control"]  # a public page may be cached; a signed one is not kept
+    else:
+        headers["X-Robots-Tag"] = "noindex"
     return HTMLResponse(html, headers={**headers, "Content-Language": edition.language})
 
 
@@ -641,7 +655,12 @@ async def healthz(request: Request) -> Response:
 
 
 def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
-    """The ASGI application of `diffusion serve`; it disposes of the engine it creates."""
+    """The ASGI application of `diffusion serve`; it disposes of the engine it creates.
+
+    Raises TemplateError (naming the template and line) when an email template does not
+    compile, so that the service does not start only to fail at the next build.
+    """
+    render.check_templates(settings)
     own_engine = engine is None
     engine = engine or db.engine_for(settings)
     settings.feeds_dir.mkdir(parents=True, exist_ok=True)
