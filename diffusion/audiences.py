@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pycountry
+from sqlmodel import Session, select
 
 from diffusion.errors import InvalidInput, UnknownAudience
 from diffusion.models import (
@@ -271,33 +272,61 @@ def check_key(rules: RoutingRules, audience: str, key: str, directory: Directory
 
 
 def _check_key_type(key_type: str, audience: str, key: str, directory: Directory) -> str:
-    def unknown(what: str, known: Iterable[str]) -> UnknownAudience:
+    def unknown(what: str, known: Iterable[str], hint: str = "") -> UnknownAudience:
         listed = ", ".join(sorted(known)) or "none yet (import the directory first)"
-        return UnknownAudience(f"{audience}: unknown {what} {key!r}; known: {listed}")
+        return UnknownAudience(f"{audience}: unknown {what} {key!r}; known: {listed}{hint}")
 
+    key = key.strip()
     if key_type == "none":
         if key:
-            raise UnknownAudience(f"{audience}: takes no key, got {key!r}")
+            raise UnknownAudience(f"key {key!r}: audience {audience} takes no key; leave it empty")
         return ""
     if not key:
-        raise UnknownAudience(f"{audience}: needs a key ({key_type}), e.g. {audience}:KEY")
+        raise UnknownAudience(
+            f"key: missing; audience {audience} needs one (every {audience} subscription "
+            f"needs a key naming a {key_type.replace('_', ' ')}, e.g. {audience}:KEY)"
+        )
     if key_type == "sector":
         if key.upper() not in SECTORS:
             raise unknown("Sector", SECTORS)
         return key.upper()
     if key_type == "country":
-        if pycountry.countries.get(alpha_2=key.upper()) is None:
+        if len(key) != 2 or pycountry.countries.get(alpha_2=key.upper()) is None:
             raise UnknownAudience(
-                f"{audience}: unknown country {key!r}; give an ISO 3166 alpha-2 code such as BD"
+                f"country {key!r}: unknown country {key!r} for audience {audience}; "
+                "give an ISO 3166-1 alpha-2 code such as BD"
             )
         return key.upper()
+    new_row = "; import the directory first (diffusion directory import) if it is new"
     if key_type == "field_office":
-        if key not in directory.offices:
-            raise unknown("Field Office", directory.offices)
+        found = _canonical(key, directory.offices)
+        if found is None:
+            hint = f"; there is no Field Office with this code in the directory{new_row}"
+            raise unknown("Field Office", directory.offices, hint)
+        return found
+    found = _canonical(key, directory.organisations)
+    if found is None:
+        hint = f"; there is no organisation with this slug in the directory{new_row}"
+        raise unknown("organisation", directory.organisations, hint)
+    return found
+
+
+def _canonical(key: str, known: Mapping[str, object]) -> str | None:
+    """The known spelling of a slug or office code, whatever the case it was given in."""
+    if key in known:
         return key
-    if key not in directory.organisations:
-        raise unknown("organisation", directory.organisations)
-    return key
+    folded = key.casefold()
+    return next((name for name in known if name.casefold() == folded), None)
+
+
+def read_directory(session: Session) -> Directory:
+    """The directory as plain rows, read once per job or import."""
+    return Directory.of(
+        organisations=session.exec(select(Organisation)).all(),
+        offices=session.exec(select(FieldOffice)).all(),
+        forums=session.exec(select(Forum)).all(),
+        focal_points=session.exec(select(FocalPoint)).all(),
+    )
 
 
 # --- matching --------------------------------------------------------------------------------

@@ -50,6 +50,16 @@ def email(value: object) -> str:
     return f"{local}@{domain.lower()}"
 
 
+def subscriber_email(value: object) -> str:
+    """A subscriber's address as stored and looked up: `email`, then wholly lower-cased.
+
+    Mail servers could treat `Helen@` and `helen@` as two mailboxes, but nobody runs them so:
+    a person subscribing twice with different capitals is one subscriber (as in listmonk).
+    Every lookup by address goes through here, so that stored and asked-for forms agree.
+    """
+    return email(value).lower()
+
+
 def country(value: object) -> str:
     """An ISO 3166-1 alpha-2 country code, upper-case."""
     code = _text(value, "country").upper()

@@ -10,6 +10,7 @@ import click
 from rich.table import Table
 
 from diffusion import db
+from diffusion.audiences import load_rules
 from diffusion.cli import Context, cli, console, pass_context
 from diffusion.cli.directory import print_report
 from diffusion.collect.subscribers import (
@@ -56,7 +57,9 @@ def subscribers_import(ctx: Context, file: Path) -> None:
     """
     engine = ctx.engine
     with db.session_scope(engine) as session:
-        report = import_subscribers(session, file, now=datetime.now(UTC))
+        report = import_subscribers(
+            session, file, now=datetime.now(UTC), rules=load_rules(ctx.settings.routing)
+        )
     print_report(report, "subscribers")
 
 
@@ -152,6 +155,7 @@ def subscribers_add(
             themes=themes,
             cadence=cadence,
             now=datetime.now(UTC),
+            rules=load_rules(ctx.settings.routing),
         )
         segment = f"{subscriber.audience}:{subscriber.key}" if subscriber.key else audience
     console.print(f"Subscribed {subscriber.email} ({segment}, {subscriber.language})")

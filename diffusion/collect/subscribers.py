@@ -3,6 +3,7 @@
 import csv
 import io
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -10,15 +11,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, delete, select
 
-from diffusion import validate
+from diffusion import audiences, validate
+from diffusion.audiences import Directory, RoutingRules, load_rules, read_directory
 from diffusion.collect.report import ImportReport
-from diffusion.errors import InvalidInput
-from diffusion.models import FieldOffice, Organisation, OutboxMessage, Subscriber
+from diffusion.config import bundled_path
+from diffusion.errors import InvalidInput, UnknownAudience
+from diffusion.models import OutboxMessage, Subscriber
 
 REQUIRED_COLUMNS = ("email", "name", "language", "audience", "key")
 OPTIONAL_COLUMNS = ("sectors", "themes", "regions", "cadence")
-# Audiences whose subscribers follow one organisation, Sector, office or country.
-KEYED_AUDIENCES = ("ngo", "sector", "field_office", "member_state", "national_commission")
 # The fields an import or an addition sets; status, bounces and history are left alone.
 _FIELDS = (
     "email",
@@ -33,58 +34,48 @@ _FIELDS = (
 )
 
 
+@dataclass(frozen=True)
 class KnownKeys:
-    """The organisation slugs and Field Office codes that keys are checked against, read once."""
+    """The routing rules and directory that audience keys are checked against, read once."""
 
-    def __init__(self, session: Session) -> None:
-        self.organisations = set(session.exec(select(Organisation.slug)).all())
-        self.field_offices = set(session.exec(select(FieldOffice.code)).all())
+    rules: RoutingRules
+    directory: Directory
 
-
-def check_key(directory: "KnownKeys | Session", audience: str, key: object) -> str:
-    """The audience key in its normal form, checked against the directory where it names a row."""
-    if isinstance(directory, Session):
-        directory = KnownKeys(directory)
-    text = "" if key is None else str(key).strip()
-    if audience not in KEYED_AUDIENCES:
-        if text:
-            raise InvalidInput(f"key {text!r}: audience {audience} takes no key; leave it empty")
-        return ""
-    if not text:
-        raise InvalidInput(f"key: missing; audience {audience} needs one")
-    if audience == "sector":
-        return validate.sector(text)
-    if audience in ("member_state", "national_commission"):
-        return validate.country(text)
-    if audience == "ngo":
-        if text.lower() not in directory.organisations:
-            raise InvalidInput(
-                f"key {text!r}: no organisation with this slug in the directory; "
-                "import the directory first (diffusion directory import)"
-            )
-        return text.lower()
-    if text.lower() not in directory.field_offices:
-        raise InvalidInput(
-            f"key {text!r}: no Field Office with this code in the directory; "
-            "import the directory first (diffusion directory import)"
-        )
-    return text.lower()
+    @classmethod
+    def read(cls, session: Session, rules: RoutingRules | None = None) -> "KnownKeys":
+        """The directory as stored now; the bundled routing rules unless `rules` are given."""
+        return cls(rules or load_rules(bundled_path("subscribers")), read_directory(session))
 
 
-def check_subscriber(directory: "KnownKeys | Session", row: Mapping[str, Any]) -> dict[str, Any]:
+def check_key(keys: KnownKeys, audience: str, key: object) -> str:
+    """The audience key in its normal form, as the routing rules' key type for it says."""
+    text = "" if key is None else str(key)
+    try:
+        return audiences.check_key(keys.rules, audience, text, keys.directory)
+    except UnknownAudience as exc:
+        # A subscriber's key is a value given by a person: reported like the other fields.
+        raise InvalidInput(str(exc)) from exc
+
+
+def check_subscriber(
+    keys: KnownKeys | Session, row: Mapping[str, Any], *, rules: RoutingRules | None = None
+) -> dict[str, Any]:
     """A subscriber's fields validated and normalised, or InvalidInput naming the bad value.
 
-    Give a KnownKeys when checking many rows, so the directory is read once.
+    Give a KnownKeys when checking many rows, so the directory is read once; given a session,
+    keys are checked against `rules` (the bundled routing rules if none are given).
     """
+    if isinstance(keys, Session):
+        keys = KnownKeys.read(keys, rules)
     audience = validate.audience(row.get("audience"))
     language_value = row.get("language")
     cadence_value = row.get("cadence")
     return {
-        "email": validate.email(row.get("email")),
+        "email": validate.subscriber_email(row.get("email")),
         "name": str(row.get("name") or "").strip(),
         "language": validate.language(language_value) if language_value else "en",
         "audience": audience,
-        "key": check_key(directory, audience, row.get("key")),
+        "key": check_key(keys, audience, row.get("key")),
         "sectors": validate.unique(map(validate.sector, validate.split_list(row.get("sectors")))),
         "themes": validate.unique(map(validate.theme, validate.split_list(row.get("themes")))),
         "regions": validate.unique(map(validate.region, validate.split_list(row.get("regions")))),
@@ -92,7 +83,16 @@ def check_subscriber(directory: "KnownKeys | Session", row: Mapping[str, Any]) -
     }
 
 
-def _find(session: Session, address: str) -> Subscriber | None:
+def find_subscriber(session: Session, email: str) -> Subscriber | None:
+    """The subscriber with this address, whatever its capitals; None if there is none.
+
+    An address that does not validate is looked up lower-cased as given, so that a row stored
+    before a validator change can still be found (and removed).
+    """
+    try:
+        address = validate.subscriber_email(email)
+    except InvalidInput:
+        address = email.strip().lower()
     return session.exec(select(Subscriber).where(Subscriber.email == address)).first()
 
 
@@ -127,8 +127,13 @@ def _store(
     return existing, "updated" if changed else "unchanged"
 
 
-def import_subscribers(session: Session, path: Path, *, now: datetime) -> ImportReport:
-    """Import a subscribers CSV; an import asserts consent was collected, so rows are active."""
+def import_subscribers(
+    session: Session, path: Path, *, now: datetime, rules: RoutingRules | None = None
+) -> ImportReport:
+    """Import a subscribers CSV; an import asserts consent was collected, so rows are active.
+
+    Keys are checked against `rules` (settings.routing's; the bundled rules if None).
+    """
     try:
         text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
@@ -146,14 +151,14 @@ def import_subscribers(session: Session, path: Path, *, now: datetime) -> Import
         )
     reader.fieldnames = header
     report = ImportReport(str(path))
-    directory = KnownKeys(session)
+    keys = KnownKeys.read(session, rules)
     # One query for the existing rows rather than one per line: imports run to thousands.
     existing = {s.email: s for s in session.exec(select(Subscriber)).all()}
     seen: dict[str, int] = {}
     for row in reader:
         line = reader.line_num
         try:
-            values = check_subscriber(directory, row)
+            values = check_subscriber(keys, row)
         except InvalidInput as exc:
             report.problem(line, str(exc))
             continue
@@ -183,12 +188,13 @@ def add_subscriber(
     cadence: str = "monthly",
     now: datetime,
     status: str = "active",
+    rules: RoutingRules | None = None,
 ) -> Subscriber:
     """Add one subscriber, or update the one with this address; InvalidInput if a value is bad."""
     if status not in ("pending", "active"):
         raise InvalidInput(f"status {status!r}: a new subscriber is pending or active")
     values = check_subscriber(
-        KnownKeys(session),
+        KnownKeys.read(session, rules),
         {
             "email": email,
             "name": name,
@@ -201,7 +207,7 @@ def add_subscriber(
             "cadence": cadence,
         },
     )
-    subscriber, _ = _store(session, values, now, status, _find(session, values["email"]))
+    subscriber, _ = _store(session, values, now, status, find_subscriber(session, values["email"]))
     session.flush()
     return subscriber
 
@@ -212,11 +218,7 @@ def remove_subscriber(session: Session, email: str) -> bool:
     Removal deletes the personal data rather than marking it: the outbox rows name the person
     too, so they go with the row. To stop mail but keep the history, unsubscribe instead.
     """
-    try:
-        address = validate.email(email)
-    except InvalidInput:
-        address = email.strip()
-    subscriber = _find(session, address)
+    subscriber = find_subscriber(session, email)
     if subscriber is None:
         return False
     session.exec(delete(OutboxMessage).where(col(OutboxMessage.subscriber_id) == subscriber.id))
