@@ -2,15 +2,10 @@
 
 import dataclasses
 import html
-import re
 import textwrap
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
 from functools import lru_cache
 from html.parser import HTMLParser
 from pathlib import Path
@@ -24,7 +19,7 @@ from mjml import mjml2html
 from diffusion import i18n, links
 from diffusion.config import Settings
 from diffusion.digest import Digest, ReferenceList, Section
-from diffusion.errors import InvalidInput, TemplateError
+from diffusion.errors import TemplateError
 from diffusion.personalise import FIELDS, fill, placeholder
 
 # Gmail clips a message's HTML beyond this many bytes, hiding the rest (and the unsubscribe link).
@@ -496,7 +491,7 @@ def _render_check(env: jinja2.Environment, name: str) -> None:
         raise TemplateError(f"{exc.filename or name}, line {exc.lineno}: {exc.message}") from exc
 
 
-# -- personalisation for previews and the stand-alone message builder -----------------------
+# -- personalisation for previews ---------------------------------------------------------
 
 
 def recipient_values(
@@ -521,46 +516,3 @@ def personalise(rendered: RenderedEdition, values: Mapping[str, str]) -> tuple[s
     """The HTML and text of one recipient's copy: placeholders filled, escaped for HTML."""
     escaped = {key: html.escape(value, quote=True) for key, value in values.items()}
     return fill(rendered.html, escaped), fill(rendered.text, values)
-
-
-def build_message(
-    rendered: RenderedEdition,
-    settings: Settings,
-    *,
-    to_address: str,
-    values: Mapping[str, str],
-    now: datetime,
-    message_id: str | None = None,
-) -> EmailMessage:
-    """A complete multipart/alternative message for one recipient, with list headers.
-
-    Used by previews while delivery's own builder is not available; it sets the same headers
-    (RFC 2369 List-Unsubscribe, RFC 8058 one-click, RFC 2919 List-Id).
-    """
-    html_part, text_part = personalise(rendered, values)
-    message = EmailMessage()
-    domain = settings.from_address.rpartition("@")[2] or "localhost"
-    try:
-        message["From"] = Address(settings.organisation_name, addr_spec=settings.from_address)
-        message["To"] = Address(values.get("name", ""), addr_spec=to_address)
-    except (ValueError, IndexError) as exc:
-        raise InvalidInput(f"cannot address a message to {to_address!r}: {exc}") from exc
-    if settings.reply_to:
-        message["Reply-To"] = settings.reply_to
-    message["Subject"] = rendered.subject
-    message["Date"] = format_datetime(now)
-    message["Message-ID"] = message_id or make_msgid(domain=domain)
-    message["List-Id"] = f"{settings.organisation_name} <{settings.list_id}>"
-    message["List-Unsubscribe"] = (
-        f"<{values['unsubscribe_url']}>, <mailto:{settings.unsubscribe_mailto}?subject=unsubscribe>"
-    )
-    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    message.set_content(text_part, subtype="plain", charset="utf-8")
-    message.add_alternative(html_part, subtype="html", charset="utf-8")
-    message["Content-Language"] = _content_language(rendered)  # set_content clears Content-*
-    return message
-
-
-def _content_language(rendered: RenderedEdition) -> str:
-    match = re.search(r'<html[^>]*\blang="([^"]+)"', rendered.html)
-    return match.group(1) if match else "en"

@@ -1,5 +1,7 @@
 """Rendering digests to MJML, HTML and text: goldens, inclusion, languages, hostile content."""
 
+import dataclasses
+import html
 import os
 import re
 from collections.abc import Iterator
@@ -102,13 +104,15 @@ def sample_digest(
         else ()
     )
     label = f"{audience}:{key}" if key else audience
+    chosen = sections if sections is not None else tuple(built)
     return Digest(
         segment=Segment(audience, key, language),
         period=Period.parse(period, ZONE),
         title=title or f"{label}: partners' newsletter, November 2026",
-        sections=sections if sections is not None else tuple(built),
+        sections=chosen,
         references=refs,
         more_url=f"https://diffusion.example.org/feeds/{audience}.{language}.atom",
+        more_count=sum(section.more_count for section in chosen),  # as the builder counts
     )
 
 
@@ -146,6 +150,39 @@ def normalise_eml(data: bytes) -> str:
     text = re.sub(r"Message-ID: <[^>]+>", "Message-ID: <MESSAGE-ID>", text)
     # Signed links carry the time they were made.
     return re.sub(r"/(unsubscribe|preferences)/[A-Za-z0-9_.-]+", r"/\1/TOKEN", text)
+
+
+@pytest.mark.parametrize(
+    ("language", "count", "line", "see"),
+    [
+        ("en", 1, "1 more item did not fit in this email.", "See it online"),
+        ("en", 12, "12 more items did not fit in this email.", "See them online"),
+        ("fr", 1, "1 autre élément n'a pas trouvé place dans ce courriel.", "Voir en ligne"),
+        ("fr", 3, "3 autres éléments n'ont pas trouvé place dans ce courriel.", "Voir en ligne"),
+    ],
+)  # fmt: skip
+def test_a_capped_digest_says_how_many_more_items_and_where(
+    settings: Settings, language: str, count: int, line: str, see: str
+) -> None:
+    digest = dataclasses.replace(sample_digest("sector", language=language), more_count=count)
+    rendered = render.render_digest(digest, settings, web_url="https://diffusion.example.org/a/7")
+    html_text = " ".join(rendered.html.split())
+    assert line in html.unescape(html_text)
+    notice = re.search(r'<a href="([^"]+)"[^>]*>' + see + "</a>", html_text)
+    assert notice is not None and notice.group(1) == digest.more_url
+    label = f"{see} :" if language == "fr" else f"{see}:"  # French spaces its colons
+    text = " ".join(rendered.text.split())
+    assert f"{line} {label} {digest.more_url}" in text
+    # Without a feed to point to, the web version has them.
+    online = dataclasses.replace(digest, more_url=None)
+    again = render.render_digest(online, settings, web_url="https://diffusion.example.org/a/7")
+    assert f"{label} https://diffusion.example.org/a/7" in " ".join(again.text.split())
+
+
+def test_an_uncapped_digest_has_no_notice(settings: Settings) -> None:
+    digest = dataclasses.replace(sample_digest("sector"), more_count=0)
+    rendered = render.render_digest(digest, settings)
+    assert "did not fit" not in rendered.html and "did not fit" not in rendered.text
 
 
 # -- goldens --------------------------------------------------------------------------------
@@ -574,25 +611,3 @@ def test_every_eml_parses_with_both_parts(audience: str, settings: Settings) -> 
     for header in ("Message-ID", "Date", "From", "To", "List-Id", "List-Unsubscribe-Post"):
         assert message[header], header
     assert "/unsubscribe/" in message["List-Unsubscribe"]
-
-
-def test_stand_alone_message_builder(settings: Settings) -> None:
-    rendered = render.render_digest(sample_digest("ngo", language="fr"), settings)
-    values = render.recipient_values(
-        settings, language="fr", name="Ana", email="ana@example.org", subscriber_id=3
-    )
-    built = render.build_message(
-        rendered,
-        settings,
-        to_address="ana@example.org",
-        values=values,
-        now=datetime(2026, 12, 1, tzinfo=UTC),
-    )
-    message = BytesParser(policy=policy.default).parsebytes(bytes(built))
-    parts = dict(_parts(message))  # type: ignore[arg-type]
-    assert set(parts) == {"text/plain", "text/html"}
-    assert "Bonjour Ana," in parts["text/plain"]
-    assert message["Content-Language"] == "fr"
-    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    assert values["unsubscribe_url"] in message["List-Unsubscribe"]
-    assert message["Message-ID"].endswith("@diffusion.example.org>")
