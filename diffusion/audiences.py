@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pycountry
 from sqlmodel import Session, select
 
+from diffusion import validate
 from diffusion.errors import InvalidInput, UnknownAudience
 from diffusion.models import (
     AUDIENCES,
@@ -287,16 +287,18 @@ def _check_key_type(key_type: str, audience: str, key: str, directory: Directory
             f"needs a key naming a {key_type.replace('_', ' ')}, e.g. {audience}:KEY)"
         )
     if key_type == "sector":
-        if key.upper() not in SECTORS:
-            raise unknown("Sector", SECTORS)
-        return key.upper()
+        try:
+            return validate.sector(key)
+        except InvalidInput:
+            raise unknown("Sector", SECTORS) from None
     if key_type == "country":
-        if len(key) != 2 or pycountry.countries.get(alpha_2=key.upper()) is None:
+        try:
+            return validate.country(key)
+        except InvalidInput:
             raise UnknownAudience(
                 f"country {key!r}: unknown country {key!r} for audience {audience}; "
                 "give an ISO 3166-1 alpha-2 code such as BD"
-            )
-        return key.upper()
+            ) from None
     new_row = "; import the directory first (diffusion directory import) if it is new"
     if key_type == "field_office":
         found = _canonical(key, directory.offices)

@@ -37,6 +37,20 @@ def _text(value: object, what: str) -> str:
     return text
 
 
+def _invalid(
+    field: str | None, label: str, shown: str, alone: str, in_field: str | None = None
+) -> InvalidInput:
+    """The same reason in the two places values come from.
+
+    A value on its own (a directory row's `country`) reads `country 'XX': not an ISO...`; a
+    value inside a named field or tag of a file (`countries: [XX]`) reads
+    `countries: 'XX' is not an ISO...`, so that the file's own key leads the message.
+    """
+    if field is None:
+        return InvalidInput(f"{label} {shown!r}: {alone}")
+    return InvalidInput(f"{field}: {shown!r} is {in_field or alone}")
+
+
 def email(value: object) -> str:
     """A deliverable-looking address, normalised (domain lower-cased); no DNS lookup."""
     if isinstance(value, str) and _HEADER_BREAKING.search(value):
@@ -60,27 +74,34 @@ def subscriber_email(value: object) -> str:
     return email(value).lower()
 
 
-def country(value: object) -> str:
-    """An ISO 3166-1 alpha-2 country code, upper-case."""
-    code = _text(value, "country").upper()
+def country(value: object, *, field: str | None = None) -> str:
+    """An ISO 3166-1 alpha-2 country code, upper-case; `field` names where it was given."""
+    code = _text(value, field or "country").upper()
     if len(code) != 2 or pycountry.countries.get(alpha_2=code) is None:
-        raise InvalidInput(f"country {code!r}: not an ISO 3166-1 alpha-2 code (e.g. BD, FR, CO)")
+        reason = "not an ISO 3166-1 alpha-2 code (e.g. BD, FR, CO)"
+        raise _invalid(field, "country", code, reason)
     return code
 
 
-def sector(value: object) -> str:
-    """A programme Sector code: ED, SC, SHS, CLT or CI."""
-    code = _text(value, "Sector").upper()
+def sector(value: object, *, field: str | None = None) -> str:
+    """A programme Sector code: ED, SC, SHS, CLT or CI; `field` names where it was given."""
+    code = _text(value, field or "Sector").upper()
     if code not in SECTORS:
-        raise InvalidInput(f"Sector {code!r}: unknown; expected one of {', '.join(SECTORS)}")
+        expected = f"expected one of {', '.join(SECTORS)}"
+        raise _invalid(
+            field, "Sector", code, f"unknown; {expected}", f"not a Sector code; {expected}"
+        )
     return code
 
 
-def kind(value: object) -> str:
-    """A content kind of models.CONTENT_KINDS."""
-    text = _text(value, "kind").lower()
+def kind(value: object, *, field: str | None = None) -> str:
+    """A content kind of models.CONTENT_KINDS; `field` names where it was given."""
+    text = _text(value, field or "kind").lower()
     if text not in CONTENT_KINDS:
-        raise InvalidInput(f"kind {text!r}: unknown; expected one of {', '.join(CONTENT_KINDS)}")
+        known = ", ".join(CONTENT_KINDS)
+        raise _invalid(
+            field, "kind", text, f"unknown; expected one of {known}", f"not one of {known}"
+        )
     return text
 
 
@@ -92,13 +113,14 @@ def audience(value: object) -> str:
     return text
 
 
-def language(value: object) -> str:
+def language(value: object, *, field: str | None = None) -> str:
     """A two-letter ISO 639-1 language code, lower-case (en, fr, es, ar, ru, zh...)."""
-    code = _text(value, "language").lower()
+    code = _text(value, field or "language").lower()
     if code in UN_LANGUAGES:
         return code
     if len(code) != 2 or pycountry.languages.get(alpha_2=code) is None:
-        raise InvalidInput(f"language {code!r}: not a two-letter ISO 639-1 code (e.g. en, fr)")
+        alone = "not a two-letter ISO 639-1 code (e.g. en, fr)"
+        raise _invalid(field, "language", code, alone, "not an ISO 639 code such as en or fr")
     return code
 
 
@@ -136,11 +158,13 @@ def theme(value: object) -> str:
     return text
 
 
-def sdg(value: object) -> str:
-    """A Sustainable Development Goal number, 1 to 17, as text (`SDG 4` gives `4`)."""
-    text = _text(value, "SDG").upper().removeprefix("SDG").strip()
+def sdg(value: object, *, field: str | None = None) -> str:
+    """A Sustainable Development Goal number, 1 to 17, as text (`SDG 4` and `04` give `4`)."""
+    given = _text(str(value) if isinstance(value, int) else value, field or "SDG")
+    text = given.upper().removeprefix("SDG").strip()
     if not text.isdigit() or not 1 <= int(text) <= 17:
-        raise InvalidInput(f"SDG {value!r}: expected a goal number from 1 to 17")
+        alone = "expected a goal number from 1 to 17"
+        raise _invalid(field, "SDG", given, alone, "not a goal number from 1 to 17")
     return str(int(text))
 
 
@@ -156,7 +180,7 @@ def split_list(value: object) -> list[str]:
     """A list cell: `ED;SC`, `ED, SC`, a YAML list, or empty; items stripped, blanks dropped."""
     if value is None:
         return []
-    if isinstance(value, list | tuple):
+    if isinstance(value, list | tuple | set):
         parts: Iterable[object] = value
     elif isinstance(value, str):
         parts = _LIST_SEPARATORS.split(value)

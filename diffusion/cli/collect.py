@@ -10,14 +10,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlmodel import col, select
 
-from diffusion import db
+from diffusion import db, validate
 from diffusion.cli import Context, cli, console, pass_context
 from diffusion.cli.directory import print_report
 from diffusion.collect import run_collection
 from diffusion.collect.editorial import import_entries
 from diffusion.collect.run import load_sources
 from diffusion.collect.store import (
-    check_language,
     check_tags,
     check_url,
     count_items,
@@ -150,7 +149,7 @@ def sources_add(
         "name": (name or source_name(url)).strip(),
         "url": url,
         "kind": kind,
-        "language": check_language(language) if language else None,
+        "language": validate.language(language) if language else None,
         "public": not private,
         "tags": _parse_tags(tags),
     }

@@ -12,10 +12,11 @@ import yaml
 from markdown_it import MarkdownIt
 from sqlmodel import Session
 
+from diffusion import validate
 from diffusion.collect.feeds import SUMMARY_LIMIT, content_hash
 from diffusion.collect.report import ImportReport
 from diffusion.collect.sanitize import clean_html, clean_text, excerpt
-from diffusion.collect.store import check_kind, check_language, check_tags, upsert_items
+from diffusion.collect.store import check_tags, upsert_items
 from diffusion.errors import InvalidInput
 from diffusion.models import TAG_KEYS, Item
 
@@ -128,14 +129,12 @@ def _item(
     for key in meta:
         if key not in FIELDS and key not in TAG_KEYS and key != "tags":
             problems.add(key, f"unknown key {key!r}; known: {', '.join(FIELDS + TAG_KEYS)}")
-    kind = _check(problems, "kind", check_kind, meta.get("kind"))
+    kind = _check(problems, "kind", _kind, meta.get("kind"))
     title = clean_text(str(meta.get("title") or ""))
     if not title:
         problems.add("title", "title: missing or empty")
     published = _check(problems, "date", _date, meta.get("date"))
-    language = _check(
-        problems, "language", check_language, meta.get("language") or default_language
-    )
+    language = _check(problems, "language", _language, meta.get("language") or default_language)
     link = _check(problems, "link", _link, meta.get("link"))
     public = meta.get("public", True)
     if not isinstance(public, bool):
@@ -172,6 +171,14 @@ def _check(problems: _Problems, key: str, check: Callable[[Any], T], value: Any)
     except InvalidInput as exc:
         problems.add(key, str(exc) if str(exc).startswith(f"{key}:") else f"{key}: {exc}")
         return None
+
+
+def _kind(value: Any) -> str:
+    return validate.kind(value, field="kind")
+
+
+def _language(value: Any) -> str:
+    return validate.language(value, field="language")
 
 
 def _date(value: Any) -> datetime:
@@ -229,7 +236,7 @@ def _translations(value: Any, problems: _Problems) -> dict[str, dict[str, str]]:
         return {}
     translations: dict[str, dict[str, str]] = {}
     for language, fields in value.items():
-        code = _check(problems, "translations", check_language, language)
+        code = _check(problems, "translations", _language, language)
         if code is None:
             continue
         if not isinstance(fields, Mapping) or not clean_text(str(fields.get("title") or "")):

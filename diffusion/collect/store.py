@@ -2,21 +2,21 @@
 
 import csv
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import pycountry
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlmodel import Session, col, select
 
+from diffusion import validate
 from diffusion.collect.report import ImportReport
 from diffusion.collect.sanitize import clean_text
 from diffusion.errors import InvalidInput
-from diffusion.models import CONTENT_KINDS, SECTORS, TAG_KEYS, Item, Source
+from diffusion.models import TAG_KEYS, Item, Source
 
 # What a re-collected entry may change; identity (guid, source, origin) and first sighting stay.
 _UPDATABLE = (
@@ -34,8 +34,6 @@ _UPDATABLE = (
 )
 _COLUMNS = [name for name in Item.__table__.columns.keys() if name != "id"]  # type: ignore[attr-defined]
 _CHUNK = 500
-_SDG = re.compile(r"(?:sdg)?\s*0*(\d{1,2})", re.IGNORECASE)
-_LANGUAGE = re.compile(r"[a-z]{2,3}")
 
 
 def upsert_items(
@@ -179,66 +177,30 @@ def tagged(session: Session, key: str, value: str) -> sa.ColumnElement[bool]:
     return sa.exists(sa.select(1).select_from(values).where(values.c.value == value))
 
 
-# -- validation shared by feeds sources and editorial entries ------------------------------------
-# Private, small checks: diffusion/validate.py (written alongside) is meant to replace them.
-
-
-def split_values(value: Any) -> list[str]:
-    """A list from YAML/CSV/flags: a list as is, or a string split on `;` and `,`."""
-    if value is None:
-        return []
-    if isinstance(value, list | tuple | set):
-        return [str(v).strip() for v in value if str(v).strip()]
-    return [part.strip() for part in re.split(r"[;,]", str(value)) if part.strip()]
-
-
-def check_kind(value: Any) -> str:
-    kind = str(value or "").strip()
-    if kind not in CONTENT_KINDS:
-        raise InvalidInput(f"kind: {kind!r} is not one of {', '.join(CONTENT_KINDS)}")
-    return kind
-
-
-def check_language(value: Any) -> str:
-    code = str(value or "").strip().lower()
-    if not _LANGUAGE.fullmatch(code) or not (
-        pycountry.languages.get(alpha_2=code) or pycountry.languages.get(alpha_3=code)
-    ):
-        raise InvalidInput(f"language: {value!r} is not an ISO 639 code such as en or fr")
-    return code
-
-
 def check_tags(raw: Mapping[str, Any]) -> dict[str, list[str]]:
-    """Tags keyed by TAG_KEYS, with Sector codes, ISO 3166-1 alpha-2 countries and SDGs checked."""
+    """Tags keyed by TAG_KEYS: Sectors, countries and SDGs checked by diffusion.validate.
+
+    Each value may be a list or a `;`/`,`-separated string; repeats are dropped. Other tags
+    (themes, organisations...) are kept as plain one-line text.
+    """
     tags: dict[str, list[str]] = {}
     for key, value in raw.items():
         if key not in TAG_KEYS:
             raise InvalidInput(f"{key}: unknown tag key; use one of {', '.join(TAG_KEYS)}")
-        values: list[str] = []
-        for given in split_values(value):
-            if key == "sectors":
-                norm = given.upper()
-                if norm not in SECTORS:
-                    known = ", ".join(SECTORS)
-                    raise InvalidInput(f"sectors: {given!r} is not a Sector code ({known})")
-            elif key == "countries":
-                norm = given.upper()
-                if len(norm) != 2 or not pycountry.countries.get(alpha_2=norm):
-                    raise InvalidInput(
-                        f"countries: {given!r} is not an ISO 3166-1 alpha-2 code such as FR or KE"
-                    )
-            elif key == "sdgs":
-                match = _SDG.fullmatch(given)
-                if not match or not 1 <= int(match.group(1)) <= 17:
-                    raise InvalidInput(f"sdgs: {given!r} is not a goal number from 1 to 17")
-                norm = str(int(match.group(1)))
-            else:
-                norm = clean_text(given)
-            if norm and norm not in values:
-                values.append(norm)
+        check = _TAG_CHECKS.get(key)
+        given = validate.split_list(value)
+        values = [check(v, field=key) if check else clean_text(v) for v in given]
+        values = validate.unique(v for v in values if v)
         if values:
             tags[key] = values
     return tags
+
+
+_TAG_CHECKS: dict[str, Callable[..., str]] = {
+    "sectors": validate.sector,
+    "countries": validate.country,
+    "sdgs": validate.sdg,
+}
 
 
 def save_source(
@@ -363,8 +325,10 @@ def _source_fields(row: Mapping[str, str]) -> dict[str, Any]:
     return {
         "name": clean_text(row["name"]),
         "url": check_url(row.get("url", "")),
-        "kind": check_kind(row.get("kind")),
-        "language": check_language(row["language"]) if row.get("language") else None,
+        "kind": validate.kind(row.get("kind"), field="kind"),
+        "language": validate.language(row["language"], field="language")
+        if row.get("language")
+        else None,
         "public": _BOOLEANS[public],
         "tags": tags,
     }
