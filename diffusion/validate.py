@@ -51,8 +51,21 @@ def _invalid(
     return InvalidInput(f"{field}: {shown!r} is {in_field or alone}")
 
 
+def _one_of(
+    text: str, label: str, known: Iterable[str], field: str | None, in_field: str | None = None
+) -> str:
+    """`text` if it is one of `known`, else the reason naming what is known."""
+    known = tuple(known)
+    if text not in known:
+        raise _invalid(field, label, text, f"unknown; expected one of {', '.join(known)}", in_field)
+    return text
+
+
 def email(value: object) -> str:
-    """A deliverable-looking address, normalised (domain lower-cased); no DNS lookup."""
+    """A deliverable-looking address, normalised (domain lower-cased); no DNS lookup.
+
+    This keeps the local part as written, for contacts; subscribers use subscriber_email.
+    """
     if isinstance(value, str) and _HEADER_BREAKING.search(value):
         raise InvalidInput(f"address {value!r}: contains a line break or control character")
     text = _text(value, "address")
@@ -86,31 +99,19 @@ def country(value: object, *, field: str | None = None) -> str:
 def sector(value: object, *, field: str | None = None) -> str:
     """A programme Sector code: ED, SC, SHS, CLT or CI; `field` names where it was given."""
     code = _text(value, field or "Sector").upper()
-    if code not in SECTORS:
-        expected = f"expected one of {', '.join(SECTORS)}"
-        raise _invalid(
-            field, "Sector", code, f"unknown; {expected}", f"not a Sector code; {expected}"
-        )
-    return code
+    expected = f"not a Sector code; expected one of {', '.join(SECTORS)}"
+    return _one_of(code, "Sector", SECTORS, field, expected)
 
 
 def kind(value: object, *, field: str | None = None) -> str:
     """A content kind of models.CONTENT_KINDS; `field` names where it was given."""
     text = _text(value, field or "kind").lower()
-    if text not in CONTENT_KINDS:
-        known = ", ".join(CONTENT_KINDS)
-        raise _invalid(
-            field, "kind", text, f"unknown; expected one of {known}", f"not one of {known}"
-        )
-    return text
+    return _one_of(text, "kind", CONTENT_KINDS, field, f"not one of {', '.join(CONTENT_KINDS)}")
 
 
 def audience(value: object) -> str:
     """An audience of models.AUDIENCES."""
-    text = _text(value, "audience").lower()
-    if text not in AUDIENCES:
-        raise InvalidInput(f"audience {text!r}: unknown; expected one of {', '.join(AUDIENCES)}")
-    return text
+    return _one_of(_text(value, "audience").lower(), "audience", AUDIENCES, None)
 
 
 def language(value: object, *, field: str | None = None) -> str:
@@ -126,18 +127,13 @@ def language(value: object, *, field: str | None = None) -> str:
 
 def cadence(value: object) -> str:
     """How often a subscriber receives digests: monthly or weekly."""
-    text = _text(value, "cadence").lower()
-    if text not in CADENCES:
-        raise InvalidInput(f"cadence {text!r}: unknown; expected one of {', '.join(CADENCES)}")
-    return text
+    return _one_of(_text(value, "cadence").lower(), "cadence", CADENCES, None)
 
 
 def region(value: object) -> str:
     """One of UNESCO's five regions, as a slug (africa, arab-states, asia-pacific...)."""
     text = _text(value, "region").lower().replace(" ", "-").replace("_", "-")
-    if text not in REGIONS:
-        raise InvalidInput(f"region {text!r}: unknown; expected one of {', '.join(REGIONS)}")
-    return text
+    return _one_of(text, "region", REGIONS, None)
 
 
 def slug(value: object) -> str:

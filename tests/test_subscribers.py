@@ -234,3 +234,27 @@ def test_removing_an_unknown_address_is_an_error_with_exit_code_2(
         main()
     assert exit_info.value.code == 2
     assert "no subscriber with the address ghost@example.org" in capsys.readouterr().err
+
+
+def test_a_csv_export_imports_again_unchanged(
+    sqlite_url: str, tmp_path: Path, directory: Path
+) -> None:
+    runner = CliRunner()
+    base = ["--home", str(tmp_path), "--database-url", sqlite_url]
+    assert runner.invoke(cli, [*base, "directory", "import", str(directory)]).exit_code == 0
+    path = tmp_path / "with-regions.csv"
+    path.write_text(
+        "email,name,language,audience,key,sectors,themes,regions,cadence\n"
+        "helen@ifla.example.org,Helen,fr,ngo,ifla,CI;ED,libraries,africa;arab-states,weekly\n",
+        encoding="utf-8",
+    )
+    assert runner.invoke(cli, [*base, "subscribers", "import", str(path)]).exit_code == 0
+    exported = runner.invoke(cli, [*base, "subscribers", "list", "--format", "csv"]).output
+    assert "africa;arab-states" in exported
+    (tmp_path / "export.csv").write_text(
+        exported.replace(",active\n", "\n").replace(",cadence,status\n", ",cadence\n"),
+        encoding="utf-8",
+    )
+    again = runner.invoke(cli, [*base, "subscribers", "import", str(tmp_path / "export.csv")])
+    assert again.exit_code == 0, again.output
+    assert "0 subscribers created, 0 updated, 1 unchanged" in again.output

@@ -14,6 +14,7 @@ from diffusion.audiences import load_rules
 from diffusion.cli import Context, cli, console, pass_context
 from diffusion.cli.directory import print_report
 from diffusion.collect.subscribers import (
+    SUBSCRIBER_FIELDS,
     add_subscriber,
     import_subscribers,
     list_subscribers,
@@ -23,17 +24,8 @@ from diffusion.collect.subscribers import (
 from diffusion.errors import UnknownRecord
 from diffusion.models import AUDIENCES, CADENCES, SECTORS, SUBSCRIBER_STATUSES
 
-_COLUMNS = (
-    "email",
-    "name",
-    "language",
-    "audience",
-    "key",
-    "sectors",
-    "themes",
-    "cadence",
-    "status",
-)
+# What `list` shows: every field an import reads (so a CSV export imports again), and status.
+_COLUMNS = (*SUBSCRIBER_FIELDS, "status")
 
 
 @cli.group()
@@ -85,17 +77,7 @@ def subscribers_list(ctx: Context, audience: str | None, status: str | None, fmt
     engine = ctx.engine
     with db.session_scope(engine) as session:
         rows = [
-            {
-                "email": s.email,
-                "name": s.name,
-                "language": s.language,
-                "audience": s.audience,
-                "key": s.key,
-                "sectors": list(s.sectors),
-                "themes": list(s.themes),
-                "cadence": s.cadence,
-                "status": s.status,
-            }
+            {column: getattr(s, column) for column in _COLUMNS}
             for s in list_subscribers(session, audience=audience, status=status)
         ]
     if fmt == "json":

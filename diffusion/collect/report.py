@@ -18,6 +18,12 @@ class ImportReport:
         where = f"{self.source}:{line}" if line is not None else self.source
         self.problems.append(f"{where}: {reason}")
 
+    def count(self, outcome: str) -> None:
+        """Count a good row by what became of it: "created", "updated" or "unchanged"."""
+        if outcome not in ("created", "updated", "unchanged"):
+            raise ValueError(f"outcome {outcome!r}: expected created, updated or unchanged")
+        setattr(self, outcome, getattr(self, outcome) + 1)
+
     @property
     def ok(self) -> bool:
         return not self.problems

@@ -304,12 +304,7 @@ def import_sources(session: Session, path: Path) -> ImportReport:
                     continue
                 seen[fields["name"]] = line
                 _, state = save_source(session, **fields)
-                if state == "created":
-                    report.created += 1
-                elif state == "updated":
-                    report.updated += 1
-                else:
-                    report.unchanged += 1
+                report.count(state)
         except (csv.Error, UnicodeDecodeError) as exc:
             report.problem(reader.line_num, f"not readable as UTF-8 CSV: {exc}")
     return report

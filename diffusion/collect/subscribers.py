@@ -20,18 +20,9 @@ from diffusion.models import OutboxMessage, Subscriber
 
 REQUIRED_COLUMNS = ("email", "name", "language", "audience", "key")
 OPTIONAL_COLUMNS = ("sectors", "themes", "regions", "cadence")
-# The fields an import or an addition sets; status, bounces and history are left alone.
-_FIELDS = (
-    "email",
-    "name",
-    "language",
-    "audience",
-    "key",
-    "sectors",
-    "themes",
-    "regions",
-    "cadence",
-)
+# The fields an import or an addition sets (status, bounces and history are left alone): the
+# columns an import reads, and so those an export writes for a round trip.
+SUBSCRIBER_FIELDS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 
 
 @dataclass(frozen=True)
@@ -169,7 +160,7 @@ def import_subscribers(
             continue
         seen[values["email"]] = line
         _, outcome = _store(session, values, now, "active", existing.get(values["email"]))
-        setattr(report, outcome, getattr(report, outcome) + 1)
+        report.count(outcome)
     session.flush()
     return report
 
