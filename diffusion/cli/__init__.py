@@ -1,6 +1,7 @@
 """The editors' and operators' commands; the only place that turns errors into exit codes."""
 
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -9,7 +10,7 @@ from sqlalchemy.engine import Engine
 
 from diffusion import db
 from diffusion.config import Settings, load_settings
-from diffusion.errors import DiffusionError
+from diffusion.errors import DiffusionError, InvalidInput
 
 console = Console()
 err_console = Console(stderr=True)
@@ -44,6 +45,17 @@ class Context:
 
 
 pass_context = click.make_pass_decorator(Context)
+
+
+def parse_now(value: str | None) -> datetime:
+    """The moment a command acts at: now, or `--now` (an ISO date-time) for tests and replays."""
+    if value is None:
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise InvalidInput(f"--now {value!r}: expected an ISO date-time") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

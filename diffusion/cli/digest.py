@@ -1,29 +1,16 @@
 """The editors' digest commands: build editions per segment, list them, show one."""
 
 import json
-from datetime import UTC, datetime
 
 import click
 from rich.table import Table
 from rich.text import Text
 
-from diffusion.cli import Context, cli, console, pass_context
+from diffusion.cli import Context, cli, console, parse_now, pass_context
 from diffusion.editions import build_editions, get_edition, list_editions
-from diffusion.errors import InvalidInput
 from diffusion.models import EDITION_STATUSES
 
 SHOW_FORMATS = ("text", "html", "json")
-
-
-def parse_now(value: str | None) -> datetime:
-    """The moment a command acts at: now, or `--now` (an ISO date-time) for tests and replays."""
-    if value is None:
-        return datetime.now(UTC)
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise InvalidInput(f"--now {value!r}: expected an ISO date-time") from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @cli.group("digest")

@@ -4,8 +4,7 @@ from pathlib import Path
 
 import click
 
-from diffusion.cli import Context, cli, console, pass_context
-from diffusion.cli.digest import parse_now
+from diffusion.cli import Context, cli, console, parse_now, pass_context
 from diffusion.feeds import build_feeds
 
 
