@@ -21,18 +21,16 @@ from diffusion.audiences import (
     feed_path,
     load_rules,
     parse_audience,
+    read_directory,
 )
+from diffusion.collect.subscribers import find_subscriber
 from diffusion.config import Settings
 from diffusion.digest import Digest, Period, Segment, build_digest
 from diffusion.errors import InvalidInput, UnknownAudience, UnknownRecord
 from diffusion.links import archive_url, feed_url
 from diffusion.models import (
     Edition,
-    FieldOffice,
-    FocalPoint,
-    Forum,
     Item,
-    Organisation,
     Subscriber,
 )
 
@@ -57,16 +55,6 @@ class BuildResult:
     subscribers: int
     # Set when the segment needs someone's attention, e.g. its audience key no longer exists.
     warning: str | None = None
-
-
-def load_directory(session: Session) -> Directory:
-    """The directory as plain rows, read once per job."""
-    return Directory.of(
-        organisations=session.exec(select(Organisation)).all(),
-        offices=session.exec(select(FieldOffice)).all(),
-        forums=session.exec(select(Forum)).all(),
-        focal_points=session.exec(select(FocalPoint)).all(),
-    )
 
 
 def load_items(session: Session, start: datetime, end: datetime) -> list[Item]:
@@ -122,11 +110,9 @@ def digest_for(
     """The digest an audience key (or one subscriber's segment) would get; nothing is stored."""
     rules = load_rules(settings.routing)
     with db.session_scope(engine) as session:
-        directory = load_directory(session)
+        directory = read_directory(session)
         if subscriber_email:
-            subscriber = session.exec(
-                select(Subscriber).where(Subscriber.email == subscriber_email.strip().lower())
-            ).first()
+            subscriber = find_subscriber(session, subscriber_email)
             if subscriber is None:
                 raise UnknownRecord(f"no subscriber {subscriber_email!r}; check the address")
             segment = Segment.of(subscriber)
@@ -194,7 +180,7 @@ def build_editions(
         Period.parse(period, settings.zone)  # a malformed label fails before any work
     plans: list[_Plan] = []
     with db.session_scope(engine) as session:
-        directory = load_directory(session)
+        directory = read_directory(session)
         segments = _segments(session, rules, directory, audience)
         for segment in sorted(segments, key=lambda found: found.id):
             if period is not None and segment.cadence != _cadence_of(period):

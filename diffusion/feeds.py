@@ -22,11 +22,11 @@ from diffusion.audiences import (
     RoutingIndex,
     RoutingRules,
     load_rules,
+    read_directory,
     routes_to,
 )
 from diffusion.config import Settings
 from diffusion.digest import AUDIENCE_TITLES, DigestEntry, entry_for, key_name
-from diffusion.editions import load_directory
 from diffusion.links import feed_url
 from diffusion.models import SECTORS, TAG_KEYS, Item
 
@@ -268,7 +268,7 @@ def build_feeds(engine: Engine, settings: Settings, *, out: Path, now: datetime)
     """Load the public items published by `now` and the directory, and write every feed."""
     rules = load_rules(settings.routing)
     with db.session_scope(engine) as session:
-        directory = load_directory(session)
+        directory = read_directory(session)
         items = list(
             session.exec(
                 select(Item)

@@ -166,5 +166,6 @@ def test_bounces_process_reads_an_mbox_from_the_command_line(
 
 def test_bounces_process_names_a_bad_path(tmp_path: Path) -> None:
     (tmp_path / "plain").mkdir()
+    assert CliRunner().invoke(cli, ["--home", str(tmp_path), "init"]).exit_code == 0
     result = CliRunner().invoke(cli, ["--home", str(tmp_path), "bounces", "process", "plain"])
     assert "plain: a folder but not a maildir" in str(result.exception)

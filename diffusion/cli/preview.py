@@ -4,21 +4,21 @@ import sys
 import tempfile
 import webbrowser
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import click
 from sqlalchemy.engine import Engine
-from sqlmodel import select
 
 from diffusion import db, render
 from diffusion.audiences import parse_audience
-from diffusion.cli import Context, cli, err_console, pass_context
+from diffusion.cli import Context, cli, err_console, parse_now, pass_context
+from diffusion.collect.subscribers import find_subscriber
 from diffusion.config import Settings
 from diffusion.deliver.message import MessageTemplate
 from diffusion.editions import digest_for
 from diffusion.errors import InvalidInput, UnknownRecord
-from diffusion.models import Edition, Subscriber
+from diffusion.models import Edition
 
 FORMATS = ("text", "html", "mjml", "eml")
 SAMPLE_NAME = "Ana Sample"
@@ -56,9 +56,7 @@ class Preview:
 
 def _subscriber(engine: Engine, email: str) -> PreviewRecipient:
     with db.session_scope(engine) as session:
-        row = session.exec(
-            select(Subscriber).where(Subscriber.email == email.strip().lower())
-        ).first()
+        row = find_subscriber(session, email)
         if row is None:
             raise UnknownRecord(
                 f"no subscriber {email!r}; check the address with `diffusion subscribers list`"
@@ -121,16 +119,6 @@ def build_preview(
     return Preview(rendered, reader, html_part, text_part, message.personalise(reader))
 
 
-def _parse_now(value: str | None) -> datetime:
-    if value is None:
-        return datetime.now(UTC)
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise InvalidInput(f"--now {value!r}: expected an ISO date-time") from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _open_in_browser(html_part: str, output: Path | None) -> str:
     if output is None or output.suffix.lower() not in (".html", ".htm"):
         with tempfile.NamedTemporaryFile(
@@ -187,7 +175,7 @@ def preview(
       diffusion preview --subscriber ana@example.org --format eml -o ana.eml
     """
     settings = ctx.settings
-    engine = db.engine_for(settings)
+    engine = ctx.engine
     try:
         result = build_preview(
             engine,
@@ -196,7 +184,7 @@ def preview(
             language=language,
             subscriber_email=subscriber,
             period=period,
-            now=_parse_now(now),
+            now=parse_now(now),
         )
     finally:
         engine.dispose()

@@ -126,7 +126,7 @@ def send(
     settings = ctx.settings
     if rate:
         settings = settings.model_copy(update={"rate_per_second": rate})
-    engine = db.engine_for(settings)
+    engine = ctx.engine
     if not resume:
         _build(engine, settings, period, audience)
     editions = sender.pending_editions(engine, period=period, audience=audience, resume_only=resume)
@@ -230,7 +230,7 @@ def outbox_status(ctx: Context, fmt: str) -> None:
       diffusion outbox status
       diffusion outbox status --format json
     """
-    engine = db.engine_for(ctx.settings)
+    engine = ctx.engine
     with db.session_scope(engine) as session:
         states = outbox.counts(session)
         editions = {
@@ -271,7 +271,7 @@ def outbox_retry(ctx: Context) -> None:
     Example:
       diffusion outbox retry && diffusion send --resume
     """
-    engine = db.engine_for(ctx.settings)
+    engine = ctx.engine
     with db.session_scope(engine) as session:
         count = outbox.retry_now(session, now=_now())
     console.print(f"{count} deferred messages queued again.")
@@ -293,7 +293,7 @@ def bounces_process(ctx: Context, path: Path) -> None:
       diffusion bounces process /var/mail/bounces/
       diffusion bounces process bounces.mbox
     """
-    engine = db.engine_for(ctx.settings)
+    engine = ctx.engine
     report = bounces.process_bounces(engine, ctx.settings, now=_now(), path=path)
     console.print(report.summary(), highlight=False)
     for problem in report.problems:

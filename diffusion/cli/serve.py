@@ -14,7 +14,7 @@ from rich.table import Table
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
-from diffusion import db, schedule
+from diffusion import db, render, schedule
 from diffusion.cli import Context, cli, console, pass_context
 from diffusion.cli.digest import digest_group
 from diffusion.config import Settings
@@ -56,6 +56,8 @@ def serve(
     settings = ctx.settings
     setup_logging()
     engine = ctx.engine
+    # A broken email template fails here, naming file and line, before any job can run.
+    render.check_templates(settings)
     scheduler = None
     if not no_scheduler:
         scheduler = schedule.make_scheduler(engine, settings, now=datetime.now(UTC))

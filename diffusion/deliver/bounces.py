@@ -10,9 +10,10 @@ from email.parser import BytesHeaderParser
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, col, select
 
 from diffusion import db
+from diffusion.collect.subscribers import find_subscriber
 from diffusion.config import Settings
 from diffusion.errors import InvalidInput
 from diffusion.models import OutboxMessage, Subscriber
@@ -154,9 +155,7 @@ def apply_bounce(
         ).first()
     subscriber = session.get(Subscriber, row.subscriber_id) if row else None
     if subscriber is None and bounce.recipient:
-        subscriber = session.exec(
-            select(Subscriber).where(func.lower(Subscriber.email) == bounce.recipient)
-        ).first()
+        subscriber = find_subscriber(session, bounce.recipient)
         if subscriber is not None and row is None:
             row = session.exec(
                 select(OutboxMessage)

@@ -25,7 +25,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from diffusion import db, links, render, validate
-from diffusion.collect.subscribers import add_subscriber, check_subscriber
+from diffusion.audiences import RoutingRules, load_rules
+from diffusion.collect.subscribers import add_subscriber, check_subscriber, find_subscriber
 from diffusion.config import Settings
 from diffusion.errors import DeliveryError, InvalidInput, InvalidToken
 from diffusion.i18n import direction, format_day
@@ -70,6 +71,7 @@ class Web:
     templates: Jinja2Templates
     per_address: RateLimiter
     per_client: RateLimiter
+    rules: RoutingRules  # the editors' routing rules: which audience keys exist
 
     @property
     def secret(self) -> str:
@@ -275,10 +277,8 @@ def _subscribe(web: Web, values: dict[str, Any], now: datetime) -> Confirmation:
     """
     settings = web.settings
     with db.session_scope(web.engine) as session:
-        checked = check_subscriber(session, values)
-        existing = session.exec(
-            select(Subscriber).where(Subscriber.email == checked["email"])
-        ).first()
+        checked = check_subscriber(session, values, rules=web.rules)
+        existing = find_subscriber(session, checked["email"])
         if existing is not None and existing.status == "active":
             return Confirmation(
                 existing.email,
@@ -347,7 +347,7 @@ async def subscribe(request: Request) -> Response:
     if not web.per_client.allow(client):
         return _rate_limited(request, language)
     try:
-        address = validate.email(values["email"])
+        address = validate.subscriber_email(values["email"])
         if values["language"] not in web.settings.languages:
             raise InvalidInput(f"language {values['language']!r}: not offered")
     except InvalidInput as exc:
@@ -662,7 +662,9 @@ def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
     """
     render.check_templates(settings)
     own_engine = engine is None
-    engine = engine or db.engine_for(settings)
+    if engine is None:
+        engine = db.engine_for(settings)
+        db.require_schema(engine)
     settings.feeds_dir.mkdir(parents=True, exist_ok=True)
     web = Web(
         settings=settings,
@@ -670,6 +672,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
         templates=Jinja2Templates(directory=TEMPLATES_DIR),
         per_address=RateLimiter(settings.subscribe_limit_per_address),
         per_client=RateLimiter(settings.subscribe_limit_per_client),
+        rules=load_rules(settings.routing),
     )
 
     @asynccontextmanager
