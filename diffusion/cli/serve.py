@@ -30,6 +30,7 @@ def setup_logging() -> None:
     """One line per job run and per send summary on stderr; APScheduler only says what fails."""
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # the schema check is not news
 
 
 @cli.command()
