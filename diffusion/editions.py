@@ -404,3 +404,39 @@ def get_edition(engine: Engine, edition_id: int) -> Edition:
     if edition is None:
         raise UnknownRecord(f"no edition {edition_id}; see `diffusion digest list`")
     return edition
+
+
+def approve_editions(
+    engine: Engine, *, now: datetime, edition_ids: Sequence[int] = (), period: str | None = None
+) -> list[int]:
+    """Approve the given drafts, or every draft (of `period`); returns the ids approved.
+
+    One UPDATE ... WHERE status = 'draft': two editors approving at once approve each once.
+    """
+    table = cast(sa.Table, Edition.__table__)  # type: ignore[attr-defined]
+    with db.session_scope(engine) as session:
+        if edition_ids:
+            found = dict(
+                session.execute(
+                    sa.select(table.c.id, table.c.status).where(table.c.id.in_(edition_ids))
+                ).all()
+            )
+            for edition_id in edition_ids:
+                if edition_id not in found:
+                    raise UnknownRecord(f"no edition {edition_id}; see `diffusion digest list`")
+                if found[edition_id] != "draft":
+                    raise InvalidInput(
+                        f"edition {edition_id} is {found[edition_id]}, not a draft: "
+                        "only drafts wait for approval"
+                    )
+        statement = (
+            sa.update(table)
+            .where(table.c.status == "draft")
+            .values(status="approved", approved_at=now)
+            .returning(table.c.id)
+        )
+        if edition_ids:
+            statement = statement.where(table.c.id.in_(edition_ids))
+        if period:
+            statement = statement.where(table.c.period == period)
+        return sorted(session.execute(statement).scalars())

@@ -1,13 +1,15 @@
 """The editors' digest commands: build editions per segment, list them, show one."""
 
 import json
+from datetime import UTC, datetime
 
 import click
 from rich.table import Table
 from rich.text import Text
 
 from diffusion.cli import Context, cli, console, parse_now, pass_context
-from diffusion.editions import build_editions, get_edition, list_editions
+from diffusion.digest import Period
+from diffusion.editions import approve_editions, build_editions, get_edition, list_editions
 from diffusion.models import EDITION_STATUSES
 
 SHOW_FORMATS = ("text", "html", "json")
@@ -132,3 +134,41 @@ def digest_show(ctx: Context, edition_id: int, fmt: str) -> None:
         click.echo(edition.html)
     else:
         click.echo(f"Subject: {edition.subject}\n\n{edition.text}")
+
+
+@digest_group.command("approve")
+@click.argument("edition_ids", nargs=-1, type=int)
+@click.option("--all", "approve_all", is_flag=True, help="Every draft (of --period, if given).")
+@click.option("--period", metavar="YYYY-MM|YYYY-Www", help="Only the drafts of this period.")
+@pass_context
+def digest_approve(
+    ctx: Context, edition_ids: tuple[int, ...], approve_all: bool, period: str | None
+) -> None:
+    """Approve draft editions: the scheduler's send job then sends them.
+
+    With `require_approval = true`, built editions wait as drafts until approved here.
+
+    \b
+    Example:
+      diffusion digest approve 12 13
+      diffusion digest approve --all --period 2026-11
+    """
+    if bool(edition_ids) == approve_all:
+        raise click.UsageError("give edition IDs, or --all (with --period to narrow it)")
+    if period:
+        Period.parse(period, ctx.settings.zone)
+    engine = ctx.engine
+    try:
+        approved = approve_editions(
+            engine, now=datetime.now(UTC), edition_ids=edition_ids, period=period
+        )
+    finally:
+        engine.dispose()
+    if not approved:
+        console.print("No draft to approve.")
+        return
+    console.print(
+        f"Approved {len(approved)} edition(s): {', '.join(map(str, approved))}. "
+        "The next send job sends them (or now: diffusion jobs run send).",
+        highlight=False,
+    )

@@ -3,7 +3,6 @@
 import logging
 import signal
 import threading
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from types import FrameType
 
@@ -16,11 +15,8 @@ from sqlmodel import col, select
 
 from diffusion import db, render, schedule
 from diffusion.cli import Context, cli, console, pass_context
-from diffusion.cli.digest import digest_group
 from diffusion.config import Settings
 from diffusion.deliver import outbox
-from diffusion.digest import Period
-from diffusion.errors import InvalidInput, UnknownRecord
 from diffusion.models import Edition, Source
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -202,77 +198,3 @@ def status(ctx: Context) -> None:
     console.print(box)
     console.print(f"Editions waiting for approval: {drafts}")
     engine.dispose()
-
-
-def approve_editions(
-    engine: Engine, *, now: datetime, edition_ids: Sequence[int] = (), period: str | None = None
-) -> list[int]:
-    """Approve the given drafts, or every draft (of `period`); returns the ids approved.
-
-    One UPDATE ... WHERE status = 'draft': two editors approving at once approve each once.
-    """
-    table = Edition.__table__  # type: ignore[attr-defined]
-    with db.session_scope(engine) as session:
-        if edition_ids:
-            found = dict(
-                session.execute(
-                    sa.select(table.c.id, table.c.status).where(table.c.id.in_(edition_ids))
-                ).all()
-            )
-            for edition_id in edition_ids:
-                if edition_id not in found:
-                    raise UnknownRecord(f"no edition {edition_id}; see `diffusion digest list`")
-                if found[edition_id] != "draft":
-                    raise InvalidInput(
-                        f"edition {edition_id} is {found[edition_id]}, not a draft: "
-                        "only drafts wait for approval"
-                    )
-        statement = (
-            sa.update(table)
-            .where(table.c.status == "draft")
-            .values(status="approved", approved_at=now)
-            .returning(table.c.id)
-        )
-        if edition_ids:
-            statement = statement.where(table.c.id.in_(edition_ids))
-        if period:
-            statement = statement.where(table.c.period == period)
-        return sorted(session.execute(statement).scalars())
-
-
-@digest_group.command("approve")
-@click.argument("edition_ids", nargs=-1, type=int)
-@click.option("--all", "approve_all", is_flag=True, help="Every draft (of --period, if given).")
-@click.option("--period", metavar="YYYY-MM|YYYY-Www", help="Only the drafts of this period.")
-@pass_context
-def digest_approve(
-    ctx: Context, edition_ids: tuple[int, ...], approve_all: bool, period: str | None
-) -> None:
-    """Approve draft editions: the scheduler's send job then sends them.
-
-    With `require_approval = true`, built editions wait as drafts until approved here.
-
-    \b
-    Example:
-      diffusion digest approve 12 13
-      diffusion digest approve --all --period 2026-11
-    """
-    if bool(edition_ids) == approve_all:
-        raise click.UsageError("give edition IDs, or --all (with --period to narrow it)")
-    if period:
-        Period.parse(period, ctx.settings.zone)
-    engine = ctx.engine
-    try:
-        approved = approve_editions(
-            engine, now=datetime.now(UTC), edition_ids=edition_ids, period=period
-        )
-    finally:
-        engine.dispose()
-    if not approved:
-        console.print("No draft to approve.")
-        return
-    console.print(
-        f"Approved {len(approved)} edition(s): {', '.join(map(str, approved))}. "
-        "The next send job sends them (or now: diffusion jobs run send).",
-        highlight=False,
-    )
