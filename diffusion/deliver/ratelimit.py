@@ -33,6 +33,11 @@ class RateLimiter:
             self._buckets.append(_Bucket(per_hour / 3600.0, max(1.0, per_hour / 60.0)))
         self._lock = asyncio.Lock()
 
+    @property
+    def active(self) -> bool:
+        """Whether any limit is set: with none, callers need not await `acquire` at all."""
+        return bool(self._buckets)
+
     async def acquire(self) -> None:
         if not self._buckets:
             return
