@@ -12,6 +12,7 @@ from typing import cast
 
 import dkim
 import pytest
+from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 
 from diffusion.config import Settings, load_settings
 from diffusion.deliver import MessageTemplate, send_one
@@ -149,13 +150,18 @@ def test_placeholders_survive_quoted_printable_wherever_they_fall(
             pieces.append("".join(rng.choice(alphabet) for _ in range(rng.randint(0, 200))))
             pieces.append(f"[[diffusion:{rng.choice(fields)}]]")
         text = "".join(pieces)
-        name = "".join(rng.choice("Zoë é=x ") for _ in range(rng.randint(0, 120)))
+        name = "".join(rng.choice("Zoë é=x. ") for _ in range(rng.randint(0, 120)))
         template = MessageTemplate.from_edition(edition(text=text), mail_settings, now=NOW)
         subscriber = reader(round_ + 1, name=name)
         values = template.values(subscriber)  # links are signed with a timestamp: fix them
         data = template.fill(subscriber, values)
         body = data.split(b"\r\n\r\n", 1)[1]
         assert max(len(line) for line in body.split(b"\r\n")) <= 76
+        # Wire-ready, as the SMTP transport sends it: what aiosmtplib's DATA would rewrite
+        # (line ends, a leading "." to double) is never there.
+        assert template.wire_ready
+        assert normalize_message_line_endings(data) == data
+        assert not PERIOD_REGEX.search(data)
         part = next(iter(parse(data).iter_parts()))
         expected = fill(text, values)
         assert part.get_content().replace("\r\n", "\n") == expected

@@ -43,7 +43,7 @@ def states(engine: Engine) -> dict[str, OutboxMessage]:
         return {email: row for row, email in rows}
 
 
-def test_enqueue_adds_the_segment_once(engine: Engine) -> None:
+def test_enqueue_adds_the_segment_once(engine: Engine, settings: Settings) -> None:
     with db.session_scope(engine) as session:
         edition = make_edition(session)
         make_subscribers(session, 5)
@@ -54,9 +54,9 @@ def test_enqueue_adds_the_segment_once(engine: Engine) -> None:
         session.add(Subscriber(email="ed@example.org", audience=lc, sectors=["ED"]))
         session.flush()
         people = outbox.segment_subscribers(session, edition)
-        added = outbox.enqueue(session, edition, people, now=NOW)
+        added = outbox.enqueue(session, edition, people, settings, now=NOW)
         people = outbox.segment_subscribers(session, edition)
-        again = outbox.enqueue(session, edition, people, now=NOW)
+        again = outbox.enqueue(session, edition, people, settings, now=NOW)
     assert (added, again) == (5, 0)
     assert sorted(states(engine)) == [f"reader{n}@example.org" for n in range(5)]
 
@@ -154,6 +154,10 @@ def test_a_faulty_server_still_delivers_each_recipient_exactly_once(
     assert {a for a, row in rows.items() if row.state == "failed_permanent"} == refused
     assert {a for a, row in rows.items() if row.state == "sent"} == deliverable
     assert any(row.attempts > 1 for row in rows.values())  # retries did happen
+    # The Message-ID was decided when the row was queued: retried messages carry it too.
+    sent_ids = {m.rcpt_tos[0]: m.parsed()["Message-ID"] for m in smtp_server.received}
+    assert sent_ids == {address: rows[address].message_id for address in deliverable}
+    assert len(set(sent_ids.values())) == len(deliverable)
     assert summary.sent == len(deliverable) and summary.deferred == 0
     assert summary.editions_sent
 
@@ -174,7 +178,7 @@ def test_subscribers_who_left_after_queueing_are_skipped(
     with db.session_scope(engine) as session:
         edition = make_edition(session)
         people = make_subscribers(session, 3)
-        outbox.enqueue(session, edition, people, now=NOW)
+        outbox.enqueue(session, edition, people, settings, now=NOW)
         edition.status = "sending"
         people[1].status = "unsubscribed"
     summary = send_pending(engine, smtp(settings, smtp_server), now=NOW)
@@ -184,12 +188,12 @@ def test_subscribers_who_left_after_queueing_are_skipped(
 
 
 def test_stuck_rows_are_reclaimed_after_the_lease_or_when_their_worker_is_gone(
-    engine: Engine,
+    engine: Engine, settings: Settings
 ) -> None:
     with db.session_scope(engine) as session:
         edition = make_edition(session)
         people = make_subscribers(session, 3)
-        outbox.enqueue(session, edition, people, now=NOW)
+        outbox.enqueue(session, edition, people, settings, now=NOW)
     host = socket.gethostname()
     claims = [
         (f"{host}:999999999:dead", NOW),  # a local process that no longer exists

@@ -13,10 +13,13 @@ from sqlmodel import select
 
 from diffusion import db
 from diffusion.config import Settings, load_settings
-from diffusion.deliver import send_pending
-from diffusion.deliver.transport import SMTPServer
-from diffusion.models import OutboxMessage
-from tests.smtpserver import RecordingServer, make_edition, make_subscribers
+from diffusion.deliver import MessageTemplate, send_pending
+from diffusion.deliver.transport import SMTPServer, make_transport
+from diffusion.digest import Segment
+from diffusion.models import Edition, OutboxMessage, Subscriber
+from tests.smtpserver import RecordingServer, make_edition, make_subscribers, smtp_server
+
+__all__ = ["smtp_server"]
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -74,6 +77,42 @@ def send_to_three(settings: Settings) -> dict[str, str]:
         states = {row.id: row.state for row in session.exec(select(OutboxMessage))}
     engine.dispose()
     return {str(key): value for key, value in states.items()}
+
+
+async def test_template_messages_arrive_byte_for_byte_and_other_bytes_are_normalised(
+    tmp_path: Path, smtp_server: RecordingServer
+) -> None:
+    settings = load_settings(home=tmp_path, secret_key="s", smtp_url=smtp_server.url)
+    dotted = ".A line starting with a dot\n..and two\n.\nthe end."
+    edition = Edition(
+        id=1,
+        segment=Segment("liaison_committee").id,
+        audience="liaison_committee",
+        period="2026-11",
+        subject="Dots",
+        html=f"<p>[[diffusion:greeting]]</p><pre>\n{dotted}</pre>",
+        text=f"[[diffusion:name]]\n{dotted}\n",
+        created_at=NOW,
+    )
+    template = MessageTemplate.from_edition(edition, settings, now=NOW)
+    reader = Subscriber(id=1, email="dot@example.org", name=".Dot", language="en")
+    prepared = template.personalise(reader)
+    other = b"Subject: not from a template\n\n.one\nbare line ends\r..two"
+    transport = make_transport(settings)
+    try:
+        first = await transport.deliver(template.sender, [reader.email], prepared, wire_ready=True)
+        second = await transport.deliver(template.sender, [reader.email], other)
+    finally:
+        await transport.close()
+    assert [first[reader.email].kind, second[reader.email].kind] == ["sent", "sent"]
+    # What the server stored after undoing the dot-stuffing: exactly the bytes we made ...
+    received = [message.data for message in smtp_server.received]
+    assert received[0] == prepared
+    text, html = smtp_server.received[0].parsed().iter_parts()
+    assert text.get_content().replace("\r\n", "\n") == f".Dot\n{dotted}\n"
+    assert dotted in html.get_content().replace("\r\n", "\n")
+    # ... and bytes from elsewhere, normalised by aiosmtplib as before.
+    assert received[1] == b"Subject: not from a template\r\n\r\n.one\r\nbare line ends\r\n..two\r\n"
 
 
 def test_starttls_and_login_from_the_url(

@@ -1,9 +1,11 @@
 """The foundation: settings precedence, migrations on both databases, timestamps in UTC."""
 
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlmodel import select
 
 from diffusion import db
@@ -77,6 +79,26 @@ def test_tokens_are_bound_to_their_purpose_and_refuse_tampering() -> None:
         read_token("s3cret", "unsubscribe", token[:-2] + ("AA" if token[-2:] != "AA" else "BB"))
     with pytest.raises(InvalidToken):
         read_token("other", "unsubscribe", token)
+    with pytest.raises(InvalidToken):  # another subscriber's id under this signature
+        read_token("s3cret", "unsubscribe", "43" + token.removeprefix("42"))
+
+
+def test_tokens_with_claims_and_tokens_of_the_earlier_form_are_read() -> None:
+    confirm = make_token("s3cret", "confirm", 7, at="2026-11-01T09:00:00+00:00")
+    assert read_token("s3cret", "confirm", confirm) == {"sub": 7, "at": "2026-11-01T09:00:00+00:00"}
+    # Links in newsletters sent before tokens were compact: a signed JSON object.
+    earlier = URLSafeTimedSerializer("s3cret", salt="diffusion.unsubscribe").dumps({"sub": 42})
+    assert read_token("s3cret", "unsubscribe", earlier) == {"sub": 42}
+
+
+def test_expired_tokens_say_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    an_hour_ago = int(time.time()) - 3600
+    with monkeypatch.context() as patch:
+        patch.setattr(TimestampSigner, "get_timestamp", lambda _self: an_hour_ago)
+        token = make_token("s3cret", "preferences", 42)
+    assert read_token("s3cret", "preferences", token, max_age_seconds=7200)["sub"] == 42
+    with pytest.raises(InvalidToken, match="expired"):
+        read_token("s3cret", "preferences", token, max_age_seconds=60)
 
 
 def test_placeholders_are_filled_per_recipient() -> None:

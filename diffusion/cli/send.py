@@ -150,7 +150,7 @@ def send(
         return
 
     now = _now()
-    sender.enqueue_editions(engine, editions, now=now)
+    sender.enqueue_editions(engine, settings, editions, now=now)
     ids = [edition.id for edition in editions if edition.id is not None]
     with db.session_scope(engine) as session:
         before = outbox.counts(session, ids)

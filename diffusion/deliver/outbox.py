@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from diffusion.config import Settings
+from diffusion.deliver.message import message_ids
 from diffusion.digest import Segment
 from diffusion.models import Edition, OutboxMessage, Subscriber
 
@@ -38,6 +39,7 @@ class Claimed:
     outbox_id: int
     edition_id: int
     attempts: int
+    message_id: str | None  # None on rows queued before ids were decided at enqueueing
     id: int  # the subscriber's, so that a Claimed is a message.Recipient
     email: str
     name: str
@@ -53,7 +55,7 @@ class Result:
     attempts: int  # before this attempt
     kind: str  # "sent", "temporary", "permanent", or "skipped" (subscriber no longer active)
     reply: str = ""
-    message_id: str | None = None
+    message_id: str | None = None  # to store, when the row had none yet
 
 
 def worker_name() -> str:
@@ -110,10 +112,16 @@ def _insert(session: Session) -> Any:
 
 
 def enqueue(
-    session: Session, edition: Edition, subscribers: Iterable[Member], *, now: datetime
+    session: Session,
+    edition: Edition,
+    subscribers: Iterable[Member],
+    settings: Settings,
+    *,
+    now: datetime,
 ) -> int:
     """Add the rows that are missing for these subscribers; returns how many were added."""
     added = 0
+    message_id = message_ids(edition, settings)
     for chunk in batched(subscribers, 1000):
         rows = [
             {
@@ -121,6 +129,7 @@ def enqueue(
                 "subscriber_id": subscriber.id,
                 "state": "queued",
                 "attempts": 0,
+                "message_id": message_id(subscriber.id or 0),
                 "updated_at": now,
             }
             for subscriber in chunk
@@ -165,7 +174,13 @@ def claim(
         sa.update(_table)
         .where(_table.c.id.in_(chosen), _claimable(edition_ids, now))
         .values(state="sending", claimed_by=worker, claimed_at=now, updated_at=now)
-        .returning(_table.c.id, _table.c.edition_id, _table.c.subscriber_id, _table.c.attempts)
+        .returning(
+            _table.c.id,
+            _table.c.edition_id,
+            _table.c.subscriber_id,
+            _table.c.attempts,
+            _table.c.message_id,
+        )
     ).all()
     session.commit()
     if not claimed:
@@ -184,8 +199,8 @@ def claim(
         )
     }
     out = [
-        Claimed(outbox_id, edition_id, attempts, subscriber_id, *people[subscriber_id])
-        for outbox_id, edition_id, subscriber_id, attempts in claimed
+        Claimed(outbox_id, edition_id, attempts, message_id, subscriber_id, *people[subscriber_id])
+        for outbox_id, edition_id, subscriber_id, attempts, message_id in claimed
     ]
     out.sort(key=lambda item: item.outbox_id)
     return out
@@ -206,8 +221,7 @@ def record(
 ) -> None:
     """Write the outcomes of a batch: sent, retried later with backoff, or failed for good."""
     sent = [r for r in results if r.kind == "sent"]
-    # The columns every sent row gets alike in one statement per attempt count (usually one), the
-    # message ids in an executemany of plain values: no date to convert row by row.
+    # Every sent row gets the same values: one statement per attempt count (usually one).
     for attempts in sorted({r.attempts for r in sent}):
         ids = [r.outbox_id for r in sent if r.attempts == attempts]
         for chunk in batched(ids, 1000):
@@ -258,7 +272,7 @@ def record(
                 attempts=sa.bindparam("b_attempts"),
                 next_attempt_at=sa.bindparam("b_next"),
                 last_error=sa.bindparam("b_error"),
-                message_id=sa.bindparam("b_mid"),
+                message_id=sa.func.coalesce(sa.bindparam("b_mid"), _table.c.message_id),
                 claimed_by=None,
                 updated_at=now,
             ),

@@ -86,7 +86,9 @@ def pending_editions(
         return list(session.exec(query).all())
 
 
-def enqueue_editions(engine: Engine, editions: Sequence[Edition], *, now: datetime) -> int:
+def enqueue_editions(
+    engine: Engine, settings: Settings, editions: Sequence[Edition], *, now: datetime
+) -> int:
     """Queue each approved edition for its segment; status and rows change in one transaction."""
     added = 0
     for edition in editions:
@@ -94,9 +96,8 @@ def enqueue_editions(engine: Engine, editions: Sequence[Edition], *, now: dateti
             fresh = session.get(Edition, edition.id)
             if fresh is None or fresh.status != "approved":
                 continue  # already queued (by us earlier, or by a concurrent worker)
-            added += outbox.enqueue(
-                session, fresh, outbox.segment_subscribers(session, fresh), now=now
-            )
+            members = outbox.segment_subscribers(session, fresh)
+            added += outbox.enqueue(session, fresh, members, settings, now=now)
             fresh.status = "sending"
             session.add(fresh)
     return added
@@ -209,7 +210,8 @@ class _Run:
 
     async def send(self, item: outbox.Claimed) -> None:
         template = self.templates[item.edition_id]
-        message_id = template.message_id(item)
+        message_id = item.message_id or template.message_id(item)
+        to_store = None if item.message_id else message_id
         if item.status != "active":
             reason = f"not sent: the subscriber is {item.status}"
             self.results.append(outbox.Result(item.outbox_id, item.attempts, "skipped", reason))
@@ -221,10 +223,12 @@ class _Run:
             return
         if self.limiter.active:
             await self.limiter.acquire()
-        outcomes = await self.transport.deliver(template.sender, [item.email], data)
+        outcomes = await self.transport.deliver(
+            template.sender, [item.email], data, wire_ready=template.wire_ready
+        )
         outcome = outcomes.get(item.email, Outcome("temporary", "no answer for this recipient"))
         self.results.append(
-            outbox.Result(item.outbox_id, item.attempts, outcome.kind, outcome.reply, message_id)
+            outbox.Result(item.outbox_id, item.attempts, outcome.kind, outcome.reply, to_store)
         )
 
     def claimed(self) -> Iterator[outbox.Claimed]:
@@ -446,7 +450,7 @@ def send_pending(
     ids = [edition.id for edition in editions if edition.id is not None]
     if not ids:
         return SendSummary()
-    enqueue_editions(engine, editions, now=now)
+    enqueue_editions(engine, settings, editions, now=now)
     if workers > 1:
         summary = _deliver_in_processes(
             engine,

@@ -12,6 +12,7 @@ from typing import Literal, Protocol
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
+from aiosmtplib.status import SMTPStatus
 
 from diffusion.config import Settings
 from diffusion.deliver.message import check_address, serialise
@@ -39,8 +40,10 @@ class Transport(Protocol):
     concurrency: int
 
     async def deliver(
-        self, sender: str, recipients: Sequence[str], data: bytes
-    ) -> dict[str, Outcome]: ...
+        self, sender: str, recipients: Sequence[str], data: bytes, *, wire_ready: bool = False
+    ) -> dict[str, Outcome]:
+        """`wire_ready`: data has CRLF line ends and no line starting with "." (see _data)."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -55,7 +58,7 @@ class MaildirTransport:
         self._box: mailbox.Maildir | None = None
 
     async def deliver(
-        self, sender: str, recipients: Sequence[str], data: bytes
+        self, sender: str, recipients: Sequence[str], data: bytes, *, wire_ready: bool = False
     ) -> dict[str, Outcome]:
         try:
             if self._box is None:
@@ -129,8 +132,35 @@ _CONNECTION_ERRORS = (
 )
 
 
+async def _data(client: aiosmtplib.SMTP, data: bytes, wire_ready: bool) -> str:
+    """DATA: the message, then the server's acceptance (its reply text).
+
+    aiosmtplib's `data` rewrites every line ending and doubles every leading "." of each
+    message it sends: two regular-expression passes that are two thirds of the CPU time of
+    sending a 70 KB newsletter. A MessageTemplate settles both once per edition, so its
+    messages are written as they are, with aiosmtplib's own command and reply calls.
+    """
+    if not wire_ready:
+        return (await client.data(data)).message
+    reply = await client.execute_command(b"DATA")
+    if reply.code != SMTPStatus.start_input:
+        raise aiosmtplib.SMTPDataError(reply.code, reply.message)
+    if client.protocol is None:
+        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+    client.protocol.write(data)
+    client.protocol.write(b".\r\n")
+    reply = await client.protocol.read_response(timeout=client.timeout)
+    if reply.code != SMTPStatus.completed:
+        raise aiosmtplib.SMTPDataError(reply.code, reply.message)
+    return reply.message
+
+
 async def _transaction(
-    client: aiosmtplib.SMTP, sender: str, recipients: Sequence[str], data: bytes
+    client: aiosmtplib.SMTP,
+    sender: str,
+    recipients: Sequence[str],
+    data: bytes,
+    wire_ready: bool = False,
 ) -> tuple[dict[str, aiosmtplib.SMTPResponse], str]:
     """MAIL, RCPT per recipient, DATA: what `sendmail` does, with the size taken as it is.
 
@@ -155,14 +185,14 @@ async def _transaction(
                 refused[recipient] = aiosmtplib.SMTPResponse(exc.code, exc.message)
         if len(errors) == len(recipients):
             raise aiosmtplib.SMTPRecipientsRefused(errors)
-        response = await client.data(data)
+        reply = await _data(client, data, wire_ready)
     except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
         try:  # leave the connection ready for the next message, as sendmail does
             await client.rset()
         except (ConnectionError, aiosmtplib.SMTPResponseException):
             pass
         raise
-    return refused, response.message
+    return refused, reply
 
 
 class SMTPTransport:
@@ -177,21 +207,26 @@ class SMTPTransport:
             self._idle.put_nowait(client)
 
     async def deliver(
-        self, sender: str, recipients: Sequence[str], data: bytes
+        self, sender: str, recipients: Sequence[str], data: bytes, *, wire_ready: bool = False
     ) -> dict[str, Outcome]:
         client = await self._idle.get()
         try:
-            return await self._send(client, sender, recipients, data)
+            return await self._send(client, sender, recipients, data, wire_ready)
         finally:
             self._idle.put_nowait(client)
 
     async def _send(
-        self, client: aiosmtplib.SMTP, sender: str, recipients: Sequence[str], data: bytes
+        self,
+        client: aiosmtplib.SMTP,
+        sender: str,
+        recipients: Sequence[str],
+        data: bytes,
+        wire_ready: bool,
     ) -> dict[str, Outcome]:
         try:
             if not client.is_connected:
                 await client.connect()
-            refused, reply = await _transaction(client, sender, recipients, data)
+            refused, reply = await _transaction(client, sender, recipients, data, wire_ready)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             outcomes = {
                 err.recipient: Outcome.from_code(err.code, err.message) for err in exc.recipients
