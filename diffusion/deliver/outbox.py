@@ -144,14 +144,16 @@ def enqueue(
     return added
 
 
-def _claimable(edition_ids: Sequence[int], now: datetime) -> Any:
+def _due_retries(edition_ids: Sequence[int], now: datetime) -> Any:
     return sa.and_(
         _table.c.edition_id.in_(edition_ids),
-        sa.or_(
-            _table.c.state == "queued",
-            sa.and_(_table.c.state == "failed_temporary", _table.c.next_attempt_at <= now),
-        ),
+        _table.c.state == "failed_temporary",
+        _table.c.next_attempt_at <= now,
     )
+
+
+def _queued(edition_ids: Sequence[int], now: datetime) -> Any:
+    return sa.and_(_table.c.edition_id.in_(edition_ids), _table.c.state == "queued")
 
 
 def claim(
@@ -159,29 +161,36 @@ def claim(
 ) -> list[Claimed]:
     """Mark up to `limit` due rows `sending` for this worker and return them.
 
-    One UPDATE statement: on PostgreSQL the rows are locked with SKIP LOCKED so that concurrent
-    workers take disjoint batches; on SQLite the statement holds the single write lock.
+    Deferred rows that are due come first, then queued ones in (edition, id) order. One UPDATE
+    statement for each: on PostgreSQL the rows are locked with SKIP LOCKED so that concurrent
+    workers take disjoint batches; on SQLite the statement holds the single write lock. They
+    are separate so that each walks its own index and stops at `limit` rows.
     """
-    chosen = (
-        sa.select(_table.c.id)
-        .where(_claimable(edition_ids, now))
-        .order_by(_table.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
-    claimed = session.execute(
-        sa.update(_table)
-        .where(_table.c.id.in_(chosen), _claimable(edition_ids, now))
-        .values(state="sending", claimed_by=worker, claimed_at=now, updated_at=now)
-        .returning(
-            _table.c.id,
-            _table.c.edition_id,
-            _table.c.subscriber_id,
-            _table.c.attempts,
-            _table.c.message_id,
+    claimed: list[Any] = []
+    for due in (_due_retries, _queued):
+        if len(claimed) >= limit:
+            break
+        chosen = (
+            sa.select(_table.c.id)
+            .where(due(edition_ids, now))
+            .order_by(_table.c.edition_id, _table.c.id)
+            .limit(limit - len(claimed))
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
         )
-    ).all()
+        rows = session.execute(
+            sa.update(_table)
+            .where(_table.c.id.in_(chosen), due(edition_ids, now))
+            .values(state="sending", claimed_by=worker, claimed_at=now, updated_at=now)
+            .returning(
+                _table.c.id,
+                _table.c.edition_id,
+                _table.c.subscriber_id,
+                _table.c.attempts,
+                _table.c.message_id,
+            )
+        ).all()
+        claimed += sorted(rows, key=lambda row: (row[1], row[0]))  # RETURNING has no order
     session.commit()
     if not claimed:
         return []
@@ -198,12 +207,10 @@ def claim(
             ).where(_subscribers.c.id.in_([row[2] for row in claimed]))
         )
     }
-    out = [
+    return [
         Claimed(outbox_id, edition_id, attempts, message_id, subscriber_id, *people[subscriber_id])
         for outbox_id, edition_id, subscriber_id, attempts, message_id in claimed
     ]
-    out.sort(key=lambda item: item.outbox_id)
-    return out
 
 
 def release(session: Session, outbox_ids: Sequence[int], *, now: datetime) -> None:
