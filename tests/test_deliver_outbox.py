@@ -18,6 +18,7 @@ from diffusion.cli import cli
 from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
 from diffusion.config import Settings
 from diffusion.deliver import outbox, send_pending
+from diffusion.digest import Segment
 from diffusion.errors import InvalidInput
 from diffusion.models import Edition, OutboxMessage, Subscriber
 from tests.smtpserver import RecordingServer, make_edition, make_subscribers, smtp_server
@@ -37,10 +38,12 @@ def seed(engine: Engine, count: int, **edition: Any) -> int:
         return int(found.id)
 
 
-def states(engine: Engine) -> dict[str, OutboxMessage]:
+def states(engine: Engine, edition_id: int | None = None) -> dict[str, OutboxMessage]:
+    query = select(OutboxMessage, Subscriber.email).join(Subscriber)
+    if edition_id is not None:
+        query = query.where(OutboxMessage.edition_id == edition_id)
     with db.session_scope(engine) as session:
-        rows = session.exec(select(OutboxMessage, Subscriber.email).join(Subscriber)).all()
-        return {email: row for row, email in rows}
+        return {email: row for row, email in session.exec(query).all()}
 
 
 def test_enqueue_adds_the_segment_once(engine: Engine, settings: Settings) -> None:
@@ -59,6 +62,18 @@ def test_enqueue_adds_the_segment_once(engine: Engine, settings: Settings) -> No
         again = outbox.enqueue(session, edition, people, settings, now=NOW)
     assert (added, again) == (5, 0)
     assert sorted(states(engine)) == [f"reader{n}@example.org" for n in range(5)]
+
+    # A narrowed segment takes only its own: the reader of Education, and of it alone.
+    with db.session_scope(engine) as session:
+        lc = "liaison_committee"
+        session.add(Subscriber(email="ed-sc@example.org", audience=lc, sectors=["SC", "ED"]))
+        session.add(Subscriber(email="ed2@example.org", audience=lc, sectors=["ED"], themes=[]))
+        narrowed = make_edition(session, period="2026-12")
+        narrowed.segment = Segment(lc, sectors=("ED",)).id
+        session.flush()
+        members = outbox.segment_subscribers(session, narrowed)
+        assert outbox.enqueue(session, narrowed, members, settings, now=NOW) == 2
+    assert sorted(states(engine, narrowed.id)) == ["ed2@example.org", "ed@example.org"]
 
 
 def test_each_recipient_ends_in_the_state_its_server_reply_calls_for(
