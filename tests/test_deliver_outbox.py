@@ -202,6 +202,23 @@ def test_subscribers_who_left_after_queueing_are_skipped(
     assert states(engine)["reader1@example.org"].state == "failed_permanent"
 
 
+def test_rows_queued_without_a_message_id_get_one_when_sent(
+    engine: Engine, settings: Settings, smtp_server: RecordingServer
+) -> None:
+    with db.session_scope(engine) as session:
+        edition = make_edition(session)
+        outbox.enqueue(session, edition, make_subscribers(session, 2), settings, now=NOW)
+    with db.session_scope(engine) as session:  # as the first release queued them
+        for row in session.exec(select(OutboxMessage)):
+            row.message_id = None
+            session.add(row)
+    send_pending(engine, smtp(settings, smtp_server), now=NOW)
+    rows = states(engine)
+    sent_ids = {m.rcpt_tos[0]: m.parsed()["Message-ID"] for m in smtp_server.received}
+    assert sent_ids == {address: row.message_id for address, row in rows.items()}
+    assert all(sent_ids.values()) and len(set(sent_ids.values())) == 2
+
+
 def test_stuck_rows_are_reclaimed_after_the_lease_or_when_their_worker_is_gone(
     engine: Engine, settings: Settings
 ) -> None:
