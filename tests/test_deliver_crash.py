@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
@@ -69,16 +70,26 @@ def rows(engine: Engine) -> list[OutboxMessage]:
         return list(session.exec(select(OutboxMessage)).all())
 
 
+@pytest.mark.parametrize(
+    ("count", "kill_after", "data_seconds"),
+    [(400, 120, 0.004), (20_000, 10_000, 0.0)],
+    ids=["400-slow-server", "20000"],
+)
 def test_kill_9_mid_send_then_resume_misses_nobody(
-    engine: Engine, settings: Settings, smtp_server: RecordingServer, tmp_path: Path
+    engine: Engine,
+    settings: Settings,
+    smtp_server: RecordingServer,
+    count: int,
+    kill_after: int,
+    data_seconds: float,
 ) -> None:
-    count = 400
     edition_id = seed(engine, count)
-    slow_down(smtp_server, 0.004)
+    if data_seconds:
+        slow_down(smtp_server, data_seconds)
     env = environment(settings, smtp_server)
     process = subprocess.Popen([sys.executable, "-c", SENDER], env=env)
-    deadline = time.monotonic() + 60
-    while len(smtp_server.received) < 120 and time.monotonic() < deadline:
+    deadline = time.monotonic() + 120
+    while len(smtp_server.received) < kill_after and time.monotonic() < deadline:
         assert process.poll() is None, "the sender finished before it could be killed"
         time.sleep(0.01)
     process.send_signal(signal.SIGKILL)
