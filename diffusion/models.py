@@ -269,6 +269,15 @@ class OutboxMessage(SQLModel, table=True):
     updated_at: datetime = _timestamp()
 
 
+class BounceReportRead(SQLModel, table=True):
+    """A bounce report already read: an mbox keeps every report, and a run can be repeated or
+    run twice at once, yet each report counts once. Written with what the report changed."""
+
+    __tablename__ = "bounce_reports_read"
+    key: str = Field(primary_key=True, max_length=64)  # sha256 of its Message-ID, or its bytes
+    read_at: datetime = _timestamp()
+
+
 class JobRun(SQLModel, table=True):
     """The last run of each scheduled job, shared by every `serve` process on the database."""
 

@@ -1,6 +1,8 @@
 """Bounces: RFC 3464 reports read from a maildir and an mbox mark rows and subscribers."""
 
+import itertools
 import mailbox
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,11 +15,12 @@ from diffusion.cli import cli
 from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
 from diffusion.config import Settings
 from diffusion.deliver import outbox
-from diffusion.deliver.bounces import parse_dsn, process_bounces
+from diffusion.deliver.bounces import BounceReport, parse_dsn, process_bounces
 from diffusion.models import OutboxMessage, Subscriber
 from tests.smtpserver import make_edition, make_subscribers
 
 NOW = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
+REPORT_NUMBERS = itertools.count(1)  # each report has its own Message-ID, as MTAs write them
 
 
 def dsn(
@@ -27,6 +30,7 @@ def dsn(
     message_id: str | None = None,
     *,
     headers_only: bool = False,
+    report_id: bool = True,
 ) -> bytes:
     """A delivery status notification as Postfix writes it."""
     original = (
@@ -42,7 +46,8 @@ def dsn(
     )
     return (
         "From: MAILER-DAEMON@mx.example.net (Mail Delivery System)\r\n"
-        "To: newsletter@diffusion.example.org\r\n"
+        + (f"Message-ID: <{next(REPORT_NUMBERS)}.bounce@mx.example.net>\r\n" if report_id else "")
+        + "To: newsletter@diffusion.example.org\r\n"
         "Subject: Undelivered Mail Returned to Sender\r\n"
         "MIME-Version: 1.0\r\n"
         'Content-Type: multipart/report; report-type=delivery-status; boundary="B1"\r\n'
@@ -164,9 +169,52 @@ def test_bounces_process_reads_an_mbox_from_the_command_line(
     assert subscriber(engine, "reader1@example.org").status == "bounced"
     assert subscriber(engine, "reader0@example.org").status == "active"
 
+    # An mbox keeps what was read: run again with one new soft bounce, and again.
+    box.add(dsn("reader0@example.org", "4.2.2", "delayed", rows["reader0@example.org"].message_id))
+    box.flush()
+    for _ in range(2):
+        result = CliRunner().invoke(
+            cli,
+            ["--home", str(settings.home), "--database-url", settings.database, "bounces",
+             "process", str(tmp_path / "bounces.mbox")],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+    assert "0 reports (2 read before, skipped)" in " ".join(result.output.split())
+    assert subscriber(engine, "reader0@example.org").soft_bounces == 1
+
 
 def test_bounces_process_names_a_bad_path(tmp_path: Path) -> None:
     (tmp_path / "plain").mkdir()
     assert CliRunner().invoke(cli, ["--home", str(tmp_path), "init"]).exit_code == 0
     result = CliRunner().invoke(cli, ["--home", str(tmp_path), "bounces", "process", "plain"])
     assert "plain: a folder but not a maildir" in str(result.exception)
+
+
+def test_two_runs_at_once_count_each_report_once(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    rows = sent_to(engine, settings, 20)
+    box = mailbox.mbox(tmp_path / "bounces.mbox", create=True)
+    for address, row in rows.items():
+        box.add(dsn(address, "4.2.2", "delayed", row.message_id))
+    # A report without a Message-ID is known by its bytes: the same one twice counts once.
+    twice = dsn("reader0@example.org", "4.4.1", "delayed", report_id=False)
+    box.add(twice)
+    box.add(twice)
+    box.add(b"From: someone@example.org\r\nSubject: out of office\r\n\r\nAway.\r\n")
+    box.flush()
+    reports: list[BounceReport] = []
+
+    def run() -> None:
+        reports.append(process_bounces(engine, settings, now=NOW, path=tmp_path / "bounces.mbox"))
+
+    runs = [threading.Thread(target=run) for _ in range(2)]
+    for thread in runs:
+        thread.start()
+    for thread in runs:
+        thread.join()
+    assert [r.reports + r.already_read + len(r.problems) for r in reports] == [23, 23]
+    assert sum(r.reports for r in reports) == sum(r.soft for r in reports) == 21
+    assert sum(len(r.problems) for r in reports) == 1  # the out-of-office, said once
+    soft = {address: subscriber(engine, address).soft_bounces for address in rows}
+    assert soft == {address: 2 if address == "reader0@example.org" else 1 for address in rows}

@@ -1,5 +1,6 @@
 """Bounces: delivery status notifications (RFC 3464) that stop mail to dead addresses."""
 
+import hashlib
 import mailbox
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -10,13 +11,14 @@ from email.parser import BytesHeaderParser
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from diffusion import db
 from diffusion.collect.subscribers import find_subscriber
 from diffusion.config import Settings
 from diffusion.errors import InvalidInput
-from diffusion.models import OutboxMessage, Subscriber
+from diffusion.models import BounceReportRead, OutboxMessage, Subscriber
 
 
 @dataclass(frozen=True)
@@ -44,16 +46,28 @@ class BounceReport:
 
     source: str
     reports: int = 0  # delivery status notifications read
+    already_read: int = 0  # reports an earlier run counted (an mbox keeps them)
     hard: int = 0
     soft: int = 0
     unmatched: int = 0  # bounces naming no message or subscriber of ours
     bounced: list[str] = field(default_factory=list)  # addresses no longer mailed
     problems: list[str] = field(default_factory=list)
 
+    def add(self, other: "BounceReport") -> None:
+        self.reports += other.reports
+        self.already_read += other.already_read
+        self.hard += other.hard
+        self.soft += other.soft
+        self.unmatched += other.unmatched
+        self.bounced += other.bounced
+        self.problems += other.problems
+
     def summary(self) -> str:
+        earlier = f" ({self.already_read} read before, skipped)" if self.already_read else ""
         return (
-            f"{self.source}: {self.reports} reports, {self.hard} hard and {self.soft} soft "
-            f"bounces, {self.unmatched} unmatched; {len(self.bounced)} subscribers marked bounced"
+            f"{self.source}: {self.reports} reports{earlier}, {self.hard} hard and {self.soft} "
+            f"soft bounces, {self.unmatched} unmatched; {len(self.bounced)} subscribers marked "
+            "bounced"
         )
 
 
@@ -115,8 +129,8 @@ def parse_dsn(report: Message) -> list[Bounce]:
     return found
 
 
-def read_folder(path: Path) -> Iterator[tuple[str, Message]]:
-    """(key, message) of every unread message in a maildir, or every message in an mbox."""
+def read_folder(path: Path) -> Iterator[tuple[str, bytes]]:
+    """(key, bytes) of every unread message in a maildir, or every message in an mbox."""
     if path.is_dir():
         if not (path / "cur").is_dir() and not (path / "new").is_dir():
             raise InvalidInput(f"{path}: a folder but not a maildir (no cur/ or new/ inside)")
@@ -126,11 +140,16 @@ def read_folder(path: Path) -> Iterator[tuple[str, Message]]:
     else:
         raise InvalidInput(f"{path}: no such maildir or mbox")
     for key in box.keys():
-        with box.get_file(key) as handle:
-            raw = handle.read()
         if isinstance(box, mailbox.Maildir) and "S" in box.get_message(key).get_flags():
             continue  # read in an earlier run
-        yield key, message_from_bytes(raw, policy=policy.compat32)
+        with box.get_file(key) as handle:
+            yield key, handle.read()
+
+
+def report_key(raw: bytes, message: Message) -> str:
+    """What identifies a report across runs: its Message-ID, or its bytes when it has none."""
+    message_id = _value(message["Message-ID"])
+    return hashlib.sha256(message_id.encode() if message_id else raw).hexdigest()
 
 
 def _mark_seen(path: Path, key: str) -> None:
@@ -195,14 +214,36 @@ def process_bounces(
         raise InvalidInput("no bounce folder: give a PATH or set bounce_maildir")
     folder = Path(folder)
     report = BounceReport(str(folder))
-    for key, message in read_folder(folder):
-        found = parse_dsn(message)
-        if not found:
-            report.problems.append(f"{folder}/{key}: not a delivery status notification, skipped")
-        else:
-            report.reports += 1
-        with db.session_scope(engine) as session:
-            for bounce in found:
-                apply_bounce(session, bounce, settings, report, now=now)
+    for key, raw in read_folder(folder):
+        message = message_from_bytes(raw, policy=policy.compat32)
+        read = BounceReportRead(key=report_key(raw, message), read_at=now)
+        this = BounceReport(report.source)  # counted in once its changes are committed
+        try:
+            with db.session_scope(engine) as session:
+                if session.get(BounceReportRead, read.key) is not None:
+                    this.already_read += 1
+                else:
+                    _apply_report(session, f"{folder}/{key}", message, settings, this, now)
+                    session.add(read)  # with the changes: a report counts once, or not at all
+        except IntegrityError:  # another run read it at the same moment; its changes stand
+            this = BounceReport(report.source, already_read=1)
+        report.add(this)
         _mark_seen(folder, key)
     return report
+
+
+def _apply_report(
+    session: Session,
+    where: str,
+    message: Message,
+    settings: Settings,
+    report: BounceReport,
+    now: datetime,
+) -> None:
+    found = parse_dsn(message)
+    if not found:
+        report.problems.append(f"{where}: not a delivery status notification, skipped")
+        return
+    report.reports += 1
+    for bounce in found:
+        apply_bounce(session, bounce, settings, report, now=now)
