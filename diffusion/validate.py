@@ -4,7 +4,7 @@ import re
 from collections.abc import Iterable
 
 import pycountry
-from email_validator import EmailNotValidError, validate_email
+from email_validator import EmailNotValidError, ValidatedEmail, validate_email
 
 from diffusion.errors import InvalidInput
 from diffusion.models import AUDIENCES, CADENCES, CONTENT_KINDS, SECTORS
@@ -61,30 +61,42 @@ def _one_of(
     return text
 
 
+def _checked(value: object) -> ValidatedEmail:
+    if isinstance(value, str) and _HEADER_BREAKING.search(value):
+        raise InvalidInput(f"address {value!r}: contains a line break or control character")
+    text = _text(value, "address")
+    try:
+        return validate_email(text, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidInput(f"address {text!r}: {exc}") from exc
+
+
 def email(value: object) -> str:
     """A deliverable-looking address, normalised (domain lower-cased); no DNS lookup.
 
     This keeps the local part as written, for contacts; subscribers use subscriber_email.
     """
-    if isinstance(value, str) and _HEADER_BREAKING.search(value):
-        raise InvalidInput(f"address {value!r}: contains a line break or control character")
-    text = _text(value, "address")
-    try:
-        checked = validate_email(text, check_deliverability=False)
-    except EmailNotValidError as exc:
-        raise InvalidInput(f"address {text!r}: {exc}") from exc
-    local, _, domain = checked.normalized.rpartition("@")
+    local, _, domain = _checked(value).normalized.rpartition("@")
     return f"{local}@{domain.lower()}"
 
 
 def subscriber_email(value: object) -> str:
-    """A subscriber's address as stored and looked up: `email`, then wholly lower-cased.
+    """A subscriber's address as stored, mailed and looked up: wholly lower-cased, with an
+    internationalised domain in its ASCII (IDNA) form, which every mail server accepts.
 
     Mail servers could treat `Helen@` and `helen@` as two mailboxes, but nobody runs them so:
     a person subscribing twice with different capitals is one subscriber (as in listmonk).
     Every lookup by address goes through here, so that stored and asked-for forms agree.
+    A local part (before the @) that is not ASCII needs SMTPUTF8, which Diffusion does not
+    speak: such an address is refused here, where the person can be told, not at every send.
     """
-    return email(value).lower()
+    checked = _checked(value)
+    if checked.ascii_email is None:
+        raise InvalidInput(
+            f"address {checked.normalized!r}: letters outside ASCII before the @ are not "
+            "supported yet; please use another address"
+        )
+    return checked.ascii_email.lower()
 
 
 def country(value: object, *, field: str | None = None) -> str:

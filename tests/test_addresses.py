@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -17,6 +18,7 @@ from diffusion.collect.subscribers import (
     import_subscribers,
 )
 from diffusion.config import bundled_path
+from diffusion.errors import InvalidInput
 from diffusion.models import Subscriber
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -51,6 +53,28 @@ def test_subscriber_addresses_are_stored_lower_cased() -> None:
     assert validate.subscriber_email(" Helen@IFLA.Example.org ") == "helen@ifla.example.org"
     # Contacts in the directory keep the spelling they were given.
     assert validate.email("Helen@IFLA.Example.org") == "Helen@ifla.example.org"
+
+
+def test_internationalised_domains_are_kept_in_the_form_mail_servers_take(
+    engine: Engine, tmp_path: Path
+) -> None:
+    assert validate.subscriber_email("Ana@Exämple.org") == "ana@xn--exmple-cua.org"
+    with pytest.raises(InvalidInput, match="outside ASCII before the @"):
+        validate.subscriber_email("анна@пример.рф")
+    _directory(engine, tmp_path)
+    path = _csv(
+        tmp_path,
+        "idn.csv",
+        "Ana@Exämple.org,Ana,en,ngo,ifla,,,",
+        "анна@пример.рф,Anna,en,ngo,ifla,,,",
+    )
+    with db.session_scope(engine) as session:
+        report = import_subscribers(session, path, now=NOW)
+    assert report.created == 1
+    assert len(report.problems) == 1 and f"{path}:3:" in report.problems[0]
+    assert _addresses(engine) == ["ana@xn--exmple-cua.org"]
+    with Session(engine) as session:  # found by the address as the person types it
+        assert find_subscriber(session, "ana@exämple.org") is not None
 
 
 def test_import_and_add_treat_capitals_as_the_same_person(engine: Engine, tmp_path: Path) -> None:
