@@ -74,6 +74,24 @@ def test_one_bad_row_is_reported_by_line_and_the_others_imported(
     assert all(s.status == "active" and s.consent_at == NOW for s in rows)
 
 
+def test_a_bad_row_after_a_cell_spanning_lines_is_named_by_its_first_line(
+    engine: Engine, tmp_path: Path, directory: Path
+) -> None:
+    _load_directory(engine, directory)
+    path = _csv(
+        tmp_path,
+        'librarian@ifla.example.org,"Helen\nHead of Literacy\nIFLA",en,ngo,ifla,,,',
+        'broken-address,"Nobody\nat all",en,public,,,,',
+        "reader@example.org,Reader,en,public,,,,",
+    )
+    with db.session_scope(engine) as session:
+        report = import_subscribers(session, path, now=NOW)
+    # The header is line 1, Helen lines 2-4, the bad row lines 5-6.
+    assert report.created == 2
+    assert len(report.problems) == 1
+    assert report.problems[0].startswith(f"{path}:5: address 'broken-address': ")
+
+
 @pytest.mark.parametrize(
     ("row", "reason"),
     [

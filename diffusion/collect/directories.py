@@ -12,7 +12,7 @@ import yaml
 from sqlmodel import Session, SQLModel, select
 
 from diffusion import validate
-from diffusion.collect.report import ImportReport
+from diffusion.collect.report import ImportReport, csv_rows
 from diffusion.errors import InvalidInput
 from diffusion.models import SECTORS, FieldOffice, FocalPoint, Forum, Organisation, Sector
 
@@ -208,9 +208,7 @@ def _csv_rows(path: Path, text: str, kind: str | None) -> Iterator[tuple[str, in
             f"{path}:1: unknown column(s) {', '.join(unknown)} for {kind}; "
             f"expected {', '.join(_KINDS[kind].columns)}"
         )
-    for row in reader:
-        # The line a row ends on; a row never spans lines unless a quoted cell holds one.
-        line = reader.line_num
+    for line, row in csv_rows(reader):
         if not any((value or "").strip() for value in row.values() if isinstance(value, str)):
             continue
         yield kind, line, dict(row)

@@ -1,6 +1,9 @@
 """What an import says back: how many rows went in, and each bad row as FILE:LINE: reason."""
 
+import csv
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -27,3 +30,15 @@ class ImportReport:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+
+def csv_rows(reader: "csv.DictReader[str]") -> Iterator[tuple[int, dict[Any, Any]]]:
+    """(line, row) for each row of a CSV file, `line` being where the row starts.
+
+    The reader knows only the line a row ends on, and a quoted cell may hold line breaks:
+    count them back, so that a message points at the row the editor will look for.
+    """
+    for row in reader:
+        cells = [value for value in row.values() if isinstance(value, str)]
+        cells += [value for value in row.get(None) or [] if isinstance(value, str)]
+        yield reader.line_num - sum(cell.count("\n") for cell in cells), row

@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 from sqlmodel import Session, col, select
 
 from diffusion import validate
-from diffusion.collect.report import ImportReport
+from diffusion.collect.report import ImportReport, csv_rows
 from diffusion.collect.sanitize import clean_text
 from diffusion.errors import InvalidInput
 from diffusion.models import TAG_KEYS, Item, Source
@@ -289,8 +289,7 @@ def import_sources(session: Session, path: Path) -> ImportReport:
                 )
         seen: dict[str, int] = {}
         try:
-            for raw in reader:
-                line = reader.line_num
+            for line, raw in csv_rows(reader):
                 row = {(key or "").strip(): (value or "").strip() for key, value in raw.items()}
                 try:
                     fields = _source_fields(row)

@@ -13,7 +13,7 @@ from sqlmodel import Session, col, delete, select
 
 from diffusion import audiences, validate
 from diffusion.audiences import Directory, RoutingRules, load_rules, read_directory
-from diffusion.collect.report import ImportReport
+from diffusion.collect.report import ImportReport, csv_rows
 from diffusion.config import bundled_path
 from diffusion.errors import InvalidInput, UnknownAudience
 from diffusion.models import OutboxMessage, Subscriber
@@ -146,8 +146,7 @@ def import_subscribers(
     # One query for the existing rows rather than one per line: imports run to thousands.
     existing = {s.email: s for s in session.exec(select(Subscriber)).all()}
     seen: dict[str, int] = {}
-    for row in reader:
-        line = reader.line_num
+    for line, row in csv_rows(reader):
         try:
             values = check_subscriber(keys, row)
         except InvalidInput as exc:
