@@ -98,6 +98,41 @@ def test_collects_items_then_an_unchanged_feed_costs_one_304_without_body(
     assert len(items(engine)) == 2
 
 
+def test_a_feed_that_moved_for_good_is_fetched_from_its_new_address(
+    server: FeedServer, engine: Engine, settings: Settings
+) -> None:
+    new = server.route("/new/ifla.xml", rss([entry(1)]), etag='"v1"')
+    # 301 then 308: moved for good; the source takes the new address.
+    old = server.route("/old/ifla.xml", status=301, headers={"Location": server.url("/mid.xml")})
+    server.route("/mid.xml", status=308, headers={"Location": new})
+    add_source(engine, "ifla", old)
+    # 302: moved for now; the source keeps its address.
+    today = server.route("/today/ccivs.xml", rss([entry(2)]))
+    add_source(engine, "ccivs", server.route("/ccivs.xml", status=302, headers={"Location": today}))
+
+    first = {r.name: r for r in run_collection(engine, settings, now=NOW).results}
+
+    assert {name: (r.status, r.new) for name, r in first.items()} == {
+        "ccivs": ("ok", 1),
+        "ifla": ("ok", 1),
+    }
+    assert source_row(engine, "ifla").url == new
+    assert f"address changed from {old} to {new}" in (first["ifla"].warning or "")
+    assert source_row(engine, "ccivs").url == server.url("/ccivs.xml")
+    assert first["ccivs"].warning is None
+
+    # Moved for good to the address another source has now: said, not taken.
+    copy = server.route("/copy.xml", status=301, headers={"Location": new})
+    add_source(engine, "ifla-copy", copy)
+    again = run_collection(engine, settings, now=LATER, names=["ifla-copy"]).results[0]
+    assert source_row(engine, "ifla-copy").url == copy
+    assert "the address of source 'ifla'" in (again.warning or "")
+
+    latest = run_collection(engine, settings, now=LATER, names=["ifla"]).results[0]
+    assert latest.not_modified and server.requests("/old/ifla.xml") == 1  # not asked again
+    assert server.requests("/new/ifla.xml") == 3  # ifla twice, ifla-copy once
+
+
 def test_last_modified_alone_is_sent_back_as_if_modified_since(
     server: FeedServer, sqlite_url: str, tmp_path: Path
 ) -> None:

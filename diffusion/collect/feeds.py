@@ -55,6 +55,7 @@ class FetchResult:
     last_modified: str | None = None
     error: str | None = None
     final_url: str | None = None  # after redirects: what relative links are resolved against
+    moved_to: str | None = None  # where every redirect said the feed has moved for good
 
     @property
     def not_modified(self) -> bool:
@@ -112,6 +113,9 @@ async def _get(
             etag=response.headers.get("etag") or source.etag,
             last_modified=response.headers.get("last-modified") or source.last_modified,
         )
+        # 301 and 308 say "use the new address from now on"; 302 and 307 only "this time".
+        if response.history and all(hop.status_code in (301, 308) for hop in response.history):
+            result.moved_to = str(response.url)
         if response.status_code == 304:
             return result
         if not response.is_success:

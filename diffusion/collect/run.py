@@ -231,8 +231,11 @@ def _store(
 ) -> SourceResult:
     source = result.source
     if result.not_modified:
-        _record(session, source.id, now, result.status, None, result)
-        return SourceResult(source.name, "not_modified", not_modified=True, http_status=304)
+        row = _record(session, source.id, now, result.status, None, result)
+        moved = _follow_move(session, row, result)
+        return SourceResult(
+            source.name, "not_modified", not_modified=True, http_status=304, warning=moved
+        )
     if not isinstance(parsed, ParsedFeed):
         error = parsed or result.error or "empty answer"
         _record(session, source.id, now, result.status, error)
@@ -241,14 +244,27 @@ def _store(
     row = _record(session, source.id, now, result.status, None, result)
     if row is not None:
         row.last_new_items = created
+    moved = _follow_move(session, row, result)
     return SourceResult(
         source.name,
         "ok",
         new=created,
         updated=updated,
         http_status=result.status,
-        warning=parsed.warning,
+        warning="; ".join(note for note in (parsed.warning, moved) if note) or None,
     )
+
+
+def _follow_move(session: Session, row: Source | None, result: FetchResult) -> str | None:
+    """Take a permanent redirect's address as the source's own, as feed readers do."""
+    if row is None or not result.moved_to or result.moved_to == row.url:
+        return None
+    taken = session.exec(select(Source).where(Source.url == result.moved_to)).first()
+    if taken is not None:
+        return f"moved permanently to {result.moved_to}, the address of source {taken.name!r}"
+    old, row.url = row.url, result.moved_to
+    session.add(row)
+    return f"moved permanently: address changed from {old} to {row.url}"
 
 
 def _record(
