@@ -175,6 +175,8 @@ class Source(SQLModel, table=True):
     last_status: int | None = None
     last_error: str | None = None
     last_new_items: int = 0
+    # A 429 or 503 with Retry-After: the server asked not to be fetched again before this.
+    retry_not_before: datetime | None = _timestamp(nullable=True)
     created_at: datetime = _timestamp()
 
 

@@ -4,6 +4,7 @@ import os
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,39 @@ def test_a_feed_that_moved_for_good_is_fetched_from_its_new_address(
     latest = run_collection(engine, settings, now=LATER, names=["ifla"]).results[0]
     assert latest.not_modified and server.requests("/old/ifla.xml") == 1  # not asked again
     assert server.requests("/new/ifla.xml") == 3  # ifla twice, ifla-copy once
+
+
+def test_a_server_that_asks_to_wait_is_not_fetched_before_it_said(
+    server: FeedServer, engine: Engine, settings: Settings
+) -> None:
+    busy = server.route("/busy.xml", status=503, headers={"Retry-After": "120"})
+    add_source(engine, "busy", busy)
+    a_week = format_datetime(NOW + timedelta(days=7), usegmt=True)
+    add_source(engine, "far", server.route("/far.xml", status=429, headers={"Retry-After": a_week}))
+    add_source(engine, "plain", server.route("/plain.xml", status=429))
+
+    first = {r.name: r for r in run_collection(engine, settings, now=NOW).results}
+    assert "HTTP 503" in (first["busy"].error or "")
+    assert "asked to wait until 2026-11-20 09:02 UTC (Retry-After)" in (first["busy"].error or "")
+    assert source_row(engine, "busy").retry_not_before == NOW + timedelta(seconds=120)
+    assert source_row(engine, "far").retry_not_before == NOW + timedelta(days=1)  # at most a day
+    assert source_row(engine, "plain").retry_not_before is None
+
+    soon = {
+        r.name: r for r in run_collection(engine, settings, now=NOW + timedelta(minutes=1)).results
+    }
+    assert (soon["busy"].status, soon["far"].status, soon["plain"].status) == (
+        "waiting",
+        "waiting",
+        "error",
+    )
+    assert "wait until 2026-11-20 09:02 UTC" in (soon["busy"].warning or "")
+    assert server.requests("/busy.xml") == 1 and server.requests("/plain.xml") == 2
+
+    server.route("/busy.xml", rss([entry(1)]))
+    later = run_collection(engine, settings, now=NOW + timedelta(minutes=3), names=["busy"])
+    assert (later.results[0].status, later.results[0].new) == ("ok", 1)
+    assert source_row(engine, "busy").retry_not_before is None
 
 
 def test_last_modified_alone_is_sent_back_as_if_modified_since(

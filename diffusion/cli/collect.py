@@ -77,7 +77,7 @@ def collect(ctx: Context, names: tuple[str, ...]) -> None:
             column, justify="right" if column in ("HTTP", "new", "updated") else "left"
         )
     for result in summary.results:
-        style = {"error": "red", "not_modified": "dim"}.get(result.status)
+        style = {"error": "red", "not_modified": "dim", "waiting": "yellow"}.get(result.status)
         status = "not modified" if result.not_modified else result.status
         note = result.error or (f"[yellow]{result.warning}[/]" if result.warning else "")
         table.add_row(

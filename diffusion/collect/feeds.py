@@ -9,8 +9,8 @@ import re
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import formatdate
+from datetime import UTC, datetime, timedelta
+from email.utils import formatdate, parsedate_to_datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 from urllib.request import url2pathname
@@ -25,6 +25,8 @@ from diffusion.models import SECTORS, TAG_KEYS, Item
 
 SUMMARY_LIMIT = 500
 MAX_FEED_BYTES = 20_000_000
+# A Retry-After further away than this is taken as this: a wrong header must not stop a source.
+MAX_RETRY_AFTER = timedelta(days=1)
 _LANGUAGE = re.compile(r"[a-zA-Z]{2,3}")
 
 
@@ -41,6 +43,7 @@ class FeedSource:
     tags: Mapping[str, Sequence[str]] = field(default_factory=dict)
     etag: str | None = None
     last_modified: str | None = None
+    retry_not_before: datetime | None = None  # the server asked to wait until then
 
 
 @dataclass
@@ -56,6 +59,23 @@ class FetchResult:
     error: str | None = None
     final_url: str | None = None  # after redirects: what relative links are resolved against
     moved_to: str | None = None  # where every redirect said the feed has moved for good
+    retry_after: str | None = None  # the Retry-After of a 429 or 503 answer, as sent
+
+    def wait_until(self, now: datetime) -> datetime | None:
+        """When the server asked to be fetched again (Retry-After), at most a day from now."""
+        value = (self.retry_after or "").strip()
+        if not value:
+            return None
+        if value.isdigit():
+            until = now + timedelta(seconds=int(value))
+        else:
+            try:
+                until = parsedate_to_datetime(value)
+            except (TypeError, ValueError):
+                return None  # not a date: as if it were not there
+            if until.tzinfo is None:
+                until = until.replace(tzinfo=UTC)
+        return min(until, now + MAX_RETRY_AFTER) if until > now else None
 
     @property
     def not_modified(self) -> bool:
@@ -120,6 +140,8 @@ async def _get(
             return result
         if not response.is_success:
             result.error = f"HTTP {response.status_code} {response.reason_phrase}".strip()
+            if response.status_code in (429, 503):
+                result.retry_after = response.headers.get("retry-after")
             return result
         chunks, size = [], 0
         async for chunk in response.aiter_bytes():

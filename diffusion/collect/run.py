@@ -28,7 +28,7 @@ class SourceResult:
     """What happened to one source in a run."""
 
     name: str
-    status: str  # "ok", "not_modified" or "error"
+    status: str  # "ok", "not_modified", "error", or "waiting" (the server asked to wait)
     new: int = 0
     updated: int = 0
     not_modified: bool = False
@@ -77,6 +77,11 @@ def run_collection(
     results: list[SourceResult] = []
     fetchable = []
     for source in sources:
+        if source.retry_not_before and source.retry_not_before > now:
+            wait = f"{source.retry_not_before:%Y-%m-%d %H:%M} UTC"
+            note = f"not fetched: the server asked to wait until {wait} (Retry-After)"
+            results.append(SourceResult(source.name, "waiting", warning=note))
+            continue
         if source.kind in CONTENT_KINDS:
             fetchable.append(source)
             continue
@@ -117,6 +122,7 @@ def load_sources(session: Session, names: Sequence[str] | None = None) -> list[F
             tags=row.tags,
             etag=row.etag,
             last_modified=row.last_modified,
+            retry_not_before=row.retry_not_before,
         )
         for row in rows
     ]
@@ -238,7 +244,12 @@ def _store(
         )
     if not isinstance(parsed, ParsedFeed):
         error = parsed or result.error or "empty answer"
-        _record(session, source.id, now, result.status, error)
+        row = _record(session, source.id, now, result.status, error)
+        until = result.wait_until(now)
+        if row is not None and until is not None:
+            row.retry_not_before = until
+            error += f"; asked to wait until {until:%Y-%m-%d %H:%M} UTC (Retry-After)"
+            row.last_error = error
         return SourceResult(source.name, "error", error=error, http_status=result.status)
     created, updated = upsert_items(session, parsed.rows, now=now)
     row = _record(session, source.id, now, result.status, None, result)
@@ -279,6 +290,7 @@ def _record(
     if row is None:  # deleted while the run was fetching
         return None
     row.last_fetched_at, row.last_status, row.last_error = now, status, error
+    row.retry_not_before = None  # set again by the caller if the server asks to wait
     if validators is not None:
         # Validators are kept only once the body was used, so a failed parse is fetched again.
         row.etag, row.last_modified = validators.etag, validators.last_modified
