@@ -14,7 +14,15 @@ class DatabaseError(DiffusionError, RuntimeError):
 
 
 class InvalidInput(DiffusionError, ValueError):
-    """A file, row or value given by a user cannot be used as it is."""
+    """A file, row or value given by a user cannot be used as it is.
+
+    `field` names the form field at fault where there is one: the message is English, and a
+    page in another language says what is wrong with that field in its own words.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class UnknownAudience(DiffusionError, LookupError):

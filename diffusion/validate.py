@@ -1,7 +1,8 @@
 """Validators for values given by people: each returns the normal form or raises InvalidInput."""
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 import pycountry
 from email_validator import EmailNotValidError, ValidatedEmail, validate_email
@@ -35,6 +36,16 @@ def _text(value: object, what: str) -> str:
     if not text:
         raise InvalidInput(f"{what}: missing")
     return text
+
+
+@contextmanager
+def in_field(name: str) -> Iterator[None]:
+    """An InvalidInput raised inside names the form field `name` (see InvalidInput.field)."""
+    try:
+        yield
+    except InvalidInput as exc:
+        exc.field = exc.field or name
+        raise
 
 
 def _invalid(

@@ -288,9 +288,29 @@ def test_preferences_change_language_sectors_themes_and_cadence(
     assert changed.themes == ["lifelong-learning", "inclusion"]
     bad = client.post(path, data={**form, "sectors": "XX"})  # type: ignore[dict-item]
     assert bad.status_code == 400 and 'role="alert"' in bad.text
+    assert "Choisissez les Secteurs dans la liste" in bad.text  # the page is in French now
     assert _subscriber(local_settings, "prefs@example.org").sectors == ["ED", "CI"]  # type: ignore[union-attr]
     tampered = client.get(path[:-2])
     assert tampered.status_code == 400
+
+
+def test_a_form_error_is_said_in_the_language_of_the_page(client: TestClient) -> None:
+    # English pages name the value at fault, in the validators' words.
+    status, page = _subscribe(client, "broken-address")
+    assert status == 400 and "address &#39;broken-address&#39;" in page
+    # A French page says what is wrong with the field in French.
+    status, page = _subscribe(client, "broken-address", lang="fr")
+    assert status == 400 and 'lang="fr"' in page
+    assert "Cette adresse électronique ne peut pas être utilisée" in page
+    assert "broken-address" in page  # still in the field, to correct
+    status, page = _subscribe(client, "ok@example.org", lang="fr", audience="ngo", key="nobody")
+    assert status == 400 and "Nous ne connaissons pas cette organisation" in page
+    status, page = _subscribe(client, "ok@example.org", lang="fr", themes="<b>bold</b>")
+    assert status == 400 and "Les thèmes sont des mots" in page
+
+
+def test_field_errors_are_translated_into_french() -> None:
+    assert all("fr" in versions for versions in catalogue.FIELD_ERRORS.values())
 
 
 def test_language_from_query_then_accept_language(client: TestClient) -> None:

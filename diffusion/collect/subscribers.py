@@ -2,7 +2,7 @@
 
 import csv
 import io
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -58,19 +58,34 @@ def check_subscriber(
     """
     if isinstance(keys, Session):
         keys = KnownKeys.read(keys, rules)
-    audience = validate.audience(row.get("audience"))
-    language_value = row.get("language")
-    cadence_value = row.get("cadence")
+
+    def listed(name: str, check: Callable[[object], str]) -> list[str]:
+        with validate.in_field(name):
+            return validate.unique(map(check, validate.split_list(row.get(name))))
+
+    with validate.in_field("audience"):
+        audience = validate.audience(row.get("audience"))
+    with validate.in_field("email"):
+        email = validate.subscriber_email(row.get("email"))
+    with validate.in_field("language"):
+        language = validate.language(row.get("language") or "en")
+    with validate.in_field("key"):
+        key = check_key(keys, audience, row.get("key"))
+    sectors = listed("sectors", validate.sector)
+    themes = listed("themes", validate.theme)
+    regions = listed("regions", validate.region)
+    with validate.in_field("cadence"):
+        cadence = validate.cadence(row.get("cadence") or "monthly")
     return {
-        "email": validate.subscriber_email(row.get("email")),
+        "email": email,
         "name": str(row.get("name") or "").strip(),
-        "language": validate.language(language_value) if language_value else "en",
+        "language": language,
         "audience": audience,
-        "key": check_key(keys, audience, row.get("key")),
-        "sectors": validate.unique(map(validate.sector, validate.split_list(row.get("sectors")))),
-        "themes": validate.unique(map(validate.theme, validate.split_list(row.get("themes")))),
-        "regions": validate.unique(map(validate.region, validate.split_list(row.get("regions")))),
-        "cadence": validate.cadence(cadence_value) if cadence_value else "monthly",
+        "key": key,
+        "sectors": sectors,
+        "themes": themes,
+        "regions": regions,
+        "cadence": cadence,
     }
 
 

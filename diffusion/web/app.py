@@ -240,6 +240,17 @@ async def subscribe_form(request: Request) -> Response:
     return _subscribe_page(request, language, values)
 
 
+def _form_error(language: str, error: InvalidInput) -> str:
+    """What is wrong with the form, in the page's language.
+
+    The validators speak English, naming the value at fault; a page in another language says
+    what is wrong with the field in its own words, where the catalogue has them.
+    """
+    if language != "en" and error.field:
+        return catalogue.field_error(language, error.field) or str(error)
+    return str(error)
+
+
 def _subscribe_page(
     request: Request, language: str, values: dict[str, Any], error: str | None = None
 ) -> Response:
@@ -347,18 +358,19 @@ async def subscribe(request: Request) -> Response:
     if not web.per_client.allow(client):
         return _rate_limited(request, language)
     try:
-        address = validate.subscriber_email(values["email"])
+        with validate.in_field("email"):
+            address = validate.subscriber_email(values["email"])
         if values["language"] not in web.settings.languages:
-            raise InvalidInput(f"language {values['language']!r}: not offered")
+            raise InvalidInput(f"language {values['language']!r}: not offered", field="language")
     except InvalidInput as exc:
-        return _subscribe_page(request, language, values, error=str(exc))
+        return _subscribe_page(request, language, values, error=_form_error(language, exc))
     if not web.per_address.allow(address):
         return _rate_limited(request, language)
     now = datetime.now(UTC)
     try:
         confirmation = await run_in_threadpool(_subscribe, web, values, now)
     except InvalidInput as exc:
-        return _subscribe_page(request, language, values, error=str(exc))
+        return _subscribe_page(request, language, values, error=_form_error(language, exc))
     response = _message(
         request,
         language,
@@ -451,12 +463,16 @@ def _set_status(web: Web, subscriber_id: int | None, status: str, now: datetime)
 
 
 def _save_preferences(web: Web, subscriber_id: int, values: dict[str, Any]) -> Subscriber:
-    language = validate.language(values["language"])
-    if language not in web.settings.languages:
-        raise InvalidInput(f"language {language!r}: not offered here")
-    sectors = validate.unique(validate.sector(code) for code in values["sectors"])
-    themes = validate.unique(validate.theme(t) for t in validate.split_list(values["themes"]))
-    cadence = validate.cadence(values["cadence"])
+    with validate.in_field("language"):
+        language = validate.language(values["language"])
+        if language not in web.settings.languages:
+            raise InvalidInput(f"language {language!r}: not offered here")
+    with validate.in_field("sectors"):
+        sectors = validate.unique(validate.sector(code) for code in values["sectors"])
+    with validate.in_field("themes"):
+        themes = validate.unique(validate.theme(t) for t in validate.split_list(values["themes"]))
+    with validate.in_field("cadence"):
+        cadence = validate.cadence(values["cadence"])
     with db.session_scope(web.engine) as session:
         subscriber = session.get(Subscriber, subscriber_id)
         if subscriber is None:
@@ -494,7 +510,7 @@ async def preferences(request: Request) -> Response:
         try:
             subscriber = await run_in_threadpool(_save_preferences, web, _id(subscriber), values)
         except InvalidInput as exc:
-            error = str(exc)
+            error = _form_error(language, exc)
         else:
             saved = True
             # The page answers in the language just chosen: it is the latest wish.

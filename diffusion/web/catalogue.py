@@ -161,11 +161,40 @@ AUDIENCE_LABELS: dict[str, dict[str, str]] = {
 LANGUAGE_NAMES = {"en": "English", "fr": "Français"}
 
 
+# What is wrong with one form field, for pages not in English: English pages show the
+# validator's own message, which also names the value at fault.
+FIELD_ERRORS: dict[str, dict[str, str]] = {
+    "email": {
+        "fr": "Cette adresse électronique ne peut pas être utilisée. Vérifiez-la : une adresse "
+        "a la forme nom@domaine.org, et les lettres accentuées ne sont pas encore acceptées "
+        "avant le @.",
+    },
+    "language": {"fr": "Cette langue n'est pas proposée ici."},
+    "audience": {"fr": "Choisissez un public dans la liste."},
+    "key": {
+        "fr": "Nous ne connaissons pas cette organisation, ce Secteur, ce bureau ou ce pays pour "
+        "le public choisi. Pour une ONG, son nom court (ex. ifla) ; pour un Secteur, ED, SC, "
+        "SHS, CLT ou CI ; pour un pays, son code (ex. CO).",
+    },
+    "sectors": {"fr": "Choisissez les Secteurs dans la liste : ED, SC, SHS, CLT ou CI."},
+    "themes": {
+        "fr": "Les thèmes sont des mots séparés par des virgules, sans autres signes (ex. "
+        "inclusion, apprentissage tout au long de la vie).",
+    },
+    "cadence": {"fr": "Choisissez une lettre mensuelle ou un résumé hebdomadaire."},
+}
+
+
 def text(language: str, key: str, **fields: object) -> str:
     """The string `key` in `language` (English where it has no translation), fields filled."""
     versions = STRINGS[key]
     template = versions.get(language) or versions["en"]
     return template.format(**fields) if fields else template
+
+
+def field_error(language: str, field: str) -> str | None:
+    """What is wrong with `field`, in `language`, if the catalogue says it there."""
+    return FIELD_ERRORS.get(field, {}).get(language)
 
 
 def audience_label(language: str, audience: str) -> str:
