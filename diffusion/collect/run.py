@@ -244,12 +244,12 @@ def _store(
         )
     if not isinstance(parsed, ParsedFeed):
         error = parsed or result.error or "empty answer"
-        row = _record(session, source.id, now, result.status, error)
         until = result.wait_until(now)
-        if row is not None and until is not None:
-            row.retry_not_before = until
+        if until is not None:
             error += f"; asked to wait until {until:%Y-%m-%d %H:%M} UTC (Retry-After)"
-            row.last_error = error
+        row = _record(session, source.id, now, result.status, error)
+        if row is not None:
+            row.retry_not_before = until
         return SourceResult(source.name, "error", error=error, http_status=result.status)
     created, updated = upsert_items(session, parsed.rows, now=now)
     row = _record(session, source.id, now, result.status, None, result)
