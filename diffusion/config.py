@@ -1,7 +1,9 @@
 """Settings: one typed object read from diffusion.toml, then DIFFUSION_* variables, then flags."""
 
 import os
+import re
 import secrets
+import tomllib
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,6 +37,41 @@ def _config_file(home: Any) -> Path:
         return Path(explicit)
     base = Path(home or os.environ.get("DIFFUSION_HOME") or Path.cwd())
     return base / "diffusion.toml"
+
+
+def _read_toml(settings_cls: type[BaseSettings], path: Path) -> TomlConfigSettingsSource:
+    """The config file's settings; a syntax error is one line with file, line and column."""
+    try:
+        return TomlConfigSettingsSource(settings_cls, toml_file=path)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        found = re.search(r" \(at line (\d+), column (\d+)\)$", message)
+        if found:
+            where = f"{found.group(1)}:{found.group(2)}"
+            message = message[: found.start()]
+        else:  # "at end of document": the last line
+            text = path.read_text(encoding="utf-8", errors="replace")
+            lines = text.splitlines() or [""]
+            where = f"{len(lines)}:{len(lines[-1]) + 1}"
+            message = re.sub(r" \(at end of document\)$", " at the end of the file", message)
+        raise ConfigError(f"{path}:{where}: not valid TOML: {message}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the settings: {exc.strerror or exc}") from exc
+
+
+def setting_origin(key: str, home: Any = None) -> str:
+    """Where a setting was given: its environment variable, else the config file, else a flag."""
+    variable = f"DIFFUSION_{key.upper()}"
+    if variable in os.environ:
+        return f"environment variable {variable}"
+    path = _config_file(home)
+    try:
+        with path.open("rb") as handle:
+            if key in tomllib.load(handle):
+                return str(path)
+    except (OSError, tomllib.TOMLDecodeError):
+        pass
+    return f"--{key.replace('_', '-')}"
 
 
 class Settings(BaseSettings):
@@ -156,7 +193,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         home = getattr(init_settings, "init_kwargs", {}).get("home")
-        toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file(home))
+        toml = _read_toml(settings_cls, _config_file(home))
         for key in SECRET_KEYS:
             if key in toml.toml_data:
                 raise ConfigError(
@@ -243,8 +280,15 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**given)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ConfigError(f"invalid settings: {problems}") from exc
+        problems = []
+        for err in exc.errors():
+            message = str(err["msg"]).removeprefix("Value error, ")
+            key = ".".join(str(part) for part in err["loc"])
+            if not key:  # a check across keys says first which key it is about
+                named = re.match(r"(\w+)(?:,|:)", message)
+                key = named.group(1) if named and named.group(1) in Settings.model_fields else ""
+                if key:
+                    message = message[len(key) :].lstrip(":, ")
+            origin = setting_origin(key.split(".")[0], given.get("home")) if key else "settings"
+            problems.append(f"{origin}: {key or 'settings'}: {message}")
+        raise ConfigError("; ".join(problems)) from exc

@@ -4,9 +4,14 @@
 class DiffusionError(Exception):
     """Root of every error Diffusion raises on purpose."""
 
+    # The CLI's exit status: 1 when the work failed, 2 when the command was used wrongly.
+    exit_code = 1
+
 
 class ConfigError(DiffusionError, ValueError):
     """A setting is missing, malformed or contradicts another."""
+
+    exit_code = 2
 
 
 class DatabaseError(DiffusionError, RuntimeError):
@@ -20,6 +25,8 @@ class InvalidInput(DiffusionError, ValueError):
     page in another language says what is wrong with that field in its own words.
     """
 
+    exit_code = 2
+
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
@@ -28,9 +35,13 @@ class InvalidInput(DiffusionError, ValueError):
 class UnknownAudience(DiffusionError, LookupError):
     """An audience or audience key that the routing rules do not define."""
 
+    exit_code = 2
+
 
 class UnknownRecord(DiffusionError, LookupError):
     """A source, item, subscriber or edition that is not in the database."""
+
+    exit_code = 2
 
 
 class CollectError(DiffusionError, RuntimeError):
@@ -40,6 +51,8 @@ class CollectError(DiffusionError, RuntimeError):
 class TemplateError(DiffusionError, ValueError):
     """An email template or its MJML is invalid; names the template and line."""
 
+    exit_code = 2
+
 
 class DeliveryError(DiffusionError, RuntimeError):
     """A message could not be handed to the transport."""
@@ -47,3 +60,5 @@ class DeliveryError(DiffusionError, RuntimeError):
 
 class InvalidToken(DiffusionError, ValueError):
     """A subscription token is tampered with, malformed or expired."""
+
+    exit_code = 2

@@ -2,18 +2,26 @@
 
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
+from zoneinfo import ZoneInfo
 
 import click
+import sqlalchemy as sa
 from rich.console import Console
+from rich.text import Text
 from sqlalchemy.engine import Engine
 
 from diffusion import db
 from diffusion.config import Settings, load_settings
-from diffusion.errors import DiffusionError, InvalidInput
+from diffusion.digest import Period
+from diffusion.errors import DatabaseError, DiffusionError, InvalidInput
 
-console = Console()
-err_console = Console(stderr=True)
+# Markup, emoji codes and highlighting are off: what the commands print quotes names, titles
+# and remote servers' errors, and `[/bold]` in a name must print as typed (styles are given
+# with Text.assemble or `style=`, never as markup in a string).
+console = Console(markup=False, emoji=False, highlight=False)
+err_console = Console(stderr=True, markup=False, emoji=False, highlight=False)
 
 
 class Context:
@@ -34,6 +42,7 @@ class Context:
     def engine(self) -> Engine:
         """The database engine, once the database is known to be at the current schema."""
         if self._engine is None:
+            _refuse_missing_sqlite(self.settings.database)
             engine = db.engine_for(self.settings)
             try:
                 db.require_schema(engine)
@@ -45,6 +54,48 @@ class Context:
 
 
 pass_context = click.make_pass_decorator(Context)
+
+
+def _refuse_missing_sqlite(url: str) -> None:
+    """Only `init` and `demo` create the database: connecting would leave an empty file."""
+    parsed = sa.engine.make_url(db.normalise_url(url))
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    if not Path(parsed.database or "").exists():
+        raise DatabaseError(
+            f"no database at {parsed.database}; run `diffusion init` (or `diffusion demo`) first"
+        )
+
+
+class PeriodType(click.ParamType[str, Any]):
+    """A period label, checked when the command line is read: `2026-13` is a usage error."""
+
+    name = "YYYY-MM|YYYY-Www"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        try:
+            return Period.parse(str(value), ZoneInfo("UTC")).label
+        except InvalidInput as exc:
+            self.fail(str(exc), param, ctx)
+
+
+PERIOD = PeriodType()
+
+
+def open_output(path: str) -> BinaryIO:
+    """The file `-o` names, opened for writing; `-` is standard output.
+
+    Opened before the work, so that a path that cannot be written is one line (and exit 2)
+    rather than a traceback after the work is done.
+    """
+    if path == "-":
+        return sys.stdout.buffer
+    try:
+        return open(path, "wb")  # noqa: SIM115  (closed by the caller)
+    except OSError as exc:
+        raise click.BadParameter(
+            f"cannot write {path}: {exc.strerror or exc}", param_hint="'-o' / '--output'"
+        ) from exc
 
 
 def parse_now(value: str | None) -> datetime:
@@ -74,8 +125,18 @@ def cli(ctx: click.Context, home: str | None, database_url: str | None) -> None:
     ctx.obj = Context({"home": home, "database_url": database_url})
 
 
+def print_error(message: object) -> None:
+    """One line on stderr; the message quotes data as it is (never read as markup)."""
+    text = " ".join(str(message).split())
+    err_console.print(Text.assemble(("error:", "bold red"), " ", text), soft_wrap=True)
+
+
 def main() -> None:
-    """Entry point: runs the CLI and turns Diffusion's errors into a message and exit code 2."""
+    """Entry point: runs the CLI and turns errors into one line and an exit code.
+
+    Exit codes: 0 success; 1 the work failed (some of it); 2 the command was used wrongly
+    (an unknown option, a bad value, a setting or file that cannot be used as it is).
+    """
     from diffusion.cli import commands  # noqa: F401  (registers the commands)
 
     try:
@@ -87,5 +148,13 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except DiffusionError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        sys.exit(2)
+        print_error(exc)
+        sys.exit(exc.exit_code)
+    except BrokenPipeError:
+        # `diffusion items list | head`: the reader has all it wanted.
+        sys.stderr.close()
+        sys.exit(0)
+    except OSError as exc:  # a file or folder the command had to read or write
+        where = f"{exc.filename}: " if exc.filename else ""
+        print_error(f"{where}{exc.strerror or exc}")
+        sys.exit(1)

@@ -1,18 +1,18 @@
 """Commands that collect updates: feed sources, the collection run, items and editorial entries."""
 
-import json
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.text import Text
 from sqlmodel import col, select
 
 from diffusion import db, validate
-from diffusion.cli import Context, cli, console, pass_context
+from diffusion.cli import Context, cli, console, err_console, pass_context
 from diffusion.cli.directory import print_report
+from diffusion.cli.output import Column, Listing, emit, format_option, resolve
 from diffusion.collect import run_collection
 from diffusion.collect.editorial import import_entries
 from diffusion.collect.run import load_sources
@@ -35,8 +35,9 @@ TABLE_LIMIT = 50
 @click.option(
     "--source", "-s", "names", multiple=True, metavar="NAME", help="Only this source (repeatable)."
 )
+@format_option
 @pass_context
-def collect(ctx: Context, names: tuple[str, ...]) -> None:
+def collect(ctx: Context, names: tuple[str, ...], fmt: str | None) -> None:
     """Fetch every feed source (or those named) and store new and changed items.
 
     A source that fails (timeout, HTTP error, malformed feed) is shown in red and recorded on
@@ -46,6 +47,7 @@ def collect(ctx: Context, names: tuple[str, ...]) -> None:
     Example:
       diffusion collect
       diffusion collect --source ifla --source dakar-office
+      diffusion collect --format json
     """
     settings = ctx.settings
     engine = ctx.engine
@@ -55,7 +57,8 @@ def collect(ctx: Context, names: tuple[str, ...]) -> None:
         console.print("No feed sources yet: add one with `diffusion sources add URL --kind KIND`.")
         return
     with Progress(
-        TextColumn("[progress.description]{task.description}"),
+        # The description is a source's name: data, so not markup.
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -71,29 +74,37 @@ def collect(ctx: Context, names: tuple[str, ...]) -> None:
             progress=lambda name: bar.update(task, advance=1, description=name),
         )
     engine.dispose()
-    table = Table(title=f"Collected {len(summary.results)} source(s)")
-    for column in ("source", "status", "HTTP", "new", "updated", "error"):
-        table.add_column(
-            column, justify="right" if column in ("HTTP", "new", "updated") else "left"
-        )
+    listing = Listing(
+        [
+            Column("source"),
+            Column("status"),
+            Column("HTTP", numeric=True),
+            Column("new", numeric=True),
+            Column("updated", numeric=True),
+            Column("error", wrap=True),
+        ],
+        title=f"Collected {len(summary.results)} source(s)",
+    )
     for result in summary.results:
         style = {"error": "red", "not_modified": "dim", "waiting": "yellow"}.get(result.status)
         status = "not modified" if result.not_modified else result.status
-        note = result.error or (f"[yellow]{result.warning}[/]" if result.warning else "")
-        table.add_row(
+        listing.add(
             result.name,
             status,
-            str(result.http_status or "-"),
-            str(result.new),
-            str(result.updated),
-            note,
+            result.http_status,
+            result.new,
+            result.updated,
+            result.error or result.warning or "",
             style=style,
         )
-    console.print(table)
+    emit(listing, fmt, console)
+    notes = console if resolve(fmt) == "table" else err_console  # a pipe gets the rows only
     failed = len(summary.failed)
-    console.print(
-        f"{summary.new} new, {summary.updated} updated"
-        + (f", [red]{failed} source(s) failed[/]" if failed else "")
+    notes.print(
+        Text.assemble(
+            f"{summary.new} new, {summary.updated} updated",
+            (f", {failed} source(s) failed", "red") if failed else "",
+        )
     )
 
 
@@ -182,35 +193,49 @@ def sources_import(ctx: Context, file: Path) -> None:
 
 
 @sources.command("list")
+@format_option
 @pass_context
-def sources_list(ctx: Context) -> None:
+def sources_list(ctx: Context, fmt: str | None) -> None:
     """List the feed sources with the outcome of their last collection.
 
     \b
     Example:
       diffusion sources list
+      diffusion sources list --format tsv | cut -f1,3
     """
     engine = ctx.engine
     with db.session_scope(engine) as session:
         rows = session.exec(select(Source).order_by(col(Source.name))).all()
     engine.dispose()
-    table = Table(title=f"{len(rows)} source(s)")
-    for column in ("name", "kind", "url", "tags", "last fetched", "status", "new", "error"):
-        table.add_column(column)
+    listing = Listing(
+        [
+            Column("name"),
+            Column("kind"),
+            Column("public"),
+            Column("url", wrap=True),
+            Column("tags", wrap=True),
+            Column("last fetched"),
+            Column("status", numeric=True),
+            Column("new", numeric=True),
+            Column("error", wrap=True),
+        ],
+        title=f"{len(rows)} source(s)",
+    )
     for row in rows:
         fetched = row.last_fetched_at.strftime("%Y-%m-%d %H:%M") if row.last_fetched_at else "never"
-        table.add_row(
+        listing.add(
             row.name,
-            row.kind + ("" if row.public else " (private)"),
+            row.kind,
+            row.public,
             row.url,
-            "; ".join(f"{key}={','.join(values)}" for key, values in row.tags.items()),
+            " ".join(f"{key}={','.join(values)}" for key, values in row.tags.items()),
             fetched,
-            str(row.last_status or "-"),
-            str(row.last_new_items),
+            row.last_status,
+            row.last_new_items,
             row.last_error or "",
             style="red" if row.last_error else None,
         )
-    console.print(table)
+    emit(listing, fmt, console)
 
 
 @cli.group()
@@ -227,9 +252,7 @@ def items() -> None:
 )
 @click.option("--limit", type=click.IntRange(min=1), help=f"At most N (table: {TABLE_LIMIT}).")
 @click.option("--count", is_flag=True, help="Print only the number of matching items.")
-@click.option(
-    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
-)
+@format_option
 @pass_context
 def items_list(
     ctx: Context,
@@ -239,11 +262,12 @@ def items_list(
     since: datetime | None,
     limit: int | None,
     count: bool,
-    fmt: str,
+    fmt: str | None,
 ) -> None:
     """List collected and editorial items, newest first.
 
-    JSON gives every stored field (tags and translations included, dates in ISO 8601).
+    A table shows the newest 50 unless --limit says otherwise; tsv, csv and json list every
+    match. JSON gives every stored field (tags and translations included, dates in ISO 8601).
 
     \b
     Example:
@@ -262,23 +286,28 @@ def items_list(
         total = count_items(session, **filters)
         if count:
             shown = []
-        elif fmt == "json":
-            shown = find_items(session, **filters, limit=limit)
-        else:
+        elif resolve(fmt) == "table":
             shown = find_items(session, **filters, limit=limit or TABLE_LIMIT)
+        else:
+            shown = find_items(session, **filters, limit=limit)
     engine.dispose()
     if count:
         click.echo(min(total, limit) if limit else total)
         return
-    if fmt == "json":
-        dumped = [row.model_dump(mode="json") for row in shown]
-        click.echo(json.dumps(dumped, ensure_ascii=False))
-        return
-    table = Table(title=f"{len(shown)} of {total} item(s)")
-    for column in ("published", "kind", "lang", "title", "tags", "link"):
-        table.add_column(column)
+    listing = Listing(
+        [
+            Column("published"),
+            Column("kind"),
+            Column("lang"),
+            Column("title", wrap=True),
+            Column("tags", wrap=True),
+            Column("link", wrap=True),
+        ],
+        title=f"{len(shown)} of {total} item(s)",
+        records=[row.model_dump(mode="json") for row in shown],
+    )
     for row in shown:
-        table.add_row(
+        listing.add(
             row.published_at.astimezone(settings.zone).strftime("%Y-%m-%d"),
             row.kind,
             row.language + (f"+{','.join(row.translations)}" if row.translations else ""),
@@ -286,7 +315,7 @@ def items_list(
             " ".join(value for values in row.tags.values() for value in values),
             row.link or "",
         )
-    console.print(table)
+    emit(listing, fmt, console)
 
 
 @items.command("import")

@@ -4,11 +4,10 @@ import json
 from datetime import UTC, datetime
 
 import click
-from rich.table import Table
 from rich.text import Text
 
-from diffusion.cli import Context, cli, console, parse_now, pass_context
-from diffusion.digest import Period
+from diffusion.cli import PERIOD, Context, cli, console, err_console, parse_now, pass_context
+from diffusion.cli.output import Column, Listing, emit, format_option, resolve
 from diffusion.editions import approve_editions, build_editions, get_edition, list_editions
 from diffusion.models import EDITION_STATUSES
 
@@ -21,13 +20,16 @@ def digest_group() -> None:
 
 
 @digest_group.command("build")
-@click.option("--period", metavar="YYYY-MM|YYYY-Www", help="Default: since each previous edition.")
+@click.option("--period", type=PERIOD, help="Default: since each previous edition.")
 @click.option(
     "--audience", "-a", metavar="AUDIENCE[:KEY]", help="Only this audience, e.g. sector:ED."
 )
 @click.option("--now", hidden=True, help="Pretend it is this ISO date-time (for tests).")
+@format_option
 @pass_context
-def digest_build(ctx: Context, period: str | None, audience: str | None, now: str | None) -> None:
+def digest_build(
+    ctx: Context, period: str | None, audience: str | None, now: str | None, fmt: str | None
+) -> None:
     """Build and store one edition per segment of active subscribers.
 
     Each segment (same audience, key, language, narrowing and cadence) gets one edition a
@@ -51,63 +53,86 @@ def digest_build(ctx: Context, period: str | None, audience: str | None, now: st
     if not results:
         console.print("No segment to build: no active subscriber matches.")
         return
-    table = Table("edition", "segment", "period", "subscribers", "items", "status", "action")
+    listing = Listing(
+        [
+            Column("edition", numeric=True),
+            Column("segment", joined=True),
+            Column("period"),
+            Column("subscribers", numeric=True),
+            Column("items", numeric=True),
+            Column("more", numeric=True),
+            Column("status"),
+            Column("action"),
+        ]
+    )
     for result in results:
-        items = str(result.item_count) + (f" (+{result.more_count})" if result.more_count else "")
-        table.add_row(
-            str(result.edition_id),
+        listing.add(
+            result.edition_id,
             result.segment,
             result.period,
-            str(result.subscribers),
-            items,
+            result.subscribers,
+            result.item_count,
+            result.more_count,
             result.status,
             result.action,
         )
-    console.print(table)
+    emit(listing, fmt, console)
+    notes = console if resolve(fmt) == "table" else err_console  # a pipe gets the rows only
     empty = [result.segment for result in results if result.status == "empty"]
     actions = {name: sum(r.action == name for r in results) for name in ("created", "rebuilt")}
-    console.print(
+    notes.print(
         f"{len(results)} segments: {actions['created']} created, {actions['rebuilt']} rebuilt, "
         f"{len(results) - sum(actions.values())} kept."
     )
     if empty:
-        console.print(f"{len(empty)} empty (nothing new; will not be sent): {', '.join(empty)}")
+        notes.print(f"{len(empty)} empty (nothing new; will not be sent): {', '.join(empty)}")
     for result in results:
         if result.warning:
             # A Text, not markup: the warning quotes keys and names as they were typed.
-            console.print(Text.assemble(("Warning: ", "bold yellow"), result.warning))
+            notes.print(Text.assemble(("Warning: ", "bold yellow"), result.warning))
 
 
 @digest_group.command("list")
-@click.option("--period", metavar="YYYY-MM|YYYY-Www", help="Only this period.")
+@click.option("--period", type=PERIOD, help="Only this period.")
 @click.option("--status", type=click.Choice(EDITION_STATUSES), help="Only this status.")
+@format_option
 @pass_context
-def digest_list(ctx: Context, period: str | None, status: str | None) -> None:
+def digest_list(ctx: Context, period: str | None, status: str | None, fmt: str | None) -> None:
     """List stored editions, newest period first.
 
     \b
     Example:
       diffusion digest list --period 2026-11 --status draft
+      diffusion digest list --format tsv | grep ngo:ifla
     """
     engine = ctx.engine
     try:
         editions = list_editions(engine, period=period, status=status)
     finally:
         engine.dispose()
-    if not editions:
+    if not editions and resolve(fmt) == "table":
         console.print("No editions.")
         return
-    table = Table("id", "period", "segment", "items", "status", "subject")
+    listing = Listing(
+        [
+            Column("id", numeric=True),
+            Column("period"),
+            Column("segment", joined=True),
+            Column("items", numeric=True),
+            Column("status"),
+            Column("subject", wrap=True),
+        ]
+    )
     for edition in editions:
-        table.add_row(
-            str(edition.id),
+        listing.add(
+            edition.id,
             edition.period,
             edition.segment,
-            str(edition.item_count),
+            edition.item_count,
             edition.status,
             edition.subject,
         )
-    console.print(table)
+    emit(listing, fmt, console)
 
 
 @digest_group.command("show")
@@ -139,7 +164,7 @@ def digest_show(ctx: Context, edition_id: int, fmt: str) -> None:
 @digest_group.command("approve")
 @click.argument("edition_ids", nargs=-1, type=int)
 @click.option("--all", "approve_all", is_flag=True, help="Every draft (of --period, if given).")
-@click.option("--period", metavar="YYYY-MM|YYYY-Www", help="Only the drafts of this period.")
+@click.option("--period", type=PERIOD, help="Only the drafts of this period.")
 @pass_context
 def digest_approve(
     ctx: Context, edition_ids: tuple[int, ...], approve_all: bool, period: str | None
@@ -155,8 +180,6 @@ def digest_approve(
     """
     if bool(edition_ids) == approve_all:
         raise click.UsageError("give edition IDs, or --all (with --period to narrow it)")
-    if period:
-        Period.parse(period, ctx.settings.zone)
     engine = ctx.engine
     try:
         approved = approve_editions(
@@ -169,6 +192,5 @@ def digest_approve(
         return
     console.print(
         f"Approved {len(approved)} edition(s): {', '.join(map(str, approved))}. "
-        "The next send job sends them (or now: diffusion jobs run send).",
-        highlight=False,
+        "The next send job sends them (or now: diffusion jobs run send)."
     )

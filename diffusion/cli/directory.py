@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from diffusion import db
-from diffusion.cli import Context, cli, console, err_console, pass_context
+from diffusion.cli import Context, cli, console, err_console, open_output, pass_context
 from diffusion.collect.directories import KINDS, export_directory, import_directory
 from diffusion.collect.report import ImportReport
 
@@ -17,11 +17,10 @@ def print_report(report: ImportReport, what: str) -> None:
     console.print(
         f"{report.source}: {report.created} {what} created, {report.updated} updated, "
         f"{report.unchanged} unchanged, {len(report.problems)} rejected",
-        highlight=False,
         soft_wrap=True,
     )
     for problem in report.problems:
-        err_console.print(problem, highlight=False, markup=False, soft_wrap=True)
+        err_console.print(problem, soft_wrap=True)
     if report.problems:
         # sys.exit, not click's Exit: cli.main runs click in non-standalone mode, which
         # would turn Exit into a return value and lose the status.
@@ -69,21 +68,25 @@ def directory_import(ctx: Context, file: Path, kind: str | None) -> None:
     show_default=True,
     help="csv: the NGOs; yaml: the whole directory.",
 )
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="File.")
+@click.option(
+    "-o", "--output", metavar="FILE", help="Write to FILE (`-`: standard output, the default)."
+)
 @pass_context
-def directory_export(ctx: Context, fmt: str, output: Path | None) -> None:
+def directory_export(ctx: Context, fmt: str, output: str | None) -> None:
     """Write the directory in a form `directory import` reads back.
 
     \b
     Example:
       diffusion directory export --format csv -o ngos.csv
-      diffusion directory export > directory.yaml
+      diffusion directory export -o - > directory.yaml
     """
+    target = open_output(output) if output not in (None, "-") else None
     engine = ctx.engine
     with db.session_scope(engine) as session:
         text = export_directory(session, fmt)
-    if output:
-        output.write_text(text, encoding="utf-8")
-        console.print(f"Directory written to {output}", highlight=False)
-    else:
+    if target is None:
         click.echo(text, nl=False)
+        return
+    with target:
+        target.write(text.encode("utf-8"))
+    err_console.print(f"Directory written to {output}")

@@ -1,5 +1,6 @@
 """The editors' preview: exactly what an audience or a subscriber would receive."""
 
+import contextlib
 import sys
 import tempfile
 import webbrowser
@@ -12,7 +13,7 @@ from sqlalchemy.engine import Engine
 
 from diffusion import db, render
 from diffusion.audiences import parse_audience
-from diffusion.cli import Context, cli, err_console, parse_now, pass_context
+from diffusion.cli import PERIOD, Context, cli, err_console, open_output, parse_now, pass_context
 from diffusion.collect.subscribers import find_subscriber
 from diffusion.config import Settings
 from diffusion.deliver.message import MessageTemplate
@@ -119,16 +120,16 @@ def build_preview(
     return Preview(rendered, reader, html_part, text_part, message.personalise(reader))
 
 
-def _open_in_browser(html_part: str, output: Path | None) -> str:
+def _open_in_browser(html_part: str, output: Path | None) -> Path:
+    """Open the HTML in a browser: the file just written if it is HTML, else a temporary one."""
     if output is None or output.suffix.lower() not in (".html", ".htm"):
         with tempfile.NamedTemporaryFile(
             "w", suffix=".html", prefix="diffusion-preview-", delete=False, encoding="utf-8"
         ) as handle:
             handle.write(html_part)
             output = Path(handle.name)
-    url = output.resolve().as_uri()
-    webbrowser.open(url)
-    return url
+    webbrowser.open(output.resolve().as_uri())
+    return output.resolve()
 
 
 @cli.command()
@@ -137,7 +138,7 @@ def _open_in_browser(html_part: str, output: Path | None) -> str:
 )
 @click.option("--lang", "language", metavar="LANG", help="Language (default: default_language).")
 @click.option("--subscriber", metavar="EMAIL", help="Preview what this subscriber receives.")
-@click.option("--period", metavar="YYYY-MM|YYYY-Www", help="Default: the current month.")
+@click.option("--period", type=PERIOD, help="Default: the current month.")
 @click.option(
     "--format",
     "fmt",
@@ -147,9 +148,14 @@ def _open_in_browser(html_part: str, output: Path | None) -> str:
     help="text for a terminal, html, the mjml source, or the complete eml message.",
 )
 @click.option(
-    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE."
+    "-o", "--output", metavar="FILE", help="Write to FILE (`-`: standard output, the default)."
 )
-@click.option("--open", "open_browser", is_flag=True, help="Open the HTML in a web browser.")
+@click.option(
+    "--open",
+    "open_browser",
+    is_flag=True,
+    help="Open the HTML in a web browser; prints only the path of the file opened.",
+)
 @click.option("--now", hidden=True, help="Pretend it is this ISO date-time (for tests).")
 @pass_context
 def preview(
@@ -159,7 +165,7 @@ def preview(
     subscriber: str | None,
     period: str | None,
     fmt: str,
-    output: Path | None,
+    output: str | None,
     open_browser: bool,
     now: str | None,
 ) -> None:
@@ -173,7 +179,10 @@ def preview(
       diffusion preview --audience ngo:ifla --lang fr
       diffusion preview --audience sector:ED --format html --open
       diffusion preview --subscriber ana@example.org --format eml -o ana.eml
+      diffusion preview --audience public --format eml -o - | head
     """
+    # Opened first: a path that cannot be written is said before any work is done.
+    target = open_output(output) if output is not None else None
     settings = ctx.settings
     engine = ctx.engine
     try:
@@ -189,10 +198,14 @@ def preview(
     finally:
         engine.dispose()
     data = result.as_bytes(fmt)
-    if output is not None:
-        output.write_bytes(data)
-        err_console.print(f"Wrote {fmt} preview to {output} ({len(data)} bytes).")
-    else:
+    written = None if output in (None, "-") else Path(output or "")
+    if target is not None:
+        with target if written else contextlib.nullcontext(target):
+            target.write(data)
+            target.flush()
+        if written and not open_browser:
+            err_console.print(f"Wrote {fmt} preview to {written} ({len(data)} bytes).")
+    elif not open_browser:  # --open alone prints the path it opened, not 30 KB of HTML
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
     if result.rendered.trimmed:
@@ -201,4 +214,4 @@ def preview(
             f"{render.GMAIL_CLIP_BYTES} bytes; the text part carries them all."
         )
     if open_browser:
-        err_console.print(f"Opening {_open_in_browser(result.html, output)}")
+        click.echo(_open_in_browser(result.html, written))

@@ -1,7 +1,6 @@
 """Commands that send editions, inspect the outbox and read bounce reports."""
 
 import asyncio
-import json
 import signal
 import threading
 from datetime import UTC, datetime
@@ -10,12 +9,12 @@ from types import FrameType
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from diffusion import db
-from diffusion.cli import Context, cli, console, pass_context
+from diffusion.cli import PERIOD, Context, cli, console, err_console, pass_context
+from diffusion.cli.output import Column, Listing, emit, format_option
 from diffusion.config import Settings
 from diffusion.deliver import bounces, outbox, sender
 from diffusion.deliver.message import MessageTemplate
@@ -33,15 +32,17 @@ class _TestRecipient:
         self.language = language
 
 
-def _table(*columns: str) -> Table:
-    """Numbers never wrap; the long text columns (segment, subject) are cut short instead."""
-    table = Table()
-    for name in columns:
-        if name in ("segment", "subject"):
-            table.add_column(name, no_wrap=True, overflow="ellipsis", max_width=40)
-        else:
-            table.add_column(name, no_wrap=True, min_width=max(len(name), 7))
-    return table
+def _columns(*names: str) -> list[Column]:
+    """Subjects and segments may wrap (between words, after `|`); periods and counts do not."""
+    return [
+        Column(
+            name,
+            wrap=name == "subject",
+            joined=name == "segment",
+            numeric=name not in ("period", "segment", "subject"),
+        )
+        for name in names
+    ]
 
 
 def _now() -> datetime:
@@ -84,7 +85,7 @@ async def _send_tests(settings: Settings, editions: list[Edition], address: str)
 
 
 @cli.command()
-@click.option("--period", help="Only editions of this period (2026-11, 2026-W47).")
+@click.option("--period", type=PERIOD, help="Only editions of this period (2026-11, 2026-W47).")
 @click.option("--audience", help="Only editions of this audience (ngo, sector...).")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
 @click.option("--rate", type=click.FloatRange(min=0, min_open=True), help="Messages a second.")
@@ -98,6 +99,7 @@ async def _send_tests(settings: Settings, editions: list[Edition], address: str)
 )
 @click.option("--dry-run", is_flag=True, help="Say what would be sent; send nothing.")
 @click.option("--test-to", metavar="EMAIL", help="Send one copy of each edition to EMAIL only.")
+@format_option
 @pass_context
 def send(
     ctx: Context,
@@ -109,6 +111,7 @@ def send(
     wait_retries: float,
     dry_run: bool,
     test_to: str | None,
+    fmt: str | None,
 ) -> None:
     """Send the approved editions to their subscribers, through SMTP or the maildir.
 
@@ -134,19 +137,18 @@ def send(
         console.print("Nothing to send: no approved edition" + (f" for {period}" if period else ""))
         return
     if dry_run:
-        table = _table("edition", "period", "recipients", "already sent", "segment", "subject")
+        listing = Listing(
+            _columns("edition", "period", "recipients", "already sent", "segment", "subject")
+        )
         for edition in editions:
             people, done = _recipient_count(engine, edition)
-            table.add_row(
-                str(edition.id), edition.period, str(people), str(done),
-                edition.segment, edition.subject,
-            )  # fmt: skip
-        console.print(table)
-        console.print("Dry run: nothing was sent.")
+            listing.add(edition.id, edition.period, people, done, edition.segment, edition.subject)
+        emit(listing, fmt, console)
+        err_console.print("Dry run: nothing was sent.")
         return
     if test_to:
         for line in asyncio.run(_send_tests(settings, editions, test_to)):
-            console.print(line, highlight=False)
+            console.print(line)
         return
 
     now = _now()
@@ -190,26 +192,28 @@ def send(
     finally:
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, previous_int)
-    _print_summary(engine, ids, summary)
+    _print_summary(engine, ids, summary, fmt)
     if stop.is_set():
         console.print("Stopped on request; run `diffusion send --resume` to finish.")
 
 
-def _print_summary(engine: Engine, ids: list[int], summary: sender.SendSummary) -> None:
+def _print_summary(
+    engine: Engine, ids: list[int], summary: sender.SendSummary, fmt: str | None
+) -> None:
     with db.session_scope(engine) as session:
         states = outbox.counts(session, ids)
-    table = Table("edition", "sent", "deferred", "failed", "queued")
+    listing = Listing(_columns("edition", "sent", "deferred", "failed", "queued"))
     for edition_id in ids:
         found = states.get(edition_id, {})
-        table.add_row(
-            str(edition_id),
-            str(found.get("sent", 0)),
-            str(found.get("failed_temporary", 0)),
-            str(found.get("failed_permanent", 0)),
-            str(found.get("queued", 0) + found.get("sending", 0)),
+        listing.add(
+            edition_id,
+            found.get("sent", 0),
+            found.get("failed_temporary", 0),
+            found.get("failed_permanent", 0),
+            found.get("queued", 0) + found.get("sending", 0),
         )
-    console.print(table)
-    console.print(f"This run: {summary.summary()}.", highlight=False)
+    emit(listing, fmt, console)
+    console.print(f"This run: {summary.summary()}.")
 
 
 @cli.group("outbox")
@@ -218,16 +222,15 @@ def outbox_group() -> None:
 
 
 @outbox_group.command("status")
-@click.option(
-    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
-)
+@format_option
 @pass_context
-def outbox_status(ctx: Context, fmt: str) -> None:
+def outbox_status(ctx: Context, fmt: str | None) -> None:
     """Count the outbox rows per state, per edition.
 
     \b
     Example:
       diffusion outbox status
+      diffusion outbox status | grep ngo:ifla
       diffusion outbox status --format json
     """
     engine = ctx.engine
@@ -237,29 +240,28 @@ def outbox_status(ctx: Context, fmt: str) -> None:
             edition.id: edition
             for edition in session.exec(select(Edition).where(col(Edition.id).in_(list(states))))
         }
-    if fmt == "json":
-        rows = [
-            {
-                "edition": edition_id,
-                "segment": editions[edition_id].segment if edition_id in editions else None,
-                "period": editions[edition_id].period if edition_id in editions else None,
-                **{state: found.get(state, 0) for state in OUTBOX_STATES},
-            }
-            for edition_id, found in sorted(states.items())
-        ]
-        click.echo(json.dumps(rows, indent=2))
-        return
+    rows = [
+        {
+            "edition": edition_id,
+            "segment": editions[edition_id].segment if edition_id in editions else None,
+            "period": editions[edition_id].period if edition_id in editions else None,
+            **{state: found.get(state, 0) for state in OUTBOX_STATES},
+        }
+        for edition_id, found in sorted(states.items())
+    ]
     short = {"failed_temporary": "deferred", "failed_permanent": "failed"}
-    table = _table("edition", "period", *(short.get(s, s) for s in OUTBOX_STATES), "segment")
-    for edition_id, found in sorted(states.items()):
-        edition = editions.get(edition_id)
-        table.add_row(
-            str(edition_id),
-            edition.period if edition else "?",
-            *(str(found.get(state, 0)) for state in OUTBOX_STATES),
-            edition.segment if edition else "?",
+    listing = Listing(
+        _columns("edition", "period", *(short.get(s, s) for s in OUTBOX_STATES), "segment"),
+        records=rows,
+    )
+    for row in rows:
+        listing.add(
+            row["edition"],
+            row["period"] or "?",
+            *(row[state] for state in OUTBOX_STATES),
+            row["segment"] or "?",
         )
-    console.print(table)
+    emit(listing, fmt, console)
 
 
 @outbox_group.command("retry")
@@ -295,6 +297,6 @@ def bounces_process(ctx: Context, path: Path) -> None:
     """
     engine = ctx.engine
     report = bounces.process_bounces(engine, ctx.settings, now=_now(), path=path)
-    console.print(report.summary(), highlight=False)
+    console.print(report.summary())
     for problem in report.problems:
-        console.print(f"  {problem}", highlight=False)
+        console.print(f"  {problem}")

@@ -9,12 +9,12 @@ from types import FrameType
 import click
 import sqlalchemy as sa
 from apscheduler.triggers.interval import IntervalTrigger
-from rich.table import Table
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from diffusion import db, render, schedule
-from diffusion.cli import Context, cli, console, pass_context
+from diffusion.cli import PERIOD, Context, cli, console, pass_context
+from diffusion.cli.output import Column, Listing, emit, emit_sections, format_option, resolve
 from diffusion.config import Settings
 from diffusion.deliver import outbox
 from diffusion.models import Edition, Source
@@ -99,22 +99,31 @@ def jobs_group() -> None:
     """The scheduled jobs: when they run next, and running one now."""
 
 
-def _jobs_table(settings: Settings, engine: Engine, now: datetime) -> Table:
+def _jobs_listing(settings: Settings, engine: Engine, now: datetime) -> Listing:
     runs = schedule.last_runs(engine)
-    table = Table("job", "when", "next run", "last run", "outcome", title="Jobs")
+    listing = Listing(
+        [
+            Column("job"),
+            Column("when", wrap=True),
+            Column("next run"),
+            Column("last run"),
+            Column("outcome", wrap=True),
+        ],
+        title="Jobs",
+    )
     for job in schedule.jobs(settings):
         last = runs.get(job.name)
         next_at = schedule.next_run(job, now)
         if last and last.last_started_at and isinstance(job.trigger, IntervalTrigger):
             next_at = max(now, last.last_started_at + job.trigger.interval)
-        table.add_row(
+        listing.add(
             job.name,
             job.when,
             _local(next_at, settings),
             _local(last.last_started_at if last else None, settings),
             last.last_outcome if last else "",
         )
-    return table
+    return listing
 
 
 def _local(moment: datetime | None, settings: Settings) -> str:
@@ -124,22 +133,26 @@ def _local(moment: datetime | None, settings: Settings) -> str:
 
 
 @jobs_group.command("list")
+@format_option
 @pass_context
-def jobs_list(ctx: Context) -> None:
+def jobs_list(ctx: Context, fmt: str | None) -> None:
     """Show the configured jobs, their next run time and their last run.
 
     \b
     Example:
       diffusion jobs list
+      diffusion jobs list --format json
     """
     engine = ctx.engine
-    console.print(_jobs_table(ctx.settings, engine, datetime.now(UTC)))
+    emit(_jobs_listing(ctx.settings, engine, datetime.now(UTC)), fmt, console)
     engine.dispose()
 
 
 @jobs_group.command("run")
 @click.argument("name")
-@click.option("--period", help="Period of the monthly (YYYY-MM) or weekly (YYYY-Www) job.")
+@click.option(
+    "--period", type=PERIOD, help="Period of the monthly (YYYY-MM) or weekly (YYYY-Www) job."
+)
 @pass_context
 def jobs_run(ctx: Context, name: str, period: str | None) -> None:
     """Run one job now (collect, monthly, weekly, send), as the scheduler would.
@@ -158,17 +171,22 @@ def jobs_run(ctx: Context, name: str, period: str | None) -> None:
         summary = schedule.run_job(name, engine, ctx.settings, now=datetime.now(UTC), period=period)
     finally:
         engine.dispose()
-    console.print(f"{name}: {summary}", highlight=False)
+    console.print(f"{name}: {summary}")
 
 
 @cli.command()
+@format_option
 @pass_context
-def status(ctx: Context) -> None:
+def status(ctx: Context, fmt: str | None) -> None:
     """Show the last collection of each source, the next job runs and the outbox.
+
+    In a pipe (tsv, csv) the three listings follow each other, a blank line between them;
+    JSON gives one object with `sources`, `jobs`, `outbox` and `drafts`.
 
     \b
     Example:
       diffusion status
+      diffusion status --format json
     """
     settings = ctx.settings
     engine = ctx.engine
@@ -177,24 +195,34 @@ def status(ctx: Context) -> None:
         sources = session.exec(select(Source).order_by(col(Source.name))).all()
         per_edition = outbox.counts(session)
         drafts = session.exec(select(sa.func.count()).where(Edition.status == "draft")).one()
-    collected = Table("source", "last fetched", "HTTP", "new items", "error", title="Sources")
+    collected = Listing(
+        [
+            Column("source"),
+            Column("last fetched"),
+            Column("HTTP", numeric=True),
+            Column("new items", numeric=True),
+            Column("error", wrap=True),
+        ],
+        title="Sources",
+    )
     for source in sources:
-        collected.add_row(
+        collected.add(
             source.name,
             _local(source.last_fetched_at, settings),
-            str(source.last_status or "-"),
-            str(source.last_new_items),
+            source.last_status,
+            source.last_new_items,
             source.last_error or "",
         )
-    console.print(collected)
-    console.print(_jobs_table(settings, engine, now))
     totals: dict[str, int] = {}
     for states in per_edition.values():
         for state, number in states.items():
             totals[state] = totals.get(state, 0) + number
-    box = Table("state", "messages", title="Outbox")
+    box = Listing([Column("state"), Column("messages", numeric=True)], title="Outbox")
     for state in ("queued", "sending", "sent", "failed_temporary", "failed_permanent"):
-        box.add_row(state, str(totals.get(state, 0)))
-    console.print(box)
-    console.print(f"Editions waiting for approval: {drafts}")
+        box.add(state, totals.get(state, 0))
+    jobs = _jobs_listing(settings, engine, now)
     engine.dispose()
+    sections = {"sources": collected, "jobs": jobs, "outbox": box}
+    emit_sections(sections, fmt, console, counts={"drafts": drafts})
+    if resolve(fmt) == "table":
+        console.print(f"Editions waiting for approval: {drafts}")

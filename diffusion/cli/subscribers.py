@@ -1,18 +1,15 @@
 """Commands that import, list, add and remove subscribers."""
 
-import csv
-import io
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
-from rich.table import Table
 
 from diffusion import db
 from diffusion.audiences import load_rules
 from diffusion.cli import Context, cli, console, pass_context
 from diffusion.cli.directory import print_report
+from diffusion.cli.output import Column, Listing, emit, format_option
 from diffusion.collect.subscribers import (
     SUBSCRIBER_FIELDS,
     add_subscriber,
@@ -26,6 +23,7 @@ from diffusion.models import AUDIENCES, CADENCES, SECTORS, SUBSCRIBER_STATUSES
 
 # What `list` shows: every field an import reads (so a CSV export imports again), and status.
 _COLUMNS = (*SUBSCRIBER_FIELDS, "status")
+_FREE_TEXT = ("name", "sectors", "themes", "regions")  # may wrap in a table
 
 
 @cli.group()
@@ -58,15 +56,11 @@ def subscribers_import(ctx: Context, file: Path) -> None:
 @subscribers.command("list")
 @click.option("--audience", type=click.Choice(AUDIENCES), help="Only this audience.")
 @click.option("--status", type=click.Choice(SUBSCRIBER_STATUSES), help="Only this status.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json", "csv"]),
-    default="table",
-    show_default=True,
-)
+@format_option
 @pass_context
-def subscribers_list(ctx: Context, audience: str | None, status: str | None, fmt: str) -> None:
+def subscribers_list(
+    ctx: Context, audience: str | None, status: str | None, fmt: str | None
+) -> None:
     """List subscribers, optionally of one audience or status.
 
     \b
@@ -80,20 +74,11 @@ def subscribers_list(ctx: Context, audience: str | None, status: str | None, fmt
             {column: getattr(s, column) for column in _COLUMNS}
             for s in list_subscribers(session, audience=audience, status=status)
         ]
-    if fmt == "json":
-        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
-    elif fmt == "csv":
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: ";".join(v) if isinstance(v, list) else v for k, v in row.items()})
-        click.echo(out.getvalue(), nl=False)
-    else:
-        table = Table(*_COLUMNS, title=f"{len(rows)} subscribers")
-        for row in rows:
-            table.add_row(*(", ".join(v) if isinstance(v, list) else str(v) for v in row.values()))
-        console.print(table)
+    columns = [Column(name, wrap=name in _FREE_TEXT) for name in _COLUMNS]
+    listing = Listing(columns, title=f"{len(rows)} subscribers")
+    for row in rows:
+        listing.add(*row.values())
+    emit(listing, fmt, console)
 
 
 @subscribers.command("add")
@@ -173,4 +158,4 @@ def subscribers_remove(ctx: Context, email: str | None, everyone: bool, yes: boo
         removed = remove_subscriber(session, email or "")
     if not removed:
         raise UnknownRecord(f"no subscriber with the address {email}; see `subscribers list`")
-    console.print(f"Removed {email}.", highlight=False)
+    console.print(f"Removed {email}.")

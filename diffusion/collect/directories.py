@@ -12,7 +12,7 @@ import yaml
 from sqlmodel import Session, SQLModel, select
 
 from diffusion import validate
-from diffusion.collect.report import ImportReport, csv_rows
+from diffusion.collect.report import ImportReport, csv_rows, neutralise_formula
 from diffusion.errors import InvalidInput
 from diffusion.models import SECTORS, FieldOffice, FocalPoint, Forum, Organisation, Sector
 
@@ -370,7 +370,9 @@ def export_directory(session: Session, fmt: str = "yaml") -> str:
         )
         writer.writeheader()
         for record in _records(session, "organisations"):
-            writer.writerow({key: _cell(value) for key, value in record.items()})
+            writer.writerow(
+                {key: neutralise_formula(_cell(value)) for key, value in record.items()}
+            )
         return out.getvalue()
     if fmt == "yaml":
         document = {kind: _records(session, kind) for kind in KINDS}

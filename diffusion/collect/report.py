@@ -32,13 +32,35 @@ class ImportReport:
         return not self.problems
 
 
+# A spreadsheet runs a cell starting with one of these as a formula (OWASP CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_formula(value: str) -> str:
+    """A CSV cell that a spreadsheet shows as text instead of running it: `'` in front."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
+def restore_formula(value: str) -> str:
+    """The value `neutralise_formula` was given: our CSV exports import back unchanged."""
+    return value[1:] if value.startswith("'") and value[1:].startswith(FORMULA_STARTS) else value
+
+
 def csv_rows(reader: "csv.DictReader[str]") -> Iterator[tuple[int, dict[Any, Any]]]:
     """(line, row) for each row of a CSV file, `line` being where the row starts.
 
     The reader knows only the line a row ends on, and a quoted cell may hold line breaks:
-    count them back, so that a message points at the row the editor will look for.
+    count them back, so that a message points at the row the editor will look for. Cells
+    that an export neutralised against formula injection get their value back.
     """
     for row in reader:
         cells = [value for value in row.values() if isinstance(value, str)]
         cells += [value for value in row.get(None) or [] if isinstance(value, str)]
-        yield reader.line_num - sum(cell.count("\n") for cell in cells), row
+        line = reader.line_num - sum(cell.count("\n") for cell in cells)
+        yield (
+            line,
+            {
+                key: restore_formula(value) if isinstance(value, str) else value
+                for key, value in row.items()
+            },
+        )
