@@ -96,6 +96,11 @@ class Period:
             raise InvalidInput(f"period {label!r}: expected YYYY-MM (month) or YYYY-Www (week)")
         return cls(label, _midnight(first, zone), _midnight(after, zone))
 
+    @property
+    def cadence(self) -> str:
+        """The cadence whose editions cover this period: weekly for a week, else monthly."""
+        return "weekly" if "-W" in self.label else "monthly"
+
     @classmethod
     def containing(cls, moment: datetime, cadence: str, zone: ZoneInfo) -> "Period":
         """The month or week that `moment` falls in."""

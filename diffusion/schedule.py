@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from diffusion import db
 from diffusion.config import Settings
 from diffusion.digest import Period
-from diffusion.errors import DiffusionError, UnknownRecord
+from diffusion.errors import DiffusionError, InvalidInput, UnknownRecord
 from diffusion.models import JobRun
 
 log = logging.getLogger("diffusion.schedule")
@@ -43,6 +43,7 @@ class Job:
     function: JobFunction
     when: str  # for people: "every 60 min" or the crontab spec
     takes_period: bool = False
+    cadence: str | None = None  # the kind of period it takes: monthly or weekly
 
 
 def previous_month(now: datetime, settings: Settings) -> str:
@@ -138,6 +139,7 @@ def jobs(settings: Settings) -> list[Job]:
             _edition_job("monthly"),
             f"cron {settings.schedule_monthly}",
             takes_period=True,
+            cadence="monthly",
         )
     )
     found.append(
@@ -148,6 +150,7 @@ def jobs(settings: Settings) -> list[Job]:
             _edition_job("weekly"),
             f"cron {settings.schedule_weekly}",
             takes_period=True,
+            cadence="weekly",
         )
     )
     if settings.schedule_retry_minutes:
@@ -235,6 +238,14 @@ def run_job(
     job = job_named(settings, name)
     if period is not None and not job.takes_period:
         raise UnknownRecord(f"job {name!r} takes no period; run it without --period")
+    if period is not None and job.cadence:
+        given = Period.parse(period, settings.zone)
+        if given.cadence != job.cadence:
+            example = "2026-11" if job.cadence == "monthly" else "2026-W47"
+            raise InvalidInput(
+                f"job {name!r} builds {job.cadence} editions; --period {period} is a "
+                f"{'week' if given.cadence == 'weekly' else 'month'}, give one like {example}"
+            )
     _record(engine, name, last_started_at=now)
     started = time.perf_counter()
     try:

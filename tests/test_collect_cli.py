@@ -106,7 +106,7 @@ def test_sources_add_collect_and_list_items(run: Runner, server: FeedServer) -> 
     assert run("items", "list", "--count", "--since", "2026-11-01").output.strip() == "1"
     assert run("items", "list", "--count", "--kind", "event").output.strip() == "0"
     assert run("items", "list", "--count", "--limit", "1").output.strip() == "1"
-    table = run("items", "list")
+    table = run("items", "list", "--format", "table")
     assert "Reading clubs in Nairobi" in table.output and "2 of 2 item(s)" in table.output
 
     dumped = json.loads(run("items", "list", "--format", "json").output)

@@ -505,7 +505,11 @@ def test_two_processes_building_at_once_store_one_edition_per_segment(
         "--now",
         NOW.isoformat(),
     ]
-    runs = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    # The summary is said on stderr when stdout is a pipe (which gets the rows only).
+    runs = [
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(2)
+    ]
     outputs = [run.communicate(timeout=300)[0] for run in runs]
     assert [run.returncode for run in runs] == [0, 0], outputs
     with db.session_scope(engine) as session:

@@ -164,7 +164,7 @@ def test_jobs_commands(paris: Settings, sqlite_url: str) -> None:
     assert ran.exit_code == 0, ran.output
     assert "period 2026-10" in ran.output
     assert "monthly" in runner.invoke(cli, [*base, "jobs", "list"]).output
-    shown = runner.invoke(cli, [*base, "status"])
+    shown = runner.invoke(cli, [*base, "status", "--format", "table"])
     assert shown.exit_code == 0, shown.output
     assert "Outbox" in shown.output and "queued" in shown.output
     for command in (["serve"], ["jobs"], ["jobs", "list"], ["jobs", "run"], ["status"]):

@@ -226,7 +226,7 @@ def test_cli_import_list_add_remove(sqlite_url: str, tmp_path: Path, directory: 
     )
     assert result.output.splitlines()[1].startswith("helen@ifla.example.org,Helen,en,ngo,ifla")
     assert len(result.output.splitlines()) == 2
-    result = runner.invoke(cli, [*base, "subscribers", "list"])
+    result = runner.invoke(cli, [*base, "subscribers", "list", "--format", "table"])
     assert "3 subscribers" in result.output
     result = runner.invoke(cli, [*base, "subscribers", "remove", "someone@example.org"])
     assert result.exit_code == 0 and "Removed" in result.output

@@ -144,8 +144,13 @@ def main() -> None:
     except click.exceptions.Abort:
         err_console.print("aborted")
         sys.exit(130)
+    except click.UsageError as exc:
+        # One line, with where to look: the full usage text buries the message.
+        hint = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
+        print_error(exc.format_message() + hint)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        print_error(exc.format_message())
         sys.exit(exc.exit_code)
     except DiffusionError as exc:
         print_error(exc)
