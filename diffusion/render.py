@@ -114,9 +114,11 @@ def _wrap(value: str, width: int = TEXT_WIDTH, indent: str = "", first: str | No
     )
 
 
-def _underline(value: str, char: str = "=") -> str:
-    heading = " ".join(str(value).split())
-    return f"{heading}\n{char * max(len(heading), 3)}"
+def _underline(value: str, char: str = "=", width: int = TEXT_WIDTH) -> str:
+    """A heading wrapped like every other line, underlined as wide as its longest line."""
+    heading = _wrap(value, width)
+    longest = max((len(line) for line in heading.splitlines()), default=0)
+    return f"{heading}\n{char * max(longest, 3)}"
 
 
 def _plain(value: str) -> str:

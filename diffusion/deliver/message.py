@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from email.header import Header
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
@@ -144,6 +145,36 @@ class _Part:
             out.append(piece)
 
 
+_SUBJECT_SLOT = "diffusion-subject-slot"
+_HEADER_WIDTH = 78  # RFC 5322: lines SHOULD be at most 78 characters
+
+
+def subject_header(subject: str) -> bytes:
+    """The Subject header line(s), folded so that a reader decodes exactly `subject`.
+
+    The email package's folder adds a space, or drops one, where it folds next to an encoded
+    word or a long word (a folded French subject read back with two spaces). A fold here only
+    ever replaces a space: ASCII is folded at spaces; other text (or a word too long for a
+    line, or text that looks like an encoded word) becomes RFC 2047 encoded words, which a
+    reader joins without adding anything.
+    """
+    words = subject.split(" ")
+    head = "Subject:"
+    if subject.isascii() and "=?" not in subject and all(len(w) < _HEADER_WIDTH - 1 for w in words):
+        lines, line = [], head
+        for word in words:
+            if line != head and len(line) + 1 + len(word) > _HEADER_WIDTH:
+                lines.append(line)
+                line = ""
+            line += " " + word
+        lines.append(line)
+        return ("\r\n".join(lines) + "\r\n").encode("ascii")
+    encoded = Header(subject, "utf-8", header_name="Subject").encode(
+        linesep="\r\n", maxlinelen=_HEADER_WIDTH
+    )
+    return f"{head} {encoded}\r\n".encode("ascii")
+
+
 def _header_block(message: EmailMessage) -> bytes:
     """Headers folded and RFC 2047-encoded by the email package, without the blank line."""
     return message.as_bytes(policy=SMTP).split(b"\r\n\r\n", 1)[0] + b"\r\n"
@@ -200,7 +231,8 @@ class MessageTemplate:
         headers["From"] = formataddr((one_line(settings.organisation_name), sender))
         if settings.reply_to:
             headers["Reply-To"] = check_address(settings.reply_to)
-        headers["Subject"] = one_line(edition.subject) or one_line(settings.organisation_name)
+        subject = one_line(edition.subject) or one_line(settings.organisation_name)
+        headers["Subject"] = _SUBJECT_SLOT  # folded by subject_header below, in its place
         headers["Date"] = format_datetime(now or edition.approved_at or edition.created_at)
         headers["List-Id"] = f"<{_list_label(edition.segment)}.{settings.list_id}>"
         headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
@@ -218,7 +250,9 @@ class MessageTemplate:
             sender=sender,
             domain=domain,
             message_ids=message_ids(edition, settings),
-            static_headers=_header_block(headers),
+            static_headers=_header_block(headers).replace(
+                b"Subject: " + _SUBJECT_SLOT.encode() + b"\r\n", subject_header(subject), 1
+            ),
             boundary=boundary.encode(),
             text=_Part.parse(edition.text, escape=False),
             html=_Part.parse(edition.html, escape=True),
