@@ -31,6 +31,7 @@ class Route:
     last_modified: str | None = None
     delay: float = 0.0  # seconds to wait before answering
     headers: dict[str, str] = field(default_factory=dict)
+    reason: str | None = None  # the HTTP reason phrase, when not the standard one
 
 
 class _Server(ThreadingHTTPServer):
@@ -75,7 +76,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(304, b"", None, validators)
             return
         owner.record_body(path)
-        self._answer(route.status, route.body, route.content_type, validators | route.headers)
+        self._answer(
+            route.status, route.body, route.content_type, validators | route.headers, route.reason
+        )
 
     def _unchanged(self, route: Route) -> bool:
         if route.etag and self.headers.get("If-None-Match"):
@@ -89,8 +92,9 @@ class _Handler(BaseHTTPRequestHandler):
         body: bytes,
         content_type: str | None,
         extra: dict[str, str] | None = None,
+        reason: str | None = None,
     ) -> None:
-        self.send_response(status)
+        self.send_response(status, reason)
         if content_type:
             self.send_header("Content-Type", content_type)
         for name, value in (extra or {}).items():

@@ -37,13 +37,18 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def neutralise_formula(value: str) -> str:
-    """A CSV cell that a spreadsheet shows as text instead of running it: `'` in front."""
-    return "'" + value if value.startswith(FORMULA_STARTS) else value
+    """A CSV cell that a spreadsheet shows as text instead of running it: `'` in front.
+
+    A value that already starts with quotes before such a character gets one more, so that
+    `restore_formula` can tell them apart.
+    """
+    return "'" + value if value.lstrip("'").startswith(FORMULA_STARTS) else value
 
 
 def restore_formula(value: str) -> str:
     """The value `neutralise_formula` was given: our CSV exports import back unchanged."""
-    return value[1:] if value.startswith("'") and value[1:].startswith(FORMULA_STARTS) else value
+    neutralised = value.startswith("'") and value.lstrip("'").startswith(FORMULA_STARTS)
+    return value[1:] if neutralised else value
 
 
 def csv_rows(reader: "csv.DictReader[str]") -> Iterator[tuple[int, dict[Any, Any]]]:
