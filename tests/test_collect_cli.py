@@ -208,23 +208,3 @@ def test_bad_input_exits_2_with_a_message(
     assert "unknown tag key" in capsys.readouterr().err
     assert main_exit("sources", "add", "https://a.example.org/", "-k", "event", "-l", "zz9") == 2
     assert run.sources() == {}
-
-
-@pytest.mark.parametrize(
-    "command",
-    [
-        ["collect"],
-        ["sources"],
-        ["sources", "add"],
-        ["sources", "import"],
-        ["sources", "list"],
-        ["items"],
-        ["items", "list"],
-        ["items", "import"],
-    ],
-)
-def test_every_command_has_help_with_an_example(command: list[str]) -> None:
-    result = CliRunner().invoke(cli, [*command, "--help"])
-    assert result.exit_code == 0
-    if command not in (["sources"], ["items"]):
-        assert "Example:" in result.output

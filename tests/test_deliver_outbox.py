@@ -319,12 +319,6 @@ def test_cli_dry_run_test_to_send_status_and_retry(
         assert session.get(Edition, edition_id).status == "sent"  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("command", [["send"], ["outbox", "status"], ["outbox", "retry"]])
-def test_commands_have_help_with_an_example(command: list[str]) -> None:
-    result = CliRunner().invoke(cli, [*command, "--help"])
-    assert result.exit_code == 0 and "Example:" in result.output
-
-
 def test_a_broken_edition_fails_loudly_and_leaves_its_rows_queued(
     engine: Engine, settings: Settings, smtp_server: RecordingServer
 ) -> None:

@@ -477,15 +477,6 @@ def test_cli_digest_build_list_and_show(tmp_path: Path, sqlite_url: str) -> None
     assert missing.returncode == 2 and "unknown Sector 'XX'" in missing.stderr
 
 
-@pytest.mark.parametrize(
-    "command", [["digest"], ["digest", "build"], ["digest", "list"], ["digest", "show"]]
-)
-def test_digest_commands_have_help_with_an_example(command: list[str]) -> None:
-    result = CliRunner().invoke(cli, [*command, "--help"])
-    assert result.exit_code == 0
-    assert "Example:" in result.output or command == ["digest"]
-
-
 @pytest.mark.postgres
 def test_two_processes_building_at_once_store_one_edition_per_segment(
     engine: Engine, settings: Settings, tmp_path: Path

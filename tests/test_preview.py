@@ -194,12 +194,6 @@ def test_open_hands_the_html_to_a_browser(
     assert record.read_text().strip() == out.resolve().as_uri()
 
 
-def test_preview_help_has_an_example() -> None:
-    result = CliRunner().invoke(cli, ["preview", "--help"])
-    assert result.exit_code == 0
-    assert "Example:" in result.output and "diffusion preview --audience" in result.output
-
-
 # -- on the bundled demo data -----------------------------------------------------------------
 
 DEMO_AUDIENCES = (
