@@ -429,6 +429,11 @@ def test_a_bad_setting_names_its_file_or_variable_and_key(empty_home: Path) -> N
     assert done.stderr.startswith(
         "error: environment variable DIFFUSION_DEFAULT_LANGUAGE: default_language: 'de' is not"
     )
+    done = _main(empty_home, "status", DIFFUSION_DATABASE_URL="not a url")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.startswith(
+        "error: environment variable DIFFUSION_DATABASE_URL: database_url:"
+    )
 
 
 @pytest.mark.parametrize(

@@ -13,9 +13,10 @@ from rich.text import Text
 from sqlalchemy.engine import Engine
 
 from diffusion import db
-from diffusion.config import Settings, load_settings
+from diffusion.cli.output import safe_text
+from diffusion.config import Settings, load_settings, setting_origin
 from diffusion.digest import Period
-from diffusion.errors import DatabaseError, DiffusionError, InvalidInput
+from diffusion.errors import ConfigError, DatabaseError, DiffusionError, InvalidInput
 
 # Markup, emoji codes and highlighting are off: what the commands print quotes names, titles
 # and remote servers' errors, and `[/bold]` in a name must print as typed (styles are given
@@ -42,8 +43,12 @@ class Context:
     def engine(self) -> Engine:
         """The database engine, once the database is known to be at the current schema."""
         if self._engine is None:
-            _refuse_missing_sqlite(self.settings.database)
-            engine = db.engine_for(self.settings)
+            try:
+                _refuse_missing_sqlite(self.settings.database)
+                engine = db.engine_for(self.settings)
+            except sa.exc.ArgumentError as exc:  # not a URL, or a database nobody supports
+                where = setting_origin("database_url", self.settings.home)
+                raise ConfigError(f"{where}: database_url: {exc}") from exc
             try:
                 db.require_schema(engine)
             except DiffusionError:
@@ -127,7 +132,7 @@ def cli(ctx: click.Context, home: str | None, database_url: str | None) -> None:
 
 def print_error(message: object) -> None:
     """One line on stderr; the message quotes data as it is (never read as markup)."""
-    text = " ".join(str(message).split())
+    text = " ".join(safe_text(message).split())
     err_console.print(Text.assemble(("error:", "bold red"), " ", text), soft_wrap=True)
 
 

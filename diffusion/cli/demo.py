@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 import click
 from rich.table import Table
+from rich.text import Text
 
 from diffusion import db
 from diffusion.cli import Context, cli, console, pass_context
@@ -62,8 +63,7 @@ def demo(ctx: Context) -> None:
     console.print(
         f"Collected {len(summary.sources)} demo feeds ({collection.new} new items, "
         f"{collection.updated} updated); imported {summary.entries.created} new and "
-        f"{summary.entries.updated} updated editorial entries.",
-        highlight=False,
+        f"{summary.entries.updated} updated editorial entries."
     )
     # The next commands must reach the same data: repeat the flags the demo was given.
     flags = click.get_current_context().find_root().params
@@ -80,5 +80,5 @@ def demo(ctx: Context) -> None:
         "diffusion directory export --format csv",
     ):
         console.print(
-            f"  [bold]{command.replace('diffusion', prefix, 1)}[/]", highlight=False, soft_wrap=True
+            Text.assemble("  ", (command.replace("diffusion", prefix, 1), "bold")), soft_wrap=True
         )

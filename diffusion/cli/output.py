@@ -17,7 +17,6 @@ import io
 import json
 import re
 import sys
-import textwrap
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -317,7 +316,7 @@ def _print_blocks(listing: Listing, cells: list[list[str]], console: Console) ->
             console.print()
         for column, value in zip(listing.columns, row, strict=True):
             # A word longer than the room keeps its line whole: the terminal shows it folded.
-            lines = textwrap.wrap(value, room, break_long_words=False, break_on_hyphens=False)
+            lines = wrap_cell(value, room, column.breaks or r"\s").splitlines()
             for index, line in enumerate(lines or [""]):
                 head = column.name if index == 0 else ""
                 console.print(

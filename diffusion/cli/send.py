@@ -14,7 +14,7 @@ from sqlmodel import col, select
 
 from diffusion import db
 from diffusion.cli import PERIOD, Context, cli, console, err_console, pass_context
-from diffusion.cli.output import Column, Listing, emit, format_option
+from diffusion.cli.output import Column, Listing, emit, format_option, plain
 from diffusion.config import Settings
 from diffusion.deliver import bounces, outbox, sender
 from diffusion.deliver.message import MessageTemplate
@@ -148,7 +148,7 @@ def send(
         return
     if test_to:
         for line in asyncio.run(_send_tests(settings, editions, test_to)):
-            console.print(line)
+            console.print(plain(line))  # quotes the relay's reply
         return
 
     now = _now()
@@ -299,4 +299,4 @@ def bounces_process(ctx: Context, path: Path) -> None:
     report = bounces.process_bounces(engine, ctx.settings, now=_now(), path=path)
     console.print(report.summary())
     for problem in report.problems:
-        console.print(f"  {problem}")
+        console.print(plain(f"  {problem}"))
