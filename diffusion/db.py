@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from diffusion.config import Settings
-from diffusion.errors import DatabaseError
+from diffusion.errors import DatabaseError, SchemaNotReady
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -106,11 +106,11 @@ def require_schema(engine: Engine) -> None:
     if current == head:
         return
     if current is None:
-        raise DatabaseError(
+        raise SchemaNotReady(
             f"the database {where} has no Diffusion schema yet; "
             "run `diffusion init` (or `diffusion db upgrade`) first"
         )
-    raise DatabaseError(
+    raise SchemaNotReady(
         f"the database {where} is at revision {current}, this version of Diffusion expects "
         f"{head}; run `diffusion db upgrade`"
     )

@@ -18,6 +18,12 @@ class DatabaseError(DiffusionError, RuntimeError):
     """The database cannot be reached or is not at the expected schema."""
 
 
+class SchemaNotReady(DatabaseError):
+    """The database is missing, empty or at an older schema: `init` or `db upgrade` comes first."""
+
+    exit_code = 2
+
+
 class InvalidInput(DiffusionError, ValueError):
     """A file, row or value given by a user cannot be used as it is.
 

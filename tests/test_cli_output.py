@@ -398,7 +398,7 @@ def test_no_command_creates_anything_before_init(empty_home: Path) -> None:
         ["collect"],
     ):
         done = _main(empty_home, *args)
-        assert done.returncode == 1, (args, done.stderr)
+        assert done.returncode == 2, (args, done.stderr)
         assert "diffusion init" in done.stderr and len(done.stderr.splitlines()) == 1
         assert list(empty_home.iterdir()) == [], args
     assert _main(empty_home, "init").returncode == 0

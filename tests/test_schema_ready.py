@@ -33,11 +33,12 @@ def test_items_list_on_a_fresh_directory_says_to_run_init(
     home = tmp_path / "fresh"
     code, err = run_main(monkeypatch, "--home", str(home), "items", "list")
     assert code == 2
-    message = "".join(err.splitlines())  # rich wraps long lines
     database = home / "var" / "diffusion.db"
-    assert f"error: the database sqlite:///{database} has no Diffusion schema yet" in message
-    assert "diffusion init" in message
-    assert "no such table" not in err
+    assert (
+        err
+        == f"error: no database at {database}; run `diffusion init` (or `diffusion demo`) first\n"
+    )
+    assert not home.exists()  # nothing was created before init
 
     code, _ = run_main(monkeypatch, "--home", str(home), "init")
     assert code == 0

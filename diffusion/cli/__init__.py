@@ -16,7 +16,7 @@ from diffusion import db
 from diffusion.cli.output import safe_text
 from diffusion.config import Settings, load_settings, setting_origin
 from diffusion.digest import Period
-from diffusion.errors import ConfigError, DatabaseError, DiffusionError, InvalidInput
+from diffusion.errors import ConfigError, DiffusionError, InvalidInput, SchemaNotReady
 
 # Markup, emoji codes and highlighting are off: what the commands print quotes names, titles
 # and remote servers' errors, and `[/bold]` in a name must print as typed (styles are given
@@ -67,7 +67,7 @@ def _refuse_missing_sqlite(url: str) -> None:
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return
     if not Path(parsed.database or "").exists():
-        raise DatabaseError(
+        raise SchemaNotReady(
             f"no database at {parsed.database}; run `diffusion init` (or `diffusion demo`) first"
         )
 
