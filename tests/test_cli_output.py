@@ -461,3 +461,23 @@ def test_periods_are_checked_by_every_command_that_takes_one(
         cli, ["--home", str(demo_home), "digest", "list", "--format", "json"]
     )
     assert after.stdout == before.stdout  # nothing was built or sent
+
+
+def test_directory_csv_export_neutralises_formulas_and_imports_back(home: Path) -> None:
+    runner = CliRunner()
+    base = ["--home", str(home)]
+    source = home / "ngos.csv"
+    source.write_text(
+        "slug,name,acronym,sectors,countries,partnership_status\n"
+        'evil,"=HYPERLINK(""https://evil.example/"",""x"")",@SUM,ED,FR,consultative\n',
+        encoding="utf-8",
+    )
+    assert runner.invoke(cli, [*base, "directory", "import", str(source)]).exit_code == 0
+    exported = runner.invoke(cli, [*base, "directory", "export", "--format", "csv"]).stdout
+    row = next(csv.DictReader(io.StringIO(exported)))
+    assert row["name"] == '\'=HYPERLINK("https://evil.example/","x")'
+    assert row["acronym"] == "'@SUM"
+    again = home / "again.csv"
+    again.write_text(exported, encoding="utf-8")
+    reimported = runner.invoke(cli, [*base, "directory", "import", str(again)])
+    assert reimported.exit_code == 0 and "1 unchanged" in reimported.output, reimported.output
