@@ -462,8 +462,9 @@ def build_digest(
 
 def why(part: Segment, language: str, directory: Directory) -> str:
     """Why an item reached the reader, in their words: the subscription that brought it."""
-    return key_name(part.audience, part.key, language, directory) or (
-        _words(AUDIENCE_TITLES, language)[part.audience]
+    return (
+        key_name(part.audience, part.key, language, directory)
+        or (_words(AUDIENCE_TITLES, language)[part.audience])
     )
 
 

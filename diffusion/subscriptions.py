@@ -36,7 +36,14 @@ from diffusion import validate
 from diffusion.audiences import Directory, RoutingRules
 from diffusion.digest import Segment
 from diffusion.errors import DiffusionError, InvalidInput
-from diffusion.models import ConsentEvent, OutboxMessage, Person, Subscription, Suppression
+from diffusion.models import (
+    ConsentEvent,
+    Edition,
+    OutboxMessage,
+    Person,
+    Subscription,
+    Suppression,
+)
 
 # A person in one of these statuses is never mailed, whatever their subscriptions say.
 SUPPRESSED = ("unsubscribed", "bounced", "complained")
@@ -198,9 +205,7 @@ def erased(session: Session, email: str, secret: str) -> bool:
     return session.get(Suppression, address_hash(email, secret)) is not None
 
 
-def suppression_of(
-    session: Session, person: Person | None, email: str, secret: str
-) -> str | None:
+def suppression_of(session: Session, person: Person | None, email: str, secret: str) -> str | None:
     """Why the address may not be mailed without its own opt-in, or None.
 
     `secret` is the key erased addresses were hashed with (settings.signing_key()); without
@@ -636,9 +641,7 @@ def is_recipient_refusal(reply: str) -> bool:
     return code in _BASIC_RECIPIENT_CODES and not re.match(r"\d\.\d", rest)
 
 
-def refused_at_send(
-    session: Session, refusals: Mapping[int, str], *, now: datetime
-) -> list[str]:
+def refused_at_send(session: Session, refusals: Mapping[int, str], *, now: datetime) -> list[str]:
     """Record permanent refusals at SMTP time {person id: reply}: a recipient-specific one is a
     hard bounce of that person. Returns the addresses marked bounced."""
     marked = []
@@ -675,20 +678,20 @@ def export_person(session: Session, person: Person) -> dict[str, Any]:
     def when(value: datetime | None) -> str | None:
         return value.isoformat() if value is not None else None
 
-    from diffusion.models import Edition  # the editions the outbox rows name
-
+    outbox = cast(sa.Table, OutboxMessage.__table__)  # type: ignore[attr-defined]
+    editions = cast(sa.Table, Edition.__table__)  # type: ignore[attr-defined]
     sent = session.execute(
         sa.select(
-            OutboxMessage.edition_id,
-            Edition.period,
-            Edition.subject,
-            OutboxMessage.state,
-            OutboxMessage.sent_at,
-            OutboxMessage.message_id,
+            outbox.c.edition_id,
+            editions.c.period,
+            editions.c.subject,
+            outbox.c.state,
+            outbox.c.sent_at,
+            outbox.c.message_id,
         )
-        .join(Edition, col(Edition.id) == col(OutboxMessage.edition_id))
-        .where(col(OutboxMessage.subscriber_id) == person.id)
-        .order_by(col(OutboxMessage.id))
+        .join(editions, editions.c.id == outbox.c.edition_id)
+        .where(outbox.c.subscriber_id == person.id)
+        .order_by(outbox.c.id)
     ).all()
     events = session.exec(
         select(ConsentEvent)
@@ -810,10 +813,7 @@ def people_segments(
             conditions.append(people.c.language == language)
         ids = list(
             session.execute(
-                sa.select(people.c.id)
-                .where(*conditions)
-                .order_by(people.c.id)
-                .limit(batch_size)
+                sa.select(people.c.id).where(*conditions).order_by(people.c.id).limit(batch_size)
             ).scalars()
         )
         if not ids:
@@ -866,3 +866,50 @@ class _Part:
 def _decoded(text: str | None) -> list[str]:
     value = json.loads(text or "[]")
     return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def change(
+    session: Session,
+    person: Person,
+    *,
+    origin: Origin,
+    now: datetime,
+    language: str | None = None,
+    subscription: Subscription | None = None,
+    values: Mapping[str, Any] | None = None,
+) -> bool:
+    """The person's own changes: their language, a subscription's narrowing and cadence.
+
+    Not a change of status, but written down like one. Returns whether anything changed.
+    """
+    changed = []
+    if language and person.language != language:
+        person.language = language
+        session.add(person)
+        changed.append(f"language={language}")
+    if subscription is not None and values is not None:
+        if subscription.person_id != person.id:
+            raise InvalidInput("this subscription is not the person's")
+        if _update(subscription, values):
+            session.add(subscription)
+            changed.append(f"{_label(subscription)} narrowing")
+    if changed:
+        session.add(
+            ConsentEvent(
+                person_id=person.id or 0,
+                subscription_id=subscription.id if subscription is not None else None,
+                at=now,
+                action="change",
+                from_status=person.status,
+                to_status=person.status,
+                origin=origin.kind,
+                detail=f"{origin.detail}: {', '.join(changed)}"[:1000],
+            )
+        )
+        session.flush()
+    return bool(changed)
+
+
+def everyone(session: Session) -> list[Person]:
+    """Every person, by id."""
+    return list(session.exec(select(Person).order_by(col(Person.id))).all())
