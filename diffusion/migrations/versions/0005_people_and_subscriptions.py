@@ -114,8 +114,9 @@ def upgrade() -> None:
     op.execute(
         "INSERT INTO consent_events (person_id, subscription_id, at, action, from_status, "
         "to_status, origin, detail) "
-        "SELECT person_id, id, status_changed_at, 'migrated', '', status, 'migration', "
-        "'subscriber ' || CAST(person_id AS VARCHAR) || ' of release 0004' FROM subscriptions"
+        "SELECT s.person_id, s.id, s.status_changed_at, 'migrated', '', p.status, 'migration', "
+        "'subscriber ' || CAST(s.person_id AS VARCHAR) || ' of revision 0004' "
+        "FROM subscriptions s JOIN people p ON p.id = s.person_id"
     )
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
