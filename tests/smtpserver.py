@@ -215,13 +215,10 @@ def make_edition(
 def make_subscribers(
     session: Any, count: int, *, audience: str = "liaison_committee", prefix: str = "reader"
 ) -> list[Any]:
-    """`count` active English subscribers of the audience, stored."""
-    from diffusion.models import Subscriber
+    """`count` active English people with one subscription to the audience, stored."""
+    from tests.people import enrol
 
-    people = [
-        Subscriber(email=f"{prefix}{n}@example.org", name=f"Reader {n}", audience=audience)
+    return [
+        enrol(session, f"{prefix}{n}@example.org", audience, name=f"Reader {n}")
         for n in range(count)
     ]
-    session.add_all(people)
-    session.flush()
-    return people

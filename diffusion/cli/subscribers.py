@@ -120,7 +120,7 @@ def subscribers_list(ctx: Context, audience: str | None, status: str | None, fmt
 @click.option("--audience", required=True, type=click.Choice(AUDIENCES))
 @click.option("--key", default="", help="Organisation slug, Sector, Field Office or country code.")
 @click.option("--name", default="", help="How the greeting addresses them.")
-@click.option("--language", default="en", show_default=True, help="Two-letter code.")
+@click.option("--language", help="Two-letter code (default: en, or the person's own).")
 @click.option("--sector", "sectors", multiple=True, type=click.Choice(list(SECTORS)))
 @click.option("--theme", "themes", multiple=True, help="Only items with this theme (repeat).")
 @click.option("--cadence", type=click.Choice(CADENCES), default="monthly", show_default=True)
@@ -131,7 +131,7 @@ def subscribers_add(
     audience: str,
     key: str,
     name: str,
-    language: str,
+    language: str | None,
     sectors: tuple[str, ...],
     themes: tuple[str, ...],
     cadence: str,

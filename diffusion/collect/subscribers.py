@@ -161,7 +161,7 @@ def add_subscriber(
     *,
     email: str,
     name: str = "",
-    language: str = "en",
+    language: str | None = None,
     audience: str,
     key: str = "",
     sectors: Iterable[str] = (),
@@ -176,18 +176,23 @@ def add_subscriber(
 ) -> Person:
     """Check the values, then add the subscription (active) or ask for it (pending).
 
-    A known address gains the subscription. Suppressed for a suppressed or erased address
+    A known address gains the subscription, keeping their name and language unless given.
+    Suppressed for a suppressed or erased address
     (erased ones are recognised only given the `secret` they were hashed with); InvalidInput
     if a value is bad. Returns the person.
     """
     if status not in ("pending", "active"):
         raise InvalidInput(f"status {status!r}: a new subscription is pending or active")
+    known = subscriptions.find_person(session, email)
+    if known is not None:
+        name = name or known.name
+        language = language or known.language
     values = check_subscriber(
         KnownKeys.read(session, rules),
         {
             "email": email,
             "name": name,
-            "language": language,
+            "language": language or "en",
             "audience": audience,
             "key": key,
             "sectors": list(sectors),
