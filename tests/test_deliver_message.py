@@ -19,7 +19,7 @@ from diffusion.deliver import MessageTemplate, send_one
 from diffusion.deliver.message import greeting
 from diffusion.digest import Segment
 from diffusion.errors import DeliveryError, InvalidInput
-from diffusion.models import Edition, Subscriber
+from diffusion.models import Edition, Person
 from diffusion.personalise import fill
 from diffusion.tokens import read_token
 from tests.smtpserver import EDITION_HTML, EDITION_TEXT, RecordingServer, smtp_server
@@ -52,12 +52,11 @@ def edition(subject: str = "NGO partners' newsletter, November 2026", **fields: 
     )
 
 
-def reader(number: int = 3, name: str = "Amina Diallo", email: str = "") -> Subscriber:
-    return Subscriber(
+def reader(number: int = 3, name: str = "Amina Diallo", email: str = "") -> Person:
+    return Person(
         id=number,
         email=email or f"reader{number}@example.org",
         name=name,
-        audience="liaison_committee",
         language="en",
     )
 

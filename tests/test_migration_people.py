@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from conftest import _postgres_database
 from sqlmodel import Session, select
 
-from conftest import _postgres_database
 from diffusion import db
 from diffusion.deliver import outbox
 from diffusion.models import ConsentEvent, Edition, OutboxMessage, Person, Subscription
@@ -110,9 +110,19 @@ def test_every_subscriber_becomes_a_person_with_one_subscription(old_database: s
             rows = {r.id: r for r in session.exec(select(OutboxMessage)).all()}
         assert sorted(people) == [row[0] for row in OLD_SUBSCRIBERS]
         assert sorted(held) == sorted(people)  # exactly one subscription each
-        for sid, email, name, language, audience, key, sectors, themes, cadence, status, soft in (
-            OLD_SUBSCRIBERS
-        ):
+        for (
+            sid,
+            email,
+            name,
+            language,
+            audience,
+            key,
+            sectors,
+            themes,
+            cadence,
+            status,
+            soft,
+        ) in OLD_SUBSCRIBERS:
             person, subscription = people[sid], held[sid]
             assert (person.email, person.name, person.language) == (email, name, language)
             assert (person.status, person.soft_bounces) == (status, soft)

@@ -260,7 +260,7 @@ def test_bounces_job_reads_the_configured_maildir(paris: Settings) -> None:
     assert "1 hard" in summary
     with engine.connect() as connection:
         status = connection.execute(
-            sa.text("SELECT status FROM subscribers WHERE email = 'gone@example.org'")
+            sa.text("SELECT status FROM people WHERE email = 'gone@example.org'")
         ).scalar()
     assert status == "bounced"
     engine.dispose()

@@ -165,7 +165,9 @@ def test_a_file_without_the_required_columns_is_refused(sqlite_url: str, tmp_pat
     engine.dispose()
 
 
-def test_add_then_erase_removes_the_person_and_their_outbox(engine: Engine, directory: Path) -> None:
+def test_add_then_erase_removes_the_person_and_their_outbox(
+    engine: Engine, directory: Path
+) -> None:
     _load_directory(engine, directory)
     with db.session_scope(engine) as session:
         subscriber = add_subscriber(
