@@ -31,10 +31,15 @@ def confirm_url(
     return _url(settings, f"/confirm/{token}")
 
 
-def unsubscribe_url(settings: Settings, subscriber_id: int) -> str:
-    """GET shows a button, POST unsubscribes; also the RFC 8058 one-click POST target."""
+def unsubscribe_url(settings: Settings, subscriber_id: int, cadence: str | None = None) -> str:
+    """GET shows a button, POST unsubscribes; also the RFC 8058 one-click POST target.
+
+    With a cadence, the person leaves only their subscriptions of that cadence: those the email
+    carrying the link covered (the parameter can only narrow what the signed token allows).
+    """
     token = make_token(settings.signing_key(), "unsubscribe", subscriber_id)
-    return _url(settings, f"/unsubscribe/{token}")
+    query = f"?cadence={cadence}" if cadence else ""
+    return _url(settings, f"/unsubscribe/{token}{query}")
 
 
 def preferences_url(settings: Settings, subscriber_id: int) -> str:

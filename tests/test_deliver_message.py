@@ -85,8 +85,9 @@ def test_a_personalised_message_has_the_headers_and_parts_of_a_newsletter(
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     https, mailto = [part.strip() for part in message["List-Unsubscribe"].split(",")]
     assert https.startswith("<https://diffusion.example.org/unsubscribe/")
-    token = https.removesuffix(">").rsplit("/", 1)[1]
+    token, _, query = https.removesuffix(">").rsplit("/", 1)[1].partition("?")
     assert read_token("test-secret", "unsubscribe", token)["sub"] == 3
+    assert query == "cadence=monthly"  # it leaves the subscriptions this email covers
     assert mailto == "<mailto:unsubscribe@diffusion.example.org?subject=unsubscribe>"
 
     assert message.get_content_type() == "multipart/alternative"

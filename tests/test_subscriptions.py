@@ -410,9 +410,9 @@ def test_one_click_leaves_every_subscription_the_email_covers(
         assert answer.status_code == 200
     held = _held(world, "many@example.org")
     assert held["national_commission:BD"] == held["public"] == "left"
-    # The weekly digest is another email: left only if its own link says so.
-    expected = "active" if "cadence=monthly" in path else "left"
-    assert held["sector:ED"] == expected
+    # The weekly digest is another email, with its own link: it goes on.
+    assert "cadence=monthly" in path and held["sector:ED"] == "active"
+    assert _person(world, "many@example.org").status == "active"
 
 
 # --- safe pending state -----------------------------------------------------------------------
