@@ -240,7 +240,8 @@ def _key_warning(
 ) -> str | None:
     """Why a segment's audience key is no longer valid, for whoever runs the build."""
     try:
-        check_key(rules, segment.audience, segment.key, directory)
+        for part in segment.parts:
+            check_key(rules, part.audience, part.key, directory)
     except UnknownAudience as exc:
         return (
             f"{segment.id}: {exc}; its {subscribers} active subscriber(s) get nothing addressed "
