@@ -377,6 +377,11 @@ def test_two_subscriptions_one_newsletter_each_item_once_then_leave_one(
     assert left.status_code == 200 and "your other subscriptions are unchanged" in left.text
     assert _held(world, officer) == {"national_commission:BD": "active", "sector:ED": "left"}
     assert _person(world, officer).status == "active"
+    # The subscription left is not brought back by an import either.
+    again = _csv(tmp_path, f"{officer},,en,sector,ED", name="again.csv")
+    imported = runner.invoke(cli, [*base, "subscribers", "import", str(again)])
+    assert f"{again}:2: suppressed, not imported: {officer} left sector:ED" in imported.output
+    assert _held(world, officer)["sector:ED"] == "left"
     _send_month(world, settings, NOW + timedelta(hours=1))
     mails = _newsletters(settings, officer)
     (later,) = [text for text in mails if text != mail]
