@@ -457,6 +457,17 @@ def request(session: Session, wish: Request, *, origin: Origin, now: datetime) -
     return Requested(person, already=False)
 
 
+def holds(session: Session, person: Person, wish: Request) -> str | None:
+    """The status of the person's subscription to exactly what `wish` asks for (audience, key,
+    narrowing, cadence), if the person is active and it is active or waiting; else None."""
+    if person.status != "active":
+        return None
+    found = _subscription(session, person, wish.audience, wish.key)
+    if found is None or found.status not in ("active", "awaiting_approval"):
+        return None
+    return found.status if _same(found, wish.values()) else None
+
+
 def needs_approval(rules: RoutingRules, audience: str) -> bool:
     """Whether the audience receives non-public items, and so is joined by approval."""
     spec = rules.audience(audience)

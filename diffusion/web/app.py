@@ -466,16 +466,10 @@ def _wish(web: Web, person: Person, claims: dict[str, Any]) -> subscriptions.Req
 
 
 def _holds(web: Web, person_id: int, wish: subscriptions.Request) -> str | None:
-    """The status of the person's subscription to what `wish` asks for, if they are active."""
+    """The status of the person's subscription to what `wish` asks for, if already held."""
     with Session(web.engine) as session:
         person = session.get(Person, person_id)
-        if person is None or person.status != "active":
-            return None
-        for subscription in subscriptions.subscriptions_of(session, person):
-            if (subscription.audience, subscription.key) == (wish.audience, wish.key):
-                if subscription.status in ("active", "awaiting_approval"):
-                    return subscription.status
-    return None
+        return None if person is None else subscriptions.holds(session, person, wish)
 
 
 def _confirm(
@@ -679,6 +673,8 @@ async def preferences(request: Request) -> Response:
                     _leave, web, _id(person), subscription_id, language, now
                 )
                 notice = catalogue.text(language, "left", what=what)
+            elif action == "add" and not web.per_address.allow(person.email):
+                return _rate_limited(request, language)
             elif action == "add":
                 add_values = {
                     "audience": str(form.get("audience") or "public"),
