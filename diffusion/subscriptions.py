@@ -806,12 +806,15 @@ def people_segments(
     *,
     language: str | None = None,
     cadence: str | None = None,
+    holding: tuple[str, str] | None = None,
     batch_size: int = 5000,
 ) -> Iterator[tuple[int, Segment]]:
     """(person id, segment) for each active person and cadence of their active subscriptions.
 
-    Read in pages of people by id, as plain rows; the narrowing lists come as JSON text and a
-    combination of subscriptions is made into a segment once, not once per person.
+    `holding` (audience, key) reads only the people with that active subscription: an edition's
+    readers are found among those of its first subscription, not among everyone. Read in pages
+    of people by id, as plain rows; the narrowing lists come as JSON text and a combination of
+    subscriptions is made into a segment once, not once per person.
     """
     table = cast(sa.Table, Subscription.__table__)  # type: ignore[attr-defined]
     people = cast(sa.Table, Person.__table__)  # type: ignore[attr-defined]
@@ -822,6 +825,16 @@ def people_segments(
         conditions = [people.c.status == "active", people.c.id > last]
         if language is not None:
             conditions.append(people.c.language == language)
+        if holding is not None:
+            conditions.append(
+                people.c.id.in_(
+                    sa.select(table.c.person_id).where(
+                        table.c.audience == holding[0],
+                        table.c.key == holding[1],
+                        table.c.status == "active",
+                    )
+                )
+            )
         ids = list(
             session.execute(
                 sa.select(people.c.id).where(*conditions).order_by(people.c.id).limit(batch_size)

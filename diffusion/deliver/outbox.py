@@ -76,7 +76,11 @@ def segment_subscribers(
     """The active people whose active subscriptions of the edition's language and cadence
     make up its segment, read in pages by id, never a whole list in memory."""
     for person_id, segment in subscriptions.people_segments(
-        session, language=edition.language, cadence=edition.cadence, batch_size=batch_size
+        session,
+        language=edition.language,
+        cadence=edition.cadence,
+        holding=(edition.audience, edition.key),
+        batch_size=batch_size,
     ):
         if segment.id == edition.segment:
             yield _Member(person_id)
