@@ -1,6 +1,7 @@
 """Pick and group the items of one segment for one period: the digest, before rendering."""
 
 import dataclasses
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -68,7 +69,7 @@ class Segment:
             if values
         )
 
-    @property
+    @functools.cached_property
     def id(self) -> str:
         """Canonical text key, stored on editions: `ngo:ifla|fr|monthly|sectors=ED,SC|themes=`;
         with several subscriptions `national_commission:BD+sector:ED;sectors=ED|en|monthly`."""
