@@ -491,6 +491,12 @@ def auto_approved(
     return False
 
 
+def spent(person: Person, issued_at: datetime) -> bool:
+    """Whether a confirmation made at `issued_at` came before the person unsubscribed, bounced
+    or complained: such a link cannot bring them back (a new request can)."""
+    return person.status in SUPPRESSED and person.status_changed_at > issued_at
+
+
 def confirm(
     session: Session,
     person: Person,
@@ -508,7 +514,7 @@ def confirm(
     was made: a link mailed before someone left cannot bring them back. A subscription to an
     audience with non-public items waits for approval unless its domain is approved at once.
     """
-    if person.status in SUPPRESSED and person.status_changed_at > issued_at:
+    if spent(person, issued_at):
         raise Suppressed(f"{person.email} is {person.status} since this link was sent")
     if wish.name:
         person.name = wish.name

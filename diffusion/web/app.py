@@ -508,7 +508,7 @@ async def confirm(request: Request) -> Response:
     except InvalidToken:
         person = None
     wish = await run_in_threadpool(_wish, web, person, claims) if person is not None else None
-    if person is None or wish is None:
+    if person is None or wish is None or subscriptions.spent(person, issued_at):
         return _invalid_link(request, choose_language(request, web.settings, form=form))
     language = choose_language(request, web.settings, wish.language, form=form)
     status = await run_in_threadpool(_holds, web, _id(person), wish)
