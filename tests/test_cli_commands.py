@@ -22,6 +22,7 @@ LISTING = {
     "sources list",
     "items list",
     "subscribers list",
+    "subscribers show",
     "digest build",
     "digest list",
     "jobs list",

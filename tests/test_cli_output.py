@@ -59,6 +59,7 @@ def listing_commands() -> list[list[str]]:
         ["sources", "list"],
         ["items", "list"],
         ["subscribers", "list"],
+        ["subscribers", "show", "librarian@ifla.example.org"],
         ["digest", "list"],
         ["jobs", "list"],
         ["outbox", "status"],
@@ -116,6 +117,11 @@ def test_through_a_pipe_at_80_columns_every_value_is_whole(
         for block, name in zip(blocks, ("sources", "jobs", "outbox"), strict=False):
             _check_against_json(block, dumped[name])
         assert blocks[3][1] == ["drafts", str(dumped["drafts"])]
+    elif command[:2] == ["subscribers", "show"]:
+        assert [block[0][0] for block in blocks] == ["email", "audience"]
+        for block, name in zip(blocks, ("person", "subscriptions"), strict=True):
+            _check_against_json(block, dumped[name])
+        assert blocks[0][1][0] == command[2] and blocks[1][1][:2] == ["ngo", "ifla"]
     else:
         assert len(blocks) == 1
         assert len(blocks[0]) > 1, f"{command}: nothing listed"
@@ -289,15 +295,20 @@ def test_subscribers_csv_export_neutralises_formulas_and_imports_back(home: Path
     exported = runner.invoke(cli, [*base, "subscribers", "list", "--format", "csv"]).stdout
     row = next(csv.DictReader(io.StringIO(exported)))
     assert row["name"] == "'" + name
-    rows = list(csv.DictReader(io.StringIO(exported)))
-    with (home / "export.csv").open("w", encoding="utf-8", newline="") as handle:
-        # What an import reads: every column but status.
-        writer = csv.DictWriter(handle, [key for key in rows[0] if key != "status"])
-        writer.writeheader()
-        writer.writerows({k: v for k, v in r.items() if k != "status"} for r in rows)
-    runner.invoke(cli, [*base, "subscribers", "remove", "b@example.org"])
+    assert list(row)[-1] == "status" and row["status"] == "active"
+    # A row that is not active in the export (here one who unsubscribed) is not made active.
+    left = exported.splitlines()[1].replace("b@example.org", "left@example.org")
+    (home / "export.csv").write_text(
+        exported + left.rsplit(",", 1)[0] + ",unsubscribed\n", encoding="utf-8"
+    )
+    # Into a fresh home (as when moving servers), so every value comes from the file.
+    other = home / "other"
+    assert runner.invoke(cli, ["--home", str(other), "init"]).exit_code == 0
+    base = ["--home", str(other)]
     imported = runner.invoke(cli, [*base, "subscribers", "import", str(home / "export.csv")])
     assert imported.exit_code == 0, imported.output
+    assert "1 subscriptions created" in imported.output and "1 skipped" in imported.output
+    assert "export.csv:3: status unsubscribed, not imported" in imported.output
     again = json.loads(
         runner.invoke(cli, [*base, "subscribers", "list", "--format", "json"]).stdout
     )
@@ -326,6 +337,16 @@ def test_dash_o_dash_is_standard_output(demo_home: Path, tmp_path: Path) -> None
         check=True,
     )
     assert exported.stdout.startswith("slug,")
+    person = subprocess.run(
+        [DIFFUSION, "subscribers", "export-person", "librarian@ifla.example.org", "-o", "-"],
+        capture_output=True,
+        text=True,
+        env=_environment(demo_home),
+        cwd=tmp_path,
+        check=True,
+    )
+    assert json.loads(person.stdout)["email"] == "librarian@ifla.example.org"
+    assert person.stderr == ""
     assert not (tmp_path / "-").exists()
 
 
@@ -334,6 +355,7 @@ def test_dash_o_dash_is_standard_output(demo_home: Path, tmp_path: Path) -> None
     [
         ["preview", "--audience", "public", "-o"],
         ["directory", "export", "-o"],
+        ["subscribers", "export-person", "librarian@ifla.example.org", "-o"],
     ],
 )
 def test_an_unwritable_output_is_one_line_and_exit_2(

@@ -16,9 +16,12 @@ def print_report(report: ImportReport, what: str) -> None:
     """Counts, then every problem line; exits 1 when some rows were bad (the good ones are kept)."""
     console.print(
         f"{report.source}: {report.created} {what} created, {report.updated} updated, "
-        f"{report.unchanged} unchanged, {len(report.problems)} rejected",
+        f"{report.unchanged} unchanged, {len(report.problems)} rejected"
+        + (f", {len(report.skipped)} skipped" if report.skipped else ""),
         soft_wrap=True,
     )
+    for skipped in report.skipped:
+        console.print(skipped, soft_wrap=True)
     for problem in report.problems:
         err_console.print(problem, soft_wrap=True)
     if report.problems:
