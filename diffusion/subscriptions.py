@@ -73,6 +73,9 @@ class Suppressed(DiffusionError, PermissionError):
     """The address unsubscribed, bounced, complained or was erased: only its own opt-in
     brings it back."""
 
+    # The command was used rightly; the work (adding them) is refused.
+    exit_code = 1
+
 
 @dataclass(frozen=True)
 class Origin:
