@@ -1,25 +1,33 @@
 """Settings: one typed object read from diffusion.toml, then DIFFUSION_* variables, then flags."""
 
 import os
-import secrets
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
 
+from diffusion import keys
 from diffusion.errors import ConfigError
 
 # Secrets are read from the environment only, so that a config file can be shared or committed.
-SECRET_KEYS = ("smtp_password", "secret_key")
+SECRET_KEYS = ("smtp_password", "secret_key", "secret_keys")
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -90,8 +98,14 @@ class Settings(BaseSettings):
     dkim_private_key_file: Path | None = Field(None, description="PEM private key for DKIM.")
     secret_key: SecretStr | None = Field(
         None,
-        description="Key signing subscription links (environment only); "
-        "default: generated once into var/secret_key.",
+        description="Key signing subscription links, at least 32 bytes (environment only); "
+        "default: var/secret_key, made by `diffusion init`. Set it on every host of a "
+        "multi-host install.",
+    )
+    secret_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        [],
+        description="Instead of secret_key, to rotate keys: the current key, then older keys "
+        "that links may still be signed with, separated by spaces (environment only).",
     )
     fetch_timeout: float = Field(15.0, gt=0, description="Seconds before a feed fetch gives up.")
     fetch_concurrency: int = Field(32, ge=1, description="Feeds fetched at the same time.")
@@ -165,8 +179,27 @@ class Settings(BaseSettings):
                 )
         return (init_settings, env_settings, toml)
 
+    _signing_keys: tuple[str, ...] | None = PrivateAttr(None)
+
+    @field_validator("secret_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        return keys.split_keys(value) if isinstance(value, str) else value
+
     @model_validator(mode="after")
     def _check(self) -> "Settings":
+        if self.secret_key is not None and self.secret_keys:
+            raise ValueError("secret_key and secret_keys: set one of them, not both")
+        if self.secret_key is not None or self.secret_keys:
+            single = self.secret_key is not None
+            given = [self.secret_key] if self.secret_key is not None else self.secret_keys
+            source = "DIFFUSION_SECRET_KEY" if single else "DIFFUSION_SECRET_KEYS"
+            try:
+                keys.check_keys(
+                    [key.get_secret_value() for key in given], source, keys.ENVIRONMENT_HINT
+                )
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from exc
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -225,16 +258,33 @@ class Settings(BaseSettings):
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    @property
+    def key_file(self) -> Path:
+        return self.var_dir / "secret_key"
+
+    @property
+    def keys_from_environment(self) -> bool:
+        return self.secret_key is not None or bool(self.secret_keys)
+
+    def signing_keys(self) -> tuple[str, ...]:
+        """The keys of signed links, current first: from the environment, else var/secret_key.
+
+        Read once; ConfigError (naming the variable or the file) when a key is missing, empty
+        or shorter than 32 bytes. The file is made by `diffusion init`, never here: a missing
+        file where links were already mailed must not silently become a new key.
+        """
+        if self._signing_keys is None:
+            if self.secret_key is not None:
+                self._signing_keys = (self.secret_key.get_secret_value(),)
+            elif self.secret_keys:
+                self._signing_keys = tuple(key.get_secret_value() for key in self.secret_keys)
+            else:
+                self._signing_keys = keys.read_key_file(self.key_file)
+        return self._signing_keys
+
     def signing_key(self) -> str:
-        """The key for signed links: from the environment, else created once under var/."""
-        if self.secret_key:
-            return self.secret_key.get_secret_value()
-        path = self.var_dir / "secret_key"
-        if not path.exists():
-            self.var_dir.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(32))
-            path.chmod(0o600)
-        return path.read_text().strip()
+        """The current key: the one new links are signed with."""
+        return self.signing_keys()[0]
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -243,8 +293,10 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**given)
     except ValidationError as exc:
+        # A check of the whole object names its key in the message itself.
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            ".".join(f"{part}: " for part in map(str, err["loc"]))
+            + err["msg"].removeprefix("Value error, ")
             for err in exc.errors()
         )
         raise ConfigError(f"invalid settings: {problems}") from exc

@@ -5,7 +5,7 @@ from datetime import datetime
 from itsdangerous import Signer
 
 from diffusion.config import Settings
-from diffusion.tokens import make_token
+from diffusion.tokens import make_token, oldest_first
 
 # The salt of archive signatures: a subscription token can never pass for one, nor the reverse.
 ARCHIVE_SALT = "diffusion.archive"
@@ -22,24 +22,25 @@ def confirm_url(settings: Settings, subscriber_id: int, *, status_changed_at: da
     or unsubscribed later), the link is spent.
     """
     token = make_token(
-        settings.signing_key(), "confirm", subscriber_id, at=status_changed_at.isoformat()
+        settings.signing_keys(), "confirm", subscriber_id, at=status_changed_at.isoformat()
     )
     return _url(settings, f"/confirm/{token}")
 
 
 def unsubscribe_url(settings: Settings, subscriber_id: int) -> str:
     """GET shows a button, POST unsubscribes; also the RFC 8058 one-click POST target."""
-    token = make_token(settings.signing_key(), "unsubscribe", subscriber_id)
+    token = make_token(settings.signing_keys(), "unsubscribe", subscriber_id)
     return _url(settings, f"/unsubscribe/{token}")
 
 
 def preferences_url(settings: Settings, subscriber_id: int) -> str:
-    token = make_token(settings.signing_key(), "preferences", subscriber_id)
+    token = make_token(settings.signing_keys(), "preferences", subscriber_id)
     return _url(settings, f"/preferences/{token}")
 
 
 def _archive_signer(settings: Settings) -> Signer:
-    return Signer(settings.signing_key(), salt=ARCHIVE_SALT)
+    # Signs with the current key, verifies with every key still accepted.
+    return Signer(oldest_first(settings.signing_keys()), salt=ARCHIVE_SALT)
 
 
 def archive_signature(settings: Settings, edition_id: int) -> str:

@@ -74,8 +74,9 @@ class Web:
     rules: RoutingRules  # the editors' routing rules: which audience keys exist
 
     @property
-    def secret(self) -> str:
-        return self.settings.signing_key()
+    def secret(self) -> tuple[str, ...]:
+        """The signing keys, current first: the current one signs, every one verifies."""
+        return self.settings.signing_keys()
 
 
 def _web(request: Request) -> Web:
@@ -677,6 +678,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
     compile, so that the service does not start only to fail at the next build.
     """
     render.check_templates(settings)
+    settings.signing_keys()  # an empty, short or missing key stops the start, naming its source
     own_engine = engine is None
     if engine is None:
         engine = db.engine_for(settings)

@@ -8,6 +8,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from diffusion.tokens import Keys, current_key
+
 CSRF_COOKIE = "diffusion_csrf"
 CSRF_FIELD = "csrf_token"
 
@@ -16,16 +18,17 @@ def new_csrf_cookie() -> str:
     return secrets.token_urlsafe(24)
 
 
-def csrf_token(secret: str, cookie: str) -> str:
+def csrf_token(secret: Keys, cookie: str) -> str:
     """The form field that goes with the cookie: an HMAC a third-party site cannot compute.
 
     Double submit with a signed value: a forged cross-site POST carries the victim's cookie but
     cannot know the field, and a cookie planted by a sibling subdomain has no matching HMAC.
     """
-    return hmac.new(secret.encode(), f"csrf|{cookie}".encode(), hashlib.sha256).hexdigest()
+    key = current_key(secret).encode()
+    return hmac.new(key, f"csrf|{cookie}".encode(), hashlib.sha256).hexdigest()
 
 
-def csrf_ok(secret: str, cookie: str | None, field: object) -> bool:
+def csrf_ok(secret: Keys, cookie: str | None, field: object) -> bool:
     if not cookie or not isinstance(field, str):
         return False
     return hmac.compare_digest(csrf_token(secret, cookie), field)
