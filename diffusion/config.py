@@ -122,6 +122,24 @@ class Settings(BaseSettings):
     )
     web_host: str = Field("127.0.0.1", description="Address `diffusion serve` listens on.")
     web_port: int = Field(8080, ge=0, le=65535, description="Port `diffusion serve` listens on.")
+    web_max_body_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        description="Largest request body the web pages accept; a larger one gets 413 unread.",
+    )
+    web_keep_alive_seconds: int = Field(
+        5, ge=1, description="Seconds an idle connection is kept open after an answer."
+    )
+    web_header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a connection has to send a complete request head, else closed.",
+    )
+    web_max_connections: int = Field(
+        4096,
+        ge=16,
+        description="Connections served at once (more get 503); kept below the open-file limit.",
+    )
     schedule_collect_minutes: int = Field(
         60, ge=0, description="Minutes between collections (then feeds are rebuilt); 0: never."
     )

@@ -77,16 +77,13 @@ def serve(
         if no_web:
             stop.wait()
         else:
-            import uvicorn
+            from diffusion.web import create_app, server
 
-            from diffusion.web import create_app
-
-            uvicorn.run(
+            server.run(
                 create_app(settings, engine),
+                settings,
                 host=host or settings.web_host,
                 port=settings.web_port if port is None else port,
-                proxy_headers=True,
-                log_config=None,
             )
     finally:
         if scheduler is not None:

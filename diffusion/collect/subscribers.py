@@ -78,7 +78,7 @@ def check_subscriber(
         cadence = validate.cadence(row.get("cadence") or "monthly")
     return {
         "email": email,
-        "name": str(row.get("name") or "").strip(),
+        "name": validate.person_name(row.get("name")),
         "language": language,
         "audience": audience,
         "key": key,
