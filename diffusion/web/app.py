@@ -376,11 +376,8 @@ async def subscribe(request: Request) -> Response:
         return _subscribe_page(request, language, values, error=_form_error(language, exc))
     if not web.per_address.allow(address):
         return _rate_limited(request, language)
-    now = datetime.now(UTC)
     try:
-        confirmation = await run_in_threadpool(
-            db.once_more_on_conflict, _subscribe, web, values, now
-        )
+        await run_in_threadpool(_check, web, values)
     except InvalidInput as exc:
         return _subscribe_page(request, language, values, error=_form_error(language, exc))
     response = _message(
@@ -391,9 +388,28 @@ async def subscribe(request: Request) -> Response:
             language, "subscribe_sent", email=address, days=web.settings.confirm_token_days
         ),
     )
-    # Sent after the answer, known address or not: the answer and its timing say nothing.
-    response.background = BackgroundTask(_send_confirmation, web.settings, confirmation)
+    # Recorded and mailed after the answer, known address or not: the answer and its timing
+    # say nothing of the address.
+    response.background = BackgroundTask(_record_and_send, web, values, datetime.now(UTC))
     return response
+
+
+def _check(web: Web, values: dict[str, Any]) -> None:
+    """The form's values validated without looking the address up: the same work for any."""
+    with Session(web.engine) as session:
+        check_subscriber(session, values, rules=web.rules)
+
+
+async def _record_and_send(web: Web, values: dict[str, Any], now: datetime) -> None:
+    """After the answer: record the request, then mail the address."""
+    try:
+        confirmation = await run_in_threadpool(
+            db.once_more_on_conflict, _subscribe, web, values, now
+        )
+    except InvalidInput as exc:  # checked before the answer: only a race can get here
+        log.error("subscription request for %s not recorded: %s", values["email"], exc)
+        return
+    await _send_confirmation(web.settings, confirmation)
 
 
 def _rate_limited(request: Request, language: str) -> Response:
