@@ -157,3 +157,16 @@ def test_new_key_rotates_the_key_file_and_keeps_old_links_working(
     assert after.signing_key() != before.signing_key()
     assert read_token(after.signing_keys(), "preferences", link) == {"sub": 3}
     assert stat.S_IMODE(after.key_file.stat().st_mode) == 0o600
+
+
+def test_the_web_app_does_not_start_with_an_unusable_key(
+    tmp_path: Path, sqlite_url: str, no_key_in_environment: None
+) -> None:
+    from diffusion.web import create_app
+
+    settings = load_settings(home=tmp_path, database_url=sqlite_url)
+    with pytest.raises(ConfigError, match="no signing key file"):
+        create_app(settings)
+    settings.key_file.write_text("short\n")
+    with pytest.raises(ConfigError, match="is 5 bytes long"):
+        create_app(load_settings(home=tmp_path, database_url=sqlite_url))
