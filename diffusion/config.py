@@ -1,6 +1,7 @@
 """Settings: one typed object read from diffusion.toml, then DIFFUSION_* variables, then flags."""
 
 import os
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -9,7 +10,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import (
     Field,
-    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -197,8 +197,6 @@ class Settings(BaseSettings):
                 )
         return (init_settings, env_settings, toml)
 
-    _signing_keys: tuple[str, ...] | None = PrivateAttr(None)
-
     @field_validator("secret_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
@@ -284,21 +282,24 @@ class Settings(BaseSettings):
     def keys_from_environment(self) -> bool:
         return self.secret_key is not None or bool(self.secret_keys)
 
-    def signing_keys(self) -> tuple[str, ...]:
+    @cached_property
+    def keys_in_use(self) -> tuple[str, ...]:
         """The keys of signed links, current first: from the environment, else var/secret_key.
 
-        Read once; ConfigError (naming the variable or the file) when a key is missing, empty
-        or shorter than 32 bytes. The file is made by `diffusion init`, never here: a missing
-        file where links were already mailed must not silently become a new key.
+        Read once (links are signed per recipient); ConfigError (naming the variable or the
+        file) when a key is missing, empty or shorter than 32 bytes. The file is made by
+        `diffusion init`, never here: a missing file where links were already mailed must not
+        silently become a new key.
         """
-        if self._signing_keys is None:
-            if self.secret_key is not None:
-                self._signing_keys = (self.secret_key.get_secret_value(),)
-            elif self.secret_keys:
-                self._signing_keys = tuple(key.get_secret_value() for key in self.secret_keys)
-            else:
-                self._signing_keys = keys.read_key_file(self.key_file)
-        return self._signing_keys
+        if self.secret_key is not None:
+            return (self.secret_key.get_secret_value(),)
+        if self.secret_keys:
+            return tuple(key.get_secret_value() for key in self.secret_keys)
+        return keys.read_key_file(self.key_file)
+
+    def signing_keys(self) -> tuple[str, ...]:
+        """See keys_in_use."""
+        return self.keys_in_use
 
     def signing_key(self) -> str:
         """The current key: the one new links are signed with."""
