@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlmodel import col, select
@@ -79,9 +80,13 @@ def collect(ctx: Context, names: tuple[str, ...]) -> None:
     for result in summary.results:
         style = {"error": "red", "not_modified": "dim", "waiting": "yellow"}.get(result.status)
         status = "not modified" if result.not_modified else result.status
-        note = result.error or (f"[yellow]{result.warning}[/]" if result.warning else "")
+        # Names and errors come from feeds and remote servers (a reason phrase may hold
+        # "[/bold]"): escaped, they print as they are instead of being read as markup.
+        note = escape(result.error or "") or (
+            f"[yellow]{escape(result.warning)}[/]" if result.warning else ""
+        )
         table.add_row(
-            result.name,
+            escape(result.name),
             status,
             str(result.http_status or "-"),
             str(result.new),

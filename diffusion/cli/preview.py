@@ -173,6 +173,7 @@ def preview(
       diffusion preview --audience sector:ED --format html --open
       diffusion preview --subscriber ana@example.org --format eml -o ana.eml
     """
+    ctx.require_keys()  # it signs links: a bad key stops it here, naming its source
     settings = ctx.settings
     engine = ctx.engine
     try:
