@@ -182,7 +182,7 @@ def child(count: int, port: int, connections: int) -> None:
         settings = load_settings(
             home=folder,
             database_url=url,
-            secret_key="bench",
+            secret_key="bench-for-signing-links-0123456789",
             smtp_url=f"smtp://127.0.0.1:{port}",
             smtp_connections=connections,
         )

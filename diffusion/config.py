@@ -2,26 +2,34 @@
 
 import os
 import re
-import secrets
 import tomllib
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
 
+from diffusion import keys
 from diffusion.errors import ConfigError
 
 # Secrets are read from the environment only, so that a config file can be shared or committed.
-SECRET_KEYS = ("smtp_password", "secret_key")
+SECRET_KEYS = ("smtp_password", "secret_key", "secret_keys")
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -127,8 +135,14 @@ class Settings(BaseSettings):
     dkim_private_key_file: Path | None = Field(None, description="PEM private key for DKIM.")
     secret_key: SecretStr | None = Field(
         None,
-        description="Key signing subscription links (environment only); "
-        "default: generated once into var/secret_key.",
+        description="Key signing subscription links, at least 32 bytes (environment only); "
+        "default: var/secret_key, made by `diffusion init`. Set it on every host of a "
+        "multi-host install.",
+    )
+    secret_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        [],
+        description="Instead of secret_key, to rotate keys: the current key, then older keys "
+        "that links may still be signed with, separated by spaces (environment only).",
     )
     fetch_timeout: float = Field(15.0, gt=0, description="Seconds before a feed fetch gives up.")
     fetch_concurrency: int = Field(32, ge=1, description="Feeds fetched at the same time.")
@@ -145,6 +159,24 @@ class Settings(BaseSettings):
     )
     web_host: str = Field("127.0.0.1", description="Address `diffusion serve` listens on.")
     web_port: int = Field(8080, ge=0, le=65535, description="Port `diffusion serve` listens on.")
+    web_max_body_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        description="Largest request body the web pages accept; a larger one gets 413 unread.",
+    )
+    web_keep_alive_seconds: int = Field(
+        5, ge=1, description="Seconds an idle connection is kept open after an answer."
+    )
+    web_header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a connection has to send a complete request head, else closed.",
+    )
+    web_max_connections: int = Field(
+        4096,
+        ge=16,
+        description="Connections served at once (more get 503); kept below the open-file limit.",
+    )
     schedule_collect_minutes: int = Field(
         60, ge=0, description="Minutes between collections (then feeds are rebuilt); 0: never."
     )
@@ -207,8 +239,25 @@ class Settings(BaseSettings):
                 )
         return (init_settings, env_settings, toml)
 
+    @field_validator("secret_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        return keys.split_keys(value) if isinstance(value, str) else value
+
     @model_validator(mode="after")
     def _check(self) -> "Settings":
+        if self.secret_key is not None and self.secret_keys:
+            raise ValueError("secret_key and secret_keys: set one of them, not both")
+        if self.secret_key is not None or self.secret_keys:
+            single = self.secret_key is not None
+            given = [self.secret_key] if self.secret_key is not None else self.secret_keys
+            source = "DIFFUSION_SECRET_KEY" if single else "DIFFUSION_SECRET_KEYS"
+            try:
+                keys.check_keys(
+                    [key.get_secret_value() for key in given], source, keys.ENVIRONMENT_HINT
+                )
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from exc
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -267,16 +316,36 @@ class Settings(BaseSettings):
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    @property
+    def key_file(self) -> Path:
+        return self.var_dir / "secret_key"
+
+    @property
+    def keys_from_environment(self) -> bool:
+        return self.secret_key is not None or bool(self.secret_keys)
+
+    @cached_property
+    def keys_in_use(self) -> tuple[str, ...]:
+        """The keys of signed links, current first: from the environment, else var/secret_key.
+
+        Read once (links are signed per recipient); ConfigError (naming the variable or the
+        file) when a key is missing, empty or shorter than 32 bytes. The file is made by
+        `diffusion init`, never here: a missing file where links were already mailed must not
+        silently become a new key.
+        """
+        if self.secret_key is not None:
+            return (self.secret_key.get_secret_value(),)
+        if self.secret_keys:
+            return tuple(key.get_secret_value() for key in self.secret_keys)
+        return keys.read_key_file(self.key_file)
+
+    def signing_keys(self) -> tuple[str, ...]:
+        """See keys_in_use."""
+        return self.keys_in_use
+
     def signing_key(self) -> str:
-        """The key for signed links: from the environment, else created once under var/."""
-        if self.secret_key:
-            return self.secret_key.get_secret_value()
-        path = self.var_dir / "secret_key"
-        if not path.exists():
-            self.var_dir.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(32))
-            path.chmod(0o600)
-        return path.read_text().strip()
+        """The current key: the one new links are signed with."""
+        return self.signing_keys()[0]
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -289,11 +358,17 @@ def load_settings(**overrides: Any) -> Settings:
         for err in exc.errors():
             message = str(err["msg"]).removeprefix("Value error, ")
             key = ".".join(str(part) for part in err["loc"])
+            if not key and message.startswith("DIFFUSION_"):
+                problems.append(message)  # a key check names its variable itself
+                continue
             if not key:  # a check across keys says first which key it is about
                 named = re.match(r"(\w+)(?:,|:)", message)
                 key = named.group(1) if named and named.group(1) in Settings.model_fields else ""
                 if key:
                     message = message[len(key) :].lstrip(":, ")
-            origin = setting_origin(key.split(".")[0], given.get("home")) if key else "settings"
-            problems.append(f"{origin}: {key or 'settings'}: {message}")
+            if key:
+                origin = setting_origin(key.split(".")[0], given.get("home"))
+                problems.append(f"{origin}: {key}: {message}")
+            else:
+                problems.append(f"settings: {message}")
         raise ConfigError("; ".join(problems)) from exc

@@ -48,7 +48,7 @@ def environment(settings: Settings, server: RecordingServer, **extra: str) -> di
     env.update(
         DIFFUSION_HOME=str(settings.home),
         DIFFUSION_DATABASE_URL=settings.database,
-        DIFFUSION_SECRET_KEY="test-secret",
+        DIFFUSION_SECRET_KEY="test-secret-key-for-signing-links",
         DIFFUSION_SMTP_URL=server.url,
         DIFFUSION_SMTP_CONNECTIONS="2",
         **extra,

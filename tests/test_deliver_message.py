@@ -32,7 +32,7 @@ NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 def mail_settings(tmp_path: Path) -> Settings:
     return load_settings(
         home=tmp_path,
-        secret_key="test-secret",
+        secret_key="test-secret-key-for-signing-links",
         base_url="https://diffusion.example.org",
         reply_to="partnerships@example.org",
     )
@@ -86,7 +86,7 @@ def test_a_personalised_message_has_the_headers_and_parts_of_a_newsletter(
     https, mailto = [part.strip() for part in message["List-Unsubscribe"].split(",")]
     assert https.startswith("<https://diffusion.example.org/unsubscribe/")
     token, _, query = https.removesuffix(">").rsplit("/", 1)[1].partition("?")
-    assert read_token("test-secret", "unsubscribe", token)["sub"] == 3
+    assert read_token("test-secret-key-for-signing-links", "unsubscribe", token)["sub"] == 3
     assert query == "cadence=monthly"  # it leaves the subscriptions this email covers
     assert mailto == "<mailto:unsubscribe@diffusion.example.org?subject=unsubscribe>"
 
@@ -191,7 +191,7 @@ def test_dkim_signature_verifies_and_covers_the_unsubscribe_headers(tmp_path: Pa
     key, public = _dkim_key(tmp_path)
     settings = load_settings(
         home=tmp_path,
-        secret_key="test-secret",
+        secret_key="test-secret-key-for-signing-links",
         dkim_domain="diffusion.example.org",
         dkim_selector="news",
         dkim_private_key_file=key,
@@ -233,7 +233,9 @@ async def test_send_one_without_smtp_writes_to_the_maildir(mail_settings: Settin
 async def test_send_one_over_smtp_and_a_refusal_raises(
     tmp_path: Path, smtp_server: RecordingServer
 ) -> None:
-    settings = load_settings(home=tmp_path, secret_key="k", smtp_url=smtp_server.url)
+    settings = load_settings(
+        home=tmp_path, secret_key="k-for-signing-links-0123456789ab", smtp_url=smtp_server.url
+    )
     await send_one(settings, confirmation("amina@example.org"))
     assert smtp_server.deliveries() == {"amina@example.org": 1}
 

@@ -283,7 +283,7 @@ def test_cli_dry_run_test_to_send_status_and_retry(
 ) -> None:
     edition_id = seed(engine, 5)
     monkeypatch.setenv("DIFFUSION_HOME", str(settings.home))
-    monkeypatch.setenv("DIFFUSION_SECRET_KEY", "test-secret")
+    monkeypatch.setenv("DIFFUSION_SECRET_KEY", "test-secret-key-for-signing-links")
     monkeypatch.setenv("DIFFUSION_SMTP_URL", smtp_server.url)
 
     dry = run(settings, "send", "--period", "2026-11", "--dry-run")

@@ -82,7 +82,9 @@ def send_to_three(settings: Settings) -> dict[str, str]:
 async def test_template_messages_arrive_byte_for_byte_and_other_bytes_are_normalised(
     tmp_path: Path, smtp_server: RecordingServer
 ) -> None:
-    settings = load_settings(home=tmp_path, secret_key="s", smtp_url=smtp_server.url)
+    settings = load_settings(
+        home=tmp_path, secret_key="s-for-signing-links-0123456789ab", smtp_url=smtp_server.url
+    )
     dotted = ".A line starting with a dot\n..and two\n.\nthe end."
     edition = Edition(
         id=1,

@@ -57,7 +57,7 @@ def _run_twice_at_once(settings: Settings, extra_env: dict[str, str]) -> None:
         **os.environ,
         "DIFFUSION_HOME": str(settings.home),
         "DIFFUSION_DATABASE_URL": settings.database,
-        "DIFFUSION_SECRET_KEY": "exactly-once",
+        "DIFFUSION_SECRET_KEY": "exactly-once-for-signing-links-0123456789",
         **extra_env,
     }
     command = [DIFFUSION, "jobs", "run", "monthly", "--period", "2026-11"]

@@ -213,7 +213,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         "diffusion.demo", reason="the demo dataset is not there yet", exc_type=ImportError
     ).load_demo
     home = tmp_path_factory.mktemp("demo")
-    settings = load_settings(home=home, secret_key="test-secret")
+    settings = load_settings(home=home, secret_key="test-secret-key-for-signing-links")
     db.upgrade(settings.database)
     engine = db.engine_for(settings)
     load_demo(engine, settings, now=DEMO_NOW)

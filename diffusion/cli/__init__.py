@@ -57,6 +57,10 @@ class Context:
             self._engine = engine
         return self._engine
 
+    def require_keys(self) -> None:
+        """Stop a command that signs links before it does any work, if the key is unusable."""
+        self.settings.signing_keys()
+
 
 pass_context = click.make_pass_decorator(Context)
 

@@ -182,6 +182,7 @@ def preview(
     """
     # Opened first: a path that cannot be written is said before any work is done.
     target = open_output(output) if output is not None else None
+    ctx.require_keys()  # it signs links: a bad key stops it here, naming its source
     settings = ctx.settings
     engine = ctx.engine
     try:

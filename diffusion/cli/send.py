@@ -126,6 +126,7 @@ def send(
       diffusion send --period 2026-11 --workers 2 --rate 50
       diffusion send --resume
     """
+    ctx.require_keys()  # it signs links: a bad key stops it here, naming its source
     settings = ctx.settings
     if rate:
         settings = settings.model_copy(update={"rate_per_second": rate})

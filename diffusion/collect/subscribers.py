@@ -81,7 +81,7 @@ def check_subscriber(
         cadence = validate.cadence(row.get("cadence") or "monthly")
     return {
         "email": email,
-        "name": str(row.get("name") or "").strip(),
+        "name": validate.person_name(row.get("name")),
         "language": language,
         "audience": audience,
         "key": key,
@@ -97,7 +97,7 @@ def import_subscribers(
     path: Path,
     *,
     now: datetime,
-    secret: str,
+    secret: subscriptions.Keys,
     rules: RoutingRules | None = None,
 ) -> ImportReport:
     """Import a subscribers CSV through the subscriptions module; rows are active subscriptions.
@@ -177,7 +177,7 @@ def add_subscriber(
     regions: Iterable[str] = (),
     cadence: str = "monthly",
     now: datetime,
-    secret: str = "",
+    secret: subscriptions.Keys = "",
     status: str = "active",
     rules: RoutingRules | None = None,
     origin: subscriptions.Origin | None = None,

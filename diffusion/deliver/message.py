@@ -22,6 +22,7 @@ from diffusion.deliver.dkim import Signer
 from diffusion.errors import InvalidInput
 from diffusion.models import Edition
 from diffusion.personalise import FIELDS
+from diffusion.validate import without_controls
 
 _PLACEHOLDER = re.compile(rb"\[\[diffusion:([a-z_]+)\]\]")
 # RFC 2045: encoded lines are at most 76 characters, the soft break's "=" included.
@@ -351,8 +352,9 @@ class MessageTemplate:
 
 
 def _to_header(name: str, address: str) -> bytes:
-    # formataddr quotes specials and RFC 2047-encodes non-ASCII names; `name` has no CR/LF.
-    return formataddr((name[:200], address), charset="utf-8").encode("ascii")
+    # formataddr quotes specials and RFC 2047-encodes non-ASCII names; a name stored before
+    # names lost their control characters at the door loses them here (NUL, ESC, CR, LF).
+    return formataddr((without_controls(name)[:200], address), charset="utf-8").encode("ascii")
 
 
 def serialise(message: EmailMessage, settings: Settings) -> bytes:
