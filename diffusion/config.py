@@ -84,6 +84,23 @@ class Settings(BaseSettings):
         60.0, gt=0, description="First retry delay; doubles at each temporary failure."
     )
     max_attempts: int = Field(6, ge=1, description="Attempts before a failure is permanent.")
+    relay_failure_limit: int = Field(
+        3,
+        ge=1,
+        description="Relay faults in a row (connection, TLS, login, sender refused, 421, "
+        "timeout) that stop a send, leaving its messages queued.",
+    )
+    send_lease_seconds: float = Field(
+        600.0,
+        gt=0,
+        description="Seconds a claimed message stays a sender's without renewal (renewed every "
+        "third of it while sending); then another sender may take it.",
+    )
+    database_outage_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="Seconds a send waits, with backoff, for a database that stopped answering.",
+    )
     soft_bounce_limit: int = Field(3, ge=1, description="Soft bounces that mark a subscriber.")
     dkim_domain: str | None = Field(None, description="Domain (d=) of DKIM signatures.")
     dkim_selector: str | None = Field(None, description="Selector (s=) of DKIM signatures.")

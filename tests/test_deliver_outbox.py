@@ -99,13 +99,19 @@ def test_each_recipient_ends_in_the_state_its_server_reply_calls_for(
         assert rows[f"reader{n}@example.org"].message_id
     assert rows["refuse@example.org"].state == "failed_permanent"
     assert "550 5.1.1 no such mailbox" in (rows["refuse@example.org"].last_error or "")
-    for name in ("defer", "drop", "slow"):
-        row = rows[f"{name}@example.org"]
-        assert (row.state, row.attempts) == ("failed_temporary", 1), name
-        assert row.next_attempt_at is not None
-        assert row.next_attempt_at >= NOW + timedelta(seconds=config.retry_base_seconds)
+    row = rows["defer@example.org"]
+    assert (row.state, row.attempts) == ("failed_temporary", 1)
+    assert row.next_attempt_at is not None
+    assert row.next_attempt_at >= NOW + timedelta(seconds=config.retry_base_seconds)
     assert "451" in (rows["defer@example.org"].last_error or "")
-    assert (summary.sent, summary.failed, summary.deferred) == (4, 1, 3)
+    # A dropped connection and a timeout are the relay's faults: queued again as they were,
+    # until the breaker stops the send.
+    for name, reason in (("drop", "dropped the connection"), ("slow", "did not answer")):
+        row = rows[f"{name}@example.org"]
+        assert (row.state, row.attempts, row.next_attempt_at) == ("queued", 0, None), name
+        assert reason in (row.last_error or ""), name
+    assert summary.halted and "the relay" in summary.halted
+    assert (summary.sent, summary.failed, summary.deferred) == (4, 1, 1)
     assert smtp_server.deliveries() == {f"reader{n}@example.org": 1 for n in range(4)}
     with db.session_scope(engine) as session:
         assert session.get(Edition, edition_id).status == "sending"  # type: ignore[union-attr]
@@ -113,7 +119,7 @@ def test_each_recipient_ends_in_the_state_its_server_reply_calls_for(
     # The faults clear; deferred rows go out when retried, and the edition is finished.
     smtp_server.rcpt_reply = smtp_server.data_fault = smtp_server.rcpt_delay = None
     with db.session_scope(engine) as session:
-        assert outbox.retry_now(session, now=NOW) == 3
+        assert outbox.retry_now(session, now=NOW) == 1
     summary = send_pending(engine, config, now=NOW + timedelta(minutes=1))
     assert summary.sent == 3 and summary.editions_sent == [edition_id]
     expected = {f"reader{n}@example.org": 1 for n in range(4)}
@@ -159,7 +165,10 @@ def test_a_faulty_server_still_delivers_each_recipient_exactly_once(
 
     smtp_server.rcpt_reply = rcpt
     smtp_server.data_fault = data
-    config = smtp(settings, smtp_server, retry_base_seconds=0.01, max_attempts=30)
+    # Dropped connections are relay faults: a limit that three drops in a row cannot reach.
+    config = smtp(
+        settings, smtp_server, retry_base_seconds=0.01, max_attempts=30, relay_failure_limit=50
+    )
 
     summary = send_pending(engine, config, now=NOW, retry_within=10)
 

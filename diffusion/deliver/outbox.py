@@ -4,7 +4,6 @@ import json
 import os
 import socket
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import islice
 from types import SimpleNamespace
@@ -16,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from diffusion.config import Settings
 from diffusion.deliver.message import message_ids
+from diffusion.deliver.rows import Claimed, Result
 from diffusion.digest import Segment
 from diffusion.models import Edition, OutboxMessage, Subscriber
 
@@ -25,6 +25,7 @@ PENDING_STATES = ("queued", "sending", "failed_temporary")
 _table: sa.Table = OutboxMessage.__table__  # type: ignore[attr-defined]
 _subscribers: sa.Table = Subscriber.__table__  # type: ignore[attr-defined]
 T = TypeVar("T")
+__all__ = ["Claimed", "Result"]
 
 
 def batched(values: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -32,32 +33,6 @@ def batched(values: Iterable[T], size: int) -> Iterator[list[T]]:
     iterator = iter(values)
     while chunk := list(islice(iterator, size)):
         yield chunk
-
-
-@dataclass(slots=True)
-class Claimed:
-    """A claimed outbox row with what sending needs of its subscriber."""
-
-    outbox_id: int
-    edition_id: int
-    attempts: int
-    message_id: str | None  # None on rows queued before ids were decided at enqueueing
-    id: int  # the subscriber's, so that a Claimed is a message.Recipient
-    email: str
-    name: str
-    language: str
-    status: str
-
-
-@dataclass(slots=True)
-class Result:
-    """The outcome of one claimed row, to be recorded."""
-
-    outbox_id: int
-    attempts: int  # before this attempt
-    kind: str  # "sent", "temporary", "permanent", or "skipped" (subscriber no longer active)
-    reply: str = ""
-    message_id: str | None = None  # to store, when the row had none yet
 
 
 def worker_name() -> str:
@@ -169,6 +144,49 @@ def enqueue(
     return added
 
 
+def enqueue_segment(session: Session, edition: Edition, settings: Settings, *, now: datetime) -> int:
+    """Queue the edition for every active member of its segment in one INSERT ... SELECT.
+
+    The database picks the audience, language and cadence; the narrowing lists (Sectors,
+    themes, regions) are judged once per distinct combination, as in `segment_subscribers`,
+    and the fitting combinations go into the statement. Rows already queued stay as they are.
+    """
+    lists = [sa.cast(_subscribers.c[name], sa.Text) for name in ("sectors", "themes", "regions")]
+    members = sa.and_(
+        _subscribers.c.status == "active",
+        _subscribers.c.audience == edition.audience,
+        _subscribers.c.key == edition.key,
+        _subscribers.c.language == edition.language,
+        _subscribers.c.cadence == edition.cadence,
+    )
+    combinations = [
+        tuple(row) for row in session.execute(sa.select(*lists).where(members).distinct())
+    ]
+    fitting = [c for c in combinations if _fits(edition, c)]
+    if not fitting:
+        return 0
+    if len(fitting) < len(combinations):
+        members = sa.and_(members, sa.tuple_(*lists).in_(fitting))
+    prefix, suffix = message_ids(edition, settings)(0).split(".0@")
+    chosen = sa.select(
+        sa.literal(edition.id).label("edition_id"),
+        _subscribers.c.id,
+        sa.literal("queued").label("state"),
+        sa.literal(0).label("attempts"),
+        (prefix + "." + sa.cast(_subscribers.c.id, sa.String) + "@" + suffix).label("mid"),
+        sa.literal(now, _table.c.updated_at.type).label("updated_at"),
+    ).where(members)
+    statement = (
+        _insert(session)
+        .from_select(
+            ["edition_id", "subscriber_id", "state", "attempts", "message_id", "updated_at"],
+            chosen,
+        )
+        .on_conflict_do_nothing(index_elements=["edition_id", "subscriber_id"])
+    )
+    return int(session.execute(statement).rowcount)  # type: ignore[attr-defined]
+
+
 def _due_retries(edition_ids: Sequence[int], now: datetime) -> Any:
     return sa.and_(
         _table.c.edition_id.in_(edition_ids),
@@ -192,6 +210,7 @@ def claim(
     are separate so that each walks its own index and stops at `limit` rows.
     """
     claimed: list[Any] = []
+    postgres = session.get_bind().dialect.name == "postgresql"
     for due in (_due_retries, _queued):
         if len(claimed) >= limit:
             break
@@ -203,9 +222,17 @@ def claim(
             .with_for_update(skip_locked=True)
             .scalar_subquery()
         )
+        if postgres:
+            # `id = ANY(ARRAY(subquery))` runs the subquery once, whatever the statistics say:
+            # with `id IN (subquery)` and stale statistics (right after a large enqueue) the
+            # planner may join and re-run the LIMIT ... SKIP LOCKED subquery once per row, and
+            # the first claim then takes every queued row, in time growing with its square.
+            picked: Any = _table.c.id == sa.any_(sa.func.array(chosen))
+        else:
+            picked = _table.c.id.in_(chosen)
         rows = session.execute(
             sa.update(_table)
-            .where(_table.c.id.in_(chosen), due(edition_ids, now))
+            .where(picked, due(edition_ids, now))
             .values(state="sending", claimed_by=worker, claimed_at=now, updated_at=now)
             .returning(
                 _table.c.id,
@@ -238,20 +265,55 @@ def claim(
     ]
 
 
-def release(session: Session, outbox_ids: Sequence[int], *, now: datetime) -> None:
+def _held_by(worker: str | None) -> Any:
+    """Rows this worker still holds: what it may write over (None: whoever holds them)."""
+    if worker is None:
+        return _table.c.state == "sending"
+    return sa.and_(_table.c.state == "sending", _table.c.claimed_by == worker)
+
+
+def release(
+    session: Session, outbox_ids: Sequence[int], *, now: datetime, worker: str | None = None
+) -> None:
     """Give claimed rows back, unsent (a worker stopping before it got to them)."""
     for chunk in batched(outbox_ids, 1000):
         session.execute(
             sa.update(_table)
-            .where(_table.c.id.in_(chunk), _table.c.state == "sending")
+            .where(_table.c.id.in_(chunk), _held_by(worker))
             .values(state="queued", claimed_by=None, claimed_at=None, updated_at=now)
         )
 
 
+def renew(session: Session, worker: str, outbox_ids: Iterable[int], *, now: datetime) -> set[int]:
+    """Extend the lease of the rows `worker` still holds among these; returns their ids."""
+    kept: set[int] = set()
+    for chunk in batched(outbox_ids, 1000):
+        kept.update(
+            session.execute(
+                sa.update(_table)
+                .where(_table.c.id.in_(chunk), _held_by(worker))
+                .values(claimed_at=now)
+                .returning(_table.c.id)
+            ).scalars()
+        )
+    return kept
+
+
 def record(
-    session: Session, results: Sequence[Result], settings: Settings, *, now: datetime
+    session: Session,
+    results: Sequence[Result],
+    settings: Settings,
+    *,
+    now: datetime,
+    worker: str | None = None,
 ) -> None:
-    """Write the outcomes of a batch: sent, retried later with backoff, or failed for good."""
+    """Write the outcomes of a batch: sent, retried later with backoff, or failed for good.
+
+    With `worker`, only over the rows it still holds: a worker whose lease was taken over
+    writes nothing over the rows another worker now sends. A relay fault puts the row back in
+    the queue with its attempts untouched: the relay failed, not the recipient.
+    """
+    held = _held_by(worker)
     sent = [r for r in results if r.kind == "sent"]
     # Every sent row gets the same values: one statement per attempt count (usually one).
     for attempts in sorted({r.attempts for r in sent}):
@@ -259,7 +321,7 @@ def record(
         for chunk in batched(ids, 1000):
             session.execute(
                 sa.update(_table)
-                .where(_table.c.id.in_(chunk))
+                .where(_table.c.id.in_(chunk), held if worker else sa.true())
                 .values(
                     state="sent",
                     attempts=attempts + 1,
@@ -277,9 +339,23 @@ def record(
             .values(message_id=sa.bindparam("b_mid")),
             named,
         )
+    relay = [r for r in results if r.kind == "relay"]
+    if relay:
+        session.execute(
+            sa.update(_table)
+            .where(_table.c.id == sa.bindparam("b_id"), held)
+            .values(
+                state="queued",
+                last_error=sa.bindparam("b_error"),
+                claimed_by=None,
+                claimed_at=None,
+                updated_at=now,
+            ),
+            [{"b_id": r.outbox_id, "b_error": r.reply[:1000]} for r in relay],
+        )
     failed = []
     for r in results:
-        if r.kind == "sent":
+        if r.kind in ("sent", "relay"):
             continue
         attempts = r.attempts + 1
         final = r.kind in ("permanent", "skipped") or attempts >= settings.max_attempts
@@ -298,7 +374,10 @@ def record(
         session.execute(
             sa.update(_table)
             # Never undo a `sent` written by another worker that re-sent a reclaimed row.
-            .where(_table.c.id == sa.bindparam("b_id"), _table.c.state != "sent")
+            .where(
+                _table.c.id == sa.bindparam("b_id"),
+                held if worker else _table.c.state != "sent",
+            )
             .values(
                 state=sa.bindparam("b_state"),
                 attempts=sa.bindparam("b_attempts"),
