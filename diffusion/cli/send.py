@@ -3,6 +3,7 @@
 import asyncio
 import json
 import signal
+import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from diffusion import db
-from diffusion.cli import Context, cli, console, pass_context
+from diffusion.cli import Context, cli, console, err_console, pass_context
 from diffusion.config import Settings
 from diffusion.deliver import bounces, outbox, sender
 from diffusion.deliver.message import MessageTemplate
@@ -190,9 +191,24 @@ def send(
     finally:
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, previous_int)
-    _print_summary(engine, ids, summary)
+    if not summary.database_down:
+        _print_summary(engine, ids, summary)
+    _print_reasons(summary)
+    if summary.halted:
+        # sys.exit, not click's Exit: cli.main runs click in non-standalone mode.
+        err_console.print(summary.halted, highlight=False, markup=False)
+        sys.exit(1)
     if stop.is_set():
         console.print("Stopped on request; run `diffusion send --resume` to finish.")
+    elif summary.reasons and not summary.sent:
+        err_console.print("nothing could be delivered", highlight=False)
+        sys.exit(1)
+
+
+def _print_reasons(summary: sender.SendSummary) -> None:
+    """Each distinct reason a message was deferred, failed or put back, with its count."""
+    for reason, count in sorted(summary.reasons.items(), key=lambda pair: -pair[1]):
+        console.print(f"  {count} x {reason}", highlight=False, markup=False)
 
 
 def _print_summary(engine: Engine, ids: list[int], summary: sender.SendSummary) -> None:

@@ -56,6 +56,10 @@ class Outbox(Protocol):
         """Give held rows back to the queue, unsent."""
         ...
 
+    def release_others(self, worker: str, keep: Collection[int], *, now: datetime) -> int:
+        """Give back every row `worker` holds beyond `keep` (claims whose answer was lost)."""
+        ...
+
     def reclaim(self, *, now: datetime) -> int:
         """Queue again the rows whose holder's lease ran out or whose process is gone."""
         ...
@@ -326,6 +330,7 @@ class SendLoop:
         while True:
             try:
                 kept = self.store.renew(self.worker, set(self.held), now=self.now())
+                self.store.release_others(self.worker, kept, now=self.now())
             except OutboxUnavailable as exc:
                 self.outage = str(exc)
                 if time.monotonic() + pause > deadline:

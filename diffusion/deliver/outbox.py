@@ -284,6 +284,19 @@ def release(
         )
 
 
+def release_others(session: Session, worker: str, keep: Iterable[int], *, now: datetime) -> int:
+    """Give back what `worker` holds beyond `keep`: claims made as its connection dropped,
+    committed by the database though their answer never reached the worker."""
+    kept = set(keep)
+    stray = [
+        outbox_id
+        for outbox_id in session.execute(sa.select(_table.c.id).where(_held_by(worker))).scalars()
+        if outbox_id not in kept
+    ]
+    release(session, stray, now=now, worker=worker)
+    return len(stray)
+
+
 def renew(session: Session, worker: str, outbox_ids: Iterable[int], *, now: datetime) -> set[int]:
     """Extend the lease of the rows `worker` still holds among these; returns their ids."""
     kept: set[int] = set()

@@ -73,6 +73,10 @@ class DatabaseOutbox:
         with answering(self.engine) as session:
             outbox.release(session, list(outbox_ids), now=now, worker=worker)
 
+    def release_others(self, worker: str, keep: Collection[int], *, now: datetime) -> int:
+        with answering(self.engine) as session:
+            return outbox.release_others(session, worker, keep, now=now)
+
     def reclaim(self, *, now: datetime) -> int:
         with answering(self.engine) as session:
             return outbox.reclaim(session, now=now, lease=self.lease)
