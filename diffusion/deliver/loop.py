@@ -217,6 +217,8 @@ class SendLoop:
                 return
         # Synchronous: no other coroutine runs until the batch is written and counted.
         batch, self.results = self.results, []
+        if self.lost:  # another worker holds those rows now: theirs to write
+            batch = [result for result in batch if result.outbox_id not in self.lost]
         self.last_record = time.monotonic()
         try:
             self.store.record(self.worker, batch, now=self.now())
