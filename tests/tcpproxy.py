@@ -1,8 +1,8 @@
 """A TCP proxy in front of a real server that can be cut off and restored: a database outage.
 
-    proxy = TcpProxy(5432).start()      # connect to 127.0.0.1:proxy.port instead
-    proxy.cut()                         # every connection dropped, new ones refused
-    proxy.restore()                     # the same port accepts again
+proxy = TcpProxy(5432).start()      # connect to 127.0.0.1:proxy.port instead
+proxy.cut()                         # every connection dropped, new ones refused
+proxy.restore()                     # the same port accepts again
 """
 
 import socket

@@ -76,6 +76,34 @@ def test_enqueue_adds_the_segment_once(engine: Engine, settings: Settings) -> No
     assert sorted(states(engine, narrowed.id)) == ["ed2@example.org", "ed@example.org"]
 
 
+def test_enqueueing_a_segment_in_one_statement_takes_the_same_people_with_their_ids(
+    engine: Engine, settings: Settings
+) -> None:
+    from diffusion.deliver.message import message_ids
+
+    lc = "liaison_committee"
+    with db.session_scope(engine) as session:
+        make_subscribers(session, 3)
+        session.add(Subscriber(email="fr@example.org", audience=lc, language="fr"))
+        session.add(Subscriber(email="gone@example.org", audience=lc, status="unsubscribed"))
+        session.add(Subscriber(email="ed@example.org", audience=lc, sectors=["ED"]))
+        session.add(Subscriber(email="ed-sc@example.org", audience=lc, sectors=["SC", "ED"]))
+        whole = make_edition(session)
+        narrowed = make_edition(session, period="2026-12")
+        narrowed.segment = Segment(lc, sectors=("ED",)).id
+        session.flush()
+        assert outbox.enqueue_segment(session, whole, settings, now=NOW) == 3
+        assert outbox.enqueue_segment(session, whole, settings, now=NOW) == 0
+        assert outbox.enqueue_segment(session, narrowed, settings, now=NOW) == 1
+        ids = message_ids(whole, settings)
+    rows = states(engine, whole.id)
+    assert sorted(rows) == [f"reader{n}@example.org" for n in range(3)]
+    assert {row.message_id for row in rows.values()} == {
+        ids(row.subscriber_id) for row in rows.values()
+    }
+    assert list(states(engine, narrowed.id)) == ["ed@example.org"]
+
+
 def test_each_recipient_ends_in_the_state_its_server_reply_calls_for(
     engine: Engine, settings: Settings, smtp_server: RecordingServer
 ) -> None:

@@ -1,4 +1,4 @@
-"""Relay faults are the relay's: rows go back to the queue untouched and a breaker stops the send."""
+"""Relay faults are the relay's: rows go back to the queue untouched, a breaker stops the send."""
 
 import socket
 import threading

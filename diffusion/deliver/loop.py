@@ -9,8 +9,8 @@ from typing import Protocol
 
 from diffusion.config import Settings
 from diffusion.deliver.message import MessageTemplate
-from diffusion.deliver.rows import Claimed, Result
 from diffusion.deliver.ratelimit import RateLimiter
+from diffusion.deliver.rows import Claimed, Result
 from diffusion.deliver.transport import Outcome, Transport
 from diffusion.errors import DiffusionError, InvalidInput, OutboxUnavailable
 from diffusion.models import Edition

@@ -144,7 +144,9 @@ def enqueue(
     return added
 
 
-def enqueue_segment(session: Session, edition: Edition, settings: Settings, *, now: datetime) -> int:
+def enqueue_segment(
+    session: Session, edition: Edition, settings: Settings, *, now: datetime
+) -> int:
     """Queue the edition for every active member of its segment in one INSERT ... SELECT.
 
     The database picks the audience, language and cadence; the narrowing lists (Sectors,
@@ -183,8 +185,9 @@ def enqueue_segment(session: Session, edition: Edition, settings: Settings, *, n
             chosen,
         )
         .on_conflict_do_nothing(index_elements=["edition_id", "subscriber_id"])
+        .returning(_table.c.id)  # psycopg reports no rowcount for a compiled INSERT ... SELECT
     )
-    return int(session.execute(statement).rowcount)  # type: ignore[attr-defined]
+    return sum(1 for _ in session.execute(statement).scalars())
 
 
 def _due_retries(edition_ids: Sequence[int], now: datetime) -> Any:
@@ -227,12 +230,14 @@ def claim(
             # with `id IN (subquery)` and stale statistics (right after a large enqueue) the
             # planner may join and re-run the LIMIT ... SKIP LOCKED subquery once per row, and
             # the first claim then takes every queued row, in time growing with its square.
+            # The chosen rows are locked: no need to check them again, which would let the
+            # planner walk the state index and filter by id instead of looking the ids up.
             picked: Any = _table.c.id == sa.any_(sa.func.array(chosen))
         else:
-            picked = _table.c.id.in_(chosen)
+            picked = sa.and_(_table.c.id.in_(chosen), due(edition_ids, now))
         rows = session.execute(
             sa.update(_table)
-            .where(picked, due(edition_ids, now))
+            .where(picked)
             .values(state="sending", claimed_by=worker, claimed_at=now, updated_at=now)
             .returning(
                 _table.c.id,

@@ -235,8 +235,7 @@ def send_pending(
         with answering(engine) as session:
             summary.editions_sent = outbox.finish_editions(session, ids, now=now)
             summary.deferred = sum(
-                states.get("failed_temporary", 0)
-                for states in outbox.counts(session, ids).values()
+                states.get("failed_temporary", 0) for states in outbox.counts(session, ids).values()
             )
     except OutboxUnavailable as exc:
         summary.halted, summary.database_down = str(exc), True

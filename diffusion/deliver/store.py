@@ -50,9 +50,7 @@ class DatabaseOutbox:
 
     def claim(self, worker: str, *, limit: int, now: datetime) -> list[Claimed]:
         with answering(self.engine) as session:
-            return outbox.claim(
-                session, worker, edition_ids=self.edition_ids, now=now, limit=limit
-            )
+            return outbox.claim(session, worker, edition_ids=self.edition_ids, now=now, limit=limit)
 
     def edition(self, edition_id: int) -> Edition:
         with answering(self.engine) as session:
