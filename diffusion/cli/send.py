@@ -5,9 +5,12 @@ import json
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+from typing import cast
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -55,6 +58,29 @@ def _build(engine: Engine, settings: Settings, period: str | None, audience: str
     except ImportError:  # the digest builder is optional: send what is already approved
         return
     build_editions(engine, settings, now=_now(), period=period, audience=audience)
+
+
+@contextmanager
+def _rehearsal(engine: Engine) -> Iterator[Engine]:
+    """The engine's database seen through one transaction that is rolled back at the end."""
+    with engine.connect() as connection:
+        transaction = connection.begin()
+        try:
+            # Sessions bound to a connection in a transaction join it: their commits stay in it.
+            yield cast(Engine, connection)
+        finally:
+            transaction.rollback()
+
+
+def _print_dry_run(editions: list[Edition], counts: list[tuple[int, int]]) -> None:
+    table = _table("edition", "period", "recipients", "already sent", "segment", "subject")
+    for edition, (people, done) in zip(editions, counts, strict=True):
+        table.add_row(
+            str(edition.id), edition.period, str(people), str(done),
+            edition.segment, edition.subject,
+        )  # fmt: skip
+    console.print(table)
+    console.print("Dry run: nothing was sent, and nothing was approved or queued.")
 
 
 def _recipient_count(engine: Engine, edition: Edition) -> tuple[int, int]:
@@ -127,27 +153,31 @@ def send(
     settings = ctx.settings
     if rate:
         settings = settings.model_copy(update={"rate_per_second": rate})
+    if dry_run or test_to:
+        # Built and looked at inside a transaction that is rolled back: a rehearsal approves
+        # nothing and queues nothing that the scheduler's next send job could send for real.
+        with _rehearsal(ctx.engine) as engine:
+            if not resume:
+                _build(engine, settings, period, audience)
+            editions = sender.pending_editions(
+                engine, period=period, audience=audience, resume_only=resume
+            )
+            counts = [_recipient_count(engine, edition) for edition in editions]
+        if not editions:
+            console.print("Nothing to send: no edition" + (f" for {period}" if period else ""))
+        elif dry_run:
+            _print_dry_run(editions, counts)
+        else:
+            assert test_to is not None
+            for line in asyncio.run(_send_tests(settings, editions, test_to)):
+                console.print(line, highlight=False)
+        return
     engine = ctx.engine
     if not resume:
         _build(engine, settings, period, audience)
     editions = sender.pending_editions(engine, period=period, audience=audience, resume_only=resume)
     if not editions:
         console.print("Nothing to send: no approved edition" + (f" for {period}" if period else ""))
-        return
-    if dry_run:
-        table = _table("edition", "period", "recipients", "already sent", "segment", "subject")
-        for edition in editions:
-            people, done = _recipient_count(engine, edition)
-            table.add_row(
-                str(edition.id), edition.period, str(people), str(done),
-                edition.segment, edition.subject,
-            )  # fmt: skip
-        console.print(table)
-        console.print("Dry run: nothing was sent.")
-        return
-    if test_to:
-        for line in asyncio.run(_send_tests(settings, editions, test_to)):
-            console.print(line, highlight=False)
         return
 
     now = _now()
