@@ -4,7 +4,7 @@ import dataclasses
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -69,9 +69,28 @@ def more_url_for(settings: Settings, rules: RoutingRules, segment: Segment) -> s
     return feed_url(settings, path) if path else None
 
 
+def default_period(now: datetime, cadence: str, settings: Settings) -> Period:
+    """The period built when none is named: the last complete month or ISO week before `now`,
+    which is what the monthly and weekly jobs of the scheduler send (never the unfinished one)."""
+    if cadence == "weekly":
+        return Period.containing(now - timedelta(days=7), "weekly", settings.zone)
+    first = now.astimezone(settings.zone).replace(day=1)
+    return Period.containing(first - timedelta(days=1), "monthly", settings.zone)
+
+
+def default_periods_said(now: datetime, settings: Settings) -> str:
+    """One line telling an editor which periods were chosen for them."""
+    month = default_period(now, "monthly", settings).label
+    week = default_period(now, "weekly", settings).label
+    return (
+        f"No --period given: the past month, {month}, for monthly newsletters and the past "
+        f"week, {week}, for weekly digests (what the scheduler sends next)."
+    )
+
+
 def _period_of(label: str | None, segment: Segment, settings: Settings, now: datetime) -> Period:
     if label is None:
-        return Period.containing(now, segment.cadence, settings.zone)
+        return default_period(now, segment.cadence, settings)
     return Period.parse(label, settings.zone)
 
 

@@ -336,7 +336,8 @@ def test_without_a_period_an_edition_covers_the_time_since_the_previous_one(
     assert october[0].item_count == 1
     # The previous edition was built on 31 October: the October item published the 15th is
     # not repeated, and November's are in.
-    current = build_editions(engine, settings, now=NOW)
+    # Without a period, the past month: on 1 December, November (what the scheduler sends).
+    current = build_editions(engine, settings, now=datetime(2026, 12, 1, 9, tzinfo=UTC))
     assert current[0].period == "2026-11"
     assert current[0].item_count == 2  # ifla-reading-bd and the French action
 

@@ -153,6 +153,10 @@ def send(
     settings = ctx.settings
     if rate:
         settings = settings.model_copy(update={"rate_per_second": rate})
+    if period is None and not resume:
+        from diffusion.editions import default_periods_said
+
+        err_console.print(default_periods_said(_now(), settings), highlight=False)
     if dry_run or test_to:
         # Built and looked at inside a transaction that is rolled back: a rehearsal approves
         # nothing and queues nothing that the scheduler's next send job could send for real.
