@@ -321,6 +321,7 @@ def test_cli_dry_run_test_to_send_status_and_retry(
     monkeypatch.setenv("DIFFUSION_HOME", str(settings.home))
     monkeypatch.setenv("DIFFUSION_SECRET_KEY", "test-secret")
     monkeypatch.setenv("DIFFUSION_SMTP_URL", smtp_server.url)
+    monkeypatch.setenv("DIFFUSION_ALLOW_TEST_SETTINGS", "true")
 
     dry = run(settings, "send", "--period", "2026-11", "--dry-run")
     assert "Dry run" in dry.output and smtp_server.received == []

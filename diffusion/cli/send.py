@@ -176,6 +176,7 @@ def send(
             for line in asyncio.run(_send_tests(settings, editions, test_to)):
                 console.print(line, highlight=False)
         return
+    settings.require_sending_ready()  # before anything is built, queued or sent
     engine = ctx.engine
     if not resume:
         _build(engine, settings, period, audience)
