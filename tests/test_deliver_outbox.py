@@ -345,9 +345,11 @@ def test_cli_dry_run_test_to_send_status_and_retry(
             "sent": 4,
             "failed_temporary": 1,
             "failed_permanent": 0,
+            "last_errors": [{"error": "451 4.3.0 later", "messages": 1}],
         }
     ]
-    assert "2026-11" in run(settings, "outbox", "status").output
+    shown = run(settings, "outbox", "status").output
+    assert "2026-11" in shown and f"edition {edition_id}: 1 x 451 4.3.0 later" in shown
 
     smtp_server.rcpt_reply = None
     assert "1 deferred messages queued again" in run(settings, "outbox", "retry").output

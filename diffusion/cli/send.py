@@ -274,7 +274,7 @@ def outbox_group() -> None:
 )
 @pass_context
 def outbox_status(ctx: Context, fmt: str) -> None:
-    """Count the outbox rows per state, per edition.
+    """Count the outbox rows per state, per edition, with the latest errors of each.
 
     \b
     Example:
@@ -284,6 +284,7 @@ def outbox_status(ctx: Context, fmt: str) -> None:
     engine = ctx.engine
     with db.session_scope(engine) as session:
         states = outbox.counts(session)
+        errors = outbox.last_errors(session)
         editions = {
             edition.id: edition
             for edition in session.exec(select(Edition).where(col(Edition.id).in_(list(states))))
@@ -295,6 +296,10 @@ def outbox_status(ctx: Context, fmt: str) -> None:
                 "segment": editions[edition_id].segment if edition_id in editions else None,
                 "period": editions[edition_id].period if edition_id in editions else None,
                 **{state: found.get(state, 0) for state in OUTBOX_STATES},
+                "last_errors": [
+                    {"error": error, "messages": number}
+                    for error, number in errors.get(edition_id, [])
+                ],
             }
             for edition_id, found in sorted(states.items())
         ]
@@ -311,6 +316,12 @@ def outbox_status(ctx: Context, fmt: str) -> None:
             edition.segment if edition else "?",
         )
     console.print(table)
+    # The reasons, whole: an operator needs the relay's exact words.
+    for edition_id, found_errors in sorted(errors.items()):
+        for error, number in found_errors:
+            console.print(
+                f"edition {edition_id}: {number} x {error}", highlight=False, markup=False
+            )
 
 
 @outbox_group.command("retry")

@@ -458,6 +458,27 @@ def counts(session: Session, edition_ids: Sequence[int] | None = None) -> dict[i
     return out
 
 
+def last_errors(
+    session: Session, edition_ids: Sequence[int] | None = None, *, per_edition: int = 3
+) -> dict[int, list[tuple[str, int]]]:
+    """The latest distinct errors of the rows not sent yet, per edition: [(error, rows)]."""
+    latest = sa.func.max(_table.c.updated_at)
+    query = (
+        sa.select(_table.c.edition_id, _table.c.last_error, sa.func.count(), latest)
+        .where(_table.c.state != "sent", _table.c.last_error.is_not(None))
+        .group_by(_table.c.edition_id, _table.c.last_error)
+        .order_by(_table.c.edition_id, latest.desc())
+    )
+    if edition_ids is not None:
+        query = query.where(_table.c.edition_id.in_(edition_ids))
+    out: dict[int, list[tuple[str, int]]] = {}
+    for edition_id, error, number, _when in session.execute(query):
+        found = out.setdefault(edition_id, [])
+        if len(found) < per_edition:
+            found.append((error, number))
+    return out
+
+
 def next_retry(session: Session, edition_ids: Sequence[int]) -> datetime | None:
     """When the earliest deferred row of these editions is due again."""
     value = session.execute(
