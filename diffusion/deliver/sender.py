@@ -1,4 +1,4 @@
-"""The send job: enqueue approved editions, then run the send loop in this or worker processes."""
+"""The send job: queue approved editions, run the send loop in this or worker processes."""
 
 import asyncio
 import multiprocessing
@@ -9,55 +9,25 @@ from types import FrameType
 from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlmodel import col, select
 
 from diffusion import db
 from diffusion.config import Settings
 from diffusion.deliver import outbox
+from diffusion.deliver.enqueue import enqueue_editions, pending_editions
 from diffusion.deliver.loop import RECORD_BATCH, Progress, SendLoop, SendSummary, StopFlag
 from diffusion.deliver.store import DatabaseOutbox, answering
 from diffusion.deliver.transport import Transport, make_transport
 from diffusion.errors import OutboxUnavailable
-from diffusion.models import Edition
 
-__all__ = ["RECORD_BATCH", "Progress", "SendSummary", "StopFlag", "send_pending"]
-
-
-def pending_editions(
-    engine: Engine,
-    *,
-    edition_ids: Sequence[int] | None = None,
-    period: str | None = None,
-    audience: str | None = None,
-    resume_only: bool = False,
-) -> list[Edition]:
-    """The editions to send: approved ones (and `sending` ones, to resume), in id order."""
-    statuses = ("sending",) if resume_only else ("approved", "sending")
-    query = select(Edition).where(col(Edition.status).in_(statuses)).order_by(col(Edition.id))
-    if edition_ids is not None:
-        query = query.where(col(Edition.id).in_(edition_ids))
-    if period:
-        query = query.where(Edition.period == period)
-    if audience:
-        query = query.where(Edition.audience == audience)
-    with db.session_scope(engine) as session:
-        return list(session.exec(query).all())
-
-
-def enqueue_editions(
-    engine: Engine, settings: Settings, editions: Sequence[Edition], *, now: datetime
-) -> int:
-    """Queue each approved edition for its segment; status and rows change in one transaction."""
-    added = 0
-    for edition in editions:
-        with db.session_scope(engine) as session:
-            fresh = session.get(Edition, edition.id)
-            if fresh is None or fresh.status != "approved":
-                continue  # already queued (by us earlier, or by a concurrent worker)
-            added += outbox.enqueue_segment(session, fresh, settings, now=now)
-            fresh.status = "sending"
-            session.add(fresh)
-    return added
+__all__ = [
+    "RECORD_BATCH",
+    "Progress",
+    "SendSummary",
+    "StopFlag",
+    "enqueue_editions",
+    "pending_editions",
+    "send_pending",
+]
 
 
 def deliver(
