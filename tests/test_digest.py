@@ -329,6 +329,10 @@ def test_without_a_period_an_edition_covers_the_time_since_the_previous_one(
     engine: Engine, settings: Settings
 ) -> None:
     store(engine)
+    with db.session_scope(engine) as session:  # collected as they were published, not today
+        for found in session.exec(select(Item)):
+            found.collected_at = found.published_at
+            session.add(found)
     _subscribe(engine, ("d@example.org", "sector", "CI", "en"))
     october = build_editions(
         engine, settings, now=datetime(2026, 10, 31, tzinfo=UTC), period="2026-10"
