@@ -34,7 +34,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import aiosmtplib
-import psycopg
 import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -223,6 +222,8 @@ def child(count: int, port: int, connections: int) -> None:
 
 def postgres_child(count: int, port: int, connections: int, workers: int) -> None:
     """One PostgreSQL send: a fresh database, N subscribers, enqueue and send with `workers`."""
+    import psycopg  # here: the SQLite runs' peak memory stays their own
+
     admin = sa.engine.make_url(db.normalise_url(POSTGRES))
     name = f"diffusion_bench_{os.getpid()}"
     conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -263,6 +264,8 @@ def postgres_child(count: int, port: int, connections: int, workers: int) -> Non
 
 
 def postgres_runs(port: int, size: int, connections: int) -> None:
+    import psycopg
+
     try:
         psycopg.connect(
             sa.engine.make_url(db.normalise_url(POSTGRES))
