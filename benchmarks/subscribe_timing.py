@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 
 from diffusion import db
-from diffusion.models import Subscriber
+from diffusion.models import Person, Subscription
 
 DIFFUSION = str(Path(sys.executable).with_name("diffusion"))
 LISTENING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
@@ -42,10 +42,11 @@ def main() -> None:
         db.upgrade(url)
         engine = db.make_engine(url)
         with db.session_scope(engine) as session:
-            session.add_all(
-                Subscriber(email=f"known{n}@example.org", audience="public", status="active")
-                for n in range(args.rounds)
-            )
+            for n in range(args.rounds):
+                person = Person(email=f"known{n}@example.org", status="active", consent_at=NOW)
+                session.add(person)
+                session.flush()
+                session.add(Subscription(person_id=person.id or 0, audience="public"))
         engine.dispose()
         env = {k: v for k, v in os.environ.items() if not k.startswith("DIFFUSION_")}
         env.update(

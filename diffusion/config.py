@@ -1,5 +1,6 @@
 """Settings: one typed object read from diffusion.toml, then DIFFUSION_* variables, then flags."""
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -10,6 +11,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
+from email_validator import EmailNotValidError, validate_email
 from pydantic import (
     Field,
     SecretStr,
@@ -82,6 +84,31 @@ def setting_origin(key: str, home: Any = None) -> str:
     return f"--{key.replace('_', '-')}"
 
 
+EXAMPLE_FROM = "newsletter@diffusion.example.org"
+
+
+def _host_of(url: str) -> str:
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_address(value: str) -> bool:
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError:
+        return False
+    return True
+
+
 class Settings(BaseSettings):
     """Every setting of Diffusion, with its default and what it is for."""
 
@@ -103,9 +130,7 @@ class Settings(BaseSettings):
     organisation_name: str = Field(
         "NGO-UNESCO Partnership Diffusion", description="Name shown as the sender of editions."
     )
-    from_address: str = Field(
-        "newsletter@diffusion.example.org", description="Address editions are sent from."
-    )
+    from_address: str = Field(EXAMPLE_FROM, description="Address editions are sent from.")
     reply_to: str | None = Field(None, description="Reply-To address, if other than From.")
     list_id: str = Field(
         "partners.diffusion.example.org", description="List-Id domain part (RFC 2919)."
@@ -129,6 +154,28 @@ class Settings(BaseSettings):
         60.0, gt=0, description="First retry delay; doubles at each temporary failure."
     )
     max_attempts: int = Field(6, ge=1, description="Attempts before a failure is permanent.")
+    relay_failure_limit: int = Field(
+        3,
+        ge=1,
+        description="Relay faults in a row (connection, TLS, login, sender refused, 421, "
+        "timeout) that stop a send, leaving its messages queued.",
+    )
+    send_lease_seconds: float = Field(
+        600.0,
+        gt=0,
+        description="Seconds a claimed message stays a sender's without renewal (renewed every "
+        "third of it while sending); then another sender may take it.",
+    )
+    allow_test_settings: bool = Field(
+        False,
+        description="Let `send` and `serve` mail through SMTP with a loopback base_url or the "
+        "example From address: for a test relay only.",
+    )
+    database_outage_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="Seconds a send waits, with backoff, for a database that stopped answering.",
+    )
     soft_bounce_limit: int = Field(3, ge=1, description="Soft bounces that mark a subscriber.")
     dkim_domain: str | None = Field(None, description="Domain (d=) of DKIM signatures.")
     dkim_selector: str | None = Field(None, description="Selector (s=) of DKIM signatures.")
@@ -268,6 +315,20 @@ class Settings(BaseSettings):
             )
         if self.smtp_url and urlsplit(self.smtp_url).scheme not in ("smtp", "smtps"):
             raise ValueError(f"smtp_url: scheme must be smtp:// or smtps://, not {self.smtp_url!r}")
+        if self.smtp_url and not _host_of(self.smtp_url):
+            raise ValueError(f"smtp_url: no host in {self.smtp_url!r}")
+        if urlsplit(self.base_url).scheme not in ("http", "https") or not _host_of(self.base_url):
+            raise ValueError(
+                f"base_url: {self.base_url!r} is not an http:// or https:// address with a host"
+            )
+        for key in ("from_address", "reply_to", "unsubscribe_mailto"):
+            value = getattr(self, key)
+            if value is not None and not _is_address(value):
+                raise ValueError(f"{key}: {value!r} is not an email address (name@domain)")
+        if not re.fullmatch(
+            r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9-]+)+", self.list_id
+        ):
+            raise ValueError(f"list_id: {self.list_id!r} is not a domain name (lists.example.org)")
         for key in ("schedule_monthly", "schedule_weekly"):
             try:
                 CronTrigger.from_crontab(getattr(self, key), timezone=self.zone)
@@ -283,6 +344,33 @@ class Settings(BaseSettings):
                 "dkim_domain, dkim_selector and dkim_private_key_file go together: set all or none"
             )
         return self
+
+    def sending_problems(self) -> list[str]:
+        """Why real mail sent through SMTP with these settings would be broken; [] when fine."""
+        if not self.smtp_url or self.allow_test_settings:
+            return []
+        problems = []
+        host = _host_of(self.base_url)
+        if host == "localhost" or host.endswith(".localhost") or _is_loopback(host):
+            problems.append(
+                f"base_url is {self.base_url}, a loopback address: every link would lead "
+                "nowhere (set DIFFUSION_BASE_URL to the public address of the web pages)"
+            )
+        if self.from_address == EXAMPLE_FROM:
+            problems.append(
+                f"from_address is the example {EXAMPLE_FROM} (set DIFFUSION_FROM_ADDRESS)"
+            )
+        return problems
+
+    def require_sending_ready(self) -> None:
+        """ConfigError naming the settings to set, before any real mail goes out through SMTP."""
+        problems = self.sending_problems()
+        if problems:
+            raise ConfigError(
+                "refusing to send through SMTP: "
+                + "; ".join(problems)
+                + "; for a test relay only, set DIFFUSION_ALLOW_TEST_SETTINGS=true"
+            )
 
     # Where state lives: everything under one data directory.
     @property

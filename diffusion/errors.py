@@ -68,3 +68,7 @@ class InvalidToken(DiffusionError, ValueError):
     """A subscription token is tampered with, malformed or expired."""
 
     exit_code = 2
+
+
+class OutboxUnavailable(DatabaseError):
+    """The outbox's database stopped answering in the middle of a send."""

@@ -247,3 +247,47 @@ async def test_send_one_over_smtp_and_a_refusal_raises(
     smtp_server.rcpt_reply = lambda a: "451 4.3.0 try later"
     with pytest.raises(DeliveryError, match="451"):
         await send_one(settings, confirmation("later@example.org"))
+
+
+def header_lines(data: bytes) -> list[bytes]:
+    return data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+
+
+def test_a_long_segment_keeps_list_id_on_one_plain_line(mail_settings: Settings) -> None:
+    long_ids = [
+        Segment(
+            "liaison_committee",
+            sectors=("ED", "SC", "CI", "CLT", "SHS"),
+            themes=("libraries", "reading", "open-science", f"theme-{n}"),
+        ).id
+        for n in range(2)
+    ]
+    found = []
+    for segment in long_ids:
+        narrowed = edition()
+        narrowed.segment = segment
+        data = MessageTemplate.from_edition(narrowed, mail_settings, now=NOW).personalise(reader())
+        lines = [line for line in header_lines(data) if line.startswith(b"List-Id:")]
+        assert len(lines) == 1 and b"=?" not in lines[0]
+        assert len(lines[0]) <= 78
+        found.append(parse(data)["List-Id"])
+        assert found[-1].endswith(".partners.diffusion.example.org>")
+    assert found[0] != found[1]  # cut short, yet still telling the segments apart
+
+
+def test_no_header_line_passes_998_octets_and_names_lose_their_control_characters(
+    mail_settings: Settings,
+) -> None:
+    # 200 characters of four UTF-8 bytes each: as one RFC 2047 word, a line of over 1,000.
+    long_name = "\U0002070e\U00020779\U00020c53" * 60 + " Diallo"
+    template = MessageTemplate.from_edition(edition(), mail_settings, now=NOW)
+    data = template.personalise(reader(name=long_name))
+    assert max(len(line) for line in header_lines(data)) <= 998
+    shown = parse(data)["To"].addresses[0].display_name
+    first, last = shown.split()
+    assert len(first) == 40 and long_name.startswith(first)  # cut, never garbled
+    assert last == "Diallo"
+
+    shifty = template.personalise(reader(name="Amina\x00 Diallo\x1b[31m\u202e\x7f"))
+    display = parse(shifty)["To"].addresses[0].display_name
+    assert display == "Amina Diallo [31m"

@@ -1,5 +1,6 @@
 """Commands that collect updates: feed sources, the collection run, items and editorial entries."""
 
+import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,8 @@ def collect(ctx: Context, names: tuple[str, ...], fmt: str | None) -> None:
     """Fetch every feed source (or those named) and store new and changed items.
 
     A source that fails (timeout, HTTP error, malformed feed) is shown in red and recorded on
-    the source; the others are collected all the same, and the exit status stays 0.
+    the source; the others are collected all the same, and the exit status stays 0 unless
+    every source failed (then 1).
 
     \b
     Example:
@@ -106,6 +108,10 @@ def collect(ctx: Context, names: tuple[str, ...], fmt: str | None) -> None:
             (f", {failed} source(s) failed", "red") if failed else "",
         )
     )
+    if failed and failed == len(summary.results):
+        # Nothing could be collected: a script or a cron job must see it (sys.exit, as
+        # cli.main runs click in non-standalone mode).
+        sys.exit(1)
 
 
 @cli.group()

@@ -8,7 +8,13 @@ from rich.text import Text
 
 from diffusion.cli import PERIOD, Context, cli, console, err_console, parse_now, pass_context
 from diffusion.cli.output import Column, Listing, emit, format_option, resolve
-from diffusion.editions import approve_editions, build_editions, get_edition, list_editions
+from diffusion.editions import (
+    approve_editions,
+    build_editions,
+    default_periods_said,
+    get_edition,
+    list_editions,
+)
 from diffusion.models import EDITION_STATUSES
 
 SHOW_FORMATS = ("text", "html", "json")
@@ -20,7 +26,11 @@ def digest_group() -> None:
 
 
 @digest_group.command("build")
-@click.option("--period", type=PERIOD, help="Default: since each previous edition.")
+@click.option(
+    "--period",
+    type=PERIOD,
+    help="Default: the past month (or week), which the scheduler sends next.",
+)
 @click.option(
     "--audience", "-a", metavar="AUDIENCE[:KEY]", help="Only this audience, e.g. sector:ED."
 )
@@ -44,6 +54,8 @@ def digest_build(
     """
     settings = ctx.settings
     engine = ctx.engine
+    if period is None:
+        err_console.print(default_periods_said(parse_now(now), settings))
     try:
         results = build_editions(
             engine, settings, now=parse_now(now), period=period, audience=audience

@@ -16,7 +16,7 @@ from diffusion.audiences import parse_audience
 from diffusion.cli import PERIOD, Context, cli, err_console, open_output, parse_now, pass_context
 from diffusion.config import Settings
 from diffusion.deliver.message import MessageTemplate
-from diffusion.editions import digest_for
+from diffusion.editions import default_periods_said, digest_for
 from diffusion.errors import InvalidInput, UnknownRecord
 from diffusion.models import Edition
 
@@ -137,7 +137,11 @@ def _open_in_browser(html_part: str, output: Path | None) -> Path:
 )
 @click.option("--lang", "language", metavar="LANG", help="Language (default: default_language).")
 @click.option("--subscriber", metavar="EMAIL", help="Preview what this subscriber receives.")
-@click.option("--period", type=PERIOD, help="Default: the current month.")
+@click.option(
+    "--period",
+    type=PERIOD,
+    help="Default: the past month (or week), which the scheduler sends next.",
+)
 @click.option(
     "--format",
     "fmt",
@@ -185,6 +189,8 @@ def preview(
     ctx.require_keys()  # it signs links: a bad key stops it here, naming its source
     settings = ctx.settings
     engine = ctx.engine
+    if period is None:
+        err_console.print(default_periods_said(parse_now(now), settings))
     try:
         result = build_preview(
             engine,

@@ -52,6 +52,8 @@ def serve(
     if no_scheduler and no_web:
         raise click.UsageError("--no-scheduler and --no-web together leave nothing to run")
     settings = ctx.settings
+    if not no_scheduler:
+        settings.require_sending_ready()  # the scheduler's jobs send through SMTP
     setup_logging()
     engine = ctx.engine
     # A broken email template fails here, naming file and line, before any job can run.
@@ -164,6 +166,8 @@ def jobs_run(ctx: Context, name: str, period: str | None) -> None:
       diffusion jobs run monthly --period 2026-10
     """
     ctx.require_keys()  # it signs links: a bad key stops it here, naming its source
+    if name in ("monthly", "weekly", "send"):
+        ctx.settings.require_sending_ready()
     setup_logging()
     engine = ctx.engine
     try:
