@@ -128,7 +128,7 @@ def test_through_a_pipe_at_80_columns_every_value_is_whole(
         _check_against_json(blocks[0], dumped)
 
 
-def _run_in_terminal(args: list[str], home: Path, columns: int = 80) -> str:
+def _run_in_terminal(args: list[str], home: Path, columns: int = 80, code: int = 0) -> str:
     """What a real terminal of `columns` columns shows for the command (ANSI codes removed)."""
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
@@ -148,7 +148,7 @@ def _run_in_terminal(args: list[str], home: Path, columns: int = 80) -> str:
             break
         chunks.append(chunk)
     os.close(leader)
-    assert process.wait(timeout=120) == 0, b"".join(chunks).decode(errors="replace")
+    assert process.wait(timeout=120) == code, b"".join(chunks).decode(errors="replace")
     return ANSI.sub("", b"".join(chunks).decode().replace("\r\n", "\n"))
 
 
@@ -265,9 +265,9 @@ def test_markup_in_names_and_remote_errors_prints_as_typed(home: Path) -> None:
     runner = CliRunner()
     base = ["--home", str(home)]
 
-    def run(*args: str) -> str:
+    def run(*args: str, code: int = 0) -> str:
         result = runner.invoke(cli, [*base, *args], catch_exceptions=False)
-        assert result.exit_code == 0, result.output
+        assert result.exit_code == code, result.output
         return result.output
 
     run("subscribers", "add", "a@example.org", "--audience", "public", "--name", MARKUP)
@@ -275,9 +275,10 @@ def test_markup_in_names_and_remote_errors_prints_as_typed(home: Path) -> None:
     with FeedServer() as server:
         url = server.route("/feed.xml", b"", status=500, reason=MARKUP)
         run("sources", "add", url, "--kind", "event", "--name", MARKUP)
-        assert MARKUP in run("collect", "--format", "table")
+        # Exit 1: the only source failed, so nothing could be collected.
+        assert MARKUP in run("collect", "--format", "table", code=1)
         # A terminal also shows the progress bar, whose description is the source's name.
-        assert MARKUP in _run_in_terminal(["collect"], home)
+        assert MARKUP in _run_in_terminal(["collect"], home, code=1)
     assert MARKUP in run("sources", "list", "--format", "table")
     assert MARKUP in run("status", "--format", "table")
     shown = _run_in_terminal(["sources", "list"], home)

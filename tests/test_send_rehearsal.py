@@ -55,7 +55,8 @@ def test_a_rehearsal_builds_approves_and_queues_nothing(
         assert smtp_server.deliveries() == {"editor@example.org": 1}
     else:
         assert "nothing was approved or queued" in result.output
-        assert "│ 1       │ 2026-11 │ 1          │" in result.output  # one recipient
+        # In a pipe, tab-separated: edition, period, recipients (one), already sent.
+        assert "1\t2026-11\t1\t0\tngo:ifla|en|monthly\t" in result.output
         assert smtp_server.received == []
     # What the scheduler's send job does next: there is nothing approved for it to send.
     config = settings.model_copy(update={"smtp_url": smtp_server.url})
