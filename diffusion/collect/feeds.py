@@ -228,10 +228,11 @@ def parse_feed(
     base = base_url or source.url
     feed_link = urljoin(base, parsed.feed.get("link") or "") or base
     feed_language = _language(parsed.feed.get("language"))
+    atom = str(parsed.version or "").startswith("atom")
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
     for entry in parsed.entries:
-        row = _row(entry, source, base, feed_link, feed_language, now, default_language)
+        row = _row(entry, source, base, feed_link, feed_language, now, default_language, atom)
         if row["guid"] not in seen:  # the first of duplicate entries wins
             seen.add(row["guid"])
             rows.append(row)
@@ -247,12 +248,13 @@ def _row(
     feed_language: str | None,
     now: datetime,
     default_language: str,
+    atom: bool = False,
 ) -> dict[str, Any]:
     link = urljoin(base, entry["link"].strip()) if entry.get("link") else None
     if link and urlsplit(link).scheme not in ("http", "https"):
         link = None  # a javascript: or data: link would end up in every email's href
     body = _body_html(entry, link or feed_link)
-    title = clean_text(entry.get("title") or "") or excerpt(body, 80) or link or "(untitled)"
+    title = _title(entry, atom) or excerpt(body, 80) or link or "(untitled)"
     if entry.get("content") and entry.get("summary"):
         summary = excerpt(entry["summary"], SUMMARY_LIMIT)
     else:
@@ -286,6 +288,20 @@ def _row(
         "source_id": source.id,
         "origin": "feed",
     }
+
+
+def _title(entry: Any, atom: bool) -> str:
+    """The title as plain text: markup dropped from an HTML title, a text title kept as it is.
+
+    Atom says which a title is (text unless told otherwise); RSS does not, and its readers take
+    titles for HTML, so markup in an RSS title is dropped. A text title that reads `<script>`
+    is shown as those characters wherever it is published.
+    """
+    detail = entry.get("title_detail") or {}
+    value = entry.get("title") or ""
+    if atom and detail.get("type") == "text/plain":
+        return clean_text(value, markup=False)
+    return clean_text(value)
 
 
 def _body_html(entry: Any, base_url: str | None) -> str:
