@@ -28,6 +28,9 @@ MAX_FEED_BYTES = 20_000_000
 # A Retry-After further away than this is taken as this: a wrong header must not stop a source.
 MAX_RETRY_AFTER = timedelta(days=1)
 _LANGUAGE = re.compile(r"[a-zA-Z]{2,3}")
+# Entry dates outside [EARLIEST_DATE, now + MAX_AHEAD] cannot be true: they become the fetch time.
+EARLIEST_DATE = datetime(1990, 1, 1, tzinfo=UTC)
+MAX_AHEAD = timedelta(days=2)
 
 
 @dataclass(frozen=True)
@@ -211,12 +214,15 @@ def parse_feed(
     # The body and headers go in as they came, so that feedparser picks the encoding from the
     # Content-Type, the BOM or the XML declaration. nh3 sanitises and resolves links afterwards;
     # feedparser is given no Content-Location, else it would also turn bare guids ("42") into
-    # URLs on the feed's host, which two feeds of one site would share.
+    # URLs on the feed's host, which two feeds of one site would share (unless the feed declares
+    # an xml:base, which needs the address to be resolved exactly).
+    given = {k: v for k, v in headers.items() if k.lower() != "content-location"}
+    if b"xml:base" in body:
+        # A relative xml:base is relative to the feed's address, and feedparser mangles the
+        # chain without it; ids (absolute IRIs in Atom) under an xml:base are resolved too.
+        given["content-location"] = base_url or source.url
     parsed = feedparser.parse(
-        body,
-        response_headers={k: v for k, v in headers.items() if k.lower() != "content-location"},
-        sanitize_html=False,
-        resolve_relative_uris=False,
+        body, response_headers=given, sanitize_html=False, resolve_relative_uris=False
     )
     problem = parsed.get("bozo_exception")
     if not parsed.entries and (parsed.bozo or not parsed.version):
@@ -230,14 +236,22 @@ def parse_feed(
     feed_language = _language(parsed.feed.get("language"))
     atom = str(parsed.version or "").startswith("atom")
     rows: list[dict[str, Any]] = []
+    bad_dates: list[str] = []
     seen: set[str] = set()
     for entry in parsed.entries:
-        row = _row(entry, source, base, feed_link, feed_language, now, default_language, atom)
+        row = _row(
+            entry, source, base, feed_link, feed_language, now, default_language, atom, bad_dates
+        )
         if row["guid"] not in seen:  # the first of duplicate entries wins
             seen.add(row["guid"])
             rows.append(row)
-    warning = f"{type(problem).__name__}: {problem}" if parsed.bozo and problem else None
-    return ParsedFeed(rows, warning)
+    warnings = [f"{type(problem).__name__}: {problem}"] if parsed.bozo and problem else []
+    if bad_dates:
+        warnings.append(
+            f"{len(bad_dates)} entr{'y' if len(bad_dates) == 1 else 'ies'} with an impossible "
+            f"date (such as {bad_dates[0]!r}) dated when fetched"
+        )
+    return ParsedFeed(rows, "; ".join(warnings) or None)
 
 
 def _row(
@@ -248,18 +262,22 @@ def _row(
     feed_language: str | None,
     now: datetime,
     default_language: str,
-    atom: bool = False,
+    atom: bool,
+    bad_dates: list[str],
 ) -> dict[str, Any]:
     link = urljoin(base, entry["link"].strip()) if entry.get("link") else None
     if link and urlsplit(link).scheme not in ("http", "https"):
         link = None  # a javascript: or data: link would end up in every email's href
-    body = _body_html(entry, link or feed_link)
+    body = _body_html(entry, base, link or feed_link)
     title = _title(entry, atom) or excerpt(body, 80) or link or "(untitled)"
     if entry.get("content") and entry.get("summary"):
         summary = excerpt(entry["summary"], SUMMARY_LIMIT)
     else:
         summary = excerpt(body, SUMMARY_LIMIT)
     digest = content_hash(title, summary, body, link)
+    published, impossible = _published(entry, now)
+    if impossible is not None:
+        bad_dates.append(impossible)
     guid = (entry.get("id") or "").strip()
     if guid and not urlsplit(guid).scheme:
         # A bare guid ("42") is unique only within its feed: qualify it with the feed's address.
@@ -282,7 +300,7 @@ def _row(
         "translations": {},
         "tags": merge_tags(source.tags, [tag.get("term") or "" for tag in entry.get("tags") or []]),
         "public": source.public,
-        "published_at": _published(entry, now),
+        "published_at": published,
         "collected_at": now,
         "content_hash": digest,
         "source_id": source.id,
@@ -304,7 +322,14 @@ def _title(entry: Any, atom: bool) -> str:
     return clean_text(value)
 
 
-def _body_html(entry: Any, base_url: str | None) -> str:
+def _body_html(entry: Any, document_url: str, fallback_base: str | None) -> str:
+    """The sanitised body, its relative links made absolute.
+
+    Under an `xml:base` (on the feed, the entry or the content element; feedparser joins them,
+    and gives the result as the content's `base`), links resolve against it, itself resolved
+    against the feed's address as RFC 3986 says. Without one, they resolve against the entry's
+    link: RSS has no base, and its writers mean their article's address.
+    """
     contents = entry.get("content") or []
     chosen = next((c for c in contents if "html" in (c.get("type") or "")), None)
     chosen = chosen or (contents[0] if contents else entry.get("summary_detail"))
@@ -313,16 +338,27 @@ def _body_html(entry: Any, base_url: str | None) -> str:
     value: str = chosen["value"]
     if chosen.get("type") == "text/plain":
         value = "".join(f"<p>{html.escape(part)}</p>" for part in value.split("\n\n"))
-    return clean_html(value, base_url)
+    declared = (chosen.get("base") or "").strip()
+    return clean_html(value, urljoin(document_url, declared) if declared else fallback_base)
 
 
-def _published(entry: Any, now: datetime) -> datetime:
+def _published(entry: Any, now: datetime) -> tuple[datetime, str | None]:
+    """The entry's date, or `now` with a note when it has none that can be true.
+
+    A date before 1990 or more than two days ahead is a mistake: a Unix timestamp in pubDate
+    (which feedparser reads as the year 1763), a zeroed field, a wrong clock. Stored as it is, it
+    would sink the entry out of every digest, or hold it at the top of every feed for years.
+    """
     for key in ("published_parsed", "updated_parsed", "created_parsed"):
         stamp: time.struct_time | None = entry.get(key)
         if stamp:
             # feedparser normalises dates to UTC struct_time.
-            return datetime.fromtimestamp(calendar.timegm(stamp), UTC)
-    return now
+            moment = datetime.fromtimestamp(calendar.timegm(stamp), UTC)
+            if EARLIEST_DATE <= moment <= now + MAX_AHEAD:
+                return moment, None
+            raw = entry.get(key.removesuffix("_parsed")) or moment.isoformat()
+            return now, str(raw)
+    return now, None
 
 
 def _language(value: str | None) -> str | None:
