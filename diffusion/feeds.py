@@ -65,7 +65,7 @@ class FeedsReport:
         )
 
 
-def _keys(family: FeedFamily, directory: Directory, items: Sequence[Item]) -> list[str]:
+def family_keys(family: FeedFamily, directory: Directory, items: Sequence[Item]) -> list[str]:
     """The keys a family has feeds for: every Sector, office, NGO, or country known."""
     if family.key_type == "none":
         return [""]
@@ -148,7 +148,7 @@ def _unstored(item: Item) -> DigestEntry:
     return entry_for(item.model_copy(update={"id": 0}), item.language)
 
 
-def _titles(
+def feed_titles(
     settings: Settings, family: FeedFamily, key: str, language: str, directory: Directory
 ) -> tuple[str, str]:
     audience = _FAMILY_KEY_AUDIENCE.get(family.key_type, family.audiences[0])
@@ -248,12 +248,12 @@ def write_feeds(
         tag_uri(settings, ""),
     ]
     for family in rules.feeds.values():
-        for key in _keys(family, directory, items):
+        for key in family_keys(family, directory, items):
             chosen = feed_items(items, rules, family, key, directory, index)
             chosen_prints = [fingerprints.get(id(item)) or _fingerprint(item) for item in chosen]
             stem = f"{family.name}/{key}" if key else family.name
             for language in settings.languages:
-                title, description = _titles(settings, family, key, language, directory)
+                title, description = feed_titles(settings, family, key, language, directory)
                 for fmt in FORMATS:
                     path = f"{stem}.{language}.{fmt}"
                     produced.add(path)

@@ -20,8 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
-from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
+from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from diffusion import db, links, render, validate
@@ -33,7 +32,7 @@ from diffusion.i18n import direction, format_day
 from diffusion.models import SECTORS, Edition, Subscriber
 from diffusion.personalise import fill
 from diffusion.tokens import make_token, read_token
-from diffusion.web import catalogue
+from diffusion.web import catalogue, pages
 from diffusion.web.protection import (
     CSRF_COOKIE,
     CSRF_FIELD,
@@ -708,10 +707,11 @@ def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
             Route("/archive/", archive_index, methods=["GET"]),
             Route("/archive/{edition_id:int}", archive_edition, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
-            # StaticFiles answers conditional requests with 304 and refuses paths outside.
-            Mount("/feeds", StaticFiles(directory=settings.feeds_dir, check_dir=False)),
+            # Items, news pages and the feed files (from memory, with ETags): web/pages.py.
+            *pages.routes(),
         ],
         lifespan=lifespan,
     )
     app.state.web = web
+    app.state.feed_files = pages.FeedFiles(settings.feeds_dir)
     return app

@@ -1,0 +1,156 @@
+"""Item pages, news pages and feed files, through the real ASGI app on a stored dataset."""
+
+import re
+import warnings
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import feedparser
+import pytest
+from digest_dataset import store
+from executable import executable
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from diffusion import db
+from diffusion.config import Settings, load_settings
+from diffusion.feeds import build_feeds
+from diffusion.models import Item
+from diffusion.web import create_app
+
+with warnings.catch_warnings():  # Starlette 1.x suggests httpx2; httpx is what we have
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
+BASE = "https://diffusion.example.org"
+HOSTILE_BODY = '<p>Fine</p><script>alert(1)</script><img src=x onerror="alert(2)" alt="x">'
+
+
+@pytest.fixture
+def site(tmp_path: Path, sqlite_url: str) -> Iterator[tuple[TestClient, Settings, Engine]]:
+    settings = load_settings(
+        home=tmp_path, database_url=sqlite_url, secret_key="test-secret", base_url=BASE
+    )
+    engine = db.engine_for(settings)
+    unlinked = Item(
+        guid="urn:diffusion:entry:open-day",
+        kind="event",
+        title="Open day at the library",
+        summary="Doors open.",
+        body_html=HOSTILE_BODY,  # as if stored before sanitising was right: pages sanitise again
+        link=None,
+        published_at=datetime(2026, 11, 20, tzinfo=UTC),
+        content_hash="1" * 64,
+        tags={"sectors": ["ED"], "themes": ["literacy"]},
+    )
+    store(engine, [unlinked])
+    build_feeds(engine, settings, out=settings.feeds_dir, now=NOW)
+    with TestClient(create_app(settings, engine), follow_redirects=False) as client:
+        yield client, settings, engine
+    engine.dispose()
+
+
+def _id(engine: Engine, guid: str) -> int:
+    with db.session_scope(engine) as session:
+        found = session.exec(select(Item).where(Item.guid == guid)).one()
+        assert found.id is not None
+        return found.id
+
+
+def test_an_item_page_shows_the_item_in_the_reader_language(
+    site: tuple[TestClient, Settings, Engine],
+) -> None:
+    client, _settings, engine = site
+    english = client.get("/items/ifla-reading-bd")
+    assert english.status_code == 200
+    page = english.text
+    assert "<h1>Ifla reading bd</h1>" in page
+    assert (
+        '<link rel="canonical" href="https://diffusion.example.org/items/ifla-reading-bd">' in page
+    )
+    assert "<strong>reading circles</strong>" in page  # the sanitised body
+    assert 'href="https://news.example/ifla-reading-bd"' in page  # the source
+    assert f'href="{BASE}/news/sector/CI?lang=en">Communication and Information</a>' in page
+    assert f'href="{BASE}/news/country/BD?lang=en">Bangladesh</a>' in page
+    assert f'href="{BASE}/news/ngo/ifla?lang=en">IFLA</a>' in page
+    assert (
+        'hreflang="fr" href="https://diffusion.example.org/items/ifla-reading-bd?lang=fr"' in page
+    )
+    french = client.get("/items/ifla-reading-bd?lang=fr").text
+    assert '<html lang="fr"' in french and "<h1>Cercles de lecture au Bangladesh</h1>" in french
+    assert "Aussi en :" in french and "Mots-clés" in french
+    assert f'href="{BASE}/news/country/BD?lang=fr">Bangladesh</a>' in french
+    by_id = client.get(f"/items/{_id(engine, 'ifla-reading-bd')}")
+    assert by_id.status_code == 200 and "Ifla reading bd" in by_id.text
+
+
+def test_an_item_page_is_sanitised_and_items_without_link_point_to_it(
+    site: tuple[TestClient, Settings, Engine],
+) -> None:
+    client, settings, _engine = site
+    page = client.get("/items/open-day")
+    assert page.status_code == 200
+    assert executable(page.text) == []
+    assert "<p>Fine</p>" in page.text
+    for name in ("public.en.atom", "public.en.rss"):
+        feed = feedparser.parse((settings.feeds_dir / name).read_bytes())
+        entry = next(e for e in feed.entries if e.title == "Open day at the library")
+        assert entry.link == f"{BASE}/items/open-day"
+
+
+def test_non_public_items_have_no_page(site: tuple[TestClient, Settings, Engine]) -> None:
+    client, _settings, engine = site
+    for reference in ("icsc-private-ke", str(_id(engine, "icsc-private-ke")), "no-such", "x..y"):
+        answer = client.get(f"/items/{reference}")
+        assert answer.status_code == 404, reference
+        assert "icsc" not in answer.text.lower()
+
+
+def test_news_pages_list_a_feed_and_the_feed_links_back(
+    site: tuple[TestClient, Settings, Engine],
+) -> None:
+    client, settings, _engine = site
+    answer = client.get("/news/sector/ED?lang=fr")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "text/html; charset=utf-8"
+    page = answer.text
+    assert '<html lang="fr"' in page
+    titles = re.findall(r'<h2><a href="[^"]+">([^<]+)</a></h2>', page)
+    feed = feedparser.parse((settings.feeds_dir / "sector/ED.fr.atom").read_bytes())
+    assert titles == [entry.title for entry in feed.entries]
+    assert (
+        f'<link rel="alternate" type="application/atom+xml" href="{BASE}/feeds/sector/ED.fr.atom">'
+        in page
+    )
+    assert feed.feed.link == f"{BASE}/news/sector/ED?lang=fr"
+    # Audience names lead to their family's page; unknown keys and families do not exist.
+    assert client.get("/news/member_state/BD").status_code == 200
+    assert client.get("/news/public").status_code == 200
+    for missing in ("/news/sector/XX", "/news/nothing", "/news/public/extra", "/news/sector"):
+        assert client.get(missing).status_code == 404, missing
+    # English entries on a French page say they are in English.
+    public = client.get("/news/public?lang=fr").text
+    assert '<article class="entry" lang="en">' in public
+    assert '<article class="entry" lang="fr">' in public
+
+
+def test_feed_files_are_served_from_memory_as_utf_8_with_validators(
+    site: tuple[TestClient, Settings, Engine],
+) -> None:
+    client, settings, _engine = site
+    first = client.get("/feeds/country/BD.fr.rss")
+    assert first.status_code == 200
+    assert first.headers["content-type"] == "application/rss+xml; charset=utf-8"
+    assert first.content == (settings.feeds_dir / "country/BD.fr.rss").read_bytes()
+    etag = first.headers["etag"]
+    again = client.get("/feeds/country/BD.fr.rss", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b""
+    path = settings.feeds_dir / "country/BD.fr.rss"
+    path.write_bytes(path.read_bytes().replace(b"</rss>", b"<!-- changed --></rss>"))
+    changed = client.get("/feeds/country/BD.fr.rss", headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["etag"] != etag
+    assert b"<!-- changed -->" in changed.content
+    for outside in ("/feeds/../diffusion.db", "/feeds/.hidden.atom", "/feeds/country/XX.en.rss"):
+        assert client.get(outside).status_code == 404, outside
