@@ -125,6 +125,8 @@ class DigestEntry:
     tags: dict[str, list[str]] = field(default_factory=dict)
     # Set when no version in the reader's language exists: the entry is shown in `language`.
     fallback: bool = False
+    guid: str = ""
+    public: bool = True  # only a public item has a web page of its own
 
 
 @dataclass(frozen=True)
@@ -293,6 +295,8 @@ def entry_for(item: Item, language: str) -> DigestEntry:
         published_at=item.published_at,
         tags={name: list(values) for name, values in sorted(item.tags.items()) if values},
         fallback=shown != language,
+        guid=item.guid,
+        public=item.public,
     )
 
 

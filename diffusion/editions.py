@@ -27,7 +27,7 @@ from diffusion.collect.subscribers import find_subscriber
 from diffusion.config import Settings
 from diffusion.digest import Digest, Period, Segment, build_digest
 from diffusion.errors import InvalidInput, UnknownAudience, UnknownRecord
-from diffusion.links import archive_url, feed_url
+from diffusion.links import archive_url, news_url
 from diffusion.models import (
     Edition,
     Item,
@@ -64,9 +64,13 @@ def load_items(session: Session, start: datetime, end: datetime) -> list[Item]:
 
 
 def more_url_for(settings: Settings, rules: RoutingRules, segment: Segment) -> str | None:
-    """Where the rest of a capped digest is online: the segment's public feed."""
+    """Where the rest of a capped digest is online: the HTML page of the segment's public feed,
+    in the reader's language (a browser shows a feed file as raw XML)."""
     path = feed_path(rules, segment.audience, segment.key, segment.language, "atom")
-    return feed_url(settings, path) if path else None
+    if not path:
+        return None
+    family, _, key = path.rsplit(".", 2)[0].partition("/")
+    return news_url(settings, family, key, segment.language)
 
 
 def _period_of(label: str | None, segment: Segment, settings: Settings, now: datetime) -> Period:

@@ -18,7 +18,7 @@ from mjml import mjml2html
 
 from diffusion import i18n, links
 from diffusion.config import Settings
-from diffusion.digest import Digest, ReferenceList, Section
+from diffusion.digest import Digest, DigestEntry, ReferenceList, Section
 from diffusion.errors import TemplateError
 from diffusion.personalise import FIELDS, fill, placeholder
 
@@ -392,6 +392,24 @@ def _keep_first(digest: Digest, keep: int) -> Digest:
     return dataclasses.replace(digest, sections=tuple(sections), references=tuple(references))
 
 
+def with_item_pages(digest: Digest, settings: Settings) -> Digest:
+    """The digest with each public entry that has no link of its own linked to its web page
+    (an editor's entry, a feed entry without a link): every title then leads somewhere."""
+
+    def linked(entry: DigestEntry) -> DigestEntry:
+        if entry.link or not entry.public or not entry.guid:
+            return entry
+        return dataclasses.replace(
+            entry, link=links.item_url(settings, entry.guid, entry.item_id)
+        )
+
+    sections = tuple(
+        dataclasses.replace(section, entries=tuple(linked(e) for e in section.entries))
+        for section in digest.sections
+    )
+    return dataclasses.replace(digest, sections=sections)
+
+
 def render_digest(
     digest: Digest,
     settings: Settings,
@@ -407,6 +425,7 @@ def render_digest(
     """
     language = digest.segment.language
     i18n.locale_for(language)  # an unknown language fails here, by name
+    digest = with_item_pages(digest, settings)
     env = _environment(Path(settings.templates), language)
     web = web_url or digest.more_url or settings.base_url
     audience = digest.segment.audience

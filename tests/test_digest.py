@@ -356,7 +356,7 @@ def test_digest_for_previews_an_audience_or_a_subscriber_without_storing(
         now=NOW,
     )
     assert digest.segment.key == "CO" and digest.item_count == 1
-    assert digest.more_url == "http://127.0.0.1:8080/feeds/country/CO.en.atom"
+    assert digest.more_url == "http://127.0.0.1:8080/news/country/CO?lang=en"  # HTML, not XML
     mine = digest_for(
         engine,
         settings,

@@ -1,5 +1,7 @@
 """Item pages, news pages and feed files, through the real ASGI app on a stored dataset."""
 
+import dataclasses
+import html
 import re
 import warnings
 from collections.abc import Iterator
@@ -13,10 +15,13 @@ from executable import executable
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from diffusion import db
+from diffusion import db, links, render
+from diffusion.cli.preview import build_preview
 from diffusion.config import Settings, load_settings
+from diffusion.digest import entry_for
+from diffusion.editions import digest_for
 from diffusion.feeds import build_feeds
-from diffusion.models import Item
+from diffusion.models import Edition, Item
 from diffusion.web import create_app
 
 with warnings.catch_warnings():  # Starlette 1.x suggests httpx2; httpx is what we have
@@ -154,3 +159,50 @@ def test_feed_files_are_served_from_memory_as_utf_8_with_validators(
     assert b"<!-- changed -->" in changed.content
     for outside in ("/feeds/../diffusion.db", "/feeds/.hidden.atom", "/feeds/country/XX.en.rss"):
         assert client.get(outside).status_code == 404, outside
+
+
+def test_the_email_links_entries_without_link_to_their_page_and_more_to_the_news_page(
+    site: tuple[TestClient, Settings, Engine],
+) -> None:
+    client, settings, engine = site
+    digest = digest_for(
+        engine, settings, audience="public", key="", language="fr", period="2026-11", now=NOW
+    )
+    assert digest.more_url == f"{BASE}/news/public?lang=fr"
+    assert client.get(digest.more_url.removeprefix(BASE)).status_code == 200
+    rendered = render.render_digest(digest, settings)
+    assert f'href="{BASE}/items/open-day"' in rendered.html
+    assert f"{BASE}/items/open-day" in rendered.text
+    # A private item without a link gets no public page to point to.
+    private = Item(id=99, guid="urn:private", kind="event", title="Closed", link=None,
+                   public=False, published_at=NOW, content_hash="2" * 64)  # fmt: skip
+    assert entry_for(private, "en").public is False
+    section = dataclasses.replace(digest.sections[0], entries=(entry_for(private, "en"),))
+    alone = render.with_item_pages(dataclasses.replace(digest, sections=(section,)), settings)
+    assert alone.sections[0].entries[0].link is None
+
+
+def test_a_preview_links_view_in_browser_to_the_archive_page_the_email_will_have(
+    site: tuple[TestClient, Settings, Engine],
+) -> None:
+    _client, settings, engine = site
+    before = build_preview(
+        engine, settings, audience="sector:ED", language="en", subscriber_email=None,
+        period="2026-11", now=NOW,
+    )  # fmt: skip
+    assert f"{BASE}/feeds/" not in before.html
+    with db.session_scope(engine) as session:
+        edition = Edition(
+            segment="sector:ED|en|monthly",
+            audience="sector", key="ED", language="en", cadence="monthly", period="2026-11",
+            status="sent", created_at=NOW,
+        )  # fmt: skip
+        session.add(edition)
+        session.flush()
+        assert edition.id is not None
+        expected = links.archive_url(settings, edition.id)
+    after = build_preview(
+        engine, settings, audience="sector:ED", language="en", subscriber_email=None,
+        period="2026-11", now=NOW,
+    )  # fmt: skip
+    assert html.escape(expected) in after.html
