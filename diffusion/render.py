@@ -399,9 +399,7 @@ def with_item_pages(digest: Digest, settings: Settings) -> Digest:
     def linked(entry: DigestEntry) -> DigestEntry:
         if entry.link or not entry.public or not entry.guid:
             return entry
-        return dataclasses.replace(
-            entry, link=links.item_url(settings, entry.guid, entry.item_id)
-        )
+        return dataclasses.replace(entry, link=links.item_url(settings, entry.guid, entry.item_id))
 
     sections = tuple(
         dataclasses.replace(section, entries=tuple(linked(e) for e in section.entries))
