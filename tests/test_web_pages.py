@@ -206,3 +206,74 @@ def test_a_preview_links_view_in_browser_to_the_archive_page_the_email_will_have
         period="2026-11", now=NOW,
     )  # fmt: skip
     assert html.escape(expected) in after.html
+
+
+def _sent(engine: Engine, **fields: object) -> int:
+    with db.session_scope(engine) as session:
+        edition = Edition(status="sent", created_at=NOW, sent_at=NOW, **fields)  # type: ignore[arg-type]
+        session.add(edition)
+        session.flush()
+        assert edition.id is not None
+        return edition.id
+
+
+def test_the_web_version_has_no_recipient_and_the_archive_navigation(
+    site: tuple[TestClient, Settings, Engine],
+) -> None:
+    client, settings, engine = site
+    digest = digest_for(
+        engine, settings, audience="public", key="", language="fr", period="2026-11", now=NOW
+    )
+    edition_id = _sent(engine, segment="public|fr|monthly", audience="public", language="fr",
+                       period="2026-11", subject="Novembre")  # fmt: skip
+    rendered = render.render_digest(
+        digest, settings, web_url=links.archive_url(settings, edition_id)
+    )
+    with db.session_scope(engine) as session:
+        stored = session.get(Edition, edition_id)
+        assert stored is not None
+        stored.html = rendered.html
+        session.add(stored)
+    # The email itself has the link and the personal footer ...
+    assert "Afficher ce courriel dans votre navigateur" in rendered.html
+    page = client.get(f"/archive/{edition_id}").text
+    # ... its web version neither.
+    assert "Afficher ce courriel dans votre navigateur" not in page
+    assert "Version web" not in page
+    assert "Vous recevez ce courriel" not in page and "diffusion-web-version" not in page
+    assert "utilisez les liens à la fin du courriel que vous avez reçu" in page
+    assert '<a href="/archive/?lang=fr">Archives</a>' in page
+    assert executable(page) == []
+
+
+def test_the_archive_lists_main_editions_first_with_narrowed_ones_under_them(
+    site: tuple[TestClient, Settings, Engine],
+) -> None:
+    client, _settings, engine = site
+    narrowed = _sent(
+        engine,
+        segment="public|en|monthly|sectors=ED",
+        audience="public",
+        language="en",
+        period="2026-11",
+        subject="November, Education only",
+    )
+    main_fr = _sent(
+        engine,
+        segment="public|fr|monthly",
+        audience="public",
+        language="fr",
+        period="2026-11",
+        subject="Novembre",
+    )
+    main_en = _sent(engine, segment="public|en|monthly", audience="public", language="en",
+                    period="2026-11", subject="November")  # fmt: skip
+    page = client.get("/archive/?lang=fr").text
+    order = [int(n) for n in re.findall(r'<a href="/archive/(\d+)"', page)]
+    assert order == [main_fr, narrowed, main_en]  # the page's language first
+    # The narrowed edition sits in the list under the first main one.
+    nested = re.search(r"<li>[^<]*<a href=\"/archive/%d\".*?<ul><li>(.*?)</li></ul>" % main_fr,
+                       page, re.DOTALL)  # fmt: skip
+    assert nested is not None and f'/archive/{narrowed}"' in nested.group(1)
+    assert f'<a href="/archive/{main_en}" lang="en" hreflang="en">November</a>' in page
+    assert "envoyée le" in page and "sectors: ED" in page
