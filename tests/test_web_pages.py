@@ -272,8 +272,8 @@ def test_the_archive_lists_main_editions_first_with_narrowed_ones_under_them(
     order = [int(n) for n in re.findall(r'<a href="/archive/(\d+)"', page)]
     assert order == [main_fr, narrowed, main_en]  # the page's language first
     # The narrowed edition sits in the list under the first main one.
-    nested = re.search(r"<li>[^<]*<a href=\"/archive/%d\".*?<ul><li>(.*?)</li></ul>" % main_fr,
-                       page, re.DOTALL)  # fmt: skip
+    pattern = rf'<li><a href="/archive/{main_fr}".*?<ul><li>(.*?)</li></ul>'
+    nested = re.search(pattern, page, re.DOTALL)
     assert nested is not None and f'/archive/{narrowed}"' in nested.group(1)
     assert f'<a href="/archive/{main_en}" lang="en" hreflang="en">November</a>' in page
     assert "envoyée le" in page and "sectors: ED" in page
