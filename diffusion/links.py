@@ -94,3 +94,9 @@ def news_url(settings: Settings, family: str, key: str, language: str) -> str:
     """The HTML page of a feed: `/news/sector/ED?lang=fr`."""
     path = f"/news/{quote(family, safe='')}" + (f"/{quote(key, safe='')}" if key else "")
     return _url(settings, f"{path}?lang={quote(language, safe='')}")
+
+
+def directory_url(settings: Settings, language: str, country: str = "") -> str:
+    """The directory page, searchable by Sector, country and field: `/directory/?country=BD`."""
+    query = f"lang={quote(language, safe='')}" + (f"&country={quote(country)}" if country else "")
+    return _url(settings, f"/directory/?{query}")

@@ -27,6 +27,8 @@ GMAIL_CLIP_BYTES = 102_400
 # When an edition must be cut to fit, summaries are shortened to this many characters too.
 TRIMMED_SUMMARY_CHARS = 240
 TEXT_WIDTH = 72
+# Audiences whose key is a country.
+COUNTRY_AUDIENCES = ("member_state", "national_commission")
 
 # The only colours the templates use, as (name: value). Every text/background pair in
 # COLOUR_PAIRS is checked for WCAG AA contrast (4.5:1) by the tests.
@@ -405,7 +407,17 @@ def with_item_pages(digest: Digest, settings: Settings) -> Digest:
         dataclasses.replace(section, entries=tuple(linked(e) for e in section.entries))
         for section in digest.sections
     )
-    return dataclasses.replace(digest, sections=sections)
+    # The rest of the NGO directory is on its page, narrowed to the reader's country.
+    country = digest.segment.key if digest.segment.audience in COUNTRY_AUDIENCES else ""
+    references = tuple(
+        dataclasses.replace(
+            ref, more_url=links.directory_url(settings, digest.segment.language, country)
+        )
+        if ref.kind == "ngo_directory" and ref.more_url is None
+        else ref
+        for ref in digest.references
+    )
+    return dataclasses.replace(digest, sections=sections, references=references)
 
 
 def render_digest(

@@ -22,7 +22,7 @@ from diffusion.audiences import Directory, FeedFamily, RoutingRules, read_direct
 from diffusion.collect.sanitize import clean_html
 from diffusion.digest import DigestEntry, entry_for, key_name
 from diffusion.feeds import FORMATS, family_keys, feed_items, feed_titles
-from diffusion.models import Item
+from diffusion.models import SECTORS, Item, Organisation
 
 if TYPE_CHECKING:
     from diffusion.web.app import Web
@@ -240,6 +240,71 @@ async def news_page(request: Request) -> Response:
     return _render(request, "news.html", language, page=page, canonical=canonical)
 
 
+# The directory --------------------------------------------------------------------------------
+
+
+def _directory(web: "Web") -> Directory:
+    with Session(web.engine) as session:
+        return read_directory(session)
+
+
+def directory_rows(
+    directory: Directory, *, sector: str, country: str, field_text: str
+) -> list[Organisation]:
+    """The NGOs that match every criterion given: a Sector, a country, a field of action."""
+    wanted = field_text.casefold().strip()
+    chosen = []
+    for org in sorted(directory.organisations.values(), key=lambda org: org.name.casefold()):
+        if sector and sector not in {code.upper() for code in org.sectors}:
+            continue
+        if country and country not in {code.upper() for code in org.countries}:
+            continue
+        fields = [*org.themes, org.name, org.acronym or ""]
+        if wanted and not any(wanted in value.casefold() for value in fields):
+            continue
+        chosen.append(org)
+    return chosen
+
+
+async def directory_page(request: Request) -> Response:
+    web = _web(request)
+    language = _language(request)
+    sector = request.query_params.get("sector", "").strip().upper()
+    country = request.query_params.get("country", "").strip().upper()
+    field_text = request.query_params.get("field", "").strip()[:100]
+    directory = await run_in_threadpool(_directory, web)
+    organisations = directory_rows(directory, sector=sector, country=country, field_text=field_text)
+    countries = sorted(
+        directory.countries() | set(directory.national_commissions),
+        key=lambda code: key_name("member_state", code, language, directory),
+    )
+    commissions = [
+        nc for code, nc in sorted(directory.national_commissions.items()) if code == country
+    ]
+
+    def sector_name(code: str) -> str:
+        return key_name("sector", code, language, directory) or code
+
+    def country_name(code: str) -> str:
+        return key_name("member_state", code, language, directory) or code
+
+    return _render(
+        request,
+        "directory.html",
+        language,
+        canonical=links.directory_url(web.settings, language, country),
+        sector=sector,
+        country=country,
+        field_text=field_text,
+        sectors=[(code, sector_name(code)) for code in SECTORS],
+        countries=[(code, country_name(code)) for code in countries],
+        organisations=organisations,
+        commissions=commissions,
+        sector_name=sector_name,
+        country_name=country_name,
+    )
+
+
 # Feed files ---------------------------------------------------------------------------------
 
 
@@ -331,5 +396,6 @@ def routes() -> list[Route]:
         Route("/items/{reference}", item_page, methods=["GET"]),
         Route("/news/{family}", news_page, methods=["GET"]),
         Route("/news/{family}/{key}", news_page, methods=["GET"]),
+        Route("/directory/", directory_page, methods=["GET"]),
         Route("/feeds/{path:path}", feed_file, methods=["GET"]),
     ]
