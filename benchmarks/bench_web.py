@@ -156,7 +156,11 @@ async def run(base: str, settings: Settings, ids: list[int], concurrency: int) -
     )
     await measure("GET / (subscribe page)", 2000, concurrency, lambda c, n: c.get(f"{base}/"), 200)
     await measure(
-        "GET /archive/ (200 editions)", 500, concurrency, lambda c, n: c.get(f"{base}/archive/"), 200
+        "GET /archive/ (200 editions)",
+        500,
+        concurrency,
+        lambda c, n: c.get(f"{base}/archive/"),
+        200,
     )
     tokens = [make_token(secret, "unsubscribe", subscriber_id) for subscriber_id in ids]
     await measure(

@@ -28,8 +28,8 @@ COMMISSIONS = [
 def _directory(changed: str | None = None) -> Directory:
     orgs = organisations()
     for org in orgs:
-        org.updated_at = datetime(2026, 11, 15, tzinfo=UTC) if org.slug == changed else NOW.replace(
-            year=2025
+        org.updated_at = (
+            datetime(2026, 11, 15, tzinfo=UTC) if org.slug == changed else NOW.replace(year=2025)
         )
     return Directory.of(orgs, offices(), forums(), national_commissions=COMMISSIONS)
 
