@@ -28,6 +28,7 @@ from diffusion.audiences import (
 from diffusion.config import Settings
 from diffusion.digest import AUDIENCE_TITLES, DigestEntry, entry_for, key_name
 from diffusion.feedwriter import FeedDocument, render_entry, tag_uri
+from diffusion.keyindex import KeyIndex
 from diffusion.links import news_url
 from diffusion.models import SECTORS, Item
 
@@ -101,6 +102,29 @@ def feed_items(
             chosen.append(item)
     chosen.sort(key=lambda item: (-item.published_at.timestamp(), item.id or 0))
     return chosen[:FEED_MAX_ENTRIES]
+
+
+def route_feeds(
+    items: Iterable[Item],
+    rules: RoutingRules,
+    family: FeedFamily,
+    keys: Sequence[str],
+    directory: Directory,
+    index: RoutingIndex | None = None,
+) -> dict[str, list[Item]]:
+    """The items of every key's feed, as `feed_items` gives them, with each item routed once:
+    it goes to the keys the directory's indexes say it can reach, not tried against them all."""
+    specs = [rules.audience(name) for name in family.audiences]
+    view = index.view if index is not None else Routable.of
+    reach = KeyIndex(keys, family.key_type, directory)
+    routed: dict[str, list[Item]] = {}
+    for item in items:
+        for key in reach.reached(view(item), specs):
+            routed.setdefault(key, []).append(item)
+    for chosen in routed.values():
+        chosen.sort(key=lambda item: (-item.published_at.timestamp(), item.id or 0))
+        del chosen[FEED_MAX_ENTRIES:]
+    return routed
 
 
 def render_feed(
@@ -248,8 +272,10 @@ def write_feeds(
         tag_uri(settings, ""),
     ]
     for family in rules.feeds.values():
-        for key in family_keys(family, directory, items):
-            chosen = feed_items(items, rules, family, key, directory, index)
+        keys = family_keys(family, directory, items)
+        routed = route_feeds(items, rules, family, keys, directory, index)
+        for key in keys:
+            chosen = routed.get(key, [])
             chosen_prints = [fingerprints.get(id(item)) or _fingerprint(item) for item in chosen]
             stem = f"{family.name}/{key}" if key else family.name
             for language in settings.languages:
