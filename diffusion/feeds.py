@@ -104,13 +104,26 @@ def feed_items(
     return chosen[:FEED_MAX_ENTRIES]
 
 
+class _LazyViews:
+    """Routable views made when an item is first routed: with full feeds, most never are."""
+
+    def __init__(self) -> None:
+        self._views: dict[int, tuple[Item, Routable]] = {}
+
+    def view(self, item: Item) -> Routable:
+        found = self._views.get(id(item))
+        if found is None:
+            found = self._views[id(item)] = (item, Routable.of(item))  # holds the item: ids stay
+        return found[1]
+
+
 def route_feeds(
     items: Iterable[Item],
     rules: RoutingRules,
     family: FeedFamily,
     keys: Sequence[str],
     directory: Directory,
-    index: RoutingIndex | None = None,
+    index: "RoutingIndex | _LazyViews | None" = None,
 ) -> dict[str, list[Item]]:
     """The items of every key's feed, as `feed_items` gives them, with each item routed once:
     it goes to the keys the directory's indexes say it can reach, not tried against them all."""
@@ -118,12 +131,17 @@ def route_feeds(
     view = index.view if index is not None else Routable.of
     reach = KeyIndex(keys, family.key_type, directory)
     routed: dict[str, list[Item]] = {}
-    for item in items:
-        for key in reach.reached(view(item), specs):
-            routed.setdefault(key, []).append(item)
-    for chosen in routed.values():
-        chosen.sort(key=lambda item: (-item.published_at.timestamp(), item.id or 0))
-        del chosen[FEED_MAX_ENTRIES:]
+    # Newest first, so that a feed is full after its 50th item and later ones skip its key.
+    ordered = sorted(items, key=lambda item: (-item.published_at.timestamp(), item.id or 0))
+    full: set[str] = set()
+    for item in ordered:
+        if len(full) == len(keys):
+            break
+        for key in reach.reached(view(item), specs, skip=full):
+            chosen = routed.setdefault(key, [])
+            chosen.append(item)
+            if len(chosen) == FEED_MAX_ENTRIES:
+                full.add(key)
     return routed
 
 
@@ -260,9 +278,9 @@ def write_feeds(
     unread beyond its first line. `now` dates the feeds that appear without entries.
     """
     report = FeedsReport(out=out)
-    index = RoutingIndex(items)
+    index = _LazyViews()
     produced: set[str] = set()
-    fingerprints = {id(item): _fingerprint(item) for item in items}
+    fingerprints: dict[int, str] = {}
     cache: dict[tuple[int, str, str], str] = {}
     common = [
         WRITER_VERSION,
@@ -276,7 +294,10 @@ def write_feeds(
         routed = route_feeds(items, rules, family, keys, directory, index)
         for key in keys:
             chosen = routed.get(key, [])
-            chosen_prints = [fingerprints.get(id(item)) or _fingerprint(item) for item in chosen]
+            chosen_prints = [
+                fingerprints.get(id(item)) or fingerprints.setdefault(id(item), _fingerprint(item))
+                for item in chosen
+            ]
             stem = f"{family.name}/{key}" if key else family.name
             for language in settings.languages:
                 title, description = feed_titles(settings, family, key, language, directory)

@@ -8,6 +8,7 @@ only, so the answer is the one trying every key gives.
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 
 from diffusion.audiences import AudienceRules, Directory, Routable, routes_to
 
@@ -102,8 +103,10 @@ class KeyIndex:
             return self._upper(places)
         return None  # "any", or a matcher this index does not know
 
-    def reached(self, item: Routable, specs: Sequence[AudienceRules]) -> list[str]:
-        """The keys the audiences' rules send the public item to."""
+    def reached(
+        self, item: Routable, specs: Sequence[AudienceRules], skip: AbstractSet[str] = frozenset()
+    ) -> list[str]:
+        """The keys the audiences' rules send the public item to, but for those in `skip`."""
         if not item.public:
             return []
         candidates: set[str] = set()
@@ -121,6 +124,6 @@ class KeyIndex:
                     break
         return [
             key
-            for key in candidates & self._known
+            for key in (candidates & self._known) - skip
             if any(routes_to(item, spec, key, self.directory, public_only=True) for spec in specs)
         ]
