@@ -15,10 +15,10 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 from urllib.request import url2pathname
 
-import feedparser
 import httpx
 import pycountry
 
+from diffusion.collect import fastparse
 from diffusion.collect.sanitize import clean_html, clean_text, excerpt
 from diffusion.errors import CollectError
 from diffusion.models import SECTORS, TAG_KEYS, Item
@@ -209,21 +209,24 @@ def parse_feed(
     now: datetime,
     default_language: str,
     base_url: str | None = None,
+    fast: bool = True,
 ) -> ParsedFeed:
-    """The entries of a feed, ready to store; raises CollectError if it is not a usable feed."""
+    """The entries of a feed, ready to store; raises CollectError if it is not a usable feed.
+
+    `fast=False` reads every feed with feedparser (see collect/fastparse.py).
+    """
     # The body and headers go in as they came, so that feedparser picks the encoding from the
     # Content-Type, the BOM or the XML declaration. nh3 sanitises and resolves links afterwards;
     # feedparser is given no Content-Location, else it would also turn bare guids ("42") into
     # URLs on the feed's host, which two feeds of one site would share (unless the feed declares
     # an xml:base, which needs the address to be resolved exactly).
     given = {k: v for k, v in headers.items() if k.lower() != "content-location"}
-    if b"xml:base" in body:
+    xml_base = b"xml:base" in body
+    if xml_base:
         # A relative xml:base is relative to the feed's address, and feedparser mangles the
         # chain without it; ids (absolute IRIs in Atom) under an xml:base are resolved too.
         given["content-location"] = base_url or source.url
-    parsed = feedparser.parse(
-        body, response_headers=given, sanitize_html=False, resolve_relative_uris=False
-    )
+    parsed, _parser = fastparse.parse(body, given, fast=fast)
     problem = parsed.get("bozo_exception")
     if not parsed.entries and (parsed.bozo or not parsed.version):
         if parsed.version:
@@ -240,7 +243,16 @@ def parse_feed(
     seen: set[str] = set()
     for entry in parsed.entries:
         row = _row(
-            entry, source, base, feed_link, feed_language, now, default_language, atom, bad_dates
+            entry,
+            source,
+            base,
+            feed_link,
+            feed_language,
+            now,
+            default_language,
+            atom,
+            bad_dates,
+            xml_base,
         )
         if row["guid"] not in seen:  # the first of duplicate entries wins
             seen.add(row["guid"])
@@ -248,8 +260,8 @@ def parse_feed(
     warnings = [f"{type(problem).__name__}: {problem}"] if parsed.bozo and problem else []
     if bad_dates:
         warnings.append(
-            f"{len(bad_dates)} entr{'y' if len(bad_dates) == 1 else 'ies'} with an impossible "
-            f"date (such as {bad_dates[0]!r}) dated when fetched"
+            f"{len(bad_dates)} entr{'y' if len(bad_dates) == 1 else 'ies'} with an impossible or "
+            f"unreadable date (such as {bad_dates[0]!r}) dated when fetched"
         )
     return ParsedFeed(rows, "; ".join(warnings) or None)
 
@@ -264,11 +276,12 @@ def _row(
     default_language: str,
     atom: bool,
     bad_dates: list[str],
+    xml_base: bool = False,
 ) -> dict[str, Any]:
     link = urljoin(base, entry["link"].strip()) if entry.get("link") else None
     if link and urlsplit(link).scheme not in ("http", "https"):
         link = None  # a javascript: or data: link would end up in every email's href
-    body = _body_html(entry, base, link or feed_link)
+    body = _body_html(entry, base, link or feed_link, xml_base)
     title = _title(entry, atom) or excerpt(body, 80) or link or "(untitled)"
     if entry.get("content") and entry.get("summary"):
         summary = excerpt(entry["summary"], SUMMARY_LIMIT)
@@ -322,7 +335,9 @@ def _title(entry: Any, atom: bool) -> str:
     return clean_text(value)
 
 
-def _body_html(entry: Any, document_url: str, fallback_base: str | None) -> str:
+def _body_html(
+    entry: Any, document_url: str, fallback_base: str | None, xml_base: bool = True
+) -> str:
     """The sanitised body, its relative links made absolute.
 
     Under an `xml:base` (on the feed, the entry or the content element; feedparser joins them,
@@ -338,12 +353,13 @@ def _body_html(entry: Any, document_url: str, fallback_base: str | None) -> str:
     value: str = chosen["value"]
     if chosen.get("type") == "text/plain":
         value = "".join(f"<p>{html.escape(part)}</p>" for part in value.split("\n\n"))
-    declared = (chosen.get("base") or "").strip()
+    # Only an xml:base declares a base (feedparser-rs gives an RSS channel's link as one).
+    declared = (chosen.get("base") or "").strip() if xml_base else ""
     return clean_html(value, urljoin(document_url, declared) if declared else fallback_base)
 
 
 def _published(entry: Any, now: datetime) -> tuple[datetime, str | None]:
-    """The entry's date, or `now` with a note when it has none that can be true.
+    """The entry's date, or `now` with a note when the one it gives cannot be read or be true.
 
     A date before 1990 or more than two days ahead is a mistake: a Unix timestamp in pubDate
     (which feedparser reads as the year 1763), a zeroed field, a wrong clock. Stored as it is, it
@@ -358,6 +374,9 @@ def _published(entry: Any, now: datetime) -> tuple[datetime, str | None]:
                 return moment, None
             raw = entry.get(key.removesuffix("_parsed")) or moment.isoformat()
             return now, str(raw)
+    for key in ("published", "updated", "created"):
+        if str(entry.get(key) or "").strip():  # a date was given, but none can be read in it
+            return now, str(entry[key]).strip()
     return now, None
 
 
