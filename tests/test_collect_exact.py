@@ -104,4 +104,5 @@ def test_impossible_dates_become_the_fetch_time_and_are_reported(
     }
     (result,) = summary.results
     assert result.status == "ok"
-    assert result.warning is not None and "3 entries with an impossible or unreadable date" in result.warning
+    assert result.warning is not None
+    assert "3 entries with an impossible or unreadable date" in result.warning
