@@ -133,3 +133,26 @@ def test_stored_bodies_are_sanitised(collected: tuple[Engine, Settings]) -> None
     assert len(stored) == 5
     for item in stored:
         assert executable(item.body_html) == [], item.guid
+
+
+def test_the_web_pages_show_hostile_items_as_text(collected: tuple[Engine, Settings]) -> None:
+    import warnings
+
+    from diffusion.web import create_app
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+
+    engine, settings = collected
+    with db.session_scope(engine) as session:
+        ids = [item.id for item in session.exec(select(Item))]
+    with TestClient(create_app(settings, engine)) as client:
+        pages = [client.get(f"/items/{item_id}").text for item_id in ids]
+        pages += [client.get(f"/news/public?lang={lang}").text for lang in ("en", "fr")]
+        pages.append(client.get("/news/sector/CI").text)
+    for page in pages:
+        assert executable(page) == []
+    shown = " ".join(_text_of(page) for page in pages)
+    for title in TITLE_TEXTS:
+        assert title in shown
