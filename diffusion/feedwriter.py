@@ -32,6 +32,14 @@ RSS_NAMESPACES = (
 )
 
 
+def N_(message: str) -> str:  # noqa: N802  (the name `pybabel extract` looks for)
+    """Marks a message for the catalogue; it is translated where it is used."""
+    return message
+
+
+NEW_FEED = N_("This feed is new: its first entries will appear here.")
+
+
 def xml_text(value: str) -> str:
     """Text escaped for an XML element or attribute, without the characters XML forbids."""
     return escape(_NOT_XML.sub("", value), _QUOTE)
@@ -144,9 +152,7 @@ class FeedDocument:
         alternate = xml_text(self.alternate)
         description = self.description
         if not entries:
-            description = i18n.gettext(
-                self.language, "This feed is new: its first entries will appear here."
-            )
+            description = i18n.gettext(self.language, NEW_FEED)
         author = xml_text(settings.organisation_name)
         lang = xml_text(self.language)
         head: list[str] = ["<?xml version='1.0' encoding='UTF-8'?>"]

@@ -30,6 +30,18 @@ _NARROWING = ("sectors=", "themes=", "regions=")
 _MARK = {name: f"diffusion-web-version-{name}" for name in ("email", "unsubscribe", "prefs")}
 
 
+def N_(message: str) -> str:  # noqa: N802  (the name `pybabel extract` looks for)
+    """Marks a message for the catalogue; it is translated where it is used."""
+    return message
+
+
+WEB_VERSION_NOTE = N_(
+    "This is the web version of an email. To change your preferences or to unsubscribe, use "
+    "the links at the end of the email you received."
+)
+ARCHIVE, SUBSCRIBE = N_("Archive"), N_("Subscribe")
+
+
 @dataclass
 class Listed:
     """One edition in the archive list, and the narrowed editions grouped under it."""
@@ -131,13 +143,7 @@ def web_version(edition: Edition, settings: Settings) -> str:
     page = re.sub(rf"<p\b[^>]*>[^<]*{_MARK['email']}[^<]*</p>", "", page)
     page = page.replace(_MARK["email"], "")
     # Where the email had the recipient's own links, say where to find them.
-    instructions = html.escape(
-        i18n.gettext(
-            language,
-            "This is the web version of an email. To change your preferences or to "
-            "unsubscribe, use the links at the end of the email you received.",
-        )
-    )
+    instructions = html.escape(i18n.gettext(language, WEB_VERSION_NOTE))
     marks = f"{_MARK['prefs']}|{_MARK['unsubscribe']}"
     page, replaced = re.subn(
         rf"<p\b[^>]*>(?:(?!</p>).)*?(?:{marks})(?:(?!</p>).)*</p>",
@@ -164,11 +170,11 @@ def _navigation(edition: Edition) -> str:
         return f'<a href="{html.escape(path)}">{html.escape(i18n.gettext(language, label))}</a>'
 
     parts = [
-        link(f"/archive/?lang={language}", "Archive"),
-        link(f"/?lang={language}", "Subscribe"),
+        link(f"/archive/?lang={language}", ARCHIVE),
+        link(f"/?lang={language}", SUBSCRIBE),
     ]
     nav = (
-        f'<nav aria-label="{html.escape(i18n.gettext(language, "Archive"))}" '
+        f'<nav aria-label="{html.escape(i18n.gettext(language, ARCHIVE))}" '
         'style="max-width:600px;margin:0 auto;padding:12px 24px;font:15px Arial,sans-serif;">'
         + " &middot; ".join(parts)
         + "</nav>"
