@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 import nh3
 from babel import Locale
 from mjml import mjml2html
 
 from diffusion import i18n, links
+from diffusion.collect.sanitize import clean_html
 from diffusion.config import Settings
 from diffusion.digest import Digest, DigestEntry, ReferenceList, Section
 from diffusion.errors import TemplateError
@@ -157,6 +159,8 @@ def _environment(templates: Path, language: str) -> jinja2.Environment:
         wrap=_wrap,
         underline=_underline,
         plain=_plain,
+        # Bodies were sanitised when collected; cleaned again where they go out as HTML.
+        sanitised=lambda body: markupsafe.Markup(clean_html(str(body))),
         shorten=_shorten,
         day=lambda moment: i18n.format_day(moment, language),
         number=lambda number: i18n.format_number(number, language),

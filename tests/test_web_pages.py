@@ -277,3 +277,23 @@ def test_the_archive_lists_main_editions_first_with_narrowed_ones_under_them(
     assert nested is not None and f'/archive/{narrowed}"' in nested.group(1)
     assert f'<a href="/archive/{main_en}" lang="en" hreflang="en">November</a>' in page
     assert "envoyée le" in page and "sectors: ED" in page
+
+
+def test_an_entry_with_no_page_carries_its_body_in_the_email(
+    site: tuple[TestClient, Settings, Engine],
+) -> None:
+    _client, settings, engine = site
+    digest = digest_for(
+        engine, settings, audience="public", key="", language="en", period="2026-11", now=NOW
+    )
+    private = Item(id=98, guid="urn:diffusion:entry:committee-notes", kind="event",
+                   title="Committee notes", summary="Short.", link=None, public=False,
+                   body_html="<p>Only for the <strong>committee</strong>.</p><script>x()</script>",
+                   published_at=NOW, content_hash="3" * 64)  # fmt: skip
+    section = dataclasses.replace(digest.sections[0], entries=(entry_for(private, "en"),))
+    rendered = render.render_digest(dataclasses.replace(digest, sections=(section,)), settings)
+    assert "Only for the <strong>committee</strong>." in rendered.html
+    assert executable(rendered.html) == []
+    assert "Only for the committee." in rendered.text
+    # A public entry has its page: the email keeps to its summary and links there.
+    assert "Doors open." in render.render_digest(digest, settings).html
