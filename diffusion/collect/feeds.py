@@ -28,6 +28,8 @@ MAX_FEED_BYTES = 20_000_000
 # A Retry-After further away than this is taken as this: a wrong header must not stop a source.
 MAX_RETRY_AFTER = timedelta(days=1)
 _LANGUAGE = re.compile(r"[a-zA-Z]{2,3}")
+_WEB_URL = re.compile(r"https?://[^\s/?#]+", re.IGNORECASE)
+_SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*:")
 # Entry dates outside [EARLIEST_DATE, now + MAX_AHEAD] cannot be true: they become the fetch time.
 EARLIEST_DATE = datetime(1990, 1, 1, tzinfo=UTC)
 MAX_AHEAD = timedelta(days=2)
@@ -278,8 +280,8 @@ def _row(
     bad_dates: list[str],
     xml_base: bool = False,
 ) -> dict[str, Any]:
-    link = urljoin(base, entry["link"].strip()) if entry.get("link") else None
-    if link and urlsplit(link).scheme not in ("http", "https"):
+    link = _absolute(base, entry["link"].strip()) if entry.get("link") else None
+    if link and not _WEB_URL.match(link):
         link = None  # a javascript: or data: link would end up in every email's href
     body = _body_html(entry, base, link or feed_link, xml_base)
     title = _title(entry, atom) or excerpt(body, 80) or link or "(untitled)"
@@ -292,7 +294,7 @@ def _row(
     if impossible is not None:
         bad_dates.append(impossible)
     guid = (entry.get("id") or "").strip()
-    if guid and not urlsplit(guid).scheme:
+    if guid and not _SCHEME.match(guid):
         # A bare guid ("42") is unique only within its feed: qualify it with the feed's address.
         guid = f"{source.url}#{guid}"
     details = (entry.get("content") or [{}])[0], entry.get("title_detail") or {}
@@ -319,6 +321,11 @@ def _row(
         "source_id": source.id,
         "origin": "feed",
     }
+
+
+def _absolute(base: str, link: str) -> str:
+    # Most links are absolute already: urljoin would parse both addresses for nothing.
+    return link if _WEB_URL.match(link) else urljoin(base, link)
 
 
 def _title(entry: Any, atom: bool) -> str:

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from diffusion import db
+from diffusion.collect import fastparse
 from diffusion.collect.feeds import FeedSource, FetchResult, ParsedFeed, fetch_feeds, parse_feed
 from diffusion.collect.store import upsert_items
 from diffusion.config import Settings
@@ -70,7 +71,8 @@ def run_collection(
     Sources are fetched concurrently; each one's items are stored and committed as soon as it
     answers, so a failing source never holds back or undoes the others. `workers` is the number
     of parsing processes (0: parse in this process); by default one per core (at most 4) from
-    16 sources on, as feedparser is pure Python.
+    16 sources on, for the feeds that feedparser (pure Python) reads: feedparser-rs parses the
+    others in this process, quicker than a worker could send its rows back.
     """
     with db.session_scope(engine) as session:
         sources = load_sources(session, names)
@@ -175,7 +177,10 @@ async def _collect(
     async def finish(fetched: FetchResult) -> None:
         parsed: ParsedFeed | str | None = None
         if fetched.body is not None and not fetched.error:
-            workers_pool = pool()
+            # feedparser-rs reads a feed quicker than a worker's answer travels back: only the
+            # feeds that need feedparser go to the workers.
+            slow = not fastparse.fast_parser_fits(fetched.body, fetched.headers)
+            workers_pool = pool() if slow else None
             job = partial(
                 parse_result, fetched, now=now, default_language=settings.default_language
             )
