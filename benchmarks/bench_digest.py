@@ -27,8 +27,9 @@ from diffusion.models import (
     Forum,
     Item,
     Organisation,
+    Person,
     Sector,
-    Subscriber,
+    Subscription,
 )
 
 COUNTRIES = ["BD", "KE", "CO", "FJ", "SN", "NP", "IN", "VN", "FR", "DE", "BR", "EG", "PE", "MA"]
@@ -110,14 +111,11 @@ def seed(url: str, n_items: int, n_segments: int, rng: random.Random) -> None:
             seen.add((audience, rng.choice(keys[audience]), rng.choice(["en", "fr"])))
         for number, (audience, key, language) in enumerate(sorted(seen)):
             for copy in range(3):  # three readers a segment
-                session.add(
-                    Subscriber(
-                        email=f"r{number}.{copy}@example.org",
-                        audience=audience,
-                        key=key,
-                        language=language,
-                    )
-                )
+                person = Person(email=f"r{number}.{copy}@example.org", language=language)
+                session.add(person)
+                session.flush()
+                assert person.id is not None
+                session.add(Subscription(person_id=person.id, audience=audience, key=key))
     engine.dispose()
 
 
@@ -147,7 +145,9 @@ def main() -> None:
         home = Path(folder)
         url = args.database_url or f"sqlite:///{home / 'var' / 'bench.db'}"
         db.upgrade(url)
-        settings = load_settings(home=home, database_url=url, secret_key="bench")
+        settings = load_settings(
+            home=home, database_url=url, secret_key="bench-for-signing-links-0123456789"
+        )
         seed(url, args.items, args.segments, random.Random(7))
         engine = db.engine_for(settings)
         if not args.feeds_only:

@@ -24,7 +24,7 @@ import httpx
 
 from diffusion import db
 from diffusion.config import Settings, load_settings
-from diffusion.models import Edition, Subscriber
+from diffusion.models import Edition, Person, Subscription
 from diffusion.tokens import make_token
 
 NOW = datetime(2026, 11, 2, 9, tzinfo=UTC)
@@ -35,9 +35,8 @@ def seed(settings: Settings, count: int) -> list[int]:
     engine = db.engine_for(settings)
     with db.session_scope(engine) as session:
         people = [
-            Subscriber(
+            Person(
                 email=f"reader{n}@example.org",
-                audience="public",
                 language="fr" if n % 3 == 0 else "en",
                 status_changed_at=NOW,
                 created_at=NOW,
@@ -47,6 +46,10 @@ def seed(settings: Settings, count: int) -> list[int]:
         session.add_all(people)
         session.flush()
         ids = [person.id for person in people if person.id is not None]
+        session.add_all(
+            Subscription(person_id=i, audience="public", status_changed_at=NOW, created_at=NOW)
+            for i in ids
+        )
     with db.session_scope(engine) as session:
         # Sent editions of the size real ones have: the archive list must not load their HTML.
         session.add_all(
@@ -86,7 +89,7 @@ def serve(settings: Settings) -> tuple[subprocess.Popen[bytes], str]:
         **os.environ,
         "DIFFUSION_HOME": str(settings.home),
         "DIFFUSION_DATABASE_URL": settings.database,
-        "DIFFUSION_SECRET_KEY": "bench",
+        "DIFFUSION_SECRET_KEY": "bench-for-signing-links-0123456789",
     }
     command = [DIFFUSION, "serve", "--no-scheduler", "--port", str(port)]
     process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
@@ -216,7 +219,9 @@ def main() -> None:
         home = Path(folder)
         url = args.database_url or f"sqlite:///{home / 'var' / 'diffusion.db'}"
         db.upgrade(url)
-        settings = load_settings(home=home, database_url=url, secret_key="bench")
+        settings = load_settings(
+            home=home, database_url=url, secret_key="bench-for-signing-links-0123456789"
+        )
         ids = seed(settings, args.subscribers)
         process, base = serve(settings)
         print(

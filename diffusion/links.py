@@ -2,12 +2,13 @@
 
 import re
 from datetime import datetime
+from typing import Any
 from urllib.parse import quote
 
 from itsdangerous import Signer
 
 from diffusion.config import Settings
-from diffusion.tokens import make_token
+from diffusion.tokens import make_token, oldest_first
 
 # The salt of archive signatures: a subscription token can never pass for one, nor the reverse.
 ARCHIVE_SALT = "diffusion.archive"
@@ -17,31 +18,40 @@ def _url(settings: Settings, path: str) -> str:
     return settings.base_url.rstrip("/") + path
 
 
-def confirm_url(settings: Settings, subscriber_id: int, *, status_changed_at: datetime) -> str:
+def confirm_url(
+    settings: Settings, person_id: int, *, request: dict[str, Any], issued_at: datetime
+) -> str:
     """Double opt-in: GET shows a button, POST confirms.
 
-    The token carries when the subscription last changed status: once it changes (confirmed,
-    or unsubscribed later), the link is spent.
+    The token carries the request itself (audience, key, narrowing, language, name) and when
+    it was made: confirming it is the only thing that applies the request, and a link made
+    before the person unsubscribed, bounced or complained cannot bring them back.
     """
     token = make_token(
-        settings.signing_key(), "confirm", subscriber_id, at=status_changed_at.isoformat()
+        settings.signing_keys(), "confirm", person_id, req=request, at=issued_at.isoformat()
     )
     return _url(settings, f"/confirm/{token}")
 
 
-def unsubscribe_url(settings: Settings, subscriber_id: int) -> str:
-    """GET shows a button, POST unsubscribes; also the RFC 8058 one-click POST target."""
-    token = make_token(settings.signing_key(), "unsubscribe", subscriber_id)
-    return _url(settings, f"/unsubscribe/{token}")
+def unsubscribe_url(settings: Settings, subscriber_id: int, cadence: str | None = None) -> str:
+    """GET shows a button, POST unsubscribes; also the RFC 8058 one-click POST target.
+
+    With a cadence, the person leaves only their subscriptions of that cadence: those the email
+    carrying the link covered (the parameter can only narrow what the signed token allows).
+    """
+    token = make_token(settings.signing_keys(), "unsubscribe", subscriber_id)
+    query = f"?cadence={cadence}" if cadence else ""
+    return _url(settings, f"/unsubscribe/{token}{query}")
 
 
 def preferences_url(settings: Settings, subscriber_id: int) -> str:
-    token = make_token(settings.signing_key(), "preferences", subscriber_id)
+    token = make_token(settings.signing_keys(), "preferences", subscriber_id)
     return _url(settings, f"/preferences/{token}")
 
 
 def _archive_signer(settings: Settings) -> Signer:
-    return Signer(settings.signing_key(), salt=ARCHIVE_SALT)
+    # Signs with the current key, verifies with every key still accepted.
+    return Signer(oldest_first(settings.signing_keys()), salt=ARCHIVE_SALT)
 
 
 def archive_signature(settings: Settings, edition_id: int) -> str:

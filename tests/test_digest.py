@@ -22,7 +22,8 @@ from diffusion.config import Settings, bundled_path, load_settings
 from diffusion.digest import Digest, Period, Segment, build_digest
 from diffusion.editions import BuildResult, build_editions, digest_for
 from diffusion.errors import InvalidInput, UnknownAudience
-from diffusion.models import Edition, Item, Subscriber
+from diffusion.models import Edition, Item
+from tests.people import enrol
 
 ZONE = load_settings().zone
 NOVEMBER = Period.parse("2026-11", ZONE)
@@ -222,7 +223,7 @@ def test_an_audience_with_nothing_this_period_gets_an_empty_digest() -> None:
 def _subscribe(engine: Engine, *rows: tuple[str, str, str, str]) -> None:
     with db.session_scope(engine) as session:
         for email, audience, key, language in rows:
-            session.add(Subscriber(email=email, audience=audience, key=key, language=language))
+            enrol(session, email=email, audience=audience, key=key, language=language)
 
 
 SUBSCRIBERS = (
@@ -246,9 +247,7 @@ def test_build_editions_stores_one_rendered_edition_per_segment(
     store(engine)
     _subscribe(engine, *SUBSCRIBERS)
     with db.session_scope(engine) as session:
-        session.add(
-            Subscriber(email="gone@example.org", audience="sector", key="SC", status="unsubscribed")
-        )
+        enrol(session, email="gone@example.org", audience="sector", key="SC", status="unsubscribed")
     results = _by_segment(build_editions(engine, settings, now=NOW, period="2026-11"))
     assert set(results) == {
         "ngo:ifla|en|monthly",
@@ -313,9 +312,7 @@ def test_drafts_and_empty_editions_are_rebuilt_and_filtered_by_audience(
 
     # A weekly period builds weekly segments only; nothing this week: an empty edition.
     with db.session_scope(engine) as session:
-        session.add(
-            Subscriber(email="w@example.org", audience="field_office", key="apia", cadence="weekly")
-        )
+        enrol(session, email="w@example.org", audience="field_office", key="apia", cadence="weekly")
     weekly = build_editions(engine, settings, now=NOW, period="2026-W47")
     assert [(r.segment, r.status, r.item_count) for r in weekly] == [
         ("field_office:apia|en|weekly", "empty", 0)
@@ -330,6 +327,10 @@ def test_without_a_period_an_edition_covers_the_time_since_the_previous_one(
     engine: Engine, settings: Settings
 ) -> None:
     store(engine)
+    with db.session_scope(engine) as session:  # collected as they were published, not today
+        for found in session.exec(select(Item)):
+            found.collected_at = found.published_at
+            session.add(found)
     _subscribe(engine, ("d@example.org", "sector", "CI", "en"))
     october = build_editions(
         engine, settings, now=datetime(2026, 10, 31, tzinfo=UTC), period="2026-10"
@@ -337,7 +338,8 @@ def test_without_a_period_an_edition_covers_the_time_since_the_previous_one(
     assert october[0].item_count == 1
     # The previous edition was built on 31 October: the October item published the 15th is
     # not repeated, and November's are in.
-    current = build_editions(engine, settings, now=NOW)
+    # Without a period, the past month: on 1 December, November (what the scheduler sends).
+    current = build_editions(engine, settings, now=datetime(2026, 12, 1, 9, tzinfo=UTC))
     assert current[0].period == "2026-11"
     assert current[0].item_count == 2  # ifla-reading-bd and the French action
 
@@ -518,3 +520,46 @@ def test_two_processes_building_at_once_store_one_edition_per_segment(
     assert all(summaries), outputs
     created = sum(int(found.group(1)) for found in summaries if found)
     assert created == 6  # each segment created by one process, kept by the other
+
+
+def test_an_item_collected_after_its_period_went_out_is_in_the_next_edition_once(
+    engine: Engine, settings: Settings
+) -> None:
+    def cultural(guid: str, published: datetime, collected: datetime) -> Item:
+        return Item(
+            guid=guid,
+            kind="ngo_action",
+            title=guid,
+            link=f"https://news.example/{guid}",
+            published_at=published,
+            collected_at=collected,
+            content_hash=guid.ljust(64, "0"),
+            tags={"organisations": ["ifla"], "sectors": ["CI"]},
+        )
+
+    store(engine)
+    _subscribe(engine, ("d@example.org", "sector", "CI", "en"))
+    built_october = datetime(2026, 11, 2, 9, tzinfo=UTC)
+    october = build_editions(engine, settings, now=built_october, period="2026-10")
+    with db.session_scope(engine) as session:
+        for found in session.exec(select(Edition)):
+            found.status, found.sent_at = "sent", built_october
+            session.add(found)
+        session.add(cultural("late-october", datetime(2026, 10, 20, tzinfo=UTC), NOW))
+        session.add(cultural("in-time-october", datetime(2026, 10, 21, tzinfo=UTC), built_october))
+    assert october[0].item_count == 1
+
+    december = datetime(2026, 12, 1, 9, tzinfo=UTC)
+    for period in ("2026-11", None):  # as the scheduler names it, and by default
+        result = build_editions(engine, settings, now=december, period=period)[0]
+        digest = digest_for(
+            engine, settings, audience="sector", key="CI", language="en",
+            period=period, now=december,
+        )  # fmt: skip
+        guids = {entry.title for section in digest.sections for entry in section.entries}
+        assert "late-october" in guids  # it missed October's edition
+        assert "in-time-october" not in guids  # it was collected in time for it
+        with db.session_scope(engine) as session:
+            stored = session.get(Edition, result.edition_id)
+            assert stored is not None and "late-october" in stored.text
+            session.delete(stored)  # build it again the other way

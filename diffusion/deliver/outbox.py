@@ -1,30 +1,30 @@
 """The outbox: one row per edition and subscriber, claimed in batches, retried until final."""
 
-import json
 import os
 import socket
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import islice
-from types import SimpleNamespace
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
+from diffusion import subscriptions
 from diffusion.config import Settings
 from diffusion.deliver.message import message_ids
-from diffusion.digest import Segment
-from diffusion.models import Edition, OutboxMessage, Subscriber
+from diffusion.deliver.rows import Claimed, Result
+from diffusion.models import Edition, OutboxMessage, Person
 
 # A row left in `sending` this long was claimed by a worker that died or hangs: send it again.
 LEASE = timedelta(minutes=10)
 PENDING_STATES = ("queued", "sending", "failed_temporary")
 _table: sa.Table = OutboxMessage.__table__  # type: ignore[attr-defined]
-_subscribers: sa.Table = Subscriber.__table__  # type: ignore[attr-defined]
+_subscribers: sa.Table = Person.__table__  # type: ignore[attr-defined]
 T = TypeVar("T")
+__all__ = ["Claimed", "Result"]
 
 
 def batched(values: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -34,39 +34,13 @@ def batched(values: Iterable[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
-@dataclass(slots=True)
-class Claimed:
-    """A claimed outbox row with what sending needs of its subscriber."""
-
-    outbox_id: int
-    edition_id: int
-    attempts: int
-    message_id: str | None  # None on rows queued before ids were decided at enqueueing
-    id: int  # the subscriber's, so that a Claimed is a message.Recipient
-    email: str
-    name: str
-    language: str
-    status: str
-
-
-@dataclass(slots=True)
-class Result:
-    """The outcome of one claimed row, to be recorded."""
-
-    outbox_id: int
-    attempts: int  # before this attempt
-    kind: str  # "sent", "temporary", "permanent", or "skipped" (subscriber no longer active)
-    reply: str = ""
-    message_id: str | None = None  # to store, when the row had none yet
-
-
 def worker_name() -> str:
     """host:pid:random, so that a dead local worker's rows can be recognised and taken back."""
     return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
 
 
 class Member(Protocol):
-    """What enqueueing reads of a subscriber: a `Subscriber` row, or a lighter row of columns."""
+    """What enqueueing reads of a person: a `Person` row, or a lighter record."""
 
     @property
     def id(self) -> int | None: ...
@@ -75,60 +49,22 @@ class Member(Protocol):
 def segment_subscribers(
     session: Session, edition: Edition, batch_size: int = 5000
 ) -> Iterator[Member]:
-    """The active subscribers of the edition's segment, read in pages by id.
-
-    Plain rows, not ORM objects, and never a whole list in memory. The database picks the
-    audience, language and cadence; the narrowing lists (Sectors, themes, regions) come as
-    JSON text, and whether a combination fits the segment is worked out once per combination,
-    not once per subscriber.
-    """
-    lists = [
-        sa.cast(_subscribers.c[name], sa.Text).label(name)
-        for name in ("sectors", "themes", "regions")
-    ]
-    fits: dict[tuple[str, ...], bool] = {}
-    last = 0
-    while True:
-        page = session.execute(
-            sa.select(_subscribers.c.id, *lists)
-            .where(
-                _subscribers.c.status == "active",
-                _subscribers.c.audience == edition.audience,
-                _subscribers.c.key == edition.key,
-                _subscribers.c.language == edition.language,
-                _subscribers.c.cadence == edition.cadence,
-                _subscribers.c.id > last,
-            )
-            .order_by(_subscribers.c.id)
-            .limit(batch_size)
-        ).all()
-        if not page:
-            return
-        for row in page:
-            narrowing = tuple(row[1:])
-            fit = fits.get(narrowing)
-            if fit is None:
-                fit = fits[narrowing] = _fits(edition, narrowing)
-            if fit:
-                yield row
-        last = page[-1][0]
-
-
-def _fits(edition: Edition, narrowing: tuple[str, ...]) -> bool:
-    """Whether a subscriber of the edition's audience, language and cadence with these
-    narrowing lists (JSON text) belongs to its segment."""
-    sectors, themes, regions = (json.loads(text or "[]") or [] for text in narrowing)
-    member = SimpleNamespace(
-        audience=edition.audience,
-        key=edition.key,
+    """The active people whose active subscriptions of the edition's language and cadence
+    make up its segment, read in pages by id, never a whole list in memory."""
+    for person_id, segment in subscriptions.people_segments(
+        session,
         language=edition.language,
         cadence=edition.cadence,
-        sectors=sectors,
-        themes=themes,
-        regions=regions,
-    )
-    # Segment.of reads only these attributes of a subscriber.
-    return Segment.of(cast(Subscriber, member)).id == edition.segment
+        holding=(edition.audience, edition.key),
+        batch_size=batch_size,
+    ):
+        if segment.id == edition.segment:
+            yield _Member(person_id)
+
+
+@dataclass(frozen=True, slots=True)
+class _Member:
+    id: int
 
 
 def _insert(session: Session) -> Any:
@@ -169,6 +105,18 @@ def enqueue(
     return added
 
 
+def enqueue_segment(
+    session: Session, edition: Edition, settings: Settings, *, now: datetime
+) -> int:
+    """Queue the edition for every active member of its segment; rows already queued stay.
+
+    A segment is a person's whole set of subscriptions, worked out per person by the
+    subscriptions module (among the holders of the edition's first subscription only), so the
+    members are chosen there and inserted in batches, not by one INSERT ... SELECT.
+    """
+    return enqueue(session, edition, segment_subscribers(session, edition), settings, now=now)
+
+
 def _due_retries(edition_ids: Sequence[int], now: datetime) -> Any:
     return sa.and_(
         _table.c.edition_id.in_(edition_ids),
@@ -192,6 +140,7 @@ def claim(
     are separate so that each walks its own index and stops at `limit` rows.
     """
     claimed: list[Any] = []
+    postgres = session.get_bind().dialect.name == "postgresql"
     for due in (_due_retries, _queued):
         if len(claimed) >= limit:
             break
@@ -203,9 +152,19 @@ def claim(
             .with_for_update(skip_locked=True)
             .scalar_subquery()
         )
+        if postgres:
+            # `id = ANY(ARRAY(subquery))` runs the subquery once, whatever the statistics say:
+            # with `id IN (subquery)` and stale statistics (right after a large enqueue) the
+            # planner may join and re-run the LIMIT ... SKIP LOCKED subquery once per row, and
+            # the first claim then takes every queued row, in time growing with its square.
+            # The chosen rows are locked: no need to check them again, which would let the
+            # planner walk the state index and filter by id instead of looking the ids up.
+            picked: Any = _table.c.id == sa.any_(sa.func.array(chosen))
+        else:
+            picked = sa.and_(_table.c.id.in_(chosen), due(edition_ids, now))
         rows = session.execute(
             sa.update(_table)
-            .where(_table.c.id.in_(chosen), due(edition_ids, now))
+            .where(picked)
             .values(state="sending", claimed_by=worker, claimed_at=now, updated_at=now)
             .returning(
                 _table.c.id,
@@ -238,20 +197,68 @@ def claim(
     ]
 
 
-def release(session: Session, outbox_ids: Sequence[int], *, now: datetime) -> None:
+def _held_by(worker: str | None) -> Any:
+    """Rows this worker still holds: what it may write over (None: whoever holds them)."""
+    if worker is None:
+        return _table.c.state == "sending"
+    return sa.and_(_table.c.state == "sending", _table.c.claimed_by == worker)
+
+
+def release(
+    session: Session, outbox_ids: Sequence[int], *, now: datetime, worker: str | None = None
+) -> None:
     """Give claimed rows back, unsent (a worker stopping before it got to them)."""
     for chunk in batched(outbox_ids, 1000):
         session.execute(
             sa.update(_table)
-            .where(_table.c.id.in_(chunk), _table.c.state == "sending")
+            .where(_table.c.id.in_(chunk), _held_by(worker))
             .values(state="queued", claimed_by=None, claimed_at=None, updated_at=now)
         )
 
 
+def release_others(session: Session, worker: str, keep: Iterable[int], *, now: datetime) -> int:
+    """Give back what `worker` holds beyond `keep`: claims made as its connection dropped,
+    committed by the database though their answer never reached the worker."""
+    kept = set(keep)
+    stray = [
+        outbox_id
+        for outbox_id in session.execute(sa.select(_table.c.id).where(_held_by(worker))).scalars()
+        if outbox_id not in kept
+    ]
+    release(session, stray, now=now, worker=worker)
+    return len(stray)
+
+
+def renew(session: Session, worker: str, outbox_ids: Iterable[int], *, now: datetime) -> set[int]:
+    """Extend the lease of the rows `worker` still holds among these; returns their ids."""
+    kept: set[int] = set()
+    for chunk in batched(outbox_ids, 1000):
+        kept.update(
+            session.execute(
+                sa.update(_table)
+                .where(_table.c.id.in_(chunk), _held_by(worker))
+                .values(claimed_at=now)
+                .returning(_table.c.id)
+            ).scalars()
+        )
+    return kept
+
+
 def record(
-    session: Session, results: Sequence[Result], settings: Settings, *, now: datetime
+    session: Session,
+    results: Sequence[Result],
+    settings: Settings,
+    *,
+    now: datetime,
+    worker: str | None = None,
 ) -> None:
-    """Write the outcomes of a batch: sent, retried later with backoff, or failed for good."""
+    """Write the outcomes of a batch: sent, retried later with backoff, or failed for good.
+
+    With `worker`, only over the rows it still holds: a worker whose lease was taken over
+    writes nothing over the rows another worker now sends. A relay fault puts the row back in
+    the queue with its attempts untouched: the relay failed, not the recipient.
+    """
+    held = _held_by(worker)
     sent = [r for r in results if r.kind == "sent"]
     # Every sent row gets the same values: one statement per attempt count (usually one).
     for attempts in sorted({r.attempts for r in sent}):
@@ -259,7 +266,7 @@ def record(
         for chunk in batched(ids, 1000):
             session.execute(
                 sa.update(_table)
-                .where(_table.c.id.in_(chunk))
+                .where(_table.c.id.in_(chunk), held if worker else sa.true())
                 .values(
                     state="sent",
                     attempts=attempts + 1,
@@ -277,9 +284,23 @@ def record(
             .values(message_id=sa.bindparam("b_mid")),
             named,
         )
+    relay = [r for r in results if r.kind == "relay"]
+    if relay:
+        session.execute(
+            sa.update(_table)
+            .where(_table.c.id == sa.bindparam("b_id"), held)
+            .values(
+                state="queued",
+                last_error=sa.bindparam("b_error"),
+                claimed_by=None,
+                claimed_at=None,
+                updated_at=now,
+            ),
+            [{"b_id": r.outbox_id, "b_error": r.reply[:1000]} for r in relay],
+        )
     failed = []
     for r in results:
-        if r.kind == "sent":
+        if r.kind in ("sent", "relay"):
             continue
         attempts = r.attempts + 1
         final = r.kind in ("permanent", "skipped") or attempts >= settings.max_attempts
@@ -294,11 +315,17 @@ def record(
                 "b_mid": r.message_id,
             }
         )
+    refused = {r.outbox_id: r.reply for r in results if r.kind == "permanent"}
+    if refused:
+        _refusals(session, refused, now=now)
     if failed:
         session.execute(
             sa.update(_table)
             # Never undo a `sent` written by another worker that re-sent a reclaimed row.
-            .where(_table.c.id == sa.bindparam("b_id"), _table.c.state != "sent")
+            .where(
+                _table.c.id == sa.bindparam("b_id"),
+                held if worker else _table.c.state != "sent",
+            )
             .values(
                 state=sa.bindparam("b_state"),
                 attempts=sa.bindparam("b_attempts"),
@@ -310,6 +337,16 @@ def record(
             ),
             failed,
         )
+
+
+def _refusals(session: Session, replies: dict[int, str], *, now: datetime) -> None:
+    """A recipient-specific permanent refusal (550 5.1.1...) is a hard bounce of that person."""
+    people = session.execute(
+        sa.select(_table.c.id, _table.c.subscriber_id).where(_table.c.id.in_(list(replies)))
+    ).all()
+    subscriptions.refused_at_send(
+        session, {person_id: replies[outbox_id] for outbox_id, person_id in people}, now=now
+    )
 
 
 def _pid_alive(pid: int) -> bool:
@@ -358,6 +395,27 @@ def counts(session: Session, edition_ids: Sequence[int] | None = None) -> dict[i
     out: dict[int, dict[str, int]] = {}
     for edition_id, state, number in session.execute(query):
         out.setdefault(edition_id, {})[state] = number
+    return out
+
+
+def last_errors(
+    session: Session, edition_ids: Sequence[int] | None = None, *, per_edition: int = 3
+) -> dict[int, list[tuple[str, int]]]:
+    """The latest distinct errors of the rows not sent yet, per edition: [(error, rows)]."""
+    latest = sa.func.max(_table.c.updated_at)
+    query = (
+        sa.select(_table.c.edition_id, _table.c.last_error, sa.func.count(), latest)
+        .where(_table.c.state != "sent", _table.c.last_error.is_not(None))
+        .group_by(_table.c.edition_id, _table.c.last_error)
+        .order_by(_table.c.edition_id, latest.desc())
+    )
+    if edition_ids is not None:
+        query = query.where(_table.c.edition_id.in_(edition_ids))
+    out: dict[int, list[tuple[str, int]]] = {}
+    for edition_id, error, number, _when in session.execute(query):
+        found = out.setdefault(edition_id, [])
+        if len(found) < per_edition:
+            found.append((error, number))
     return out
 
 

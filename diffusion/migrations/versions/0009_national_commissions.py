@@ -1,7 +1,7 @@
 """national_commissions
 
 Revision ID: 0009
-Revises: 0004
+Revises: 0007
 
 The directory holds the National Commissions for UNESCO (country, contact, website), so that an
 NGO's digest can list those of the countries it works in.
@@ -16,7 +16,7 @@ from alembic import op
 import diffusion.models
 
 revision: str = "0009"
-down_revision: str | None = "0004"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
