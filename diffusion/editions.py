@@ -60,8 +60,15 @@ def load_items(session: Session, start: datetime, end: datetime) -> list[Item]:
 
 def more_url_for(settings: Settings, rules: RoutingRules, segment: Segment) -> str | None:
     """Where the rest of a capped digest is online: the HTML page of the segment's public feed,
-    in the reader's language (a browser shows a feed file as raw XML)."""
-    path = feed_path(rules, segment.audience, segment.key, segment.language, "atom")
+    in the reader's language (a browser shows a feed file as raw XML). For a person's several
+    subscriptions, the first (most private) one with a feed family of its own; else the public one.
+    """
+    families = [family.audiences for family in rules.feeds.values()]
+    part = next(
+        (part for part in segment.parts if any(part.audience in names for names in families)),
+        segment,
+    )
+    path = feed_path(rules, part.audience, part.key, segment.language, "atom")
     if not path:
         return None
     family, _, key = path.rsplit(".", 2)[0].partition("/")

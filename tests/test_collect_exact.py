@@ -41,7 +41,9 @@ BASED_ATOM = """<?xml version="1.0" encoding="utf-8"?>
 
 @pytest.fixture
 def setup(tmp_path: Path, sqlite_url: str) -> Iterator[tuple[FeedServer, Engine, Settings]]:
-    settings = load_settings(home=tmp_path, database_url=sqlite_url, secret_key="test-secret")
+    settings = load_settings(
+        home=tmp_path, database_url=sqlite_url, secret_key="test-secret-key-for-signing-links"
+    )
     engine = db.engine_for(settings)
     with FeedServer() as server:
         yield server, engine, settings

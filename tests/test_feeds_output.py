@@ -281,7 +281,9 @@ def test_every_feed_has_an_author_and_ids_that_do_not_follow_base_url(tmp_path: 
     out = _write(tmp_path)
     moved = tmp_path / "moved"
     elsewhere = load_settings(
-        home=tmp_path, base_url="https://news.unesco.example", secret_key="test-secret"
+        home=tmp_path,
+        base_url="https://news.unesco.example",
+        secret_key="test-secret-key-for-signing-links",
     )
     write_feeds(items(), directory(), RULES, elsewhere, out=moved)
     for path in _all_feeds(out):

@@ -38,7 +38,10 @@ TITLE_TEXTS = (
 @pytest.fixture
 def collected(tmp_path: Path, sqlite_url: str) -> Iterator[tuple[Engine, Settings]]:
     settings = load_settings(
-        home=tmp_path, database_url=sqlite_url, secret_key="test-secret", languages=["en", "fr"]
+        home=tmp_path,
+        database_url=sqlite_url,
+        secret_key="test-secret-key-for-signing-links",
+        languages=["en", "fr"],
     )
     engine = db.engine_for(settings)
     with FeedServer() as server:

@@ -106,7 +106,9 @@ def test_the_directory_page_searches_by_sector_country_and_field(
         warnings.simplefilter("ignore")
         from starlette.testclient import TestClient
 
-    settings = load_settings(home=tmp_path, database_url=sqlite_url, secret_key="test-secret")
+    settings = load_settings(
+        home=tmp_path, database_url=sqlite_url, secret_key="test-secret-key-for-signing-links"
+    )
     engine = db.engine_for(settings)
     store(engine)
     with db.session_scope(engine) as session:

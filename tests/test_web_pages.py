@@ -12,14 +12,16 @@ import feedparser
 import pytest
 from digest_dataset import store
 from executable import executable
+from people import enrol
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from diffusion import db, links, render
+from diffusion.audiences import load_rules
 from diffusion.cli.preview import build_preview
 from diffusion.config import Settings, load_settings
-from diffusion.digest import entry_for
-from diffusion.editions import digest_for
+from diffusion.digest import Segment, entry_for
+from diffusion.editions import digest_for, more_url_for
 from diffusion.feeds import build_feeds
 from diffusion.models import Edition, Item
 from diffusion.web import create_app
@@ -36,7 +38,10 @@ HOSTILE_BODY = '<p>Fine</p><script>alert(1)</script><img src=x onerror="alert(2)
 @pytest.fixture
 def site(tmp_path: Path, sqlite_url: str) -> Iterator[tuple[TestClient, Settings, Engine]]:
     settings = load_settings(
-        home=tmp_path, database_url=sqlite_url, secret_key="test-secret", base_url=BASE
+        home=tmp_path,
+        database_url=sqlite_url,
+        secret_key="test-secret-key-for-signing-links",
+        base_url=BASE,
     )
     engine = db.engine_for(settings)
     unlinked = Item(
@@ -297,3 +302,45 @@ def test_an_entry_with_no_page_carries_its_body_in_the_email(
     assert "Only for the committee." in rendered.text
     # A public entry has its page: the email keeps to its summary and links there.
     assert "Doors open." in render.render_digest(digest, settings).html
+
+
+def test_a_person_with_several_subscriptions_is_led_to_pages_that_exist(
+    site: tuple[TestClient, Settings, Engine],
+) -> None:
+    client, settings, engine = site
+    with db.session_scope(engine) as session:
+        session.add(
+            Item(guid="urn:diffusion:entry:ed-plan", kind="programme_update", title="ED plan",
+                 summary="A plan.", link=None, published_at=datetime(2026, 11, 21, tzinfo=UTC),
+                 content_hash="3" * 64, tags={"sectors": ["ED"]})
+        )  # fmt: skip
+        person = enrol(session, "ana@example.org", "national_commission", "BD", language="fr")
+        enrol(session, "ana@example.org", "sector", "ED", person=person)
+    digest = digest_for(
+        engine, settings, audience="", key="", language="fr", period="2026-11", now=NOW,
+        subscriber_email="ana@example.org",
+    )  # fmt: skip
+    assert [part.audience for part in digest.segment.parts] == ["national_commission", "sector"]
+    # "More online": the news page of the first subscription with a feed of its own.
+    assert digest.more_url == f"{BASE}/news/country/BD?lang=fr"
+    assert client.get(digest.more_url.removeprefix(BASE)).status_code == 200
+    rendered = render.render_digest(digest, settings)
+    pages = set(re.findall(rf'href="{re.escape(BASE)}(/items/[^"?]+)"', rendered.html))
+    assert pages == {"/items/ed-plan"}  # the entry without a link, brought by the second part
+    for page in pages:
+        assert client.get(page).status_code == 200, page
+    # A part with no feed family (the Liaison Committee) gives way to one that has one.
+    rules = load_rules(settings.routing)
+    mixed = Segment.of_person("en", [_Sub("liaison_committee", ""), _Sub("ngo", "ifla")])
+    assert mixed.audience == "liaison_committee"
+    assert more_url_for(settings, rules, mixed) == f"{BASE}/news/ngo/ifla?lang=en"
+
+
+@dataclasses.dataclass
+class _Sub:
+    audience: str
+    key: str
+    cadence: str = "monthly"
+    sectors: tuple[str, ...] = ()
+    themes: tuple[str, ...] = ()
+    regions: tuple[str, ...] = ()

@@ -36,7 +36,13 @@ NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 PAGES = ("/", "/?lang=fr", "/archive/", "/confirm/x", "/unsubscribe/x", "/healthz", "/nowhere")
 # Pages of what we publish (web/templates/pages/): their styles must be allowed by hash too.
-PUBLISHED = ("/archive/", "/news/public", "/news/sector/ED?lang=fr", "/directory/", "/items/nowhere")
+PUBLISHED = (
+    "/archive/",
+    "/news/public",
+    "/news/sector/ED?lang=fr",
+    "/directory/",
+    "/items/nowhere",
+)
 
 
 @pytest.fixture
