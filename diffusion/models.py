@@ -45,7 +45,7 @@ AUDIENCES = (
     "public",
 )
 CADENCES = ("monthly", "weekly")
-SUBSCRIBER_STATUSES = ("pending", "active", "unsubscribed", "bounced")
+SUBSCRIBER_STATUSES = ("pending", "active", "unsubscribed", "bounced", "complained")
 EDITION_STATUSES = ("draft", "approved", "sending", "sent", "empty")
 OUTBOX_STATES = ("queued", "sending", "sent", "failed_temporary", "failed_permanent")
 
@@ -219,6 +219,8 @@ class Subscriber(SQLModel, table=True):
     cadence: str = "monthly"
     status: str = Field(default="active", index=True)
     soft_bounces: int = 0
+    # The bounce score's clock: a soft bounce after a quiet period starts the score again.
+    last_bounce_at: datetime | None = _timestamp(nullable=True)
     consent_at: datetime | None = _timestamp(nullable=True)
     status_changed_at: datetime = _timestamp()
     created_at: datetime = _timestamp()

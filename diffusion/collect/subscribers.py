@@ -102,6 +102,9 @@ def find_subscriber(session: Session, email: str) -> Subscriber | None:
     return session.exec(select(Subscriber).where(Subscriber.email == address)).first()
 
 
+SUPPRESSED_STATUSES = ("unsubscribed", "bounced", "complained")
+
+
 def _store(
     session: Session,
     values: dict[str, Any],
@@ -121,7 +124,8 @@ def _store(
         session.add(subscriber)
         return subscriber, "created"
     changed = {k: v for k, v in values.items() if getattr(existing, k) != v}
-    if existing.status != status:
+    # Consent: whoever unsubscribed, bounced or complained opts in again only themselves.
+    if existing.status != status and existing.status not in SUPPRESSED_STATUSES:
         existing.status = status
         existing.status_changed_at = now
         changed["status"] = status
