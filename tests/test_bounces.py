@@ -263,6 +263,11 @@ def test_a_complained_or_bounced_person_is_not_imported_or_sent_again(
             select(Subscriber.email).join(OutboxMessage).where(OutboxMessage.edition_id == edition.id)
         ).all()
     assert queued == ["new@example.org"]
+    status = CliRunner().invoke(
+        cli, ["--home", str(settings.home), "--database-url", settings.database, "status"]
+    )
+    assert status.exit_code == 0, status.output
+    assert "1 bounced, 1 complained (spam reports), 0 unsubscribed" in status.output
 
 
 def test_bounces_process_verbose_says_what_each_report_was(

@@ -17,7 +17,7 @@ from diffusion import db, render, schedule
 from diffusion.cli import Context, cli, console, pass_context
 from diffusion.config import Settings
 from diffusion.deliver import outbox
-from diffusion.models import Edition, Source
+from diffusion.models import Edition, Source, Subscriber
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -177,6 +177,13 @@ def status(ctx: Context) -> None:
         sources = session.exec(select(Source).order_by(col(Source.name))).all()
         per_edition = outbox.counts(session)
         drafts = session.exec(select(sa.func.count()).where(Edition.status == "draft")).one()
+        suppressed = dict(
+            session.exec(
+                select(Subscriber.status, sa.func.count())
+                .where(col(Subscriber.status).in_(("bounced", "complained", "unsubscribed")))
+                .group_by(Subscriber.status)
+            ).all()
+        )
     collected = Table("source", "last fetched", "HTTP", "new items", "error", title="Sources")
     for source in sources:
         collected.add_row(
@@ -197,4 +204,10 @@ def status(ctx: Context) -> None:
         box.add_row(state, str(totals.get(state, 0)))
     console.print(box)
     console.print(f"Editions waiting for approval: {drafts}")
+    console.print(
+        f"Not mailed any more: {suppressed.get('bounced', 0)} bounced, "
+        f"{suppressed.get('complained', 0)} complained (spam reports), "
+        f"{suppressed.get('unsubscribed', 0)} unsubscribed",
+        highlight=False,
+    )
     engine.dispose()
