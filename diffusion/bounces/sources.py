@@ -89,6 +89,12 @@ class ImapSource:
             raise InvalidInput(f"{self.name}: no folder {self.folder!r}")
 
     def unread(self) -> Iterator[tuple[str, bytes]]:
+        try:
+            yield from self._unread()
+        except (OSError, imaplib.IMAP4.error) as exc:
+            raise DeliveryError(f"{self.name}: {exc}") from exc
+
+    def _unread(self) -> Iterator[tuple[str, bytes]]:
         status, data = self.imap.uid("SEARCH", "UNSEEN")
         if status != "OK" or not data or not data[0]:
             return
@@ -99,6 +105,12 @@ class ImapSource:
                     yield uid.decode(), item[1]
 
     def done(self, key: str) -> None:
+        try:
+            self._done(key)
+        except (OSError, imaplib.IMAP4.error) as exc:
+            raise DeliveryError(f"{self.name}: {exc}") from exc
+
+    def _done(self, key: str) -> None:
         self.imap.uid("STORE", key, "+FLAGS.SILENT", r"(\Seen)")
         if self.done_folder:
             status, _ = self.imap.uid("COPY", key, _quote(self.done_folder))
