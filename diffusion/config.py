@@ -157,7 +157,7 @@ class Settings(BaseSettings):
     )
     sns_cert_url_pattern: str = Field(
         r"https://sns\.[a-z0-9-]+\.amazonaws\.com/[^?#]*\.pem",
-        description="Regular expression a SES/SNS SigningCertURL (and SubscribeURL host) must match.",
+        description="Regular expression an Amazon SNS SigningCertURL must match (SES webhook).",
     )
     schedule_misfire_grace_hours: float = Field(
         12.0,

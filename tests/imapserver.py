@@ -108,7 +108,9 @@ service auth {{
 
 @pytest.fixture
 def imap_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[ImapServer]:
-    binary = shutil.which("dovecot") or ("/usr/sbin/dovecot" if Path("/usr/sbin/dovecot").exists() else None)
+    binary = shutil.which("dovecot") or (
+        "/usr/sbin/dovecot" if Path("/usr/sbin/dovecot").exists() else None
+    )
     if binary is None:
         pytest.skip("Dovecot is not installed (Debian package dovecot-imapd; see .ci/run)")
     # Not under tmp_path: pytest keeps its folders 0700, out of reach of Dovecot's own users.
@@ -129,7 +131,11 @@ def imap_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[ImapServer]:
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
-                log = (folder / "dovecot.log").read_text() if (folder / "dovecot.log").exists() else ""
+                log = (
+                    (folder / "dovecot.log").read_text()
+                    if (folder / "dovecot.log").exists()
+                    else ""
+                )
                 output = process.stdout.read().decode() if process.stdout else ""
                 pytest.fail(f"Dovecot did not start: {output} {log}")
             time.sleep(0.1)

@@ -139,15 +139,19 @@ def test_the_fixtures_cover_a_dozen_mail_systems() -> None:
 def test_each_notice_is_recognised_for_what_it_is(name: str, tmp_path: Path) -> None:
     settings = Settings(home=tmp_path, secret_key="s" * 40)
     address, kind, _ = NOTICES[name]
-    row = OutboxMessage(id=1, edition_id=3, subscriber_id=7, message_id="<n.3.7@diffusion.example.org>")
+    row = OutboxMessage(
+        id=1, edition_id=3, subscriber_id=7, message_id="<n.3.7@diffusion.example.org>"
+    )
     message = message_from_bytes(notice(name, settings, row), policy=policy.compat32)
     recognised = recognise(message, settings, settings.signing_key())
     kinds = [event.kind for event in recognised.events]
     assert kinds == ([kind] if kind else []), (kinds, recognised.skipped)
     for event in recognised.events:
         # Who: a verified token, our Message-ID, or the report's own recipient field.
-        assert event.subscriber_id == 7 or event.message_id == row.message_id or (
-            event.address == address
+        assert (
+            event.subscriber_id == 7
+            or event.message_id == row.message_id
+            or (event.address == address)
         ), event
 
 
@@ -162,7 +166,7 @@ def test_notices_from_every_mail_system_mark_whom_they_name(
 
     report = process_bounces(engine, settings, now=NOW, path=tmp_path / "bounces")
 
-    for name, (address, kind, status) in NOTICES.items():
+    for name, (address, _, status) in NOTICES.items():
         assert status_of(engine, address).status == status, (name, report.lines)
     expected = {kind for _, kind, _ in NOTICES.values() if kind}
     assert {k for k, n in report.kinds.items() if n} == expected
@@ -181,7 +185,9 @@ def test_a_notice_naming_someone_we_never_mailed_changes_nothing(
     engine: Engine, settings: Settings, tmp_path: Path
 ) -> None:
     with db.session_scope(engine) as session:
-        add_subscriber(session, email="yuki.tanaka@bunka-ngo.example.jp", audience="liaison_committee", now=NOW)
+        add_subscriber(
+            session, email="yuki.tanaka@bunka-ngo.example.jp", audience="liaison_committee", now=NOW
+        )
     box = mailbox.Maildir(tmp_path / "bounces", create=True)
     box.add(notice("japanese-iso2022jp-dsn.eml", settings, None))
     report = process_bounces(engine, settings, now=NOW, path=tmp_path / "bounces")
@@ -206,7 +212,10 @@ def test_soft_bounces_mark_only_over_the_limit_and_are_forgiven_after_a_quiet_pe
         bounce("full@example.org", NOW + n * day)
     # A second notice the same day is the same bounce.
     bounce("full@example.org", NOW + (limit - 2) * day + timedelta(hours=2))
-    assert (status_of(engine, "full@example.org").soft_bounces, status_of(engine, "full@example.org").status) == (limit - 1, "active")
+    assert (
+        status_of(engine, "full@example.org").soft_bounces,
+        status_of(engine, "full@example.org").status,
+    ) == (limit - 1, "active")
     report = bounce("full@example.org", NOW + (limit - 1) * day)
     assert report.bounced == ["full@example.org"]
     assert status_of(engine, "full@example.org").status == "bounced"
@@ -260,7 +269,9 @@ def test_a_complained_or_bounced_person_is_not_imported_or_sent_again(
             session, edition, outbox.segment_subscribers(session, edition), settings, now=NOW
         )
         queued = session.exec(
-            select(Subscriber.email).join(OutboxMessage).where(OutboxMessage.edition_id == edition.id)
+            select(Subscriber.email)
+            .join(OutboxMessage)
+            .where(OutboxMessage.edition_id == edition.id)
         ).all()
     assert queued == ["new@example.org"]
     status = CliRunner().invoke(
@@ -276,7 +287,11 @@ def test_bounces_process_verbose_says_what_each_report_was(
     rows = mailed(engine, settings, ["reader1@example.org", "sofia.rossi@ngo-italia.example.it"])
     box = mailbox.mbox(tmp_path / "bounces.mbox", create=True)
     box.add(dsn("reader1@example.org", "5.7.1", "failed", rows["reader1@example.org"].message_id))
-    box.add(notice("autoreply-vacation-rfc3834.eml", settings, rows["sofia.rossi@ngo-italia.example.it"]))
+    box.add(
+        notice(
+            "autoreply-vacation-rfc3834.eml", settings, rows["sofia.rossi@ngo-italia.example.it"]
+        )
+    )
     box.add(b"From: someone@example.org\r\nSubject: hello\r\n\r\nJust saying hello.\r\n")
     box.flush()
     args = ["--home", str(settings.home), "--database-url", settings.database, "bounces",
@@ -309,7 +324,10 @@ def test_two_runs_at_once_count_each_report_once(
         edition = make_edition(session)
         outbox.enqueue(session, edition, make_subscribers(session, 20), settings, now=NOW)
     with db.session_scope(engine) as session:
-        rows = {e: r for r, e in session.exec(select(OutboxMessage, Subscriber.email).join(Subscriber)).all()}
+        rows = {
+            e: r
+            for r, e in session.exec(select(OutboxMessage, Subscriber.email).join(Subscriber)).all()
+        }
     box = mailbox.mbox(tmp_path / "bounces.mbox", create=True)
     for address, row in rows.items():
         box.add(dsn(address, "4.2.2", "failed", row.message_id))

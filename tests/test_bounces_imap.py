@@ -76,11 +76,15 @@ def test_an_imap_mailbox_is_read_once_across_runs(
     assert all("\\Seen" in f for f in flags(imap_server)), flags(imap_server)
 
     # A new report arrives; the next run reads only it.
-    append(imap_server, dsn("full@example.org", "4.2.2", "failed", rows["full@example.org"].message_id))
+    append(
+        imap_server, dsn("full@example.org", "4.2.2", "failed", rows["full@example.org"].message_id)
+    )
     second = run(settings, imap_server.url, env)
     assert "1 reports" in second and "0 hard and 1 soft" in second, second
     # Someone (or a client) marks everything unread again: the report keys still count each once.
-    imap = imaplib.IMAP4_SSL(imap_server.host, imap_server.port, ssl_context=ssl.create_default_context())
+    imap = imaplib.IMAP4_SSL(
+        imap_server.host, imap_server.port, ssl_context=ssl.create_default_context()
+    )
     imap.login(USER, PASSWORD)
     imap.select("INBOX")
     imap.store("1:*", "-FLAGS", "(\\Seen)")
@@ -96,8 +100,13 @@ def test_read_reports_can_be_moved_and_a_wrong_password_is_one_clear_line(
     engine: Engine, settings: Settings, imap_server: ImapServer
 ) -> None:
     rows = mailed(engine, settings, ["gone@example.org"])
-    append(imap_server, dsn("gone@example.org", "5.1.1", "failed", rows["gone@example.org"].message_id))
-    env = {"DIFFUSION_BOUNCE_IMAP_PASSWORD": PASSWORD, "DIFFUSION_BOUNCE_IMAP_DONE_FOLDER": "Processed"}
+    append(
+        imap_server, dsn("gone@example.org", "5.1.1", "failed", rows["gone@example.org"].message_id)
+    )
+    env = {
+        "DIFFUSION_BOUNCE_IMAP_PASSWORD": PASSWORD,
+        "DIFFUSION_BOUNCE_IMAP_DONE_FOLDER": "Processed",
+    }
     assert "1 hard" in run(settings, imap_server.url, env)
     assert flags(imap_server) == []
     assert len(flags(imap_server, "Processed")) == 1

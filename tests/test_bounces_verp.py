@@ -98,15 +98,16 @@ def test_a_bounce_no_parser_knows_is_attributed_by_verp_alone(
         box.add(
             f"Return-Path: <>\r\nDelivered-To: {victim.mail_from}\r\nTo: {victim.mail_from}\r\n"
             f"From: Gateway <gw@legacy.example.net>\r\nSubject: Notification {day}\r\n"
-            f"Message-ID: <gw.{day}@legacy.example.net>\r\n\r\nMSG REJ. DEST UNAVAIL. 77.\r\n"
-            .encode()
+            f"Message-ID: <gw.{day}@legacy.example.net>\r\n\r\nMSG REJ. 77.\r\n".encode()
         )
         report = process_bounces(
             engine, settings, now=NOW + timedelta(days=day), path=tmp_path / "returns"
         )
         assert len(report.lines) == 1
-        assert report.lines[0].split(": ", 1)[1].startswith(
-            "soft for reader1@example.org (by token) via verp"
+        assert (
+            report.lines[0]
+            .split(": ", 1)[1]
+            .startswith("soft for reader1@example.org (by token) via verp")
         )
         expected = "bounced" if day == limit - 1 else "active"
         assert statuses(engine)["reader1@example.org"] == expected
@@ -152,6 +153,8 @@ def test_an_email_to_the_list_unsubscribe_address_unsubscribes_exactly_that_pers
     mailtos = {
         found
         for received in smtp_server.received
-        for found in re.findall(r"mailto:(unsubscribe\+[^?>]+)", str(received.parsed()["List-Unsubscribe"]))
+        for found in re.findall(
+            r"mailto:(unsubscribe\+[^?>]+)", str(received.parsed()["List-Unsubscribe"])
+        )
     }
     assert len(mailtos) == 3

@@ -16,9 +16,9 @@ from diffusion.cli import cli
 from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
 from diffusion.collect.subscribers import add_subscriber
 from diffusion.config import Settings, load_settings
+from diffusion.deliver import outbox
 from diffusion.errors import ConfigError, InvalidInput, UnknownRecord
 from diffusion.models import JobRun
-from diffusion.deliver import outbox
 from tests import digest_dataset
 from tests.smtpserver import make_edition
 

@@ -88,13 +88,17 @@ def sns(
     return envelope
 
 
-def ses_bounce(address: str, bounce_type: str, source: str = "newsletter@diffusion.example.org") -> dict[str, Any]:
+def ses_bounce(
+    address: str, bounce_type: str, source: str = "newsletter@diffusion.example.org"
+) -> dict[str, Any]:
     return {
         "notificationType": "Bounce",
         "bounce": {
             "bounceType": bounce_type,
             "bounceSubType": "General",
-            "bouncedRecipients": [{"emailAddress": address, "diagnosticCode": "smtp; 550 5.1.1 user unknown"}],
+            "bouncedRecipients": [
+                {"emailAddress": address, "diagnosticCode": "smtp; 550 5.1.1 user unknown"}
+            ],
         },
         "mail": {"source": source, "messageId": "0100018c-ses-id"},
     }
@@ -125,7 +129,9 @@ def test_ses_bounces_and_complaints_signed_by_sns_are_applied_once(
                       "complaintFeedbackType": "abuse"},
         "mail": {"source": source},
     }  # fmt: skip
-    answer = client.post("/webhooks/ses", content=json.dumps(sns(signer, cert_url, complaint, "m-2")))
+    answer = client.post(
+        "/webhooks/ses", content=json.dumps(sns(signer, cert_url, complaint, "m-2"))
+    )
     assert answer.status_code == 200
     assert status(engine, "angry@example.org") == "complained"
 
@@ -150,7 +156,9 @@ def test_ses_requests_with_bad_signatures_get_403_and_change_nothing(
                       forger.cert.public_bytes(serialization.Encoding.PEM))  # fmt: skip
     # Signed by another key, and pointing at a certificate the forger serves on an allowed host.
     forged = sns(forger, cert_url, ses_bounce("kept@example.org", "Permanent"), "m-10")
-    elsewhere = sns(forger, "http://127.0.0.1:9/evil.pem", ses_bounce("kept@example.org", "Permanent"), "m-11")
+    elsewhere = sns(
+        forger, "http://127.0.0.1:9/evil.pem", ses_bounce("kept@example.org", "Permanent"), "m-11"
+    )
     unsigned = {k: v for k, v in good.items() if k != "Signature"}
     for bad in (tampered, forged, elsewhere, unsigned, {"Type": "Notification"}):
         answer = client.post("/webhooks/ses", content=json.dumps(bad))
@@ -180,7 +188,9 @@ def test_mailgun_events_with_their_signature(
         "severity": "permanent",
         "recipient": "gone@example.org",
         "delivery-status": {"code": 550, "message": "5.1.1 no such user"},
-        "message": {"headers": {"message-id": (rows["gone@example.org"].message_id or "").strip("<>")}},
+        "message": {
+            "headers": {"message-id": (rows["gone@example.org"].message_id or "").strip("<>")}
+        },
     }
     for bad in (
         mailgun_body(failed, key="not-the-key"),
@@ -190,18 +200,35 @@ def test_mailgun_events_with_their_signature(
         assert client.post("/webhooks/mailgun", content=bad).status_code == 403
     assert status(engine, "gone@example.org") == "active"
 
-    assert client.post("/webhooks/mailgun", content=mailgun_body(failed, token="a" * 50)).status_code == 200
+    assert (
+        client.post("/webhooks/mailgun", content=mailgun_body(failed, token="a" * 50)).status_code
+        == 200
+    )
     assert status(engine, "gone@example.org") == "bounced"
     temporary = {"event": "failed", "severity": "temporary", "recipient": "slow@example.org"}
-    assert client.post("/webhooks/mailgun", content=mailgun_body(temporary, token="b" * 50)).status_code == 200
+    assert (
+        client.post(
+            "/webhooks/mailgun", content=mailgun_body(temporary, token="b" * 50)
+        ).status_code
+        == 200
+    )
     assert status(engine, "slow@example.org") == "active"
     row = rows["bye@example.org"]
     unsubscribed = {
         "event": "unsubscribed",
         "recipient": "someone-else@example.org",
-        "envelope": {"sender": verp.bounce_address(hooked, hooked.signing_key(), row.subscriber_id, row.edition_id)},
+        "envelope": {
+            "sender": verp.bounce_address(
+                hooked, hooked.signing_key(), row.subscriber_id, row.edition_id
+            )
+        },
     }
-    assert client.post("/webhooks/mailgun", content=mailgun_body(unsubscribed, token="c" * 50)).status_code == 200
+    assert (
+        client.post(
+            "/webhooks/mailgun", content=mailgun_body(unsubscribed, token="c" * 50)
+        ).status_code
+        == 200
+    )
     assert status(engine, "bye@example.org") == "unsubscribed"
 
 
@@ -210,11 +237,17 @@ def test_an_sns_subscription_is_confirmed_only_when_signed_and_on_the_certificat
 ) -> None:
     cert_url = cert_server.url("/SimpleNotificationService-test.pem")
     cert_server.route("/confirm", b"<ConfirmSubscriptionResponse/>", content_type="text/xml")
-    fields = {"Type": "SubscriptionConfirmation", "Token": "tok", "SubscribeURL": cert_server.url("/confirm")}
+    fields = {
+        "Type": "SubscriptionConfirmation",
+        "Token": "tok",
+        "SubscribeURL": cert_server.url("/confirm"),
+    }
     confirmation = sns(signer, cert_url, {"x": 1}, "c-1", **fields)
     assert client.post("/webhooks/ses", content=json.dumps(confirmation)).status_code == 200
     assert cert_server.requests("/confirm") == 1
-    elsewhere = sns(signer, cert_url, {"x": 1}, "c-2", **dict(fields, SubscribeURL="http://localhost:9/confirm"))
+    elsewhere = sns(
+        signer, cert_url, {"x": 1}, "c-2", **dict(fields, SubscribeURL="http://localhost:9/confirm")
+    )
     assert client.post("/webhooks/ses", content=json.dumps(elsewhere)).status_code == 403
     forged = dict(confirmation, Token="other")
     assert client.post("/webhooks/ses", content=json.dumps(forged)).status_code == 403

@@ -19,9 +19,11 @@ from diffusion.models import OutboxMessage, Subscriber
 # then the next hop's) are one bounce.
 ONE_BOUNCE_PER = timedelta(days=1)
 # From these a status never goes back but by the person's own new opt-in.
-_FINAL = {"complained": ("active", "pending", "unsubscribed", "bounced"),
-          "unsubscribed": ("active", "pending"),
-          "bounced": ("active",)}
+_FINAL = {
+    "complained": ("active", "pending", "unsubscribed", "bounced"),
+    "unsubscribed": ("active", "pending"),
+    "bounced": ("active",),
+}
 
 
 @dataclass(frozen=True)
@@ -38,9 +40,7 @@ class Applied:
 def _row_by_message_id(session: Session, message_id: str | None) -> OutboxMessage | None:
     if not message_id:
         return None
-    return session.exec(
-        select(OutboxMessage).where(OutboxMessage.message_id == message_id)
-    ).first()
+    return session.exec(select(OutboxMessage).where(OutboxMessage.message_id == message_id)).first()
 
 
 def _last_row(session: Session, subscriber_id: int, edition_id: int | None) -> OutboxMessage | None:

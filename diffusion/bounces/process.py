@@ -118,7 +118,9 @@ def apply_once(
     report.record(where, done)
 
 
-def _apply_all(session: Session, events: list[Event], settings: Settings, now: datetime) -> list[Applied]:
+def _apply_all(
+    session: Session, events: list[Event], settings: Settings, now: datetime
+) -> list[Applied]:
     return [apply(session, event, settings, now=now) for event in events]
 
 
@@ -132,7 +134,9 @@ def process_bounces(
     """Read every new message at `path` (default: bounce_mailbox, else bounce_maildir)."""
     where = path or settings.bounce_mailbox or settings.bounce_maildir
     if where is None:
-        raise InvalidInput("no bounce mailbox: give a PATH or imaps:// address, or set bounce_mailbox")
+        raise InvalidInput(
+            "no bounce mailbox: give a PATH or imaps:// address, or set bounce_mailbox"
+        )
     source = open_source(where, settings)
     report = BounceReport(source.name)
     secret = settings.signing_key()
@@ -149,7 +153,9 @@ def process_bounces(
                 if not recognised.events:
                     report.problems.append(f"{name}: {recognised.skipped}, skipped")
             else:
-                apply_once(engine, report_key(raw, message), counted, settings, report, name, now=now)
+                apply_once(
+                    engine, report_key(raw, message), counted, settings, report, name, now=now
+                )
             source.done(key)
     finally:
         source.close()

@@ -49,6 +49,10 @@ def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _dict(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _public_key(url: str, settings: Settings) -> rsa.RSAPublicKey:
     if not re.fullmatch(settings.sns_cert_url_pattern, url):
         raise BadSignature(f"SigningCertURL {url!r} is not an Amazon SNS certificate address")
@@ -111,20 +115,20 @@ def _message_id(value: object) -> str | None:
 def ses_events(message: dict[str, Any], settings: Settings, secret: str) -> list[Event]:
     """The events of an SES notification (the SNS message's JSON body)."""
     kind = _text(message.get("notificationType") or message.get("eventType"))
-    mail = message.get("mail") if isinstance(message.get("mail"), dict) else {}
+    mail = _dict(message.get("mail"))
     claim = _claim(settings, secret, mail.get("source"))
     message_id = None
     for header in mail.get("headers") or []:
         if isinstance(header, dict) and _text(header.get("name")).lower() == "message-id":
             message_id = _message_id(header.get("value"))
     if kind == "Bounce":
-        details = message.get("bounce") or {}
+        details = _dict(message.get("bounce"))
         bounce_type = _text(details.get("bounceType"))
         what: Kind = "hard" if bounce_type == "Permanent" else "soft"
         recipients = details.get("bouncedRecipients") or []
         why = f"ses {bounce_type} {_text(details.get('bounceSubType'))}".strip()
     elif kind == "Complaint":
-        details = message.get("complaint") or {}
+        details = _dict(message.get("complaint"))
         if _text(details.get("complaintFeedbackType")) == "not-spam":
             return []
         what, recipients = "complaint", details.get("complainedRecipients") or []
@@ -181,11 +185,10 @@ def mailgun_events(data: dict[str, Any], settings: Settings, secret: str) -> lis
     kind = kinds.get((event, severity if event == "failed" else ""))
     if kind is None:
         return []
-    envelope = data.get("envelope") if isinstance(data.get("envelope"), dict) else {}
+    envelope = _dict(data.get("envelope"))
     claim = _claim(settings, secret, envelope.get("sender"))
-    message = data.get("message") if isinstance(data.get("message"), dict) else {}
-    headers = message.get("headers") if isinstance(message.get("headers"), dict) else {}
-    status = data.get("delivery-status") if isinstance(data.get("delivery-status"), dict) else {}
+    headers = _dict(_dict(data.get("message")).get("headers"))
+    status = _dict(data.get("delivery-status"))
     why = f"mailgun {event} {severity} {status.get('code', '')} {_text(status.get('message'))}"
     return [
         Event(

@@ -33,11 +33,16 @@ def _decoded(message: Message) -> Message:
     plain = copy.deepcopy(message)
     for part in plain.walk():
         encoding = str(part.get("Content-Transfer-Encoding", "")).lower()
-        if part.is_multipart() or part.get_content_maintype() != "text" or encoding in (
-            "",
-            "7bit",
-            "8bit",
-            "binary",
+        if (
+            part.is_multipart()
+            or part.get_content_maintype() != "text"
+            or encoding
+            in (
+                "",
+                "7bit",
+                "8bit",
+                "binary",
+            )
         ):
             continue
         raw = part.get_payload(decode=True)
@@ -104,8 +109,11 @@ def _warning(message: Message) -> bool:
 def _attribute(events: list[Event], claim: verp.Claim) -> list[Event]:
     """A report returned to a VERP address is about its one recipient: keep the worst event."""
     bounces = [event for event in events if event.kind in _SEVERITY]
-    others = [event.with_identity(claim.subscriber_id, claim.edition_id) for event in events
-              if event.kind not in _SEVERITY]
+    others = [
+        event.with_identity(claim.subscriber_id, claim.edition_id)
+        for event in events
+        if event.kind not in _SEVERITY
+    ]
     if bounces:
         worst = max(bounces, key=lambda event: _SEVERITY[event.kind])
         others.append(worst.with_identity(claim.subscriber_id, claim.edition_id))
@@ -142,8 +150,15 @@ def recognise(message: Message, settings: Settings, secret: str) -> Recognised:
     if events and all(event.via.startswith("flufl") for event in events) and _warning(message):
         # A "still trying" notice quotes the refusal it retries ("RCPT TO:<...>: 451"), and
         # flufl.bounce's line patterns can take that for a permanent failure.
-        events = [Event("delay", f"{event.why}, but the notice is a warning", event.via,
-                        address=event.address) for event in events]
+        events = [
+            Event(
+                "delay",
+                f"{event.why}, but the notice is a warning",
+                event.via,
+                address=event.address,
+            )
+            for event in events
+        ]
     if events:
         return Recognised(tuple(_attribute(events, claim) if claim else events))
     for kind_, why_not in (

@@ -45,7 +45,10 @@ class FolderSource:
 
     def unread(self) -> Iterator[tuple[str, bytes]]:
         for key in self.box.keys():
-            if isinstance(self.box, mailbox.Maildir) and "S" in self.box.get_message(key).get_flags():
+            if (
+                isinstance(self.box, mailbox.Maildir)
+                and "S" in self.box.get_message(key).get_flags()
+            ):
                 continue
             with self.box.get_file(key) as handle:
                 yield key, handle.read()

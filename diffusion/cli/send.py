@@ -5,7 +5,6 @@ import json
 import signal
 import threading
 from datetime import UTC, datetime
-from pathlib import Path
 from types import FrameType
 
 import click
@@ -15,9 +14,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from diffusion import db
+from diffusion.bounces.process import process_bounces
 from diffusion.cli import Context, cli, console, pass_context
 from diffusion.config import Settings
-from diffusion.bounces.process import process_bounces
 from diffusion.deliver import outbox, sender
 from diffusion.deliver.message import MessageTemplate
 from diffusion.deliver.transport import make_transport

@@ -104,7 +104,9 @@ async def mailgun(request: Request) -> Response:
     except providers.BadSignature as exc:
         return _refused("mailgun", str(exc))
     data = payload.get("event-data")
-    events = providers.mailgun_events(data if isinstance(data, dict) else {}, web.settings, web.secret)
+    events = providers.mailgun_events(
+        data if isinstance(data, dict) else {}, web.settings, web.secret
+    )
     if events:
         await run_in_threadpool(_apply, web, _key("mailgun", token), events, "webhook mailgun")
     return PlainTextResponse("ok\n")
