@@ -18,8 +18,9 @@ from diffusion.models import OutboxMessage, Subscriber
 # Mailman counts at most one soft bounce a day: the notices of one failed delivery (a relay's,
 # then the next hop's) are one bounce.
 ONE_BOUNCE_PER = timedelta(days=1)
-# From these a status never goes back but by the person's own new opt-in.
-_FINAL = {
+# The statuses each transition may start from: none of them brings anyone back (only the
+# person's own new confirmation does), and a complaint outranks every other reason to stop.
+_FROM = {
     "complained": ("active", "pending", "unsubscribed", "bounced"),
     "unsubscribed": ("active", "pending"),
     "bounced": ("active",),
@@ -73,7 +74,7 @@ def attribute(
 
 def _transition(subscriber: Subscriber, status: str, now: datetime) -> bool:
     """Set a person's status if the rules allow it; whether it changed."""
-    if subscriber.status not in _FINAL[status]:
+    if subscriber.status not in _FROM[status]:
         return False
     subscriber.status = status
     subscriber.status_changed_at = now

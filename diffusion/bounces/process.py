@@ -144,7 +144,13 @@ def process_bounces(
         for key, raw in source.unread():
             message = message_from_bytes(raw, policy=policy.compat32)
             name = f"{source.name}/{key}"
-            recognised = recognise(message, settings, secret)
+            try:
+                recognised = recognise(message, settings, secret)
+            except (ValueError, LookupError, TypeError, AttributeError, UnicodeError) as exc:
+                # A message malformed beyond what the parsers expect: say so, leave it unread
+                # for someone to look at, and go on with the others.
+                report.problems.append(f"{name}: unreadable ({type(exc).__name__}: {exc}); left")
+                continue
             counted = [e for e in recognised.events if e.kind not in ("auto_reply", "not_bounce")]
             if not counted:
                 report.lines.append(f"{name}: skipped: {recognised.skipped or 'nothing counts'}")

@@ -161,12 +161,13 @@ def recognise(message: Message, settings: Settings, secret: str) -> Recognised:
         ]
     if events:
         return Recognised(tuple(_attribute(events, claim) if claim else events))
-    for kind_, why_not in (
+    never_counted: tuple[tuple[Kind, str | None], ...] = (
         ("auto_reply", autoreply.auto_reply(message)),
         ("not_bounce", autoreply.reply(message)),
-    ):
+    )
+    for kind_, why_not in never_counted:
         if why_not:
-            skipped = Event(kind_, why_not, "headers")  # type: ignore[arg-type]
+            skipped = Event(kind_, why_not, "headers")
             if claim is not None:
                 skipped = skipped.with_identity(claim.subscriber_id, claim.edition_id)
             return Recognised((skipped,), skipped=why_not)

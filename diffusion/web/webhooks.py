@@ -18,11 +18,16 @@ from starlette.routing import Route
 from diffusion.bounces import providers
 from diffusion.bounces.events import Event
 from diffusion.bounces.process import BounceReport, apply_once
-from diffusion.web.app import Web, _web
+from diffusion.web.app import Web
 
 log = logging.getLogger("diffusion.webhooks")
 # Larger bodies are no provider notification.
 MAX_BODY = 256 * 1024
+
+
+def _web(request: Request) -> Web:
+    web: Web = request.app.state.web
+    return web
 
 
 def _key(provider: str, identifier: str) -> str:
