@@ -2,11 +2,10 @@
 
 A token is short, because a local part holds at most 64 octets (RFC 5321 4.5.3.1.1), and
 lower-case, because some relays fold the case of the addresses they return mail to. It carries
-ids and a truncated HMAC-SHA256 (80 bits) under a key per purpose: a bounce token can never
+ids and an 80-bit keyed BLAKE2b MAC under a key per purpose: a bounce token can never
 pass for an unsubscribe token, nor the reverse.
 """
 
-import base64
 import hashlib
 import hmac
 import re
@@ -20,8 +19,7 @@ from diffusion.config import Settings
 BOUNCE_PURPOSE, UNSUBSCRIBE_PURPOSE = "verp", "unsubscribe-mailto"
 # The headers where a delivering MTA writes the envelope recipient, then the visible ones.
 ENVELOPE_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "X-Envelope-To", "To", "Cc")
-_SIGNATURE_CHARS = 16
-_TOKEN = re.compile(r"^(?:(\d{1,12})-)?(\d{1,12})-([a-z2-7]{16})$")
+_TOKEN = re.compile(r"^(?:(\d{1,12})-)?(\d{1,12})-([0-9a-f]{20})$")
 
 
 @dataclass(frozen=True)
@@ -34,14 +32,14 @@ class Claim:
 
 
 @lru_cache(maxsize=32)
-def _mac(secret: str, purpose: str) -> "hmac.HMAC":
-    return hmac.new(f"diffusion.{purpose}:{secret}".encode(), digestmod=hashlib.sha256)
+def _key(secret: str, purpose: str) -> bytes:
+    return hashlib.sha256(f"diffusion.{purpose}:{secret}".encode()).digest()
 
 
 def _signature(secret: str, purpose: str, body: str) -> str:
-    mac = _mac(secret, purpose).copy()  # copying the keyed state skips the key schedule
-    mac.update(body.encode("ascii"))
-    return base64.b32encode(mac.digest()[:10]).decode("ascii").lower()
+    # Keyed BLAKE2b is a MAC in one call: a tenth of what HMAC's copy-update-digest costs.
+    key = _key(secret, purpose)
+    return hashlib.blake2b(body.encode("ascii"), key=key, digest_size=10).hexdigest()
 
 
 def make(secret: str, purpose: str, subscriber_id: int, edition_id: int | None = None) -> str:
@@ -61,6 +59,29 @@ def read(secret: str, purpose: str, token: str) -> Claim | None:
     if not hmac.compare_digest(signature, _signature(secret, purpose, body)):
         return None
     return Claim(purpose, int(subscriber), int(edition) if edition else None)
+
+
+class AddressMaker:
+    """Both signed addresses of each recipient of one edition, with what is the same for all
+    worked out once: the send loop makes two per message."""
+
+    def __init__(self, settings: Settings, secret: str, edition_id: int) -> None:
+        self.edition_id = edition_id
+        self.secret = secret
+        self.bounce_prefix = f"{settings.bounce_local_part}+{edition_id}-"
+        self.bounce_suffix = f"@{bounce_domain(settings)}"
+        local, domain = _split(settings.unsubscribe_mailto)
+        self.unsubscribe_prefix, self.unsubscribe_suffix = f"{local}+", f"@{domain}"
+
+    def bounce(self, subscriber_id: int) -> str:
+        body = f"{self.edition_id}-{subscriber_id}"
+        signature = _signature(self.secret, BOUNCE_PURPOSE, body)
+        return f"{self.bounce_prefix}{subscriber_id}-{signature}{self.bounce_suffix}"
+
+    def unsubscribe(self, subscriber_id: int) -> str:
+        body = str(subscriber_id)
+        signature = _signature(self.secret, UNSUBSCRIBE_PURPOSE, body)
+        return f"{self.unsubscribe_prefix}{body}-{signature}{self.unsubscribe_suffix}"
 
 
 def _split(address: str) -> tuple[str, str]:

@@ -187,6 +187,7 @@ class MessageTemplate:
     text: _Part
     html: _Part
     signer: Signer | None
+    addresses: verp.AddressMaker  # the signed Return-Path and mailto: address of each recipient
 
     @classmethod
     def from_edition(
@@ -224,6 +225,7 @@ class MessageTemplate:
             text=_Part.parse(edition.text, escape=False),
             html=_Part.parse(edition.html, escape=True),
             signer=Signer.from_settings(settings),
+            addresses=verp.AddressMaker(link_settings, link_settings.signing_key(), edition.id),
         )
 
     @property
@@ -260,9 +262,7 @@ class MessageTemplate:
         whatever comes back to it names them without parsing it (diffusion/bounces/verp.py)."""
         if recipient.id is None:
             raise InvalidInput(f"subscriber {recipient.email} has no id: store it first")
-        return verp.bounce_address(
-            self.settings, self.settings.signing_key(), recipient.id, self.edition_id
-        )
+        return self.addresses.bounce(recipient.id)
 
     def message_id(self, recipient: Recipient) -> str:
         """The Message-ID of this edition to this recipient: stable across retries."""
@@ -274,7 +274,7 @@ class MessageTemplate:
         """The per-recipient mailto: List-Unsubscribe address, unsubscribe+<token>@domain."""
         if recipient.id is None:
             raise InvalidInput(f"subscriber {recipient.email} has no id: store it first")
-        return verp.unsubscribe_address(self.settings, self.settings.signing_key(), recipient.id)
+        return self.addresses.unsubscribe(recipient.id)
 
     def values(self, recipient: Recipient) -> dict[str, str]:
         if recipient.id is None:
