@@ -152,13 +152,12 @@ def test_ses_requests_with_bad_signatures_get_403_and_change_nothing(
     good = sns(signer, cert_url, ses_bounce("kept@example.org", "Permanent"), "m-9")
     tampered = dict(good, Message=json.dumps(ses_bounce("kept@example.org", "Permanent")) + " ")
     forger = make_cert(tmp_path / "forger", "sns.eu-west-1.amazonaws.com")
-    cert_server.route("/SimpleNotificationService-forged.pem",
-                      forger.cert.public_bytes(serialization.Encoding.PEM))  # fmt: skip
-    # Signed by another key, and pointing at a certificate the forger serves on an allowed host.
+    # Signed by another key, naming SNS's certificate: the signature does not verify.
     forged = sns(forger, cert_url, ses_bounce("kept@example.org", "Permanent"), "m-10")
-    elsewhere = sns(
-        forger, "http://127.0.0.1:9/evil.pem", ses_bounce("kept@example.org", "Permanent"), "m-11"
-    )
+    # Signed by the forger with its own certificate, served where SNS keeps none.
+    cert_server.route("/evil.pem", forger.cert.public_bytes(serialization.Encoding.PEM))
+    evil_url = cert_server.url("/evil.pem")
+    elsewhere = sns(forger, evil_url, ses_bounce("kept@example.org", "Permanent"), "m-11")
     unsigned = {k: v for k, v in good.items() if k != "Signature"}
     for bad in (tampered, forged, elsewhere, unsigned, {"Type": "Notification"}):
         answer = client.post("/webhooks/ses", content=json.dumps(bad))
