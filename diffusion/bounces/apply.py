@@ -72,12 +72,21 @@ def attribute(
     return None, None, ""
 
 
-def _transition(subscriber: Subscriber, status: str, now: datetime) -> bool:
-    """Set a person's status if the rules allow it; whether it changed."""
+def _transition(
+    session: Session, subscriber: Subscriber, status: str, *, event: Event, now: datetime
+) -> bool:
+    """Set a person's status if the rules allow it; whether it changed.
+
+    The one call to re-point at the subscriptions module when it lands: there, `bounced` is
+    `transition(..., "bounced", action="bounce", origin=Origin.bounce(event.why))`,
+    `complained` is `mark_complained(..., origin=Origin.complaint(event.why))` and
+    `unsubscribed` is `unsubscribe(..., origin=Origin("email", event.why))`.
+    """
     if subscriber.status not in _FROM[status]:
         return False
     subscriber.status = status
     subscriber.status_changed_at = now
+    session.add(subscriber)
     return True
 
 
@@ -113,14 +122,17 @@ def apply(session: Session, event: Event, settings: Settings, *, now: datetime) 
     note = ""
     if event.kind == "hard":
         _fail_row(row, event.why, now)
-        marked = "bounced" if _transition(subscriber, "bounced", now) else None
+        marked = (
+            "bounced" if _transition(session, subscriber, "bounced", event=event, now=now) else None
+        )
     elif event.kind == "soft":
         note = _score(subscriber, settings, now)
         if subscriber.soft_bounces >= settings.soft_bounce_limit:
-            marked = "bounced" if _transition(subscriber, "bounced", now) else None
+            bounced = _transition(session, subscriber, "bounced", event=event, now=now)
+            marked = "bounced" if bounced else None
     else:
         status = "complained" if event.kind == "complaint" else "unsubscribed"
-        marked = status if _transition(subscriber, status, now) else None
+        marked = status if _transition(session, subscriber, status, event=event, now=now) else None
     session.add(subscriber)
     if row is not None:
         session.add(row)
