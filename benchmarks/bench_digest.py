@@ -25,8 +25,9 @@ from diffusion.models import (
     Forum,
     Item,
     Organisation,
+    Person,
     Sector,
-    Subscriber,
+    Subscription,
 )
 
 COUNTRIES = ["BD", "KE", "CO", "FJ", "SN", "NP", "IN", "VN", "FR", "DE", "BR", "EG", "PE", "MA"]
@@ -108,14 +109,11 @@ def seed(url: str, n_items: int, n_segments: int, rng: random.Random) -> None:
             seen.add((audience, rng.choice(keys[audience]), rng.choice(["en", "fr"])))
         for number, (audience, key, language) in enumerate(sorted(seen)):
             for copy in range(3):  # three readers a segment
-                session.add(
-                    Subscriber(
-                        email=f"r{number}.{copy}@example.org",
-                        audience=audience,
-                        key=key,
-                        language=language,
-                    )
-                )
+                person = Person(email=f"r{number}.{copy}@example.org", language=language)
+                session.add(person)
+                session.flush()
+                assert person.id is not None
+                session.add(Subscription(person_id=person.id, audience=audience, key=key))
     engine.dispose()
 
 

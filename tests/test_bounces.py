@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import col, select
 
 from diffusion import db
 from diffusion.bounces import verp
@@ -21,7 +21,7 @@ from diffusion.cli import commands as _commands  # noqa: F401  (registers the co
 from diffusion.collect.subscribers import add_subscriber
 from diffusion.config import Settings
 from diffusion.deliver import outbox
-from diffusion.models import OutboxMessage, Subscriber
+from diffusion.models import ConsentEvent, OutboxMessage, Person
 from tests.smtpserver import make_edition, make_subscribers
 
 NOW = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
@@ -85,7 +85,7 @@ def mailed(engine: Engine, settings: Settings, addresses: list[str]) -> dict[str
         ]
         outbox.enqueue(session, edition, people, settings, now=NOW)
     with db.session_scope(engine) as session:
-        rows = session.exec(select(OutboxMessage, Subscriber.email).join(Subscriber)).all()
+        rows = session.exec(select(OutboxMessage, Person.email).join(Person)).all()
         for row, _email in rows:
             row.state = "sent"
             session.add(row)
@@ -108,9 +108,9 @@ def notice(name: str, settings: Settings, row: OutboxMessage | None) -> bytes:
     return raw
 
 
-def status_of(engine: Engine, email: str) -> Subscriber:
+def status_of(engine: Engine, email: str) -> Person:
     with db.session_scope(engine) as session:
-        return session.exec(select(Subscriber).where(Subscriber.email == email)).one()
+        return session.exec(select(Person).where(Person.email == email)).one()
 
 
 def dsn(recipient: str, status: str, action: str, message_id: str | None = None) -> bytes:
@@ -179,6 +179,25 @@ def test_notices_from_every_mail_system_mark_whom_they_name(
         assert "5.1.1" in (failed.last_error or "")
     # The quoted List-Unsubscribe address of a returned message unsubscribes nobody.
     assert "unsubscribed" not in report.marked
+    # Each change went through the subscriptions module, which says why and from where.
+    with db.session_scope(engine) as session:
+        events = {
+            (email, e.action, e.from_status, e.to_status, e.origin): e.detail
+            for e, email in session.exec(
+                select(ConsentEvent, Person.email)
+                .join(Person, col(Person.id) == ConsentEvent.person_id)
+                .where(col(ConsentEvent.origin).in_(("bounce", "complaint")))
+            ).all()
+        }
+    assert set(events) == {
+        (address, "bounce", "active", "bounced", "bounce")
+        for address, kind, _ in NOTICES.values()
+        if kind == "hard"
+    } | {
+        ("hana.kim@ngo-korea.example.kr", "complaint", "active", "complained", "complaint"),
+        ("karin.berg@webmail.example.net", "complaint", "active", "complained", "complaint"),
+    }
+    assert "5.1.1" in events[("li.wei.heritage@gmail.com", "bounce", "active", "bounced", "bounce")]
 
 
 def test_a_notice_naming_someone_we_never_mailed_changes_nothing(
@@ -218,7 +237,9 @@ def test_soft_bounces_mark_only_over_the_limit_and_are_forgiven_after_a_quiet_pe
     ) == (limit - 1, "active")
     report = bounce("full@example.org", NOW + (limit - 1) * day)
     assert report.bounced == ["full@example.org"]
-    assert status_of(engine, "full@example.org").status == "bounced"
+    full = status_of(engine, "full@example.org")
+    # The bounce that reached the limit is counted once, not again by the transition.
+    assert (full.status, full.soft_bounces) == ("bounced", limit)
 
     # Quiet for longer than bounce_quiet_days: the old bounces are forgiven.
     for n in range(limit - 1):
@@ -269,9 +290,7 @@ def test_a_complained_or_bounced_person_is_not_imported_or_sent_again(
             session, edition, outbox.segment_subscribers(session, edition), settings, now=NOW
         )
         queued = session.exec(
-            select(Subscriber.email)
-            .join(OutboxMessage)
-            .where(OutboxMessage.edition_id == edition.id)
+            select(Person.email).join(OutboxMessage).where(OutboxMessage.edition_id == edition.id)
         ).all()
     assert queued == ["new@example.org"]
     status = CliRunner().invoke(
@@ -325,8 +344,7 @@ def test_two_runs_at_once_count_each_report_once(
         outbox.enqueue(session, edition, make_subscribers(session, 20), settings, now=NOW)
     with db.session_scope(engine) as session:
         rows = {
-            e: r
-            for r, e in session.exec(select(OutboxMessage, Subscriber.email).join(Subscriber)).all()
+            e: r for r, e in session.exec(select(OutboxMessage, Person.email).join(Person)).all()
         }
     box = mailbox.mbox(tmp_path / "bounces.mbox", create=True)
     for address, row in rows.items():

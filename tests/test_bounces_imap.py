@@ -14,7 +14,7 @@ from diffusion.cli import cli
 from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
 from diffusion.config import Settings
 from diffusion.errors import DeliveryError
-from diffusion.models import Subscriber
+from diffusion.models import Person
 from tests.imapserver import PASSWORD, USER, ImapServer, imap_server
 from tests.test_bounces import dsn, mailed, notice
 
@@ -43,7 +43,7 @@ def flags(server: ImapServer, folder: str = "INBOX") -> list[str]:
 
 def status(engine: Engine, email: str) -> str:
     with db.session_scope(engine) as session:
-        return session.exec(select(Subscriber.status).where(Subscriber.email == email)).one()
+        return session.exec(select(Person.status).where(Person.email == email)).one()
 
 
 def run(settings: Settings, source: str, env: dict[str, str]) -> str:
@@ -92,7 +92,7 @@ def test_an_imap_mailbox_is_read_once_across_runs(
     third = run(settings, imap_server.url, env)
     assert "0 reports (4 read before, skipped)" in third, third
     with db.session_scope(engine) as session:
-        full = session.exec(select(Subscriber).where(Subscriber.email == "full@example.org")).one()
+        full = session.exec(select(Person).where(Person.email == "full@example.org")).one()
         assert full.soft_bounces == 1  # two soft bounces the same day count once
 
 

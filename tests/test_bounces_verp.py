@@ -13,7 +13,8 @@ from diffusion.bounces import verp
 from diffusion.bounces.process import process_bounces
 from diffusion.config import Settings
 from diffusion.deliver import outbox, send_pending
-from diffusion.models import Subscriber
+from diffusion.models import ConsentEvent, Person, Subscription
+from tests.people import enrol
 from tests.smtpserver import RecordingServer, make_edition, make_subscribers, smtp_server
 
 __all__ = ["smtp_server"]
@@ -31,7 +32,7 @@ def sent(engine: Engine, settings: Settings, server: RecordingServer, count: int
 
 def statuses(engine: Engine) -> dict[str, str]:
     with db.session_scope(engine) as session:
-        return {s.email: s.status for s in session.exec(select(Subscriber)).all()}
+        return {s.email: s.status for s in session.exec(select(Person)).all()}
 
 
 def test_tokens_are_short_verified_and_bound_to_their_purpose() -> None:
@@ -76,7 +77,7 @@ def test_the_envelope_sender_names_each_recipient_and_the_bounce_domain_is_confi
         claim = verp.claim_of_address(settings, secret, received.mail_from)
         assert claim is not None
         with db.session_scope(engine) as session:
-            person = session.get(Subscriber, claim.subscriber_id)
+            person = session.get(Person, claim.subscriber_id)
             assert person is not None and received.rcpt_tos == (person.email,)
         seen.add(claim.subscriber_id)
         # The From stays the newsletter's address: only the envelope changes.
@@ -126,6 +127,10 @@ def test_an_email_to_the_list_unsubscribe_address_unsubscribes_exactly_that_pers
     )
     address = mailto.partition("?")[0]
     assert address.startswith("unsubscribe+") and address.endswith("@diffusion.example.org")
+    with db.session_scope(engine) as session:
+        reader2 = session.exec(select(Person).where(Person.email == "reader2@example.org")).one()
+        enrol(session, reader2.email, "public", cadence="weekly", person=reader2)
+        reader2_id = reader2.id
     box = mailbox.Maildir(tmp_path / "incoming", create=True)
     # Whatever the subject or body: the address is the request (RFC 2369, RFC 8058).
     box.add(
@@ -148,6 +153,21 @@ def test_an_email_to_the_list_unsubscribe_address_unsubscribes_exactly_that_pers
         "reader1@example.org": "active",
         "reader2@example.org": "unsubscribed",
     }
+    # As the one-click link: the address leaves every subscription it held, the weekly one too,
+    # and the consent record says it came by email.
+    with db.session_scope(engine) as session:
+        held = session.exec(
+            select(Subscription.status).where(Subscription.person_id == reader2_id)
+        ).all()
+        events = session.exec(
+            select(ConsentEvent.action, ConsentEvent.to_status, ConsentEvent.origin).where(
+                ConsentEvent.person_id == reader2_id
+            )
+        ).all()
+    assert held == ["left", "left"]
+    assert sorted(events) == [("unsubscribe", "left", "email")] * 2 + [
+        ("unsubscribe", "unsubscribed", "email")
+    ]
     # The other recipients' messages carry their own addresses.
     mailtos = {
         found

@@ -21,7 +21,7 @@ from sqlmodel import select
 from diffusion import db
 from diffusion.bounces import providers, verp
 from diffusion.config import Settings
-from diffusion.models import OutboxMessage, Subscriber
+from diffusion.models import OutboxMessage, Person
 from diffusion.web.app import create_app
 from tests.certs import KeyPair, make_cert
 from tests.feedserver import FeedServer
@@ -106,7 +106,7 @@ def ses_bounce(
 
 def status(engine: Engine, email: str) -> str:
     with db.session_scope(engine) as session:
-        return session.exec(select(Subscriber.status).where(Subscriber.email == email)).one()
+        return session.exec(select(Person.status).where(Person.email == email)).one()
 
 
 def test_ses_bounces_and_complaints_signed_by_sns_are_applied_once(
@@ -138,7 +138,7 @@ def test_ses_bounces_and_complaints_signed_by_sns_are_applied_once(
     transient = sns(signer, cert_url, ses_bounce("full@example.org", "Transient"), "m-3")
     assert client.post("/webhooks/ses", content=json.dumps(transient)).status_code == 200
     with db.session_scope(engine) as session:
-        full = session.exec(select(Subscriber).where(Subscriber.email == "full@example.org")).one()
+        full = session.exec(select(Person).where(Person.email == "full@example.org")).one()
         assert (full.status, full.soft_bounces) == ("active", 1)
     assert cert_server.requests("/SimpleNotificationService-test.pem") == 1  # kept once fetched
 

@@ -1,8 +1,8 @@
 """The one step that changes state from a recognised event: bounce score, bounced, complained,
 unsubscribed, and the outbox row of the message that bounced.
 
-The transition itself (`_transition`) is the only place that writes a person's status here;
-it is meant to call the subscriptions module once that exists.
+Statuses change only through the subscriptions module (`_transition`), which records a consent
+event saying why (the report) and from where (a bounce, a complaint, an emailed unsubscribe).
 """
 
 from dataclasses import dataclass
@@ -10,21 +10,19 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
+from diffusion import subscriptions
 from diffusion.bounces.events import Event
-from diffusion.collect.subscribers import find_subscriber
 from diffusion.config import Settings
-from diffusion.models import OutboxMessage, Subscriber
+from diffusion.models import OutboxMessage, Person
+from diffusion.subscriptions import Origin
 
 # Mailman counts at most one soft bounce a day: the notices of one failed delivery (a relay's,
 # then the next hop's) are one bounce.
 ONE_BOUNCE_PER = timedelta(days=1)
-# The statuses each transition may start from: none of them brings anyone back (only the
-# person's own new confirmation does), and a complaint outranks every other reason to stop.
-_FROM = {
-    "complained": ("active", "pending", "unsubscribed", "bounced"),
-    "unsubscribed": ("active", "pending"),
-    "bounced": ("active",),
-}
+# Only an active person can bounce: a bounce of mail sent before they left (or bounced
+# already) must not rewrite why they stopped. A complaint outranks every other reason to stop
+# (subscriptions.mark_complained), and an emailed unsubscribe leaves whatever is still held.
+_BOUNCES_FROM = ("active",)
 
 
 @dataclass(frozen=True)
@@ -51,20 +49,21 @@ def _last_row(session: Session, subscriber_id: int, edition_id: int | None) -> O
     return session.exec(query.order_by(col(OutboxMessage.id).desc())).first()
 
 
-def attribute(
-    session: Session, event: Event
-) -> tuple[Subscriber | None, OutboxMessage | None, str]:
+def attribute(session: Session, event: Event) -> tuple[Person | None, OutboxMessage | None, str]:
     """Who an event is about: a verified token, else our Message-ID, else the report's recipient
-    field, and then only someone we have mailed (never an address merely named in a text)."""
+    field, and then only someone we have mailed (never an address merely named in a text).
+
+    Tokens and outbox rows name people (`outbox.subscriber_id` is a person's id since 0005).
+    """
     if event.subscriber_id is not None:
-        subscriber = session.get(Subscriber, event.subscriber_id)
+        subscriber = session.get(Person, event.subscriber_id)
         if subscriber is not None:
             return subscriber, _last_row(session, event.subscriber_id, event.edition_id), "token"
     row = _row_by_message_id(session, event.message_id)
     if row is not None:
-        return session.get(Subscriber, row.subscriber_id), row, "message-id"
+        return session.get(Person, row.subscriber_id), row, "message-id"
     if event.address:
-        subscriber = find_subscriber(session, event.address)
+        subscriber = subscriptions.find_person(session, event.address)
         if subscriber is not None and subscriber.id is not None:
             row = _last_row(session, subscriber.id, None)
             if row is not None:
@@ -73,21 +72,32 @@ def attribute(
 
 
 def _transition(
-    session: Session, subscriber: Subscriber, status: str, *, event: Event, now: datetime
+    session: Session, subscriber: Person, status: str, *, event: Event, now: datetime
 ) -> bool:
-    """Set a person's status if the rules allow it; whether it changed.
+    """Change a person's status through the subscriptions module; whether it changed.
 
-    The one call to re-point at the subscriptions module when it lands: there, `bounced` is
-    `transition(..., "bounced", action="bounce", origin=Origin.bounce(event.why))`,
-    `complained` is `mark_complained(..., origin=Origin.complaint(event.why))` and
-    `unsubscribed` is `unsubscribe(..., origin=Origin("email", event.why))`.
+    The module records the consent event. The soft-bounce score is kept by `_score` here, so
+    `transition` is called rather than `mark_bounced` (which would count the bounce again).
     """
-    if subscriber.status not in _FROM[status]:
-        return False
-    subscriber.status = status
-    subscriber.status_changed_at = now
-    session.add(subscriber)
-    return True
+    if status == "bounced":
+        if subscriber.status not in _BOUNCES_FROM:
+            return False
+        return subscriptions.transition(
+            session,
+            subscriber,
+            "bounced",
+            action="bounce",
+            origin=Origin.bounce(event.why),
+            now=now,
+        )
+    if status == "complained":
+        return subscriptions.mark_complained(
+            session, subscriber, origin=Origin.complaint(event.why), now=now
+        )
+    # RFC 8058 semantics, as the one-click link: the address leaves every subscription it holds.
+    before = subscriber.status
+    subscriptions.unsubscribe(session, subscriber, origin=Origin("email", event.why), now=now)
+    return before != subscriber.status == "unsubscribed"
 
 
 def _fail_row(row: OutboxMessage | None, why: str, now: datetime) -> None:
@@ -99,7 +109,7 @@ def _fail_row(row: OutboxMessage | None, why: str, now: datetime) -> None:
     row.updated_at = now
 
 
-def _score(subscriber: Subscriber, settings: Settings, now: datetime) -> str:
+def _score(subscriber: Person, settings: Settings, now: datetime) -> str:
     """Add a soft bounce to the score as Mailman does; what happened to it."""
     last = subscriber.last_bounce_at
     if last is not None and now - last < ONE_BOUNCE_PER:

@@ -13,11 +13,11 @@ from rich.table import Table
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
-from diffusion import db, render, schedule
+from diffusion import db, render, schedule, subscriptions
 from diffusion.cli import Context, cli, console, pass_context
 from diffusion.config import Settings
 from diffusion.deliver import outbox
-from diffusion.models import Edition, Source, Subscriber
+from diffusion.models import Edition, Person, Source
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -179,9 +179,9 @@ def status(ctx: Context) -> None:
         drafts = session.exec(select(sa.func.count()).where(Edition.status == "draft")).one()
         suppressed = dict(
             session.exec(
-                select(Subscriber.status, sa.func.count())
-                .where(col(Subscriber.status).in_(("bounced", "complained", "unsubscribed")))
-                .group_by(Subscriber.status)
+                select(Person.status, sa.func.count())
+                .where(col(Person.status).in_(subscriptions.SUPPRESSED))
+                .group_by(Person.status)
             ).all()
         )
     collected = Table("source", "last fetched", "HTTP", "new items", "error", title="Sources")

@@ -188,6 +188,8 @@ class MessageTemplate:
     html: _Part
     signer: Signer | None
     addresses: verp.AddressMaker  # the signed Return-Path and mailto: address of each recipient
+    # The unsubscribe link leaves the subscriptions this email covers: those of its cadence.
+    cadence: str | None = None
 
     @classmethod
     def from_edition(
@@ -226,6 +228,7 @@ class MessageTemplate:
             html=_Part.parse(edition.html, escape=True),
             signer=Signer.from_settings(settings),
             addresses=verp.AddressMaker(link_settings, link_settings.signing_key(), edition.id),
+            cadence=edition.cadence,
         )
 
     @property
@@ -284,7 +287,9 @@ class MessageTemplate:
             "greeting": greeting(recipient.language, name),
             "name": name,
             "email": recipient.email,
-            "unsubscribe_url": links.unsubscribe_url(self.settings, recipient.id),
+            "unsubscribe_url": links.unsubscribe_url(
+                self.settings, recipient.id, cadence=self.cadence
+            ),
             "preferences_url": links.preferences_url(self.settings, recipient.id),
         }
 

@@ -145,6 +145,61 @@ STRINGS: dict[str, dict[str, str]] = {
     },
 }
 
+# Several subscriptions, approval of private audiences (issue 9).
+STRINGS.update(
+    {
+        "needs_approval": {"en": "needs an editor's approval", "fr": "sur approbation"},
+        "needs_approval_hint": {
+            "en": "Choices marked as needing approval receive items that are not public: after "
+            "you confirm, an editor of the Secretariat approves the subscription before its "
+            "first newsletter. Anyone may receive the public newsletter.",
+            "fr": "Les choix sur approbation reçoivent des informations qui ne sont pas "
+            "publiques : après votre confirmation, un responsable du Secrétariat approuve "
+            "l'abonnement avant sa première lettre. Tout le monde peut recevoir la lettre "
+            "publique.",
+        },
+        "awaiting_approval_title": {
+            "en": "Confirmed, awaiting approval",
+            "fr": "Confirmé, en attente d'approbation",
+        },
+        "awaiting_approval": {
+            "en": "Thank you: {email} is confirmed. This subscription receives items that are "
+            "not public, so an editor approves it before you receive its newsletter.",
+            "fr": "Merci : {email} est confirmée. Cet abonnement reçoit des informations qui ne "
+            "sont pas publiques : un responsable l'approuve avant que vous receviez sa lettre.",
+        },
+        "subscriptions_heading": {"en": "Your subscriptions", "fr": "Vos abonnements"},
+        "status_active": {"en": "active", "fr": "actif"},
+        "status_awaiting_approval": {
+            "en": "awaiting an editor's approval",
+            "fr": "en attente d'approbation",
+        },
+        "status_pending": {"en": "not confirmed yet", "fr": "pas encore confirmé"},
+        "status_left": {"en": "left", "fr": "quitté"},
+        "save_subscription_button": {
+            "en": "Save this subscription",
+            "fr": "Enregistrer cet abonnement",
+        },
+        "leave_button": {"en": "Leave this subscription", "fr": "Quitter cet abonnement"},
+        "left": {
+            "en": "You left {what}; your other subscriptions are unchanged.",
+            "fr": "Vous avez quitté {what} ; vos autres abonnements ne changent pas.",
+        },
+        "add_heading": {"en": "Add a subscription", "fr": "Ajouter un abonnement"},
+        "add_button": {
+            "en": "Send me a confirmation link",
+            "fr": "M'envoyer un lien de confirmation",
+        },
+        "add_sent": {
+            "en": "A link to confirm this subscription is on its way to {email}. Nothing "
+            "changes until you confirm.",
+            "fr": "Un lien pour confirmer cet abonnement est en route vers {email}. Rien ne "
+            "change avant votre confirmation.",
+        },
+        "language_heading": {"en": "Language of the emails", "fr": "Langue des courriels"},
+    }
+)
+
 AUDIENCE_LABELS: dict[str, dict[str, str]] = {
     "public": {"en": "Member of the public", "fr": "Membre du public"},
     "ngo": {"en": "NGO partner", "fr": "ONG partenaire"},
