@@ -7,6 +7,7 @@ from diffusion.bounces import verp
 from diffusion.bounces.dsn import one_line, returned_headers
 from diffusion.bounces.events import Event
 from diffusion.config import Settings
+from diffusion.tokens import Keys
 
 # Headers of the returned message that carry one of our signed addresses.
 _SIGNED_HEADERS = ("Return-Path", "List-Unsubscribe", "Delivered-To", "X-Original-To")
@@ -32,7 +33,7 @@ def _fields(message: Message) -> Message | None:
     return None
 
 
-def parse(message: Message, settings: Settings, secret: str) -> list[Event]:
+def parse(message: Message, settings: Settings, secret: Keys) -> list[Event]:
     """A complaint event for an abuse report; [] for other feedback types or other messages."""
     fields = _fields(message)
     if fields is None:

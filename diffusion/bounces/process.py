@@ -139,7 +139,7 @@ def process_bounces(
         )
     source = open_source(where, settings)
     report = BounceReport(source.name)
-    secret = settings.signing_key()
+    secret = settings.signing_keys()  # every key in use verifies
     try:
         for key, raw in source.unread():
             message = message_from_bytes(raw, policy=policy.compat32)

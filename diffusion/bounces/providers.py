@@ -23,6 +23,7 @@ from diffusion.bounces import verp
 from diffusion.bounces.events import Event, Kind
 from diffusion.config import Settings
 from diffusion.errors import DiffusionError
+from diffusion.tokens import Keys
 
 # SNS signs these fields, in this order, as "Name\nvalue\n" (those present).
 _SIGNED_FIELDS = {
@@ -101,7 +102,7 @@ def subscribe_url(envelope: dict[str, Any]) -> str | None:
     return url if (target.scheme, target.netloc) == (cert.scheme, cert.netloc) else None
 
 
-def _claim(settings: Settings, secret: str, address: object) -> verp.Claim | None:
+def _claim(settings: Settings, secret: Keys, address: object) -> verp.Claim | None:
     return verp.claim_of_address(settings, secret, address) if isinstance(address, str) else None
 
 
@@ -112,7 +113,7 @@ def _message_id(value: object) -> str | None:
     return text if text.startswith("<") else f"<{text}>"
 
 
-def ses_events(message: dict[str, Any], settings: Settings, secret: str) -> list[Event]:
+def ses_events(message: dict[str, Any], settings: Settings, secret: Keys) -> list[Event]:
     """The events of an SES notification (the SNS message's JSON body)."""
     kind = _text(message.get("notificationType") or message.get("eventType"))
     mail = _dict(message.get("mail"))
@@ -172,7 +173,7 @@ def verify_mailgun(signature: dict[str, Any], settings: Settings, *, now: dateti
     return token
 
 
-def mailgun_events(data: dict[str, Any], settings: Settings, secret: str) -> list[Event]:
+def mailgun_events(data: dict[str, Any], settings: Settings, secret: Keys) -> list[Event]:
     """The events of one Mailgun webhook's event-data."""
     event = _text(data.get("event"))
     severity = _text(data.get("severity"))

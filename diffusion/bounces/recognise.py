@@ -16,6 +16,7 @@ from flufl.bounce import _scan
 from diffusion.bounces import arf, autoreply, dsn, verp
 from diffusion.bounces.events import Event, Kind, Recognised
 from diffusion.config import Settings
+from diffusion.tokens import Keys
 
 _SEVERITY: dict[str, int] = {"hard": 3, "soft": 2, "delay": 1}
 # Words of "still trying" notices that no parser knows: a VERP return saying these is a delay.
@@ -120,7 +121,7 @@ def _attribute(events: list[Event], claim: verp.Claim) -> list[Event]:
     return others
 
 
-def recognise(message: Message, settings: Settings, secret: str) -> Recognised:
+def recognise(message: Message, settings: Settings, secret: Keys) -> Recognised:
     """What a message received at the bounce or unsubscribe address reports."""
     claims = verp.claims_of(settings, secret, message)
     unsubscribes = [claim for claim in claims if claim.purpose == verp.UNSUBSCRIBE_PURPOSE]

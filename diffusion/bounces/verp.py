@@ -3,7 +3,8 @@
 A token is short, because a local part holds at most 64 octets (RFC 5321 4.5.3.1.1), and
 lower-case, because some relays fold the case of the addresses they return mail to. It carries
 ids and an 80-bit keyed BLAKE2b MAC under a key per purpose: a bounce token can never
-pass for an unsubscribe token, nor the reverse.
+pass for an unsubscribe token, nor the reverse. Addresses are made with the current signing
+key and read with every key in use, so that mail returned after a key rotation still counts.
 """
 
 import hashlib
@@ -15,6 +16,7 @@ from email.utils import getaddresses
 from functools import lru_cache
 
 from diffusion.config import Settings
+from diffusion.tokens import Keys
 
 BOUNCE_PURPOSE, UNSUBSCRIBE_PURPOSE = "verp", "unsubscribe-mailto"
 # The headers where a delivering MTA writes the envelope recipient, then the visible ones.
@@ -47,7 +49,7 @@ def make(secret: str, purpose: str, subscriber_id: int, edition_id: int | None =
     return f"{body}-{_signature(secret, purpose, body)}"
 
 
-def read(secret: str, purpose: str, token: str) -> Claim | None:
+def read(secret: Keys, purpose: str, token: str) -> Claim | None:
     """The claim of a token, or None if it is forged, mangled or of another purpose."""
     match = _TOKEN.match(token.lower())
     if match is None:
@@ -56,7 +58,8 @@ def read(secret: str, purpose: str, token: str) -> Claim | None:
     if (edition is None) != (purpose == UNSUBSCRIBE_PURPOSE):
         return None
     body = token.lower().rpartition("-")[0]
-    if not hmac.compare_digest(signature, _signature(secret, purpose, body)):
+    keys = (secret,) if isinstance(secret, str) else secret
+    if not any(hmac.compare_digest(signature, _signature(key, purpose, body)) for key in keys):
         return None
     return Claim(purpose, int(subscriber), int(edition) if edition else None)
 
@@ -113,7 +116,7 @@ def _purposes(settings: Settings) -> dict[tuple[str, str], str]:
     }
 
 
-def claim_of_address(settings: Settings, secret: str, address: str) -> Claim | None:
+def claim_of_address(settings: Settings, secret: Keys, address: str) -> Claim | None:
     """The verified claim of one of our signed addresses; None for any other address."""
     local, domain = _split(address.strip().strip("<>"))
     base, plus, token = local.partition("+")
@@ -123,7 +126,7 @@ def claim_of_address(settings: Settings, secret: str, address: str) -> Claim | N
     return read(secret, purpose, token)
 
 
-def claims_of(settings: Settings, secret: str, message: Message) -> list[Claim]:
+def claims_of(settings: Settings, secret: Keys, message: Message) -> list[Claim]:
     """The verified claims of the addresses a message was delivered to, envelope first.
 
     Only the message's own headers are read, never its body: a returned copy of one of our

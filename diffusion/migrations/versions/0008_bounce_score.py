@@ -1,7 +1,7 @@
 """people: last_bounce_at (the bounce score's clock)
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0008
+Revises: 0007
 
 Soft bounces add to a score (people.soft_bounces) that restarts after a quiet period, as
 Mailman keeps it: the score needs the time of the last soft bounce counted. The status
@@ -15,8 +15,8 @@ from alembic import op
 
 import diffusion.models
 
-revision: str = "0006"
-down_revision: str | None = "0005"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
