@@ -23,7 +23,7 @@ from diffusion.audiences import (
     routes_to,
 )
 from diffusion.errors import InvalidInput
-from diffusion.models import SECTORS, Item
+from diffusion.models import SECTORS, Item, Organisation
 
 _T = TypeVar("_T")
 
@@ -177,6 +177,8 @@ class DigestEntry:
     tags: dict[str, list[str]] = field(default_factory=dict)
     # Set when no version in the reader's language exists: the entry is shown in `language`.
     fallback: bool = False
+    guid: str = ""
+    public: bool = True  # only a public item has a web page of its own
 
 
 @dataclass(frozen=True)
@@ -200,6 +202,8 @@ class ReferenceList:
     columns: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
     more_count: int = 0
+    # Where the whole list is online (the directory page), when the email carries part of it.
+    more_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -238,6 +242,7 @@ HEADINGS: dict[str, dict[str, str]] = {
         "focal_points": "Sector focal points",
         "expert_ngos": "Expert NGOs",
         "ngo_directory": "NGO directory",
+        "national_commissions": "National Commissions for UNESCO",
     },
     "fr": {
         "ngo_action": "Actions des ONG",
@@ -249,6 +254,7 @@ HEADINGS: dict[str, dict[str, str]] = {
         "focal_points": "Points focaux des secteurs",
         "expert_ngos": "ONG expertes",
         "ngo_directory": "Répertoire des ONG",
+        "national_commissions": "Commissions nationales pour l'UNESCO",
     },
 }
 AUDIENCE_TITLES: dict[str, dict[str, str]] = {
@@ -275,10 +281,12 @@ COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
     "en": {
         "focal_points": ("Sector", "Name", "Email", "Role"),
         "organisations": ("Organisation", "Fields", "Countries", "Contact", "Website"),
+        "national_commissions": ("National Commission", "Country", "Contact", "Email", "Website"),
     },
     "fr": {
         "focal_points": ("Secteur", "Nom", "Courriel", "Fonction"),
         "organisations": ("Organisation", "Domaines", "Pays", "Contact", "Site web"),
+        "national_commissions": ("Commission nationale", "Pays", "Contact", "Courriel", "Site web"),
     },
 }
 WEEK = {"en": "week {week}, {year}", "fr": "semaine {week}, {year}"}
@@ -349,6 +357,8 @@ def entry_for(item: Item, language: str) -> DigestEntry:
         published_at=item.published_at,
         tags={name: list(values) for name, values in sorted(item.tags.items()) if values},
         fallback=shown != language,
+        guid=item.guid,
+        public=item.public,
     )
 
 
@@ -449,7 +459,9 @@ def build_digest(
             which = (name, part.key if name == "expert_ngos" else "")
             if which not in listed:
                 listed.add(which)
-                references.append(reference_list(name, part, directory, max_rows=max_items))
+                references.append(
+                    reference_list(name, part, directory, max_rows=max_items, period=period)
+                )
     return Digest(
         segment=segment,
         period=period,
@@ -483,11 +495,47 @@ def _title(segment: Segment, language: str, directory: Directory) -> str:
     return f"{who}: {title_words}" if who else title_words
 
 
+def _changed_in(org: Organisation, period: Period | None) -> bool:
+    return period is not None and period.start <= org.updated_at < period.end
+
+
 def reference_list(
-    name: str, segment: Segment, directory: Directory, *, max_rows: int
+    name: str,
+    segment: Segment,
+    directory: Directory,
+    *,
+    max_rows: int,
+    period: Period | None = None,
 ) -> ReferenceList:
-    """A reference list for the segment: the NGO's Sectors first, the country's NGOs first."""
+    """A reference list for the segment: the NGO's Sectors first, the country's NGOs first.
+
+    With a `period`, the NGO directory is in proportion to the news: for a country, the NGOs
+    active in it and those whose entry changed in the period; for an audience without a key,
+    those that changed. The rest is counted, to be found on the directory page.
+    """
     language = segment.language
+    if name == "national_commissions":
+        countries: set[str] = set()
+        if segment.audience == "ngo" and segment.key in directory.organisations:
+            countries = {c.upper() for c in directory.organisations[segment.key].countries}
+        elif segment.key:
+            countries = {segment.key.upper()}
+        commissions = sorted(
+            (nc for code, nc in directory.national_commissions.items() if code in countries),
+            key=lambda nc: nc.country,
+        )
+        nc_rows = [
+            (nc.name, _country_name(nc.country, language), nc.contact_name or "", nc.email or "",
+             nc.website or "")
+            for nc in commissions
+        ]  # fmt: skip
+        return ReferenceList(
+            kind=name,
+            heading=heading(name, language),
+            columns=_words(COLUMNS, language)["national_commissions"],
+            rows=tuple(nc_rows[:max_rows]),
+            more_count=max(0, len(nc_rows) - max_rows),
+        )
     if name == "focal_points":
         own = set()
         if segment.audience == "ngo" and segment.key in directory.organisations:
@@ -506,6 +554,14 @@ def reference_list(
             orgs = [org for org in orgs if segment.key.upper() in {s.upper() for s in org.sectors}]
         elif segment.key:  # the NGO directory, the NGOs active in the country first
             orgs.sort(key=lambda org: segment.key.upper() not in {c.upper() for c in org.countries})
+        total = len(orgs)
+        if name == "ngo_directory" and period is not None:
+            key = segment.key.upper()
+            orgs = [
+                org
+                for org in orgs
+                if _changed_in(org, period) or (key and key in {c.upper() for c in org.countries})
+            ]
         rows = [
             (
                 org.name + (f" ({org.acronym})" if org.acronym else ""),
@@ -517,6 +573,14 @@ def reference_list(
             for org in orgs
         ]
         columns = _words(COLUMNS, language)["organisations"]
+        shown = rows[:max_rows]
+        return ReferenceList(
+            kind=name,
+            heading=heading(name, language),
+            columns=columns,
+            rows=tuple(shown),
+            more_count=total - len(shown),
+        )
     return ReferenceList(
         kind=name,
         heading=heading(name, language),
@@ -524,3 +588,10 @@ def reference_list(
         rows=tuple(rows[:max_rows]),
         more_count=max(0, len(rows) - max_rows),
     )
+
+
+def _country_name(code: str, language: str) -> str:
+    try:
+        return str(Locale.parse(language.replace("-", "_")).territories.get(code, code))
+    except (UnknownLocaleError, ValueError):
+        return code

@@ -1,7 +1,7 @@
 """people: last_bounce_at (the bounce score's clock)
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0010
+Revises: 0009
 
 Soft bounces add to a score (people.soft_bounces) that restarts after a quiet period, as
 Mailman keeps it: the score needs the time of the last soft bounce counted. The status
@@ -15,8 +15,8 @@ from alembic import op
 
 import diffusion.models
 
-revision: str = "0008"
-down_revision: str | None = "0007"
+revision: str = "0010"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
