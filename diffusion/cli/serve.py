@@ -12,12 +12,12 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
-from diffusion import db, render, schedule
+from diffusion import db, render, schedule, subscriptions
 from diffusion.cli import PERIOD, Context, cli, console, pass_context
 from diffusion.cli.output import Column, Listing, emit, emit_sections, format_option, resolve
 from diffusion.config import Settings
 from diffusion.deliver import outbox
-from diffusion.models import Edition, Source
+from diffusion.models import Edition, Person, Source
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -198,6 +198,13 @@ def status(ctx: Context, fmt: str | None) -> None:
         sources = session.exec(select(Source).order_by(col(Source.name))).all()
         per_edition = outbox.counts(session)
         drafts = session.exec(select(sa.func.count()).where(Edition.status == "draft")).one()
+        suppressed = dict(
+            session.exec(
+                select(Person.status, sa.func.count())
+                .where(col(Person.status).in_(subscriptions.SUPPRESSED))
+                .group_by(Person.status)
+            ).all()
+        )
     collected = Listing(
         [
             Column("source"),
@@ -226,6 +233,12 @@ def status(ctx: Context, fmt: str | None) -> None:
     jobs = _jobs_listing(settings, engine, now)
     engine.dispose()
     sections = {"sources": collected, "jobs": jobs, "outbox": box}
-    emit_sections(sections, fmt, console, counts={"drafts": drafts})
+    gone = {name: suppressed.get(name, 0) for name in ("bounced", "complained", "unsubscribed")}
+    emit_sections(sections, fmt, console, counts={"drafts": drafts, **gone})
     if resolve(fmt) == "table":
         console.print(f"Editions waiting for approval: {drafts}")
+        console.print(
+            f"Not mailed any more: {gone['bounced']} bounced, "
+            f"{gone['complained']} complained (spam reports), "
+            f"{gone['unsubscribed']} unsubscribed"
+        )
