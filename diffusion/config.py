@@ -16,6 +16,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from diffusion import i18n
 from diffusion.errors import ConfigError
 
 # Secrets are read from the environment only, so that a config file can be shared or committed.
@@ -50,13 +51,26 @@ class Settings(BaseSettings):
         None, description="SQLAlchemy URL; default: SQLite file var/diffusion.db under home."
     )
     timezone: str = Field("Europe/Paris", description="Time zone of the schedule and of dates.")
-    languages: list[str] = Field(["en", "fr"], description="Languages editions are built in.")
+    languages: list[str] = Field(
+        ["ar", "zh", "en", "fr", "ru", "es"],
+        description="Languages editions, pages and feeds are offered in (default: the six UN "
+        "languages); each needs a catalogue diffusion/locale/LANG/LC_MESSAGES/diffusion.po.",
+    )
     default_language: str = Field("en", description="Language used when none is asked for.")
     base_url: str = Field(
         "http://127.0.0.1:8080", description="Public address of the web pages, used in links."
     )
     organisation_name: str = Field(
         "NGO-UNESCO Partnership Diffusion", description="Name shown as the sender of editions."
+    )
+    newsletter_names: dict[str, str] = Field(
+        {},
+        description='The newsletter\'s name per language, e.g. {fr = "Lettre des partenaires"}; '
+        "a language not given uses organisation_name (its translation when left as default).",
+    )
+    sender_names: dict[str, str] = Field(
+        {},
+        description="The From display name per language; default: the newsletter's name.",
     )
     from_address: str = Field(
         "newsletter@diffusion.example.org", description="Address editions are sent from."
@@ -175,6 +189,16 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"default_language: {self.default_language!r} is not in languages {self.languages}"
             )
+        missing = [code for code in self.languages if not i18n.has_catalogue(code)]
+        if missing:
+            raise ValueError(
+                f"languages: no catalogue for {', '.join(missing)}; have "
+                f"{', '.join(i18n.available_languages())} (see diffusion/locale/README.md)"
+            )
+        for key in ("newsletter_names", "sender_names"):
+            for code in getattr(self, key):
+                if code not in self.languages:
+                    raise ValueError(f"{key}: {code!r} is not in languages {self.languages}")
         if self.smtp_url and urlsplit(self.smtp_url).scheme not in ("smtp", "smtps"):
             raise ValueError(f"smtp_url: scheme must be smtp:// or smtps://, not {self.smtp_url!r}")
         for key in ("schedule_monthly", "schedule_weekly"):

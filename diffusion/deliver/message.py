@@ -15,7 +15,7 @@ from typing import Protocol
 
 from pydantic import SecretStr
 
-from diffusion import links
+from diffusion import i18n, links
 from diffusion.config import Settings
 from diffusion.deliver.dkim import Signer
 from diffusion.errors import InvalidInput
@@ -197,10 +197,14 @@ class MessageTemplate:
         sender = check_address(settings.from_address)
         domain = sender.rpartition("@")[2]
         headers = EmailMessage()
-        headers["From"] = formataddr((one_line(settings.organisation_name), sender))
+        headers["From"] = formataddr(
+            (one_line(i18n.sender_name(settings, edition.language)), sender)
+        )
         if settings.reply_to:
             headers["Reply-To"] = check_address(settings.reply_to)
-        headers["Subject"] = one_line(edition.subject) or one_line(settings.organisation_name)
+        headers["Subject"] = one_line(edition.subject) or one_line(
+            i18n.newsletter_name(settings, edition.language)
+        )
         headers["Date"] = format_datetime(now or edition.approved_at or edition.created_at)
         headers["List-Id"] = f"<{_list_label(edition.segment)}.{settings.list_id}>"
         headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"

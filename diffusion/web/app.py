@@ -24,16 +24,16 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from diffusion import db, links, render, validate
+from diffusion import db, i18n, links, render, validate
 from diffusion.audiences import RoutingRules, load_rules
 from diffusion.collect.subscribers import add_subscriber, check_subscriber, find_subscriber
 from diffusion.config import Settings
 from diffusion.errors import DeliveryError, InvalidInput, InvalidToken
-from diffusion.i18n import direction, format_day
-from diffusion.models import SECTORS, Edition, Subscriber
+from diffusion.i18n import N_, direction, format_day
+from diffusion.models import AUDIENCES, SECTORS, Edition, Subscriber
 from diffusion.personalise import fill
 from diffusion.tokens import make_token, read_token
-from diffusion.web import catalogue
+from diffusion.vocabulary import audience_label, sector_name
 from diffusion.web.protection import (
     CSRF_COOKIE,
     CSRF_FIELD,
@@ -117,18 +117,17 @@ def _page(
     request: Request,
     template: str,
     language: str,
-    title_key: str,
+    title: str,
     *,
     status: int = 200,
     **context: Any,
 ) -> Response:
+    """A page in `language`; `title` is a msgid (marked with N_), translated here."""
     web = _web(request)
     cookie = request.cookies.get(CSRF_COOKIE)
     fresh = cookie is None
     cookie = cookie or new_csrf_cookie()
-
-    def translate(key: str, **fields: object) -> str:
-        return catalogue.text(language, key, **fields)
+    words = i18n.words(language)
 
     response = web.templates.TemplateResponse(
         request,
@@ -136,16 +135,16 @@ def _page(
         {
             "lang": language,
             "dir": direction(language),
-            "_": translate,
-            "title": translate(title_key),
-            "organisation": web.settings.organisation_name,
-            "languages": [
-                (code, catalogue.LANGUAGE_NAMES.get(code, code)) for code in web.settings.languages
-            ],
-            "sectors": [
-                (code, names[1] if language == "fr" else names[0])
-                for code, names in SECTORS.items()
-            ],
+            "_": words.gettext,
+            "gettext": words.gettext,
+            "ngettext": words.ngettext,
+            "pgettext": words.pgettext,
+            "direction": direction,
+            "title": words.gettext(title),
+            "organisation": i18n.newsletter_name(web.settings, language),
+            # The picker: each language in its own name, whatever the page's language.
+            "languages": [(code, i18n.own_name(code)) for code in web.settings.languages],
+            "sectors": [(code, sector_name(code, language)) for code in SECTORS],
             "csrf_token": csrf_token(web.secret, cookie),
             **context,
         },
@@ -167,7 +166,7 @@ def _page(
 def _message(
     request: Request,
     language: str,
-    title_key: str,
+    title: str,
     message: str,
     *,
     status: int = 200,
@@ -179,7 +178,7 @@ def _message(
         request,
         "message.html",
         language,
-        title_key,
+        title,
         status=status,
         message=message,
         error=error,
@@ -192,18 +191,29 @@ def _invalid_link(request: Request, language: str) -> Response:
     return _message(
         request,
         language,
-        "invalid_link_title",
-        catalogue.text(language, "invalid_link"),
+        N_("This link cannot be used"),
+        i18n.words(language).gettext(
+            "The link is not valid, has already been used or has expired. You can subscribe "
+            "again from the subscription page."
+        ),
         status=400,
         error=True,
         link="/?lang=" + language,
-        link_text=catalogue.text(language, "back_to_subscribe"),
+        link_text=i18n.words(language).gettext("Go to the subscription page"),
     )
 
 
 def _csrf_refused(request: Request, language: str) -> Response:
     return _message(
-        request, language, "csrf_title", catalogue.text(language, "csrf"), status=403, error=True
+        request,
+        language,
+        N_("This form has expired"),
+        i18n.words(language).gettext(
+            "For your security the form could not be accepted. Go back, reload the page and "
+            "submit it again (cookies must be allowed for this site)."
+        ),
+        status=403,
+        error=True,
     )
 
 
@@ -247,21 +257,44 @@ def _form_error(language: str, error: InvalidInput) -> str:
     what is wrong with the field in its own words, where the catalogue has them.
     """
     if language != "en" and error.field:
-        return catalogue.field_error(language, error.field) or str(error)
+        return _field_error(language, error.field) or str(error)
     return str(error)
+
+
+def _field_error(language: str, field: str) -> str | None:
+    """What is wrong with one form field, said for pages not in English."""
+    words = i18n.words(language)
+    errors = {
+        "email": words.gettext(
+            "This email address cannot be used. Check it: an address looks like "
+            "name@domain.org, and accented letters are not yet accepted before the @."
+        ),
+        "language": words.gettext("This language is not offered here."),
+        "audience": words.gettext("Choose an audience from the list."),
+        "key": words.gettext(
+            "We do not know this organisation, Sector, office or country for the chosen "
+            "audience. For an NGO, its short name (e.g. ifla); for a Sector, ED, SC, SHS, CLT "
+            "or CI; for a country, its code (e.g. CO)."
+        ),
+        "sectors": words.gettext("Choose the Sectors from the list: ED, SC, SHS, CLT or CI."),
+        "themes": words.gettext(
+            "Themes are words separated by commas, with no other signs (e.g. inclusion, "
+            "lifelong learning)."
+        ),
+        "cadence": words.gettext("Choose a monthly newsletter or a weekly digest."),
+    }
+    return errors.get(field)
 
 
 def _subscribe_page(
     request: Request, language: str, values: dict[str, Any], error: str | None = None
 ) -> Response:
-    audiences = [
-        (code, catalogue.audience_label(language, code)) for code in catalogue.AUDIENCE_LABELS
-    ]
+    audiences = [(code, audience_label(code, language)) for code in AUDIENCES]
     return _page(
         request,
         "subscribe.html",
         language,
-        "subscribe_title",
+        N_("Subscribe to the newsletter"),
         status=400 if error else 200,
         values=values,
         audiences=audiences,
@@ -311,24 +344,42 @@ def confirmation_message(settings: Settings, confirmation: Confirmation) -> Emai
     """The double opt-in message (or the "already subscribed" one), plain text, in the
     subscriber's language."""
     language = confirmation.language
-    kind = "already_mail" if confirmation.already else "confirm_mail"
+    words = i18n.words(language)
     fields = {
-        "organisation": settings.organisation_name,
+        "organisation": i18n.newsletter_name(settings, language),
         "email": confirmation.email,
         "days": settings.confirm_token_days,
         "url": confirmation.url,
     }
     message = EmailMessage()
-    message["From"] = formataddr((settings.organisation_name, settings.from_address))
+    message["From"] = formataddr((i18n.sender_name(settings, language), settings.from_address))
     message["To"] = confirmation.email
-    message["Subject"] = catalogue.text(language, f"{kind}_subject", **fields)
+    if confirmation.already:
+        subject = words.gettext("Your subscription to %(organisation)s", **fields)
+        body = words.gettext(
+            "Hello,\n\nSomeone, probably you, asked to subscribe %(email)s to the newsletter of "
+            "%(organisation)s. This address already receives it.\n\nTo change what you "
+            "receive, how often or in which language, open this link:\n\n%(url)s\n\nIf you "
+            "did not ask, ignore this message: nothing changes.\n",
+            **fields,
+        )
+    else:
+        subject = words.gettext("Confirm your subscription to %(organisation)s", **fields)
+        body = words.gettext(
+            "Hello,\n\nSomeone, probably you, asked to receive the newsletter of "
+            "%(organisation)s at %(email)s.\n\nTo confirm, open this link (valid for %(days)s "
+            "days) and press the button:\n\n%(url)s\n\nIf you did not ask for it, ignore "
+            "this message: nothing will be sent to you.\n",
+            **fields,
+        )
+    message["Subject"] = subject
     message["Date"] = formatdate(localtime=False, usegmt=True)
     message["Message-ID"] = make_msgid(domain=settings.from_address.rpartition("@")[2])
     message["Content-Language"] = language
     message["Auto-Submitted"] = "auto-generated"
     if settings.reply_to:
         message["Reply-To"] = settings.reply_to
-    message.set_content(catalogue.text(language, f"{kind}_body", **fields))
+    message.set_content(body)
     return message
 
 
@@ -374,9 +425,12 @@ async def subscribe(request: Request) -> Response:
     response = _message(
         request,
         language,
-        "subscribe_sent_title",
-        catalogue.text(
-            language, "subscribe_sent", email=address, days=web.settings.confirm_token_days
+        N_("Check your inbox"),
+        i18n.words(language).gettext(
+            "If %(email)s can receive the newsletter, a message with a confirmation link is on "
+            "its way. The link is valid for %(days)s days. Nothing is sent until you confirm.",
+            email=address,
+            days=web.settings.confirm_token_days,
         ),
     )
     # Sent after the answer, known address or not: the answer and its timing say nothing.
@@ -388,8 +442,11 @@ def _rate_limited(request: Request, language: str) -> Response:
     response = _message(
         request,
         language,
-        "rate_limited_title",
-        catalogue.text(language, "rate_limited"),
+        N_("Too many requests"),
+        i18n.words(language).gettext(
+            "Too many subscription requests were made for this address or from your network. "
+            "Please try again in an hour."
+        ),
         status=429,
         error=True,
     )
@@ -428,7 +485,13 @@ async def confirm(request: Request) -> Response:
     language = choose_language(request, web.settings, subscriber.language, form=form)
     if subscriber.status != "active":
         if form is None:
-            return _page(request, "confirm.html", language, "confirm_title", email=subscriber.email)
+            return _page(
+                request,
+                "confirm.html",
+                language,
+                N_("Confirm your subscription"),
+                email=subscriber.email,
+            )
         if not _csrf_valid(request, form):
             return _csrf_refused(request, language)
         await run_in_threadpool(_set_status, web, subscriber.id, "active", datetime.now(UTC))
@@ -436,10 +499,12 @@ async def confirm(request: Request) -> Response:
     return _message(
         request,
         language,
-        "confirmed_title",
-        catalogue.text(language, "confirmed", email=subscriber.email),
+        N_("Subscription confirmed"),
+        i18n.words(language).gettext(
+            "Thank you: %(email)s will receive the next edition.", email=subscriber.email
+        ),
         link=f"/preferences/{preferences}?lang={language}",
-        link_text=catalogue.text(language, "preferences_link"),
+        link_text=i18n.words(language).gettext("Change your preferences"),
     )
 
 
@@ -521,7 +586,7 @@ async def preferences(request: Request) -> Response:
         request,
         "preferences.html",
         language,
-        "preferences_title",
+        N_("Your preferences"),
         status=400 if error else 200,
         email=subscriber.email,
         values=values,
@@ -549,7 +614,7 @@ async def unsubscribe(request: Request) -> Response:
     if form is None:
         if subscriber is None or subscriber.status == "unsubscribed":
             return _unsubscribed(request, language, email)
-        return _page(request, "unsubscribe.html", language, "unsubscribe_title", email=email)
+        return _page(request, "unsubscribe.html", language, N_("Unsubscribe"), email=email)
     # RFC 8058: the one-click POST carries no CSRF token and gets 200, never a redirect.
     if not one_click and not _csrf_valid(request, form):
         return _csrf_refused(request, language)
@@ -565,10 +630,13 @@ def _unsubscribed(request: Request, language: str, email: str) -> Response:
     return _message(
         request,
         language,
-        "unsubscribed_title",
-        catalogue.text(language, "unsubscribed", email=email),
+        N_("You are unsubscribed"),
+        i18n.words(language).gettext(
+            "%(email)s will receive no more editions. You can subscribe again at any time.",
+            email=email,
+        ),
         link="/?lang=" + language,
-        link_text=catalogue.text(language, "back_to_subscribe"),
+        link_text=i18n.words(language).gettext("Go to the subscription page"),
     )
 
 
@@ -596,15 +664,16 @@ async def archive_index(request: Request) -> Response:
             "id": edition.id,
             "subject": edition.subject or edition.period,
             "language": edition.language,
-            "sent": catalogue.text(
-                language,
-                "archive_sent",
+            "sent": i18n.words(language).gettext(
+                "sent on %(day)s",
                 day=format_day(edition.sent_at or edition.created_at, language),
             ),
         }
         for edition in editions
     ]
-    return _page(request, "archive.html", language, "archive_title", editions=listed)
+    return _page(
+        request, "archive.html", language, N_("Archive of the newsletter"), editions=listed
+    )
 
 
 def _edition(web: Web, edition_id: int, signature: str | None) -> Edition | None:
@@ -629,8 +698,8 @@ async def archive_edition(request: Request) -> Response:
         return _message(
             request,
             language,
-            "not_found_title",
-            catalogue.text(language, "not_found"),
+            N_("Page not found"),
+            i18n.words(language).gettext("There is no page at this address."),
             status=404,
             error=True,
         )
@@ -639,7 +708,7 @@ async def archive_edition(request: Request) -> Response:
     html = fill(
         edition.html,
         {
-            "greeting": catalogue.text(edition.language, "greeting"),
+            "greeting": i18n.words(edition.language).gettext("Hello,"),
             "name": "",
             "email": "",
             "unsubscribe_url": home,
