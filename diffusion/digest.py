@@ -300,6 +300,8 @@ def build_digest(
         if entries:
             sections.append(Section(kind, heading(kind, language), entries, more_count=more))
     who = key_name(segment.audience, segment.key, language, directory)
+    if who and i18n.direction(language) == "rtl":
+        who = i18n.isolate(who)  # "IFLA" keeps its place at the start of an Arabic title
     title = i18n.words(language).pgettext(
         "edition title",
         "%(title)s, %(period)s",

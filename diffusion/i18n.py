@@ -75,7 +75,7 @@ class Words:
         return text % {"num": format_number(count, self.language), **fields}
 
     def pgettext(self, context: str, message: str, **fields: object) -> str:
-        text = self.translations.pgettext(context, message)
+        text = str(self.translations.pgettext(context, message))
         return text % fields if fields else text
 
     def npgettext(

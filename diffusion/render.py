@@ -93,9 +93,14 @@ def greeting(language: str, name: str) -> str:
     return words.gettext("Dear reader,")
 
 
+# Unicode's directional isolates are not "printable" but carry meaning in a right-to-left title.
+_BIDI_ISOLATES = frozenset("\u2066\u2067\u2068\u2069")
+
+
 def subject_line(title: str) -> str:
     """A header-safe subject: no CR/LF or other control characters, runs of spaces folded."""
-    return " ".join("".join(ch if ch.isprintable() else " " for ch in title).split())
+    kept = "".join(ch if ch.isprintable() or ch in _BIDI_ISOLATES else " " for ch in title)
+    return " ".join(kept.split())
 
 
 # -- the Jinja environment ------------------------------------------------------------------

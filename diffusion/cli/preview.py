@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 from sqlalchemy.engine import Engine
 
-from diffusion import db, render
+from diffusion import db, i18n, render
 from diffusion.audiences import parse_audience
 from diffusion.cli import Context, cli, err_console, parse_now, pass_context
 from diffusion.collect.subscribers import find_subscriber
@@ -77,7 +77,7 @@ def build_preview(
     """Build, render and personalise an edition as it would be sent, storing nothing."""
     if not audience and not subscriber_email:
         raise InvalidInput("preview: give --audience AUDIENCE[:KEY] or --subscriber EMAIL")
-    language = language or settings.default_language
+    language = i18n.offered_language(language or settings.default_language, settings.languages)
     name, key = parse_audience(audience or "")
     recipient = (
         _subscriber(engine, subscriber_email)

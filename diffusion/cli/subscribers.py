@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from diffusion import db
+from diffusion import db, i18n
 from diffusion.audiences import load_rules
 from diffusion.cli import Context, cli, console, pass_context
 from diffusion.cli.directory import print_report
@@ -101,7 +101,9 @@ def subscribers_list(ctx: Context, audience: str | None, status: str | None, fmt
 @click.option("--audience", required=True, type=click.Choice(AUDIENCES))
 @click.option("--key", default="", help="Organisation slug, Sector, Field Office or country code.")
 @click.option("--name", default="", help="How the greeting addresses them.")
-@click.option("--language", default="en", show_default=True, help="Two-letter code.")
+@click.option(
+    "--language", default="en", show_default=True, help="One of the configured `languages`."
+)
 @click.option("--sector", "sectors", multiple=True, type=click.Choice(list(SECTORS)))
 @click.option("--theme", "themes", multiple=True, help="Only items with this theme (repeat).")
 @click.option("--cadence", type=click.Choice(CADENCES), default="monthly", show_default=True)
@@ -124,6 +126,7 @@ def subscribers_add(
       diffusion subscribers add librarian@ifla.example.org --audience ngo --key ifla --language fr
       diffusion subscribers add desk@unesco.example.org --audience sector --key ED --cadence weekly
     """
+    language = i18n.offered_language(language, ctx.settings.languages)
     engine = ctx.engine
     with db.session_scope(engine) as session:
         subscriber = add_subscriber(
