@@ -1,0 +1,268 @@
+"""The six UN languages end to end: previews, French gaps, RTL, Chinese wrapping, choices."""
+
+import re
+import subprocess
+import sys
+import unicodedata
+from collections.abc import Iterator
+from email import policy
+from email.parser import BytesParser
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from digest_dataset import NOW, store
+from sqlalchemy.engine import Engine
+
+from diffusion import db, i18n, render
+from diffusion.cli import cli
+from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
+from diffusion.cli.preview import SAMPLE_EMAIL, SAMPLE_NAME, build_preview
+from diffusion.config import Settings, load_settings
+from diffusion.textwidth import display_width, wrap_width
+
+AUDIENCES = ("public", "ngo:ifla", "sector:ED", "member_state:BD")
+# The letters of each language's own words belong to this Unicode script (by character name).
+SCRIPTS = {
+    "ar": "ARABIC",
+    "zh": "CJK",
+    "ru": "CYRILLIC",
+    "en": "LATIN",
+    "fr": "LATIN",
+    "es": "LATIN",
+}
+_URL = re.compile(r"\S+@\S+|https?://\S+|\[\[diffusion:\w+\]\]")
+
+
+class OwnText(HTMLParser):
+    """Text of the page's own language: not inside an element of another `lang`, not in
+    <bdi>, not between Unicode isolates, not hidden (the preheader), not in <head>."""
+
+    VOID = frozenset("br img hr meta link input area base col embed source track wbr".split())
+
+    def __init__(self, language: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.language = language
+        self.stack: list[tuple[str, bool]] = []  # (tag, excluded)
+        self.own: list[str] = []
+        self.isolated: list[str] = []
+
+    def _excluded(self) -> bool:
+        return any(excluded for _tag, excluded in self.stack)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.VOID:
+            return
+        values = dict(attrs)
+        lang = values.get("lang")
+        excluded = (
+            tag in ("head", "bdi", "style", "script")
+            or (lang is not None and lang != self.language)
+            or "display:none" in (values.get("style") or "").replace(" ", "")
+        )
+        self.stack.append((tag, excluded))
+
+    def handle_endtag(self, tag: str) -> None:
+        while self.stack:
+            if self.stack.pop()[0] == tag:
+                break
+
+    def handle_data(self, data: str) -> None:
+        if self._excluded():
+            self.isolated.append(data)
+            return
+        outside = re.sub(f"{i18n.FSI}.*?{i18n.PDI}", " ", data, flags=re.S)
+        self.isolated.extend(re.findall(f"{i18n.FSI}(.*?){i18n.PDI}", data, flags=re.S))
+        self.own.append(outside)
+
+
+def own_words(html: str, language: str) -> tuple[str, str]:
+    parser = OwnText(language)
+    parser.feed(html)
+    return " ".join(parser.own), " ".join(parser.isolated)
+
+
+def foreign_letters(text: str, language: str) -> set[str]:
+    """Letters of `text` that are not in the language's script."""
+    script = SCRIPTS[language]
+    return {
+        char
+        for char in _URL.sub(" ", text)
+        if unicodedata.category(char).startswith("L") and script not in unicodedata.name(char, "")
+    }
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, Engine]]:
+    home = tmp_path_factory.mktemp("languages")
+    settings = load_settings(
+        home=home,
+        database_url=f"sqlite:///{home / 'digest.db'}",
+        secret_key="test-secret",
+        base_url="https://diffusion.example.org",
+    )
+    db.upgrade(settings.database)
+    engine = db.make_engine(settings.database)
+    store(engine)
+    yield settings, engine
+    engine.dispose()
+
+
+def test_languages_default_to_the_six(tmp_path: Path) -> None:
+    assert load_settings(home=tmp_path).languages == ["ar", "zh", "en", "fr", "ru", "es"]
+
+
+@pytest.mark.parametrize("language", i18n.UN_LANGUAGES)
+@pytest.mark.parametrize("audience", AUDIENCES)
+def test_previews_speak_the_readers_language_in_its_script(
+    dataset: tuple[Settings, Engine], audience: str, language: str
+) -> None:
+    settings, engine = dataset
+    preview = build_preview(
+        engine,
+        settings,
+        audience=audience,
+        language=language,
+        subscriber_email=None,
+        period="2026-11",
+        now=NOW,
+    )
+    html = preview.html
+    direction = "rtl" if language == "ar" else "ltr"
+    assert f'<html lang="{language}" dir="{direction}"' in html
+    own, isolated = own_words(html, language)
+    own = own.replace(SAMPLE_NAME, " ")
+    if language not in ("ar",):  # a key's name (IFLA) is data: isolated in Arabic, kept here
+        own = own.replace("IFLA", " ")
+    assert i18n.words(language).gettext("View this email in your browser") in own
+    assert foreign_letters(own, language) == set(), own
+    if language != "en":
+        # No English sentence of the catalogue is left in the email's own words.
+        words = i18n.words(language)
+        english = i18n.words("en")
+        for phrase in ("Dear", "View this email", "In this issue", "More online", "You receive"):
+            assert phrase not in own, phrase
+        assert english.gettext("Dear reader,") != words.gettext("Dear reader,")
+    text = preview.text
+    assert render.greeting(language, SAMPLE_NAME) in text
+    assert i18n.newsletter_name(settings, language) in text
+    if language == "ar":
+        # Embedded left-to-right text is isolated: the name, the address, the key, the links' rows.
+        assert i18n.isolate(SAMPLE_NAME) in text and i18n.isolate(SAMPLE_EMAIL) in text
+        assert SAMPLE_EMAIL in isolated
+
+
+def test_an_english_item_in_an_arabic_email_keeps_its_own_lang_and_direction(
+    dataset: tuple[Settings, Engine],
+) -> None:
+    settings, engine = dataset
+    preview = build_preview(
+        engine,
+        settings,
+        audience="ngo:ifla",
+        language="ar",
+        subscriber_email=None,
+        period="2026-11",
+        now=NOW,
+    )
+    html = preview.html
+    assert re.search(r'<div class="entry" lang="en" dir="ltr" style="text-align:left;">', html)
+    assert "text-align:right" in html and "padding-right:20px" in html
+    subject = BytesParser(policy=policy.default).parsebytes(preview.eml)["Subject"]
+    assert subject.startswith(f"{i18n.FSI}IFLA{i18n.PDI}: ")
+    assert "باللغة الإنجليزية" in html  # "in English", said in Arabic
+
+
+def test_french_gaps_sender_header_labels_and_sector_names(
+    dataset: tuple[Settings, Engine],
+) -> None:
+    settings, engine = dataset
+    preview = build_preview(
+        engine,
+        settings,
+        audience="ngo:ifla",
+        language="fr",
+        subscriber_email=None,
+        period="2026-11",
+        now=NOW,
+    )
+    message = BytesParser(policy=policy.default).parsebytes(preview.eml)
+    assert message["From"].addresses[0].display_name == "Diffusion du partenariat ONG-UNESCO"
+    assert "Diffusion du partenariat ONG-UNESCO · novembre 2026" in preview.html.replace(
+        "&middot;", "·"
+    )
+    text = preview.text
+    assert "IFLA : lettre d'information des partenaires ONG, novembre 2026" in text
+    assert "Points focaux des Secteurs" in text
+    assert "* Communication et information" in text  # a Sector by its name, not "CI"
+    assert "Courriel : " in text
+    assert "Nom:" not in text and "Email:" not in text and "Sector:" not in text
+    sector = build_preview(
+        engine,
+        settings,
+        audience="sector:ED",
+        language="fr",
+        subscriber_email=None,
+        period="2026-11",
+        now=NOW,
+    )
+    assert "Domaines : " in sector.text and "Domaines: " not in sector.text
+    assert "Éducation" in sector.text and "Domaines : ED" not in sector.text
+
+
+def test_newsletter_and_sender_names_are_configured_per_language(tmp_path: Path) -> None:
+    settings = load_settings(
+        home=tmp_path,
+        newsletter_names={"es": "Boletín de las ONG"},
+        sender_names={"ar": "فريق الشراكة"},
+    )
+    assert i18n.newsletter_name(settings, "es") == "Boletín de las ONG"
+    assert i18n.sender_name(settings, "es") == "Boletín de las ONG"
+    assert i18n.sender_name(settings, "ar") == "فريق الشراكة"
+    assert i18n.newsletter_name(settings, "ru") == "Рассылка партнерства НПО–ЮНЕСКО"
+    one_name = load_settings(home=tmp_path, organisation_name="Partners' Letter")
+    assert i18n.newsletter_name(one_name, "fr") == "Partners' Letter"
+    with pytest.raises(Exception, match="newsletter_names: 'de' is not in languages"):
+        load_settings(home=tmp_path, newsletter_names={"de": "Partnerbrief"})
+    with pytest.raises(Exception, match="languages: no catalogue for de"):
+        load_settings(home=tmp_path, languages=["en", "de"])
+
+
+def _diffusion(*args: str) -> subprocess.CompletedProcess[str]:
+    """The installed entry point, which turns errors into a line and an exit code."""
+    code = "from diffusion.cli import main; main()"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=False
+    )
+
+
+def test_the_cli_refuses_a_language_not_configured(tmp_path: Path) -> None:
+    base = ["--home", str(tmp_path), "--database-url", f"sqlite:///{tmp_path / 'd.db'}"]
+    assert CliRunner().invoke(cli, [*base, "init"]).exit_code == 0
+    refused = _diffusion(*base, "preview", "--audience", "public", "--lang", "de")
+    configured = "the configured languages are ar, zh, en, fr, ru, es"
+    assert refused.returncode == 2
+    assert f"language 'de': not offered; {configured}" in " ".join(refused.stderr.split())
+    assert "Traceback" not in refused.stderr
+    added = _diffusion(
+        *base, "subscribers", "add", "a@example.org", "--audience", "public", "--language", "de"
+    )
+    assert added.returncode == 2 and configured in " ".join(added.stderr.split())
+    assert "Traceback" not in added.stderr
+
+
+def test_chinese_wraps_between_characters_by_display_width() -> None:
+    text = (
+        "以下是本期教科文组织与非政府组织伙伴关系的公开新闻。学习型城市分享了成人学习者的经验，"
+        "并提供了第四届国际学习型城市大会的数据。"
+    )
+    lines = wrap_width(text, 72, indent="  ").split("\n")
+    assert len(lines) > 1
+    assert all(display_width(line) <= 72 for line in lines)
+    # Unicode line breaking: no line starts with a closing punctuation mark.
+    assert not any(line.strip()[:1] in "，。、：；！？）" for line in lines)
+    assert "".join(line.strip() for line in lines) == text
+    # Latin words and URLs are still never split.
+    url = "https://example.org/" + "x" * 80
+    assert wrap_width(f"see {url} now", 72) == f"see\n{url}\nnow"
