@@ -13,14 +13,18 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from digest_dataset import NOW, store
+from markupsafe import escape
 from sqlalchemy.engine import Engine
+from starlette.testclient import TestClient
+from test_web import _add
 
-from diffusion import db, i18n, render
+from diffusion import db, i18n, links, render
 from diffusion.cli import cli
 from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
 from diffusion.cli.preview import SAMPLE_EMAIL, SAMPLE_NAME, build_preview
 from diffusion.config import Settings, load_settings
 from diffusion.textwidth import display_width, wrap_width
+from diffusion.web import create_app
 
 AUDIENCES = ("public", "ngo:ifla", "sector:ED", "member_state:BD")
 # The letters of each language's own words belong to this Unicode script (by character name).
@@ -266,3 +270,48 @@ def test_chinese_wraps_between_characters_by_display_width() -> None:
     # Latin words and URLs are still never split.
     url = "https://example.org/" + "x" * 80
     assert wrap_width(f"see {url} now", 72) == f"see\n{url}\nnow"
+
+
+# Codes and formats a translated sentence quotes as they are (ifla, ED, CO, RSS...).
+_QUOTED = re.compile(r"(?<![A-Za-z])(ifla|ED|SC|SHS|CLT|CI|CO|RSS|Atom|Cookie)(?![A-Za-z])")
+
+
+@pytest.fixture
+def web_client(tmp_path: Path, sqlite_url: str) -> Iterator[tuple[Settings, TestClient]]:
+    settings = load_settings(home=tmp_path, database_url=sqlite_url, secret_key="test-secret")
+    with TestClient(create_app(settings), follow_redirects=False) as client:
+        yield settings, client
+
+
+@pytest.mark.parametrize("language", i18n.UN_LANGUAGES)
+def test_pages_are_served_in_the_six_languages_by_accept_language_or_picker(
+    web_client: tuple[Settings, TestClient], language: str
+) -> None:
+    settings, client = web_client
+    words = i18n.words(language)
+    subscriber_id = _add(settings, f"reader.{language}@example.org", language=language)
+    pages = {
+        "/": words.gettext("Subscribe to the newsletter"),
+        "/archive/": words.gettext("Archive of the newsletter"),
+        links.preferences_url(settings, subscriber_id): words.gettext("Your preferences"),
+        links.unsubscribe_url(settings, subscriber_id): words.gettext("Unsubscribe"),
+        "/confirm/not-a-token": words.gettext("This link cannot be used"),
+    }
+    for url, title in pages.items():
+        path = url.removeprefix(settings.base_url)
+        negotiated = client.get(path, headers={"Accept-Language": f"{language}-XX,de;q=0.9"})
+        picked = client.get(
+            path + ("&" if "?" in path else "?") + f"lang={language}",
+            headers={"Accept-Language": "de"},
+        )
+        for page in (negotiated, picked):
+            html = page.text
+            assert page.headers["content-language"] == language, path
+            assert f'<html lang="{language}" dir="{i18n.direction(language)}">' in html
+            assert f"<h1>{escape(title)}</h1>" in html, path
+            own, _ = own_words(html, language)
+            own = _QUOTED.sub(" ", own.replace(f"reader.{language}@example.org", " "))
+            assert foreign_letters(own, language) == set(), (path, own)
+    picker = client.get("/", headers={"Accept-Language": language}).text
+    for code, name in (("ar", "العربية"), ("zh", "中文"), ("ru", "Русский"), ("es", "Español")):
+        assert f'lang="{code}"' in picker and name in picker
