@@ -185,6 +185,8 @@ def _titles(
     audience = _FAMILY_KEY_AUDIENCE.get(family.key_type, family.audiences[0])
     description = audience_title(family.audiences[0], language)
     who = key_name(audience, key, language, directory)
+    if who and i18n.direction(language) == "rtl":
+        who = i18n.isolate(who)
     name = i18n.newsletter_name(settings, language)
     if not who:
         return name, description

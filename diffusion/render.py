@@ -317,11 +317,12 @@ def _preheader(digest: Digest, language: str) -> str:
     count = digest.item_count
     if count == 0:
         return words.gettext("Nothing new this period.")
-    first = next(entry.title for section in digest.sections for entry in section.entries)
+    titles = (entry.title for section in digest.sections for entry in section.entries)
+    first = _shorten(next(titles), 90)
+    if i18n.direction(language) == "rtl":
+        first = i18n.isolate(first)  # an English title after Arabic words keeps its own order
     lead = words.ngettext("%(num)s new item", "%(num)s new items", count)
-    return subject_line(
-        words.gettext("%(label)s: %(value)s", label=lead, value=_shorten(first, 90))
-    )
+    return subject_line(words.gettext("%(label)s: %(value)s", label=lead, value=first))
 
 
 def _context(

@@ -10,21 +10,26 @@ from email.parser import BytesParser
 from html.parser import HTMLParser
 from pathlib import Path
 
+import feedparser
 import pytest
 from click.testing import CliRunner
-from digest_dataset import NOW, store
+from digest_dataset import NOW, directory, items, store
 from markupsafe import escape
 from sqlalchemy.engine import Engine
 from starlette.testclient import TestClient
 from test_web import _add
 
 from diffusion import db, i18n, links, render
+from diffusion.audiences import load_rules
 from diffusion.cli import cli
 from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
 from diffusion.cli.preview import SAMPLE_EMAIL, SAMPLE_NAME, build_preview
-from diffusion.config import Settings, load_settings
+from diffusion.config import Settings, bundled_path, load_settings
+from diffusion.feeds import write_feeds
 from diffusion.textwidth import display_width, wrap_width
+from diffusion.vocabulary import sector_name
 from diffusion.web import create_app
+from diffusion.web.app import Confirmation, confirmation_message
 
 AUDIENCES = ("public", "ngo:ifla", "sector:ED", "member_state:BD")
 # The letters of each language's own words belong to this Unicode script (by character name).
@@ -315,3 +320,48 @@ def test_pages_are_served_in_the_six_languages_by_accept_language_or_picker(
     picker = client.get("/", headers={"Accept-Language": language}).text
     for code, name in (("ar", "العربية"), ("zh", "中文"), ("ru", "Русский"), ("es", "Español")):
         assert f'lang="{code}"' in picker and name in picker
+
+
+@pytest.mark.parametrize(
+    ("language", "name"),
+    [
+        ("ar", "نشرة الشراكة بين المنظمات غير الحكومية واليونسكو"),
+        ("zh", "非政府组织—教科文组织伙伴关系通讯"),
+        ("ru", "Рассылка партнерства НПО–ЮНЕСКО"),
+        ("es", "Difusión de la asociación ONG-UNESCO"),
+        ("fr", "Diffusion du partenariat ONG-UNESCO"),
+    ],
+)
+def test_feeds_exist_per_language_with_titles_in_it(
+    tmp_path: Path, language: str, name: str
+) -> None:
+    settings = load_settings(home=tmp_path, base_url="https://diffusion.example.org")
+    out = tmp_path / "feeds"
+    write_feeds(items(), directory(), load_rules(bundled_path("subscribers")), settings, out=out)
+    public = feedparser.parse((out / f"public.{language}.atom").read_bytes())
+    assert public.bozo == 0 and public.feed.title == name
+    assert public.feed.subtitle == i18n.words(language).pgettext(
+        "edition title", "NGO-UNESCO partnership news"
+    )
+    sector = feedparser.parse((out / f"sector/ED.{language}.rss").read_bytes())
+    assert sector.feed.language == language
+    # In Arabic every key is isolated: it may be written left to right (IFLA).
+    isolated = f"{i18n.FSI}{sector_name('ED', language)}{i18n.PDI}"
+    assert sector.feed.title.startswith(
+        (isolated if language == "ar" else sector_name("ED", language)) + " — "
+    )
+    ngo = feedparser.parse((out / f"ngo/ifla.{language}.atom").read_bytes()).feed.title
+    assert ngo.startswith(f"{i18n.FSI}IFLA{i18n.PDI} — " if language == "ar" else "IFLA — ")
+
+
+def test_confirmation_mail_in_arabic_isolates_the_address(tmp_path: Path) -> None:
+    settings = load_settings(home=tmp_path, secret_key="test-secret")
+    message = confirmation_message(
+        settings, Confirmation("ana@example.org", "ar", "https://diffusion.example.org/confirm/x")
+    )
+    name = "نشرة الشراكة بين المنظمات غير الحكومية واليونسكو"
+    assert message["From"].addresses[0].display_name == name
+    assert message["Subject"] == f"أكّدوا اشتراككم في {name}"
+    body = message.get_content()
+    assert f"{i18n.FSI}ana@example.org{i18n.PDI}" in body and "مرحبًا،" in body
+    assert message["Content-Language"] == "ar"

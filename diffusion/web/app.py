@@ -345,9 +345,10 @@ def confirmation_message(settings: Settings, confirmation: Confirmation) -> Emai
     subscriber's language."""
     language = confirmation.language
     words = i18n.words(language)
+    rtl = i18n.direction(language) == "rtl"
     fields = {
         "organisation": i18n.newsletter_name(settings, language),
-        "email": confirmation.email,
+        "email": i18n.isolate(confirmation.email) if rtl else confirmation.email,
         "days": settings.confirm_token_days,
         "url": confirmation.url,
     }
@@ -375,11 +376,11 @@ def confirmation_message(settings: Settings, confirmation: Confirmation) -> Emai
     message["Subject"] = subject
     message["Date"] = formatdate(localtime=False, usegmt=True)
     message["Message-ID"] = make_msgid(domain=settings.from_address.rpartition("@")[2])
-    message["Content-Language"] = language
     message["Auto-Submitted"] = "auto-generated"
     if settings.reply_to:
         message["Reply-To"] = settings.reply_to
     message.set_content(body)
+    message["Content-Language"] = language  # after set_content, which drops Content-* headers
     return message
 
 
