@@ -143,20 +143,21 @@ def render_feed(
     generator.pubDate(newest)
     # feedgen prepends by default; append keeps our newest-first order.
     for item in items:
-        _add_entry(generator, settings, item, entry_for(item, language))
+        _add_entry(generator, settings, item, entry_for(item, language), language)
     if fmt == "atom":
         return bytes(generator.atom_str(pretty=True))
     return bytes(generator.rss_str(pretty=True))
 
 
 def _add_entry(
-    generator: FeedGenerator, settings: Settings, item: Item, entry: DigestEntry
+    generator: FeedGenerator, settings: Settings, item: Item, entry: DigestEntry, language: str
 ) -> None:
     feed_entry = generator.add_entry(order="append")
     identifier = entry_id(settings, item)
     feed_entry.id(identifier)
     feed_entry.guid(identifier, permalink=False)
-    feed_entry.title(_xml_text(entry.title) or "(untitled)")
+    untitled = i18n.words(language).pgettext("feed entry", "(untitled)")
+    feed_entry.title(_xml_text(entry.title) or untitled)
     if entry.link:
         feed_entry.link(href=entry.link, rel="alternate")
     summary = _xml_text(entry.summary)

@@ -26,7 +26,7 @@ from diffusion.cli import cli
 from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
 from diffusion.cli.preview import SAMPLE_EMAIL, SAMPLE_NAME, build_preview
 from diffusion.config import Settings, bundled_path, load_settings
-from diffusion.feeds import write_feeds
+from diffusion.feeds import render_feed, write_feeds
 from diffusion.textwidth import display_width, wrap_width
 from diffusion.vocabulary import sector_name
 from diffusion.web import create_app
@@ -396,3 +396,34 @@ def test_arabic_and_chinese_previews_match_their_golden_text_and_mjml(
             if not REGENERATE:
                 pytest.fail(f"{path} did not exist and was written: check it and commit it")
         assert actual == path.read_text(encoding="utf-8"), f"{path.name} differs"
+
+
+def test_accept_language_picks_the_best_offered_and_never_a_refused_one(
+    web_client: tuple[Settings, TestClient],
+) -> None:
+    _settings, client = web_client
+    chosen = {
+        "zh-Hans-CN,zh;q=0.9,en;q=0.5": "zh",
+        "de-DE,ru;q=0.7,en;q=0.3": "ru",
+        "ar;q=0, es;q=0.2": "es",  # q=0: not Arabic, whatever else
+        "de": "en",  # nothing offered: the default language
+    }
+    for header, language in chosen.items():
+        page = client.get("/", headers={"Accept-Language": header})
+        assert page.headers["content-language"] == language, header
+
+
+def test_an_untitled_feed_entry_is_named_in_the_feeds_language(tmp_path: Path) -> None:
+    settings = load_settings(home=tmp_path, base_url="https://diffusion.example.org")
+    untitled = items()[0].model_copy(update={"title": "", "translations": {}})
+    for language, name in (("ar", "(بلا عنوان)"), ("zh", "（无标题）"), ("en", "(untitled)")):
+        feed = render_feed(
+            settings,
+            path=f"public.{language}.atom",
+            title="t",
+            description="d",
+            language=language,
+            items=[untitled],
+            fmt="atom",
+        )
+        assert feedparser.parse(feed).entries[0].title == name

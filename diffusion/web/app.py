@@ -105,7 +105,7 @@ def choose_language(
                 quality = float(params.strip()[2:])
             except ValueError:
                 quality = 0.0
-        if tag:
+        if tag and quality > 0:  # q=0 says "not this one" (RFC 9110)
             ranked.append((quality, tag.split("-")[0].lower()))
     for _quality, language in sorted(ranked, key=lambda pair: -pair[0]):
         if language in allowed:
