@@ -405,7 +405,8 @@ def test_accept_language_picks_the_best_offered_and_never_a_refused_one(
     chosen = {
         "zh-Hans-CN,zh;q=0.9,en;q=0.5": "zh",
         "de-DE,ru;q=0.7,en;q=0.3": "ru",
-        "ar;q=0, es;q=0.2": "es",  # q=0: not Arabic, whatever else
+        "ar;q=0, es;q=0.2": "es",
+        "de, fr;q=0": "en",  # q=0: not French, even when nothing else is offered
         "de": "en",  # nothing offered: the default language
     }
     for header, language in chosen.items():
