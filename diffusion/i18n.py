@@ -138,6 +138,8 @@ def offered_language(language: str, configured: Sequence[str]) -> str:
     lowered = {option.lower(): option for option in configured}
     if code.lower() in lowered:
         return lowered[code.lower()]
+    if base_language(code) in configured:  # fr-CA: the French catalogue
+        return base_language(code)
     raise InvalidInput(
         f"language {language!r}: not offered; the configured languages are "
         f"{', '.join(configured)} (setting `languages`)",

@@ -26,6 +26,7 @@ from diffusion.cli import cli
 from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
 from diffusion.cli.preview import SAMPLE_EMAIL, SAMPLE_NAME, build_preview
 from diffusion.config import Settings, bundled_path, load_settings
+from diffusion.errors import InvalidInput
 from diffusion.feeds import render_feed, write_feeds
 from diffusion.textwidth import display_width, wrap_width
 from diffusion.vocabulary import sector_name
@@ -240,6 +241,13 @@ def test_newsletter_and_sender_names_are_configured_per_language(tmp_path: Path)
         load_settings(home=tmp_path, newsletter_names={"de": "Partnerbrief"})
     with pytest.raises(Exception, match="languages: no catalogue for de"):
         load_settings(home=tmp_path, languages=["en", "de"])
+
+
+def test_a_regional_variant_is_its_language_and_the_error_names_the_setting() -> None:
+    assert i18n.offered_language("fr-CA", ["en", "fr"]) == "fr"
+    assert i18n.offered_language("ZH", ["zh"]) == "zh"
+    with pytest.raises(InvalidInput, match=r"'pt-BR': not offered; .* are en, fr \(setting"):
+        i18n.offered_language("pt-BR", ["en", "fr"])
 
 
 def _diffusion(*args: str) -> subprocess.CompletedProcess[str]:
