@@ -18,7 +18,7 @@ from digest_dataset import NOW, directory, items, store
 from markupsafe import escape
 from sqlalchemy.engine import Engine
 from starlette.testclient import TestClient
-from test_web import _add
+from test_web import _add, _subscriber
 
 from diffusion import db, i18n, links, render
 from diffusion.audiences import load_rules
@@ -307,7 +307,12 @@ def test_pages_are_served_in_the_six_languages_by_accept_language_or_picker(
     settings, client = web_client
     words = i18n.words(language)
     subscriber_id = _add(settings, f"reader.{language}@example.org", language=language)
+    pending_id = _add(settings, f"new.{language}@example.org", status="pending", language=language)
+    pending = _subscriber(settings, f"new.{language}@example.org")
+    assert pending is not None
+    confirm = links.confirm_url(settings, pending_id, status_changed_at=pending.status_changed_at)
     pages = {
+        confirm: words.gettext("Confirm your subscription"),
         "/": words.gettext("Subscribe to the newsletter"),
         "/archive/": words.gettext("Archive of the newsletter"),
         links.preferences_url(settings, subscriber_id): words.gettext("Your preferences"),
@@ -327,7 +332,8 @@ def test_pages_are_served_in_the_six_languages_by_accept_language_or_picker(
             assert f'<html lang="{language}" dir="{i18n.direction(language)}">' in html
             assert f"<h1>{escape(title)}</h1>" in html, path
             own, _ = own_words(html, language)
-            own = _QUOTED.sub(" ", own.replace(f"reader.{language}@example.org", " "))
+            own = own.replace(f"reader.{language}@example.org", " ")
+            own = _QUOTED.sub(" ", own.replace(f"new.{language}@example.org", " "))
             assert foreign_letters(own, language) == set(), (path, own)
     picker = client.get("/", headers={"Accept-Language": language}).text
     for code, name in (("ar", "العربية"), ("zh", "中文"), ("ru", "Русский"), ("es", "Español")):
