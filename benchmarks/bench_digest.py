@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from diffusion import db
+from diffusion.collect.directories import ensure_sectors
 from diffusion.config import load_settings
 from diffusion.editions import build_editions
 from diffusion.feeds import build_feeds
@@ -25,8 +26,8 @@ from diffusion.models import (
     Forum,
     Item,
     Organisation,
-    Sector,
-    Subscriber,
+    Person,
+    Subscription,
 )
 
 COUNTRIES = ["BD", "KE", "CO", "FJ", "SN", "NP", "IN", "VN", "FR", "DE", "BR", "EG", "PE", "MA"]
@@ -38,9 +39,7 @@ def seed(url: str, n_items: int, n_segments: int, rng: random.Random) -> None:
     engine = db.make_engine(url)
     sectors = list(SECTORS)
     with db.session_scope(engine) as session:
-        for code, (name, name_fr) in SECTORS.items():
-            session.add(Sector(code=code, name=name, name_fr=name_fr))
-        session.flush()
+        ensure_sectors(session)
         orgs = [
             Organisation(
                 slug=f"ngo{n}",
@@ -108,14 +107,11 @@ def seed(url: str, n_items: int, n_segments: int, rng: random.Random) -> None:
             seen.add((audience, rng.choice(keys[audience]), rng.choice(["en", "fr"])))
         for number, (audience, key, language) in enumerate(sorted(seen)):
             for copy in range(3):  # three readers a segment
-                session.add(
-                    Subscriber(
-                        email=f"r{number}.{copy}@example.org",
-                        audience=audience,
-                        key=key,
-                        language=language,
-                    )
-                )
+                person = Person(email=f"r{number}.{copy}@example.org", language=language)
+                session.add(person)
+                session.flush()
+                assert person.id is not None
+                session.add(Subscription(person_id=person.id, audience=audience, key=key))
     engine.dispose()
 
 

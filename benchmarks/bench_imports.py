@@ -12,6 +12,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from diffusion import db
@@ -96,7 +97,7 @@ def main() -> None:
             for name, rows, importer in (
                 ("ngos.csv", args.organisations, import_directory),
                 ("offices.csv", len(COUNTRIES), import_directory),
-                ("subscribers.csv", args.subscribers, import_subscribers),
+                ("subscribers.csv", args.subscribers, partial(import_subscribers, secret="bench")),
             ):
 
                 def run(

@@ -24,7 +24,7 @@ import httpx
 
 from diffusion import db
 from diffusion.config import Settings, load_settings
-from diffusion.models import Subscriber
+from diffusion.models import Person, Subscription
 from diffusion.tokens import make_token
 
 NOW = datetime(2026, 11, 2, 9, tzinfo=UTC)
@@ -35,9 +35,8 @@ def seed(settings: Settings, count: int) -> list[int]:
     engine = db.engine_for(settings)
     with db.session_scope(engine) as session:
         people = [
-            Subscriber(
+            Person(
                 email=f"reader{n}@example.org",
-                audience="public",
                 language="fr" if n % 3 == 0 else "en",
                 status_changed_at=NOW,
                 created_at=NOW,
@@ -47,6 +46,10 @@ def seed(settings: Settings, count: int) -> list[int]:
         session.add_all(people)
         session.flush()
         ids = [person.id for person in people if person.id is not None]
+        session.add_all(
+            Subscription(person_id=i, audience="public", status_changed_at=NOW, created_at=NOW)
+            for i in ids
+        )
     engine.dispose()
     feed = settings.feeds_dir / "public.en.atom"
     feed.parent.mkdir(parents=True, exist_ok=True)

@@ -1,10 +1,13 @@
 """Benchmark: render once per segment, personalise every recipient's message.
 
-Generates subscribers in memory over a realistic spread of segments (audiences x keys x
-languages x cadences x narrowings), renders one edition per segment (counting the calls to
+Generates people in memory over a realistic spread of segments (audiences x keys x
+languages x cadences x narrowings), some of them holding two or three subscriptions (a segment
+is then the set of their subscriptions), renders one edition per segment (counting the calls to
 mjml2html), then builds every recipient's complete message with delivery's MessageTemplate.
 
-    .venv/bin/python benchmarks/render.py [--subscribers 100000] [--seed 7]
+    .venv/bin/python benchmarks/render.py [--subscribers 100000] [--seed 7] [--several 0.2]
+
+`--several 0` is the model of one subscription per person, for comparison.
 """
 
 import argparse
@@ -54,27 +57,41 @@ def _spread() -> list[tuple[str, list[str], float]]:
     ]
 
 
-def subscribers(count: int, seed: int) -> list[tuple[Segment, Reader]]:
+def _subscription(
+    rng: random.Random, spread: list[tuple[str, list[str], float]], language: str, cadence: str
+) -> Segment:
+    audience, keys, _ = rng.choices(spread, [share for _, _, share in spread])[0]
+    key = rng.choice(keys)
+    sectors: tuple[str, ...] = ()
+    themes: tuple[str, ...] = ()
+    regions: tuple[str, ...] = ()
+    # Most people keep the defaults; a few narrow by Sector, theme or region.
+    if audience in ("ngo", "public", "liaison_committee") and rng.random() < 0.12:
+        sectors = (rng.choice(list(SECTORS)),)
+    if audience == "public" and rng.random() < 0.05:
+        themes = (rng.choice(THEMES),)
+    if audience == "liaison_committee" and rng.random() < 0.1:
+        regions = (rng.choice(REGIONS),)
+    return Segment(audience, key, language, cadence, sectors, themes, regions)
+
+
+def subscribers(count: int, seed: int, several: float = 0.2) -> list[tuple[Segment, Reader]]:
+    """(segment, reader) per person; a share `several` hold two or three subscriptions."""
     rng = random.Random(seed)
+    more = random.Random(seed + 1)  # the extra subscriptions do not change the first ones
     spread = _spread()
-    weights = [share for _, _, share in spread]
     out: list[tuple[Segment, Reader]] = []
     for number in range(1, count + 1):
-        audience, keys, _ = rng.choices(spread, weights)[0]
-        key = rng.choice(keys)
         language = rng.choices(("en", "fr", "es", "ar"), (0.55, 0.35, 0.07, 0.03))[0]
         cadence = "weekly" if rng.random() < 0.15 else "monthly"
-        sectors: tuple[str, ...] = ()
-        themes: tuple[str, ...] = ()
-        regions: tuple[str, ...] = ()
-        # Most people keep the defaults; a few narrow by Sector, theme or region.
-        if audience in ("ngo", "public", "liaison_committee") and rng.random() < 0.12:
-            sectors = (rng.choice(list(SECTORS)),)
-        if audience == "public" and rng.random() < 0.05:
-            themes = (rng.choice(THEMES),)
-        if audience == "liaison_committee" and rng.random() < 0.1:
-            regions = (rng.choice(REGIONS),)
-        segment = Segment(audience, key, language, cadence, sectors, themes, regions)
+        parts = [_subscription(rng, spread, language, cadence)]
+        if more.random() < several:
+            # An NGO contact who also reads the public news, an officer who follows a Sector.
+            for _ in range(more.choice((1, 1, 1, 2))):
+                extra = _subscription(more, spread, language, cadence)
+                if all((p.audience, p.key) != (extra.audience, extra.key) for p in parts):
+                    parts.append(extra)
+        segment = Segment.of_person(language, parts) if len(parts) > 1 else parts[0]
         reader = Reader(number, f"reader{number}@example.org", f"Reader {number}", language)
         out.append((segment, reader))
     return out
@@ -132,6 +149,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--several", type=float, default=0.2, help="Share of people with 2 or 3 subscriptions."
+    )
     args = parser.parse_args(argv)
 
     calls = 0
@@ -147,12 +167,18 @@ def main(argv: list[str] | None = None) -> None:
     home = Path(tempfile.mkdtemp(prefix="diffusion-bench-"))
     settings = load_settings(home=home, secret_key="benchmark-secret")
     started = time.perf_counter()
-    people = subscribers(args.subscribers, args.seed)
+    people = subscribers(args.subscribers, args.seed, args.several)
     by_segment: dict[Segment, list[Reader]] = defaultdict(list)
+    held: dict[int, int] = defaultdict(int)
     for segment, reader in people:
         by_segment[segment].append(reader)
+        held[len(segment.parts)] += 1
     generated = time.perf_counter() - started
-    print(f"subscribers: {len(people):,} in {len(by_segment):,} segments ({generated:.1f} s)")
+    holding = ", ".join(f"{people:,} with {n}" for n, people in sorted(held.items()))
+    print(
+        f"people: {len(people):,} ({holding} subscription(s)) in {len(by_segment):,} segments "
+        f"({generated:.1f} s)"
+    )
 
     rng = random.Random(args.seed)
     render_seconds = personalise_seconds = 0.0

@@ -35,7 +35,7 @@ from diffusion import db  # noqa: E402
 from diffusion.config import load_settings  # noqa: E402
 from diffusion.deliver import MessageTemplate, send_pending  # noqa: E402
 from diffusion.digest import Segment  # noqa: E402
-from diffusion.models import Edition, Subscriber  # noqa: E402
+from diffusion.models import Edition, Person, Subscription  # noqa: E402
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 SINK = "/usr/sbin/smtp-sink"
@@ -84,16 +84,32 @@ def free_port() -> int:
 def seed(url: str, count: int) -> None:
     engine = db.make_engine(url)
     html, text = edition_body()
-    table = Subscriber.__table__  # type: ignore[attr-defined]
+    people = Person.__table__  # type: ignore[attr-defined]
+    held = Subscription.__table__  # type: ignore[attr-defined]
     with engine.begin() as connection:
         for start in range(0, count, 5000):
+            numbers = range(start, min(count, start + 5000))
             connection.execute(
-                sa.insert(table),
+                sa.insert(people),
                 [
                     {
+                        "id": n + 1,
                         "email": f"reader{n}@bench.example.org",
                         "name": f"Reader {n}",
                         "language": "en",
+                        "status": "active",
+                        "soft_bounces": 0,
+                        "status_changed_at": NOW,
+                        "created_at": NOW,
+                    }
+                    for n in numbers
+                ],
+            )
+            connection.execute(
+                sa.insert(held),
+                [
+                    {
+                        "person_id": n + 1,
                         "audience": "liaison_committee",
                         "key": "",
                         "sectors": [],
@@ -101,11 +117,10 @@ def seed(url: str, count: int) -> None:
                         "regions": [],
                         "cadence": "monthly",
                         "status": "active",
-                        "soft_bounces": 0,
                         "status_changed_at": NOW,
                         "created_at": NOW,
                     }
-                    for n in range(start, min(count, start + 5000))
+                    for n in numbers
                 ],
             )
     with db.session_scope(engine) as session:
@@ -175,7 +190,7 @@ def child(count: int, port: int, connections: int) -> None:
         with db.session_scope(engine) as session:
             edition = session.get(Edition, 1)
             assert edition is not None
-            subscriber = session.get(Subscriber, 1)
+            subscriber = session.get(Person, 1)
             assert subscriber is not None
             sample = MessageTemplate.from_edition(edition, settings, now=NOW).personalise(
                 subscriber

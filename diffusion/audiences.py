@@ -60,6 +60,10 @@ class AudienceRules:
     include_private: bool
     rules: tuple[Rule, ...]
     references: tuple[str, ...]
+    # Addresses of these domains (and their subdomains) are approved at once for the audience.
+    approved_domains: tuple[str, ...] = ()
+    # An NGO's digest: addresses of the domain of the NGO's own contact address are approved.
+    approve_own_domain: bool = False
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -202,7 +206,15 @@ def _audience(name: str, raw: Any, where: str) -> AudienceRules:
             f"{where}: {key}: unknown audience {name!r}; expected one of {', '.join(AUDIENCES)}"
         )
     raw = _table(raw, where, key)
-    allowed = {"label", "key", "include_private", "references", "rules"}
+    allowed = {
+        "label",
+        "key",
+        "include_private",
+        "references",
+        "rules",
+        "approved_domains",
+        "approve_own_domain",
+    }
     for extra in sorted(set(raw) - allowed):
         raise RoutingError(f"{where}: {key}.{extra}: unknown setting; expected {sorted(allowed)}")
     key_type = raw.get("key")
@@ -236,6 +248,9 @@ def _audience(name: str, raw: Any, where: str) -> AudienceRules:
                 )
         private = raw_rule.get("include_private", include_private)
         rules.append(Rule(kinds, match, _bool(private, where, f"{rule_key}.include_private")))
+    domains = raw.get("approved_domains", [])
+    if not isinstance(domains, list) or not all(isinstance(d, str) and d for d in domains):
+        raise RoutingError(f"{where}: {key}.approved_domains: expected a list of domains")
     return AudienceRules(
         name=name,
         label=str(raw.get("label", name)),
@@ -243,6 +258,10 @@ def _audience(name: str, raw: Any, where: str) -> AudienceRules:
         include_private=include_private,
         rules=tuple(rules),
         references=references,
+        approved_domains=tuple(d.strip().lower().lstrip("@.") for d in domains),
+        approve_own_domain=_bool(
+            raw.get("approve_own_domain", False), where, f"{key}.approve_own_domain"
+        ),
     )
 
 

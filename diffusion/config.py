@@ -159,6 +159,11 @@ class Settings(BaseSettings):
     subscribe_limit_per_client: int = Field(
         20, ge=1, description="Subscription requests an hour from one client IP (per process)."
     )
+    pending_purge_days: int = Field(
+        30,
+        ge=1,
+        description="Days after which a subscription request never confirmed is removed.",
+    )
 
     @classmethod
     def settings_customise_sources(

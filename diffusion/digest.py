@@ -1,9 +1,12 @@
 """Pick and group the items of one segment for one period: the digest, before rendering."""
 
+import dataclasses
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_skeleton
@@ -20,7 +23,7 @@ from diffusion.audiences import (
     routes_to,
 )
 from diffusion.errors import InvalidInput
-from diffusion.models import SECTORS, Item, Subscriber
+from diffusion.models import SECTORS, Item
 from diffusion.vocabulary import audience_title, columns, heading, sector_name
 
 # The shapes below are the contract between the digest builder and the renderer (render.py):
@@ -29,7 +32,13 @@ from diffusion.vocabulary import audience_title, columns, heading, sector_name
 
 @dataclass(frozen=True)
 class Segment:
-    """Subscribers who get the same edition: same audience, key, language, narrowing, cadence."""
+    """People who get the same edition: the same subscriptions, language and cadence.
+
+    A segment of one subscription names its audience, key and narrowing here; a person's other
+    subscriptions of the same language and cadence are its `also` parts, so that they get one
+    newsletter holding what each brings. The first part is the most private one (public last):
+    an edition is listed publicly only when every part of it is public.
+    """
 
     audience: str
     key: str = ""
@@ -38,12 +47,18 @@ class Segment:
     sectors: tuple[str, ...] = ()
     themes: tuple[str, ...] = ()
     regions: tuple[str, ...] = ()
+    also: tuple["Segment", ...] = ()
 
     @property
-    def id(self) -> str:
-        """Canonical text key, stored on editions: `ngo:ifla|fr|monthly|sectors=ED,SC|themes=`."""
-        head = f"{self.audience}:{self.key}" if self.key else self.audience
-        narrowing = "|".join(
+    def parts(self) -> tuple["Segment", ...]:
+        """Each subscription of the segment as a one-part segment, the first one first."""
+        return (dataclasses.replace(self, also=()), *self.also)
+
+    def _head(self) -> str:
+        return f"{self.audience}:{self.key}" if self.key else self.audience
+
+    def _narrowing(self, separator: str) -> str:
+        return separator.join(
             f"{name}={','.join(sorted(values))}"
             for name, values in (
                 ("sectors", self.sectors),
@@ -52,11 +67,25 @@ class Segment:
             )
             if values
         )
-        return "|".join(part for part in (head, self.language, self.cadence, narrowing) if part)
+
+    @functools.cached_property
+    def id(self) -> str:
+        """Canonical text key, stored on editions: `ngo:ifla|fr|monthly|sectors=ED,SC|themes=`;
+        with several subscriptions `national_commission:BD+sector:ED;sectors=ED|en|monthly`."""
+        if not self.also:
+            narrowing = self._narrowing("|")
+            return "|".join(
+                part for part in (self._head(), self.language, self.cadence, narrowing) if part
+            )
+        heads = "+".join(
+            ";".join(piece for piece in (part._head(), part._narrowing(";")) if piece)
+            for part in self.parts
+        )
+        return f"{heads}|{self.language}|{self.cadence}"
 
     @classmethod
-    def of(cls, subscriber: Subscriber) -> "Segment":
-        """The segment a subscriber belongs to; its `id` is what editions are stored under."""
+    def of(cls, subscriber: Any) -> "Segment":
+        """The one-part segment of an object with audience, key, language, cadence, narrowing."""
         return cls(
             audience=subscriber.audience,
             key=subscriber.key,
@@ -66,6 +95,30 @@ class Segment:
             themes=tuple(sorted(subscriber.themes)),
             regions=tuple(sorted(subscriber.regions)),
         )
+
+    @classmethod
+    def of_person(cls, language: str, subscriptions: Iterable[Any]) -> "Segment":
+        """The segment of a person's active subscriptions of one cadence, in their language."""
+        parts = sorted(
+            (
+                cls(
+                    audience=s.audience,
+                    key=s.key,
+                    language=language,
+                    cadence=s.cadence,
+                    sectors=tuple(sorted(s.sectors)),
+                    themes=tuple(sorted(s.themes)),
+                    regions=tuple(sorted(s.regions)),
+                )
+                for s in subscriptions
+            ),
+            key=lambda part: (part.audience == "public", part.audience, part.key, part.id),
+        )
+        if not parts:
+            raise ValueError("a segment needs at least one subscription")
+        if len({part.cadence for part in parts}) != 1:
+            raise ValueError("a segment's subscriptions share one cadence")
+        return dataclasses.replace(parts[0], also=tuple(parts[1:]))
 
 
 @dataclass(frozen=True)
@@ -133,6 +186,8 @@ class Section:
     heading: str
     entries: tuple[DigestEntry, ...]
     more_count: int = 0  # entries left out by the cap, shown online
+    # With several subscriptions: the one that brought these entries (in the heading too).
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -282,30 +337,52 @@ def build_digest(
     and not after `now` are considered. `index` (made once for many segments) saves re-reading
     each item's tags.
     """
-    spec = rules.audience(segment.audience)
     language = segment.language
     in_period = [item for item in items if period.start <= item.published_at < period.end]
-    ranked = route(
-        [item for item in in_period if item.published_at <= now],
-        rules,
-        segment,
-        directory,
-        index=index,
-    )
-    shown, left_out = ranked[:max_items], ranked[max_items:]
+    candidates = [item for item in in_period if item.published_at <= now]
+    # Each part (subscription) brings its items, ranked its own way; an item already brought
+    # by an earlier part is not shown again.
+    brought: list[tuple[Segment, Item]] = []
+    seen: set[int] = set()
+    parts = segment.parts  # made once: entries are matched to their part by identity
+    for part in parts:
+        for item in route(candidates, rules, part, directory, index=index):
+            if id(item) not in seen:
+                seen.add(id(item))
+                brought.append((part, item))
+    shown, left_out = brought[:max_items], brought[max_items:]
+    several = len(parts) > 1
     sections = []
-    for kind in spec.kinds:
-        entries = tuple(entry_for(item, language) for item in shown if item.kind == kind)
-        more = sum(1 for item in left_out if item.kind == kind)
-        if entries:
-            sections.append(Section(kind, heading(kind, language), entries, more_count=more))
-    who = key_name(segment.audience, segment.key, language, directory)
-    if who and i18n.direction(language) == "rtl":
-        who = i18n.isolate(who)  # "IFLA" keeps its place at the start of an Arabic title
+    for part in parts:
+        reason = why(part, language, directory) if several else ""
+        for kind in rules.audience(part.audience).kinds:
+            entries = tuple(
+                entry_for(item, language) for p, item in shown if p is part and item.kind == kind
+            )
+            more = sum(1 for p, item in left_out if p is part and item.kind == kind)
+            if entries:
+                words = heading(kind, language)
+                if reason:
+                    words = i18n.words(language).pgettext(
+                        "section heading",
+                        "%(heading)s · %(reason)s",
+                        heading=words,
+                        reason=_isolated(reason, language),
+                    )
+                sections.append(Section(kind, words, entries, more_count=more, reason=reason))
+    references: list[ReferenceList] = []
+    listed: set[tuple[str, str]] = set()
+    for part in parts:
+        for name in rules.audience(part.audience).references:
+            # The directory and focal points are the same for everyone; expert NGOs are per Sector.
+            which = (name, part.key if name == "expert_ngos" else "")
+            if which not in listed:
+                listed.add(which)
+                references.append(reference_list(name, part, directory, max_rows=max_items))
     title = i18n.words(language).pgettext(
         "edition title",
         "%(title)s, %(period)s",
-        title=audience_title(segment.audience, language, who),
+        title=_title(segment, language, directory),
         period=period_name(period, language),
     )
     return Digest(
@@ -313,12 +390,35 @@ def build_digest(
         period=period,
         title=title,
         sections=tuple(sections),
-        references=tuple(
-            reference_list(name, segment, directory, max_rows=max_items) for name in spec.references
-        ),
+        references=tuple(references),
         more_url=more_url,
         more_count=len(left_out),
     )
+
+
+def why(part: Segment, language: str, directory: Directory) -> str:
+    """Why an item reached the reader, in their words: the subscription that brought it."""
+    return key_name(part.audience, part.key, language, directory) or audience_title(
+        part.audience, language
+    )
+
+
+def _isolated(name: str, language: str) -> str:
+    # "IFLA" keeps its place in an Arabic title or heading.
+    return i18n.isolate(name) if name and i18n.direction(language) == "rtl" else name
+
+
+def _title(segment: Segment, language: str, directory: Directory) -> str:
+    if segment.also:
+        names = i18n.format_items(
+            (_isolated(why(part, language, directory), language) for part in segment.parts),
+            language,
+        )
+        return i18n.words(language).pgettext(
+            "edition title", "Your newsletter: %(names)s", names=names
+        )
+    who = _isolated(key_name(segment.audience, segment.key, language, directory), language)
+    return audience_title(segment.audience, language, who)
 
 
 def reference_list(

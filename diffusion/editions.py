@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from diffusion import db
+from diffusion import db, subscriptions
 from diffusion.audiences import (
     Directory,
     RoutingIndex,
@@ -23,16 +23,11 @@ from diffusion.audiences import (
     parse_audience,
     read_directory,
 )
-from diffusion.collect.subscribers import find_subscriber
 from diffusion.config import Settings
 from diffusion.digest import Digest, Period, Segment, build_digest
 from diffusion.errors import InvalidInput, UnknownAudience, UnknownRecord
 from diffusion.links import archive_url, feed_url
-from diffusion.models import (
-    Edition,
-    Item,
-    Subscriber,
-)
+from diffusion.models import Edition, Item
 
 # Editions in these states may be built again; the others are approved or on their way out.
 REBUILDABLE = ("draft", "empty")
@@ -112,10 +107,7 @@ def digest_for(
     with db.session_scope(engine) as session:
         directory = read_directory(session)
         if subscriber_email:
-            subscriber = find_subscriber(session, subscriber_email)
-            if subscriber is None:
-                raise UnknownRecord(f"no subscriber {subscriber_email!r}; check the address")
-            segment = Segment.of(subscriber)
+            segment = _person_segment(session, subscriber_email, period)
         else:
             rules.audience(audience)
             segment = Segment(
@@ -139,20 +131,42 @@ def digest_for(
     )
 
 
+def _person_segment(session: Session, email: str, period: str | None) -> Segment:
+    """The segment of a person's active subscriptions of the period's cadence."""
+    person = subscriptions.find_person(session, email)
+    if person is None:
+        raise UnknownRecord(f"no subscriber {email!r}; check the address")
+    cadence = _cadence_of(period) if period else None
+    found = [
+        segment
+        for person_id, segment in subscriptions.people_segments(session, cadence=cadence)
+        if person_id == person.id
+    ]
+    if not found:
+        raise UnknownRecord(
+            f"{email} is {person.status} and has no active subscription"
+            + (f" of the {cadence} cadence" if cadence else "")
+        )
+    return found[0]
+
+
 def _segments(
     session: Session, rules: RoutingRules, directory: Directory, audience: str | None
 ) -> dict[Segment, int]:
-    """The segments of active subscribers (optionally of one audience or audience key)."""
-    query = select(Subscriber).where(Subscriber.status == "active")
+    """The segments of active people: each person's active subscriptions of one cadence
+    (optionally only segments holding one audience or audience key)."""
+    wanted: tuple[str, str | None] | None = None
     if audience:
         name, key = parse_audience(audience)
         rules.audience(name)
-        query = query.where(Subscriber.audience == name)
-        if key is not None:
-            query = query.where(Subscriber.key == check_key(rules, name, key, directory))
+        wanted = (name, check_key(rules, name, key, directory) if key is not None else None)
     counts: dict[Segment, int] = defaultdict(int)
-    for subscriber in session.exec(query).all():
-        counts[Segment.of(subscriber)] += 1
+    for _person_id, segment in subscriptions.people_segments(session):
+        if wanted is not None and not any(
+            part.audience == wanted[0] and wanted[1] in (None, part.key) for part in segment.parts
+        ):
+            continue
+        counts[segment] += 1
     return counts
 
 
@@ -226,7 +240,8 @@ def _key_warning(
 ) -> str | None:
     """Why a segment's audience key is no longer valid, for whoever runs the build."""
     try:
-        check_key(rules, segment.audience, segment.key, directory)
+        for part in segment.parts:
+            check_key(rules, part.audience, part.key, directory)
     except UnknownAudience as exc:
         return (
             f"{segment.id}: {exc}; its {subscribers} active subscriber(s) get nothing addressed "

@@ -1,6 +1,7 @@
 """The public addresses of the web pages, with signed tokens where a link changes a subscription."""
 
 from datetime import datetime
+from typing import Any
 
 from itsdangerous import Signer
 
@@ -15,22 +16,30 @@ def _url(settings: Settings, path: str) -> str:
     return settings.base_url.rstrip("/") + path
 
 
-def confirm_url(settings: Settings, subscriber_id: int, *, status_changed_at: datetime) -> str:
+def confirm_url(
+    settings: Settings, person_id: int, *, request: dict[str, Any], issued_at: datetime
+) -> str:
     """Double opt-in: GET shows a button, POST confirms.
 
-    The token carries when the subscription last changed status: once it changes (confirmed,
-    or unsubscribed later), the link is spent.
+    The token carries the request itself (audience, key, narrowing, language, name) and when
+    it was made: confirming it is the only thing that applies the request, and a link made
+    before the person unsubscribed, bounced or complained cannot bring them back.
     """
     token = make_token(
-        settings.signing_key(), "confirm", subscriber_id, at=status_changed_at.isoformat()
+        settings.signing_key(), "confirm", person_id, req=request, at=issued_at.isoformat()
     )
     return _url(settings, f"/confirm/{token}")
 
 
-def unsubscribe_url(settings: Settings, subscriber_id: int) -> str:
-    """GET shows a button, POST unsubscribes; also the RFC 8058 one-click POST target."""
+def unsubscribe_url(settings: Settings, subscriber_id: int, cadence: str | None = None) -> str:
+    """GET shows a button, POST unsubscribes; also the RFC 8058 one-click POST target.
+
+    With a cadence, the person leaves only their subscriptions of that cadence: those the email
+    carrying the link covered (the parameter can only narrow what the signed token allows).
+    """
     token = make_token(settings.signing_key(), "unsubscribe", subscriber_id)
-    return _url(settings, f"/unsubscribe/{token}")
+    query = f"?cadence={cadence}" if cadence else ""
+    return _url(settings, f"/unsubscribe/{token}{query}")
 
 
 def preferences_url(settings: Settings, subscriber_id: int) -> str:

@@ -1,4 +1,4 @@
-"""The tables: directory, sources and items, subscribers, editions and the outbox."""
+"""The tables: directory, sources and items, people and subscriptions, editions, the outbox."""
 
 # No `from __future__ import annotations` here: SQLModel reads the annotations at class creation.
 from datetime import UTC, date, datetime
@@ -41,7 +41,13 @@ AUDIENCES = (
     "public",
 )
 CADENCES = ("monthly", "weekly")
-SUBSCRIBER_STATUSES = ("pending", "active", "unsubscribed", "bounced")
+# A person's global status: only `active` people are mailed; the last three are suppressions.
+PERSON_STATUSES = ("pending", "active", "unsubscribed", "bounced", "complained")
+# A subscription's own status; `awaiting_approval` waits for an editor (private audiences).
+SUBSCRIPTION_STATUSES = ("pending", "awaiting_approval", "active", "left")
+# What `subscribers list --status` filters on: a row's status is its person's when that is not
+# active, else its subscription's.
+SUBSCRIBER_STATUSES = tuple(dict.fromkeys(PERSON_STATUSES + SUBSCRIPTION_STATUSES))
 EDITION_STATUSES = ("draft", "approved", "sending", "sent", "empty")
 OUTBOX_STATES = ("queued", "sending", "sent", "failed_temporary", "failed_permanent")
 
@@ -199,14 +205,39 @@ class Item(SQLModel, table=True):
     origin: str = Field(default="feed", description="feed, editorial or demo")
 
 
-class Subscriber(SQLModel, table=True):
-    """A person receiving editions of one audience, narrowed by their preferences."""
+class Person(SQLModel, table=True):
+    """Someone who receives editions: one address, a name, a language and a global status.
 
-    __tablename__ = "subscribers"
+    The global status says whether they may be mailed at all (`active`); unsubscribed, bounced
+    and complained people are suppressed whatever their subscriptions say. Only
+    diffusion/subscriptions.py changes these rows.
+    """
+
+    __tablename__ = "people"
+    # AUTOINCREMENT on SQLite: an id is never given again after a removal, so a link signed for
+    # one person never opens another's page (PostgreSQL's sequences never reuse one either).
+    __table_args__ = {"sqlite_autoincrement": True}
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(unique=True, index=True, description="Normalised address.")
     name: str = ""
     language: str = "en"
+    status: str = Field(default="active", index=True)
+    soft_bounces: int = 0
+    consent_at: datetime | None = _timestamp(nullable=True)
+    status_changed_at: datetime = _timestamp()
+    created_at: datetime = _timestamp()
+
+
+class Subscription(SQLModel, table=True):
+    """One audience (and key) a person follows, narrowed by their choices, with its own status."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (
+        sa.UniqueConstraint("person_id", "audience", "key"),
+        {"sqlite_autoincrement": True},
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(foreign_key="people.id", index=True)
     audience: str = Field(index=True)
     key: str = Field(default="", description="Audience key: Sector, country, office or NGO slug.")
     sectors: list[str] = _json_list()
@@ -214,10 +245,32 @@ class Subscriber(SQLModel, table=True):
     regions: list[str] = _json_list()
     cadence: str = "monthly"
     status: str = Field(default="active", index=True)
-    soft_bounces: int = 0
-    consent_at: datetime | None = _timestamp(nullable=True)
     status_changed_at: datetime = _timestamp()
     created_at: datetime = _timestamp()
+
+
+class ConsentEvent(SQLModel, table=True):
+    """One change of a person's or a subscription's status: when, why and from where."""
+
+    __tablename__ = "consent_events"
+    id: int | None = Field(default=None, primary_key=True)
+    person_id: int = Field(index=True)  # no foreign key: erasure deletes these with the person
+    subscription_id: int | None = None
+    at: datetime = _timestamp()
+    action: str = Field(max_length=40)
+    from_status: str = ""
+    to_status: str = ""
+    origin: str = Field(max_length=20, description="web, import, cli, bounce, complaint, ...")
+    detail: str = ""
+
+
+class Suppression(SQLModel, table=True):
+    """An erased address, kept only as a keyed hash, so that no import can mail it again."""
+
+    __tablename__ = "suppressions"
+    address_hash: str = Field(primary_key=True, max_length=64)
+    reason: str = "erased"
+    at: datetime = _timestamp()
 
 
 class Edition(SQLModel, table=True):
@@ -243,7 +296,7 @@ class Edition(SQLModel, table=True):
 
 
 class OutboxMessage(SQLModel, table=True):
-    """One edition to one subscriber: the unit of sending, retried until sent or failed."""
+    """One edition to one person: the unit of sending, retried until sent or failed."""
 
     __tablename__ = "outbox"
     __table_args__ = (
@@ -255,7 +308,9 @@ class OutboxMessage(SQLModel, table=True):
     )
     id: int | None = Field(default=None, primary_key=True)
     edition_id: int = Field(foreign_key="editions.id")
-    subscriber_id: int = Field(foreign_key="subscribers.id", index=True)
+    # The person (people.id): the column kept its name when subscribers became people, who kept
+    # their ids, so that rows queued before the change stay valid.
+    subscriber_id: int = Field(foreign_key="people.id", index=True)
     state: str = "queued"
     attempts: int = 0
     next_attempt_at: datetime | None = _timestamp(nullable=True)

@@ -112,6 +112,16 @@ def _bounces(engine: Engine, settings: Settings, now: datetime, _period: str | N
     return process_bounces(engine, settings, now=now).summary()
 
 
+def _purge(engine: Engine, settings: Settings, now: datetime, _period: str | None) -> str:
+    from diffusion import subscriptions
+
+    with db.session_scope(engine) as session:
+        count = subscriptions.purge_pending(
+            session, older_than=timedelta(days=settings.pending_purge_days), now=now
+        )
+    return f"purged {count} subscription request(s) never confirmed"
+
+
 def jobs(settings: Settings) -> list[Job]:
     """The jobs the settings ask for; a job whose interval is 0 is left out."""
     zone = settings.zone
@@ -170,6 +180,15 @@ def jobs(settings: Settings) -> list[Job]:
                 f"every {settings.schedule_bounces_minutes} min",
             )
         )
+    found.append(
+        Job(
+            "purge",
+            f"remove requests never confirmed after {settings.pending_purge_days} days",
+            CronTrigger.from_crontab("17 3 * * *", timezone=zone),
+            _purge,
+            "daily at 03:17",
+        )
+    )
     return found
 
 

@@ -215,13 +215,15 @@ def make_edition(
 def make_subscribers(
     session: Any, count: int, *, audience: str = "liaison_committee", prefix: str = "reader"
 ) -> list[Any]:
-    """`count` active English subscribers of the audience, stored."""
-    from diffusion.models import Subscriber
+    """`count` active English people with one subscription to the audience, stored."""
+    from diffusion.models import Person, Subscription
 
     people = [
-        Subscriber(email=f"{prefix}{n}@example.org", name=f"Reader {n}", audience=audience)
+        Person(email=f"{prefix}{n}@example.org", name=f"Reader {n}", status="active")
         for n in range(count)
     ]
     session.add_all(people)
+    session.flush()  # one flush for all: crash tests store 20,000 of them
+    session.add_all(Subscription(person_id=person.id, audience=audience) for person in people)
     session.flush()
     return people

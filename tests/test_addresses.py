@@ -12,14 +12,11 @@ import diffusion.cli.commands  # noqa: F401  (registers the commands)
 from diffusion import db, validate
 from diffusion.cli import cli
 from diffusion.collect.directories import import_directory
-from diffusion.collect.subscribers import (
-    add_subscriber,
-    find_subscriber,
-    import_subscribers,
-)
+from diffusion.collect.subscribers import add_subscriber, import_subscribers
 from diffusion.config import bundled_path
 from diffusion.errors import InvalidInput
-from diffusion.models import Subscriber
+from diffusion.models import Person, Subscription
+from diffusion.subscriptions import find_person as find_subscriber
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 HEADER = "email,name,language,audience,key,sectors,themes,cadence\n"
@@ -46,7 +43,7 @@ def _csv(tmp_path: Path, name: str, *rows: str) -> Path:
 
 def _addresses(engine: Engine) -> list[str]:
     with Session(engine) as session:
-        return sorted(session.exec(select(Subscriber.email)).all())
+        return sorted(session.exec(select(Person.email)).all())
 
 
 def test_subscriber_addresses_are_stored_lower_cased() -> None:
@@ -69,7 +66,7 @@ def test_internationalised_domains_are_kept_in_the_form_mail_servers_take(
         "анна@пример.рф,Anna,en,ngo,ifla,,,",
     )
     with db.session_scope(engine) as session:
-        report = import_subscribers(session, path, now=NOW)
+        report = import_subscribers(session, path, now=NOW, secret="test-secret")
     assert report.created == 1
     assert len(report.problems) == 1 and f"{path}:3:" in report.problems[0]
     assert _addresses(engine) == ["ana@xn--exmple-cua.org"]
@@ -86,23 +83,26 @@ def test_import_and_add_treat_capitals_as_the_same_person(engine: Engine, tmp_pa
         "helen@ifla.example.org,Helen again,en,ngo,ifla,,,",
     )
     with db.session_scope(engine) as session:
-        report = import_subscribers(session, first, now=NOW)
+        report = import_subscribers(session, first, now=NOW, secret="test-secret")
     assert report.created == 1
-    assert report.problems == [f"{first}:3: address helen@ifla.example.org is already on line 2"]
+    assert report.problems == [
+        f"{first}:3: address helen@ifla.example.org with ngo ifla is already on line 2"
+    ]
     again = _csv(tmp_path, "again.csv", "HELEN@ifla.example.org,Helen H.,fr,ngo,IFLA,,,")
     with db.session_scope(engine) as session:
-        report = import_subscribers(session, again, now=NOW)
+        report = import_subscribers(session, again, now=NOW, secret="test-secret")
     assert (report.created, report.updated) == (0, 1)
     with db.session_scope(engine) as session:
         added = add_subscriber(
             session, email="helen@Ifla.Example.ORG", audience="ngo", key="ifla", now=NOW
         )
-        assert added.language == "en"
+        assert added.language == "fr"  # adding a subscription keeps the person's language
     assert _addresses(engine) == ["helen@ifla.example.org"]
     with Session(engine) as session:
         found = find_subscriber(session, " HeLeN@ifla.example.org")
         assert found is not None
-        assert (found.email, found.key) == ("helen@ifla.example.org", "ifla")
+        held = session.exec(select(Subscription.key).where(Subscription.person_id == found.id))
+        assert (found.email, list(held)) == ("helen@ifla.example.org", ["ifla"])
         assert find_subscriber(session, "someone@ifla.example.org") is None
 
 
@@ -163,6 +163,8 @@ def test_key_types_follow_the_editors_routing_rules(sqlite_url: str, tmp_path: P
     assert imported.exit_code == 1
     assert f"{rows}:3: key: missing; audience liaison_committee needs one" in imported.output
     with Session(engine) as session:
-        keys = session.exec(select(Subscriber.email, Subscriber.key).order_by(Subscriber.email))
+        keys = session.exec(
+            select(Person.email, Subscription.key).join(Subscription).order_by(Person.email)
+        )
         assert list(keys) == [("chair@example.org", "BD"), ("member@example.org", "FR")]
     engine.dispose()

@@ -16,7 +16,7 @@ from diffusion.cli import commands as _commands  # noqa: F401  (registers the co
 from diffusion.config import Settings
 from diffusion.deliver import outbox
 from diffusion.deliver.bounces import BounceReport, parse_dsn, process_bounces
-from diffusion.models import OutboxMessage, Subscriber
+from diffusion.models import OutboxMessage, Person
 from tests.smtpserver import make_edition, make_subscribers
 
 NOW = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
@@ -74,7 +74,7 @@ def sent_to(engine: Engine, settings: Settings, count: int) -> dict[str, OutboxM
         people = make_subscribers(session, count)
         outbox.enqueue(session, edition, people, settings, now=NOW)
     with db.session_scope(engine) as session:
-        rows = session.exec(select(OutboxMessage, Subscriber.email).join(Subscriber)).all()
+        rows = session.exec(select(OutboxMessage, Person.email).join(Person)).all()
         for row, _email in rows:
             assert row.message_id is not None  # decided when queued
             row.state = "sent"
@@ -82,9 +82,9 @@ def sent_to(engine: Engine, settings: Settings, count: int) -> dict[str, OutboxM
         return {email: row for row, email in rows}
 
 
-def subscriber(engine: Engine, email: str) -> Subscriber:
+def subscriber(engine: Engine, email: str) -> Person:
     with db.session_scope(engine) as session:
-        found = session.exec(select(Subscriber).where(Subscriber.email == email)).one()
+        found = session.exec(select(Person).where(Person.email == email)).one()
         return found
 
 

@@ -19,7 +19,7 @@ from diffusion.deliver import MessageTemplate, send_one
 from diffusion.deliver.message import greeting
 from diffusion.digest import Segment
 from diffusion.errors import DeliveryError, InvalidInput
-from diffusion.models import Edition, Subscriber
+from diffusion.models import Edition, Person
 from diffusion.personalise import fill
 from diffusion.tokens import read_token
 from tests.smtpserver import EDITION_HTML, EDITION_TEXT, RecordingServer, smtp_server
@@ -52,12 +52,11 @@ def edition(subject: str = "NGO partners' newsletter, November 2026", **fields: 
     )
 
 
-def reader(number: int = 3, name: str = "Amina Diallo", email: str = "") -> Subscriber:
-    return Subscriber(
+def reader(number: int = 3, name: str = "Amina Diallo", email: str = "") -> Person:
+    return Person(
         id=number,
         email=email or f"reader{number}@example.org",
         name=name,
-        audience="liaison_committee",
         language="en",
     )
 
@@ -86,8 +85,9 @@ def test_a_personalised_message_has_the_headers_and_parts_of_a_newsletter(
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     https, mailto = [part.strip() for part in message["List-Unsubscribe"].split(",")]
     assert https.startswith("<https://diffusion.example.org/unsubscribe/")
-    token = https.removesuffix(">").rsplit("/", 1)[1]
+    token, _, query = https.removesuffix(">").rsplit("/", 1)[1].partition("?")
     assert read_token("test-secret", "unsubscribe", token)["sub"] == 3
+    assert query == "cadence=monthly"  # it leaves the subscriptions this email covers
     assert mailto == "<mailto:unsubscribe@diffusion.example.org?subject=unsubscribe>"
 
     assert message.get_content_type() == "multipart/alternative"

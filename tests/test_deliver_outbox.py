@@ -20,7 +20,8 @@ from diffusion.config import Settings
 from diffusion.deliver import outbox, send_pending
 from diffusion.digest import Segment
 from diffusion.errors import InvalidInput
-from diffusion.models import Edition, OutboxMessage, Subscriber
+from diffusion.models import Edition, OutboxMessage, Person
+from tests.people import enrol
 from tests.smtpserver import RecordingServer, make_edition, make_subscribers, smtp_server
 
 __all__ = ["smtp_server"]
@@ -39,7 +40,7 @@ def seed(engine: Engine, count: int, **edition: Any) -> int:
 
 
 def states(engine: Engine, edition_id: int | None = None) -> dict[str, OutboxMessage]:
-    query = select(OutboxMessage, Subscriber.email).join(Subscriber)
+    query = select(OutboxMessage, Person.email).join(Person)
     if edition_id is not None:
         query = query.where(OutboxMessage.edition_id == edition_id)
     with db.session_scope(engine) as session:
@@ -52,9 +53,9 @@ def test_enqueue_adds_the_segment_once(engine: Engine, settings: Settings) -> No
         make_subscribers(session, 5)
         make_subscribers(session, 2, audience="ngo", prefix="ngo")
         lc = "liaison_committee"
-        session.add(Subscriber(email="fr@example.org", audience=lc, language="fr"))
-        session.add(Subscriber(email="gone@example.org", audience=lc, status="unsubscribed"))
-        session.add(Subscriber(email="ed@example.org", audience=lc, sectors=["ED"]))
+        enrol(session, email="fr@example.org", audience=lc, language="fr")
+        enrol(session, email="gone@example.org", audience=lc, status="unsubscribed")
+        enrol(session, email="ed@example.org", audience=lc, sectors=["ED"])
         session.flush()
         people = outbox.segment_subscribers(session, edition)
         added = outbox.enqueue(session, edition, people, settings, now=NOW)
@@ -66,8 +67,8 @@ def test_enqueue_adds_the_segment_once(engine: Engine, settings: Settings) -> No
     # A narrowed segment takes only its own: the reader of Education, and of it alone.
     with db.session_scope(engine) as session:
         lc = "liaison_committee"
-        session.add(Subscriber(email="ed-sc@example.org", audience=lc, sectors=["SC", "ED"]))
-        session.add(Subscriber(email="ed2@example.org", audience=lc, sectors=["ED"], themes=[]))
+        enrol(session, email="ed-sc@example.org", audience=lc, sectors=["SC", "ED"])
+        enrol(session, email="ed2@example.org", audience=lc, sectors=["ED"], themes=[])
         narrowed = make_edition(session, period="2026-12")
         narrowed.segment = Segment(lc, sectors=("ED",)).id
         session.flush()
@@ -82,7 +83,7 @@ def test_each_recipient_ends_in_the_state_its_server_reply_calls_for(
     edition_id = seed(engine, 4)
     with db.session_scope(engine) as session:
         for name in ("defer", "refuse", "drop", "slow"):
-            session.add(Subscriber(email=f"{name}@example.org", audience="liaison_committee"))
+            enrol(session, email=f"{name}@example.org", audience="liaison_committee")
     smtp_server.rcpt_reply = lambda a: {
         "defer@example.org": "451 4.7.1 greylisted, try again",
         "refuse@example.org": "550 5.1.1 no such mailbox",

@@ -22,8 +22,9 @@ from diffusion.models import (
     Forum,
     Item,
     Organisation,
+    Person,
     Source,
-    Subscriber,
+    Subscription,
 )
 
 NOW = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
@@ -52,7 +53,8 @@ def test_demo_loads_everything_once(engine: Engine, settings: Settings) -> None:
     first = load_demo(engine, settings, now=NOW)
     with Session(engine) as session:
         items = session.exec(select(Item)).all()
-        subscribers = session.exec(select(Subscriber)).all()
+        subscribers = session.exec(select(Subscription)).all()
+        people = {p.id: p for p in session.exec(select(Person))}
         organisations = {o.slug for o in session.exec(select(Organisation))}
         offices = {o.code: o for o in session.exec(select(FieldOffice))}
         forums = {f.slug for f in session.exec(select(Forum))}
@@ -72,7 +74,7 @@ def test_demo_loads_everything_once(engine: Engine, settings: Settings) -> None:
     assert sum(item.published_at >= current.start for item in items) >= 20
     assert len(subscribers) >= 50
     assert {s.audience for s in subscribers} == set(AUDIENCES)
-    assert {s.language for s in subscribers} == {"en", "fr"}
+    assert {p.language for p in people.values()} == {"en", "fr"}
     assert any(s.cadence == "weekly" for s in subscribers)
     assert any(s.sectors or s.themes for s in subscribers)
     assert {"ifla", "icsc"} <= organisations and len(organisations) >= 20
@@ -87,7 +89,7 @@ def test_demo_loads_everything_once(engine: Engine, settings: Settings) -> None:
     assert (again.directory.created, again.subscribers.created, again.entries.created) == (0, 0, 0)
     with Session(engine) as session:
         assert len(session.exec(select(Item)).all()) == len(items)
-        assert len(session.exec(select(Subscriber)).all()) == len(subscribers)
+        assert len(session.exec(select(Subscription)).all()) == len(subscribers)
         assert len(session.exec(select(Source)).all()) == len(first.sources)
 
 

@@ -22,7 +22,8 @@ from diffusion.config import Settings, bundled_path, load_settings
 from diffusion.digest import Digest, Period, Segment, build_digest
 from diffusion.editions import BuildResult, build_editions, digest_for
 from diffusion.errors import InvalidInput, UnknownAudience
-from diffusion.models import Edition, Item, Subscriber
+from diffusion.models import Edition, Item
+from tests.people import enrol
 
 ZONE = load_settings().zone
 NOVEMBER = Period.parse("2026-11", ZONE)
@@ -225,7 +226,7 @@ def test_an_audience_with_nothing_this_period_gets_an_empty_digest() -> None:
 def _subscribe(engine: Engine, *rows: tuple[str, str, str, str]) -> None:
     with db.session_scope(engine) as session:
         for email, audience, key, language in rows:
-            session.add(Subscriber(email=email, audience=audience, key=key, language=language))
+            enrol(session, email=email, audience=audience, key=key, language=language)
 
 
 SUBSCRIBERS = (
@@ -249,9 +250,7 @@ def test_build_editions_stores_one_rendered_edition_per_segment(
     store(engine)
     _subscribe(engine, *SUBSCRIBERS)
     with db.session_scope(engine) as session:
-        session.add(
-            Subscriber(email="gone@example.org", audience="sector", key="SC", status="unsubscribed")
-        )
+        enrol(session, email="gone@example.org", audience="sector", key="SC", status="unsubscribed")
     results = _by_segment(build_editions(engine, settings, now=NOW, period="2026-11"))
     assert set(results) == {
         "ngo:ifla|en|monthly",
@@ -316,9 +315,7 @@ def test_drafts_and_empty_editions_are_rebuilt_and_filtered_by_audience(
 
     # A weekly period builds weekly segments only; nothing this week: an empty edition.
     with db.session_scope(engine) as session:
-        session.add(
-            Subscriber(email="w@example.org", audience="field_office", key="apia", cadence="weekly")
-        )
+        enrol(session, email="w@example.org", audience="field_office", key="apia", cadence="weekly")
     weekly = build_editions(engine, settings, now=NOW, period="2026-W47")
     assert [(r.segment, r.status, r.item_count) for r in weekly] == [
         ("field_office:apia|en|weekly", "empty", 0)

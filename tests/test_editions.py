@@ -16,8 +16,9 @@ from diffusion.cli import cli
 from diffusion.config import Settings, load_settings
 from diffusion.editions import build_editions
 from diffusion.errors import TemplateError
-from diffusion.models import Edition, Subscriber
+from diffusion.models import Edition
 from diffusion.web import create_app
+from tests.people import enrol
 
 with warnings.catch_warnings():  # Starlette 1.x suggests httpx2; httpx is what we have
     warnings.simplefilter("ignore")
@@ -32,7 +33,7 @@ VIEW_IN_BROWSER = re.compile(
 def _subscribe(engine: Engine, *rows: tuple[str, str, str, str]) -> None:
     with db.session_scope(engine) as session:
         for email, audience, key, language in rows:
-            session.add(Subscriber(email=email, audience=audience, key=key, language=language))
+            enrol(session, email=email, audience=audience, key=key, language=language)
 
 
 def _editions(engine: Engine) -> dict[str, Edition]:

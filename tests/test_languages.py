@@ -10,6 +10,7 @@ from email import policy
 from email.parser import BytesParser
 from html.parser import HTMLParser
 from pathlib import Path
+from types import SimpleNamespace
 
 import feedparser
 import pytest
@@ -20,12 +21,13 @@ from sqlalchemy.engine import Engine
 from starlette.testclient import TestClient
 from test_web import _add, _subscriber
 
-from diffusion import db, i18n, links, render
+from diffusion import db, i18n, links, render, subscriptions
 from diffusion.audiences import load_rules
 from diffusion.cli import cli
 from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
 from diffusion.cli.preview import SAMPLE_EMAIL, SAMPLE_NAME, build_preview
 from diffusion.config import Settings, bundled_path, load_settings
+from diffusion.digest import Period, Segment, build_digest
 from diffusion.errors import InvalidInput
 from diffusion.feeds import render_feed, write_feeds
 from diffusion.textwidth import display_width, wrap_width
@@ -310,7 +312,12 @@ def test_pages_are_served_in_the_six_languages_by_accept_language_or_picker(
     pending_id = _add(settings, f"new.{language}@example.org", status="pending", language=language)
     pending = _subscriber(settings, f"new.{language}@example.org")
     assert pending is not None
-    confirm = links.confirm_url(settings, pending_id, status_changed_at=pending.status_changed_at)
+    wish = subscriptions.Request(
+        email=pending.email, name="", language=language, audience="public", key=""
+    )
+    confirm = links.confirm_url(
+        settings, pending_id, request=wish.claims(), issued_at=pending.status_changed_at
+    )
     pages = {
         confirm: words.gettext("Confirm your subscription"),
         "/": words.gettext("Subscribe to the newsletter"),
@@ -442,3 +449,38 @@ def test_an_untitled_feed_entry_is_named_in_the_feeds_language(tmp_path: Path) -
             fmt="atom",
         )
         assert feedparser.parse(feed).entries[0].title == name
+
+
+@pytest.mark.parametrize("language", i18n.UN_LANGUAGES)
+def test_a_newsletter_of_several_subscriptions_is_titled_and_headed_in_the_readers_language(
+    language: str,
+) -> None:
+    subscriptions = [
+        SimpleNamespace(
+            audience=audience, key=key, cadence="monthly", sectors=(), themes=(), regions=()
+        )
+        for audience, key in (("national_commission", "BD"), ("sector", "ED"))
+    ]
+    digest = build_digest(
+        items(),
+        directory(),
+        load_rules(bundled_path("subscribers")),
+        segment=Segment.of_person(language, subscriptions),
+        period=Period.parse("2026-11", load_settings().zone),
+        now=NOW,
+        max_items=40,
+    )
+    words = i18n.words(language)
+    country, sector = i18n.country_name("BD", language), sector_name("ED", language)
+    assert {section.reason for section in digest.sections} == {country, sector}
+    names = {country, sector}
+    if i18n.direction(language) == "rtl":
+        names = {i18n.isolate(name) for name in names}
+    assert all(name in digest.title for name in names), digest.title
+    for text in (digest.title, *(section.heading for section in digest.sections)):
+        own = re.sub(f"{i18n.FSI}.*?{i18n.PDI}", " ", text)
+        assert foreign_letters(own, language) == set(), text
+    if language == "fr":
+        assert digest.title == "Votre lettre d'information : Bangladesh et Éducation, novembre 2026"
+    heading = words.pgettext("section heading", "NGO actions")
+    assert f"{heading} · " in " ".join(section.heading for section in digest.sections)

@@ -20,7 +20,7 @@ from diffusion.cli import cli
 from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
 from diffusion.cli.preview import SAMPLE_EMAIL, build_preview
 from diffusion.config import Settings, load_settings
-from diffusion.models import Subscriber
+from tests.people import enrol
 
 HEADERS = (
     "From",
@@ -40,14 +40,13 @@ def base(sqlite_url: str, tmp_path: Path) -> list[str]:
     engine = db.make_engine(sqlite_url)
     store(engine)
     with db.session_scope(engine) as session:
-        session.add(
-            Subscriber(
-                email="helen@ifla.example.org",
-                name="Hélène Bibliothèque",
-                language="fr",
-                audience="ngo",
-                key="ifla",
-            )
+        enrol(
+            session,
+            email="helen@ifla.example.org",
+            name="Hélène Bibliothèque",
+            language="fr",
+            audience="ngo",
+            key="ifla",
         )
     engine.dispose()
     return ["--home", str(tmp_path), "--database-url", sqlite_url]

@@ -34,11 +34,11 @@ def paris(tmp_path: Path, sqlite_url: str) -> Settings:
 
 def test_default_jobs_collect_hourly_send_and_build_editions(paris: Settings) -> None:
     jobs = {job.name: job for job in schedule.jobs(paris)}
-    assert list(jobs) == ["collect", "monthly", "weekly", "send"]
+    assert list(jobs) == ["collect", "monthly", "weekly", "send", "purge"]
     assert jobs["collect"].when == "every 60 min"
     assert jobs["monthly"].takes_period and not jobs["collect"].takes_period
     quiet = paris.model_copy(update={"schedule_collect_minutes": 0, "schedule_retry_minutes": 0})
-    assert [job.name for job in schedule.jobs(quiet)] == ["monthly", "weekly"]
+    assert [job.name for job in schedule.jobs(quiet)] == ["monthly", "weekly", "purge"]
 
 
 def test_monthly_newsletter_is_the_first_monday_at_nine_across_daylight_saving(
@@ -260,7 +260,7 @@ def test_bounces_job_reads_the_configured_maildir(paris: Settings) -> None:
     assert "1 hard" in summary
     with engine.connect() as connection:
         status = connection.execute(
-            sa.text("SELECT status FROM subscribers WHERE email = 'gone@example.org'")
+            sa.text("SELECT status FROM people WHERE email = 'gone@example.org'")
         ).scalar()
     assert status == "bounced"
     engine.dispose()

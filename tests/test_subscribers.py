@@ -1,4 +1,4 @@
-"""Subscribers: CSV import with FILE:LINE problems, upserts by address, add, remove, CLI."""
+"""Subscribers: CSV import with FILE:LINE problems, upserts by address and audience, CLI."""
 
 import json
 from datetime import UTC, datetime
@@ -10,19 +10,16 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 import diffusion.cli.commands  # noqa: F401  (registers the commands)
-from diffusion import db
+from diffusion import db, subscriptions
 from diffusion.cli import cli, main
 from diffusion.collect.directories import import_directory
-from diffusion.collect.subscribers import (
-    add_subscriber,
-    import_subscribers,
-    remove_subscriber,
-)
+from diffusion.collect.subscribers import add_subscriber, import_subscribers
 from diffusion.errors import InvalidInput
-from diffusion.models import Edition, OutboxMessage, Subscriber
+from diffusion.models import Edition, OutboxMessage, Person, Subscription
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 LATER = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
+SECRET = "test-secret"
 HEADER = "email,name,language,audience,key,sectors,themes,cadence\n"
 DIRECTORY = """\
 organisations:
@@ -61,17 +58,19 @@ def test_one_bad_row_is_reported_by_line_and_the_others_imported(
         "desk@unesco.example.org,Desk,fr,sector,ED,,,weekly",
     )
     with db.session_scope(engine) as session:
-        report = import_subscribers(session, path, now=NOW)
+        report = import_subscribers(session, path, now=NOW, secret=SECRET)
     assert report.created == 2
     assert len(report.problems) == 1
     assert report.problems[0].startswith(f"{path}:3: address 'broken-address': ")
     with Session(engine) as session:
-        rows = session.exec(select(Subscriber).order_by(Subscriber.email)).all()
-    assert [(s.email, s.audience, s.key, s.cadence) for s in rows] == [
+        rows = session.exec(
+            select(Person, Subscription).join(Subscription).order_by(Person.email)
+        ).all()
+    assert [(p.email, s.audience, s.key, s.cadence) for p, s in rows] == [
         ("desk@unesco.example.org", "sector", "ED", "weekly"),
         ("librarian@ifla.example.org", "ngo", "ifla", "monthly"),
     ]
-    assert all(s.status == "active" and s.consent_at == NOW for s in rows)
+    assert all(p.status == s.status == "active" and p.consent_at == NOW for p, s in rows)
 
 
 def test_a_bad_row_after_a_cell_spanning_lines_is_named_by_its_first_line(
@@ -85,7 +84,7 @@ def test_a_bad_row_after_a_cell_spanning_lines_is_named_by_its_first_line(
         "reader@example.org,Reader,en,public,,,,",
     )
     with db.session_scope(engine) as session:
-        report = import_subscribers(session, path, now=NOW)
+        report = import_subscribers(session, path, now=NOW, secret=SECRET)
     # The header is line 1, Helen lines 2-4, the bad row lines 5-6.
     assert report.created == 2
     assert len(report.problems) == 1
@@ -115,7 +114,7 @@ def test_each_kind_of_bad_value_is_named(
     _load_directory(engine, directory)
     path = _csv(tmp_path, row)
     with db.session_scope(engine) as session:
-        report = import_subscribers(session, path, now=NOW)
+        report = import_subscribers(session, path, now=NOW, secret=SECRET)
     assert report.created == 0
     assert len(report.problems) == 1
     assert report.problems[0].startswith(f"{path}:2: ")
@@ -123,27 +122,38 @@ def test_each_kind_of_bad_value_is_named(
     engine.dispose()
 
 
-def test_reimport_updates_in_place_by_normalised_address(
+def test_reimport_updates_in_place_by_normalised_address_and_audience(
     engine: Engine, tmp_path: Path, directory: Path
 ) -> None:
     _load_directory(engine, directory)
     first = _csv(tmp_path, "helen@ifla.example.org,Helen,en,ngo,ifla,,,")
     with db.session_scope(engine) as session:
-        import_subscribers(session, first, now=NOW)
+        import_subscribers(session, first, now=NOW, secret=SECRET)
     second = _csv(
         tmp_path,
         "helen@IFLA.Example.org,Helen Okafor,fr,ngo,ifla,CI,libraries,weekly",
-        "helen@ifla.example.org,Duplicate,en,public,,,,",
+        "helen@ifla.example.org,,fr,public,,,,",
+        "HELEN@ifla.example.org,Duplicate,en,ngo,IFLA,,,",
         name="again.csv",
     )
     with db.session_scope(engine) as session:
-        report = import_subscribers(session, second, now=LATER)
-    assert (report.created, report.updated) == (0, 1)
-    assert report.problems == [f"{second}:3: address helen@ifla.example.org is already on line 2"]
+        report = import_subscribers(session, second, now=LATER, secret=SECRET)
+    # The second line adds a subscription to the same person; the third repeats the first.
+    assert (report.created, report.updated) == (0, 2)
+    assert report.problems == [
+        f"{second}:4: address helen@ifla.example.org with ngo ifla is already on line 2"
+    ]
     with Session(engine) as session:
-        (helen,) = session.exec(select(Subscriber)).all()
-    assert (helen.name, helen.language, helen.cadence) == ("Helen Okafor", "fr", "weekly")
-    assert (helen.sectors, helen.themes, helen.consent_at) == (["CI"], ["libraries"], NOW)
+        (helen,) = session.exec(select(Person)).all()
+        ngo, public = session.exec(select(Subscription).order_by(Subscription.id)).all()
+    assert (helen.name, helen.language, helen.consent_at) == ("Helen Okafor", "fr", NOW)
+    assert (ngo.audience, ngo.sectors, ngo.themes, ngo.cadence) == (
+        "ngo",
+        ["CI"],
+        ["libraries"],
+        "weekly",
+    )
+    assert (public.audience, public.person_id, public.status) == ("public", helen.id, "active")
 
 
 def test_a_file_without_the_required_columns_is_refused(sqlite_url: str, tmp_path: Path) -> None:
@@ -151,11 +161,13 @@ def test_a_file_without_the_required_columns_is_refused(sqlite_url: str, tmp_pat
     path.write_text("email,name\na@example.org,A\n")
     engine = db.make_engine(sqlite_url)
     with db.session_scope(engine) as session, pytest.raises(InvalidInput, match=r":1: missing"):
-        import_subscribers(session, path, now=NOW)
+        import_subscribers(session, path, now=NOW, secret=SECRET)
     engine.dispose()
 
 
-def test_add_then_remove_erases_the_row_and_its_outbox(engine: Engine, directory: Path) -> None:
+def test_add_then_erase_removes_the_person_and_their_outbox(
+    engine: Engine, directory: Path
+) -> None:
     _load_directory(engine, directory)
     with db.session_scope(engine) as session:
         subscriber = add_subscriber(
@@ -179,17 +191,22 @@ def test_add_then_remove_erases_the_row_and_its_outbox(engine: Engine, directory
         assert edition.id and subscriber.id and other.id
         session.add(OutboxMessage(edition_id=edition.id, subscriber_id=subscriber.id))
         session.add(OutboxMessage(edition_id=edition.id, subscriber_id=other.id, state="sent"))
-    assert (subscriber.email, subscriber.key, subscriber.sectors) == (
+    with Session(engine) as session:
+        (held,) = session.exec(select(Subscription).where(Subscription.person_id == subscriber.id))
+    assert (subscriber.email, held.key, held.sectors) == (
         "farhana@dhaka.example.org",  # one person per address: stored lower-cased
         "dhaka",
         ["ED"],
     )
     with db.session_scope(engine) as session:
-        assert remove_subscriber(session, "Farhana@DHAKA.example.org") is True
-        assert remove_subscriber(session, "farhana@dhaka.example.org") is False
+        found = subscriptions.find_person(session, "Farhana@DHAKA.example.org")
+        assert found is not None
+        subscriptions.erase(session, found, secret=SECRET, now=LATER)
+        assert subscriptions.find_person(session, "farhana@dhaka.example.org") is None
     with Session(engine) as session:
-        assert session.exec(select(Subscriber.email)).all() == ["x@example.org"]
+        assert session.exec(select(Person.email)).all() == ["x@example.org"]
         assert [m.subscriber_id for m in session.exec(select(OutboxMessage))] == [other.id]
+        assert [s.person_id for s in session.exec(select(Subscription))] == [other.id]
 
 
 def test_cli_import_list_add_remove(sqlite_url: str, tmp_path: Path, directory: Path) -> None:
@@ -204,7 +221,7 @@ def test_cli_import_list_add_remove(sqlite_url: str, tmp_path: Path, directory: 
     )
     result = runner.invoke(cli, [*base, "subscribers", "import", str(path)])
     assert result.exit_code == 1
-    assert "2 subscribers created" in result.output
+    assert "2 subscriptions created" in result.output
     assert f"{path}:4: country 'ZZ'" in result.output
     result = runner.invoke(
         cli,
@@ -227,9 +244,9 @@ def test_cli_import_list_add_remove(sqlite_url: str, tmp_path: Path, directory: 
     assert result.output.splitlines()[1].startswith("helen@ifla.example.org,Helen,en,ngo,ifla")
     assert len(result.output.splitlines()) == 2
     result = runner.invoke(cli, [*base, "subscribers", "list"])
-    assert "3 subscribers" in result.output
+    assert "3 subscriptions" in result.output
     result = runner.invoke(cli, [*base, "subscribers", "remove", "someone@example.org"])
-    assert result.exit_code == 0 and "Removed" in result.output
+    assert result.exit_code == 0 and "Erased someone@example.org" in result.output
     result = runner.invoke(cli, [*base, "subscribers", "remove", "--all"], input="n\n")
     assert result.exit_code == 1  # aborted: nothing removed
     result = runner.invoke(cli, [*base, "subscribers", "list", "--format", "json"])
@@ -275,4 +292,4 @@ def test_a_csv_export_imports_again_unchanged(
     )
     again = runner.invoke(cli, [*base, "subscribers", "import", str(tmp_path / "export.csv")])
     assert again.exit_code == 0, again.output
-    assert "0 subscribers created, 0 updated, 1 unchanged" in again.output
+    assert "0 subscriptions created, 0 updated, 1 unchanged" in again.output

@@ -16,10 +16,13 @@ def print_report(report: ImportReport, what: str) -> None:
     """Counts, then every problem line; exits 1 when some rows were bad (the good ones are kept)."""
     console.print(
         f"{report.source}: {report.created} {what} created, {report.updated} updated, "
-        f"{report.unchanged} unchanged, {len(report.problems)} rejected",
+        f"{report.unchanged} unchanged, {len(report.problems)} rejected"
+        + (f", {len(report.skipped)} skipped" if report.skipped else ""),
         highlight=False,
         soft_wrap=True,
     )
+    for skipped in report.skipped:
+        console.print(skipped, highlight=False, markup=False, soft_wrap=True)
     for problem in report.problems:
         err_console.print(problem, highlight=False, markup=False, soft_wrap=True)
     if report.problems:

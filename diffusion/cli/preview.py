@@ -10,10 +10,9 @@ from pathlib import Path
 import click
 from sqlalchemy.engine import Engine
 
-from diffusion import db, i18n, render
+from diffusion import db, i18n, render, subscriptions
 from diffusion.audiences import parse_audience
 from diffusion.cli import Context, cli, err_console, parse_now, pass_context
-from diffusion.collect.subscribers import find_subscriber
 from diffusion.config import Settings
 from diffusion.deliver.message import MessageTemplate
 from diffusion.editions import digest_for
@@ -56,7 +55,7 @@ class Preview:
 
 def _subscriber(engine: Engine, email: str) -> PreviewRecipient:
     with db.session_scope(engine) as session:
-        row = find_subscriber(session, email)
+        row = subscriptions.find_person(session, email)
         if row is None:
             raise UnknownRecord(
                 f"no subscriber {email!r}; check the address with `diffusion subscribers list`"

@@ -1,58 +1,66 @@
-"""Commands that import, list, add and remove subscribers."""
+"""Commands over people and their subscriptions: import, list, add, show, approve, erase."""
 
 import csv
 import io
 import json
-from datetime import UTC, datetime
+import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
 from rich.table import Table
+from sqlmodel import Session
 
-from diffusion import db, i18n
+from diffusion import db, i18n, subscriptions
 from diffusion.audiences import load_rules
-from diffusion.cli import Context, cli, console, pass_context
+from diffusion.cli import Context, cli, console, err_console, pass_context
 from diffusion.cli.directory import print_report
-from diffusion.collect.subscribers import (
-    SUBSCRIBER_FIELDS,
-    add_subscriber,
-    import_subscribers,
-    list_subscribers,
-    remove_all_subscribers,
-    remove_subscriber,
-)
+from diffusion.collect.subscribers import SUBSCRIBER_FIELDS, add_subscriber, import_subscribers
 from diffusion.errors import UnknownRecord
-from diffusion.models import AUDIENCES, CADENCES, SECTORS, SUBSCRIBER_STATUSES
+from diffusion.models import AUDIENCES, CADENCES, SECTORS, SUBSCRIBER_STATUSES, Person
 
-# What `list` shows: every field an import reads (so a CSV export imports again), and status.
+# What `list` shows, one row per subscription: every field an import reads (so a CSV export
+# imports again), and the subscription's status (its person's when that is not active).
 _COLUMNS = (*SUBSCRIBER_FIELDS, "status")
 
 
 @cli.group()
 def subscribers() -> None:
-    """The people who receive editions."""
+    """The people who receive editions, and their subscriptions."""
+
+
+def _person(session: Session, email: str) -> Person:
+    person = subscriptions.find_person(session, email)
+    if person is None:
+        raise UnknownRecord(f"no subscriber with the address {email}; see `subscribers list`")
+    return person
 
 
 @subscribers.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @pass_context
 def subscribers_import(ctx: Context, file: Path) -> None:
-    """Import subscribers from CSV; re-importing updates them in place by address.
+    """Import subscriptions from CSV; a known address gains or updates the row's subscription.
 
     Columns: email,name,language,audience,key and optionally sectors,themes,regions,cadence.
-    Imported subscribers are active: importing asserts that consent was collected elsewhere.
-    Bad rows are listed as FILE:LINE: reason and the command exits 1; good rows are kept.
+    Imported subscriptions are active: importing asserts that consent was collected elsewhere.
+    Whoever unsubscribed, bounced, complained, was erased or left that subscription is skipped
+    and named as FILE:LINE. Bad rows are listed as FILE:LINE: reason and the command exits 1;
+    good rows are kept.
 
     \b
     Example:
       diffusion subscribers import subscribers.csv
     """
-    engine = ctx.engine
-    with db.session_scope(engine) as session:
+    with db.session_scope(ctx.engine) as session:
         report = import_subscribers(
-            session, file, now=datetime.now(UTC), rules=load_rules(ctx.settings.routing)
+            session,
+            file,
+            now=datetime.now(UTC),
+            secret=ctx.settings.signing_key(),
+            rules=load_rules(ctx.settings.routing),
         )
-    print_report(report, "subscribers")
+    print_report(report, "subscriptions")
 
 
 @subscribers.command("list")
@@ -67,19 +75,30 @@ def subscribers_import(ctx: Context, file: Path) -> None:
 )
 @pass_context
 def subscribers_list(ctx: Context, audience: str | None, status: str | None, fmt: str) -> None:
-    """List subscribers, optionally of one audience or status.
+    """List subscriptions, one row each, optionally of one audience or status.
 
     \b
     Example:
       diffusion subscribers list --audience ngo
+      diffusion subscribers list --status awaiting_approval
       diffusion subscribers list --status active --format csv > active.csv
     """
-    engine = ctx.engine
-    with db.session_scope(engine) as session:
+    with db.session_scope(ctx.engine) as session:
         rows = [
-            {column: getattr(s, column) for column in _COLUMNS}
-            for s in list_subscribers(session, audience=audience, status=status)
+            {
+                **{column: getattr(person, column) for column in ("email", "name", "language")},
+                **{
+                    column: getattr(subscription, column)
+                    for column in SUBSCRIBER_FIELDS
+                    if column not in ("email", "name", "language")
+                },
+                "status": subscriptions.effective_status(person, subscription),
+            }
+            for person, subscription in subscriptions.listing(
+                session, audience=audience, status=status
+            )
         ]
+    rows = [{column: row[column] for column in _COLUMNS} for row in rows]
     if fmt == "json":
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
     elif fmt == "csv":
@@ -90,7 +109,7 @@ def subscribers_list(ctx: Context, audience: str | None, status: str | None, fmt
             writer.writerow({k: ";".join(v) if isinstance(v, list) else v for k, v in row.items()})
         click.echo(out.getvalue(), nl=False)
     else:
-        table = Table(*_COLUMNS, title=f"{len(rows)} subscribers")
+        table = Table(*_COLUMNS, title=f"{len(rows)} subscriptions")
         for row in rows:
             table.add_row(*(", ".join(v) if isinstance(v, list) else str(v) for v in row.values()))
         console.print(table)
@@ -102,7 +121,7 @@ def subscribers_list(ctx: Context, audience: str | None, status: str | None, fmt
 @click.option("--key", default="", help="Organisation slug, Sector, Field Office or country code.")
 @click.option("--name", default="", help="How the greeting addresses them.")
 @click.option(
-    "--language", default="en", show_default=True, help="One of the configured `languages`."
+    "--language", help="One of the configured `languages` (default: en, or the person's own)."
 )
 @click.option("--sector", "sectors", multiple=True, type=click.Choice(list(SECTORS)))
 @click.option("--theme", "themes", multiple=True, help="Only items with this theme (repeat).")
@@ -114,48 +133,167 @@ def subscribers_add(
     audience: str,
     key: str,
     name: str,
-    language: str,
+    language: str | None,
     sectors: tuple[str, ...],
     themes: tuple[str, ...],
     cadence: str,
 ) -> None:
-    """Add a subscriber (active at once), or update the one with this address.
+    """Add a subscription (active at once); a known address gains it, or has it updated.
+
+    Refused for an address that unsubscribed, bounced, complained or was erased: only their
+    own confirmed opt-in can bring them back.
 
     \b
     Example:
       diffusion subscribers add librarian@ifla.example.org --audience ngo --key ifla --language fr
       diffusion subscribers add desk@unesco.example.org --audience sector --key ED --cadence weekly
     """
-    language = i18n.offered_language(language, ctx.settings.languages)
-    engine = ctx.engine
-    with db.session_scope(engine) as session:
-        subscriber = add_subscriber(
-            session,
-            email=email,
-            name=name,
-            language=language,
-            audience=audience,
-            key=key,
-            sectors=sectors,
-            themes=themes,
-            cadence=cadence,
-            now=datetime.now(UTC),
-            rules=load_rules(ctx.settings.routing),
+    if language is not None:
+        language = i18n.offered_language(language, ctx.settings.languages)
+    try:
+        with db.session_scope(ctx.engine) as session:
+            person = add_subscriber(
+                session,
+                email=email,
+                name=name,
+                language=language,
+                audience=audience,
+                key=key,
+                sectors=sectors,
+                themes=themes,
+                cadence=cadence,
+                now=datetime.now(UTC),
+                secret=ctx.settings.signing_key(),
+                rules=load_rules(ctx.settings.routing),
+                origin=subscriptions.Origin.cli("subscribers add"),
+            )
+            held = len(subscriptions.subscriptions_of(session, person))
+    except subscriptions.Suppressed as exc:
+        err_console.print(f"not added: {exc}", highlight=False, markup=False)
+        sys.exit(1)
+    segment = f"{audience}:{key}" if key else audience
+    console.print(
+        f"Subscribed {person.email} ({segment}, {person.language}); {held} subscription(s)",
+        highlight=False,
+    )
+
+
+@subscribers.command("show")
+@click.argument("email")
+@pass_context
+def subscribers_show(ctx: Context, email: str) -> None:
+    """Show one person: their status and each of their subscriptions.
+
+    \b
+    Example:
+      diffusion subscribers show officer@natcom.example.org
+    """
+    with db.session_scope(ctx.engine) as session:
+        person = _person(session, email)
+        held = subscriptions.subscriptions_of(session, person)
+    console.print(
+        f"{person.email}  name: {person.name or '-'}  language: {person.language}  "
+        f"status: {person.status}  soft bounces: {person.soft_bounces}",
+        highlight=False,
+        markup=False,
+    )
+    table = Table("audience", "key", "sectors", "themes", "regions", "cadence", "status")
+    for s in held:
+        table.add_row(
+            s.audience,
+            s.key,
+            ", ".join(s.sectors),
+            ", ".join(s.themes),
+            ", ".join(s.regions),
+            s.cadence,
+            s.status,
         )
-        segment = f"{subscriber.audience}:{subscriber.key}" if subscriber.key else audience
-    console.print(f"Subscribed {subscriber.email} ({segment}, {subscriber.language})")
+    console.print(table)
+
+
+@subscribers.command("export-person")
+@click.argument("email")
+@click.option("-o", "--output", default="-", show_default=True, help="File, or - for stdout.")
+@pass_context
+def subscribers_export_person(ctx: Context, email: str, output: str) -> None:
+    """Everything held about one person, as JSON: subscriptions, consent records, messages.
+
+    \b
+    Example:
+      diffusion subscribers export-person someone@example.org -o someone.json
+    """
+    with db.session_scope(ctx.engine) as session:
+        data = subscriptions.export_person(session, _person(session, email))
+    text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+    if output == "-":
+        click.echo(text, nl=False)
+    else:
+        Path(output).write_text(text, encoding="utf-8")
+
+
+@subscribers.command("approve")
+@click.argument("email", required=False)
+@click.option("--all", "everyone", is_flag=True, help="Approve every waiting subscription.")
+@pass_context
+def subscribers_approve(ctx: Context, email: str | None, everyone: bool) -> None:
+    """Let waiting subscriptions to audiences with non-public items receive their mail.
+
+    `subscribers list --status awaiting_approval` shows who waits.
+
+    \b
+    Example:
+      diffusion subscribers approve desk@unesco.example.org
+      diffusion subscribers approve --all
+    """
+    if bool(email) == everyone:
+        raise click.UsageError("give either an EMAIL or --all")
+    with db.session_scope(ctx.engine) as session:
+        if email:
+            _person(session, email)
+        chosen = subscriptions.waiting(session, email)
+        approved = subscriptions.approve(
+            session,
+            chosen,
+            origin=subscriptions.Origin.editor("subscribers approve"),
+            now=datetime.now(UTC),
+        )
+    console.print(f"Approved {len(approved)} subscription(s).")
+
+
+def _erase(ctx: Context, email: str) -> None:
+    with db.session_scope(ctx.engine) as session:
+        subscriptions.erase(
+            session,
+            _person(session, email),
+            secret=ctx.settings.signing_key(),
+            now=datetime.now(UTC),
+        )
+    console.print(f"Erased {email}; its address is kept only as a keyed hash.", highlight=False)
+
+
+@subscribers.command("erase")
+@click.argument("email")
+@pass_context
+def subscribers_erase(ctx: Context, email: str) -> None:
+    """Erase a person: their subscriptions, consent records and outbox messages.
+
+    Only a keyed hash of the address is kept, so that no later import or addition mails them
+    again (their own confirmed opt-in still can).
+
+    \b
+    Example:
+      diffusion subscribers erase someone@example.org
+    """
+    _erase(ctx, email)
 
 
 @subscribers.command("remove")
 @click.argument("email", required=False)
-@click.option("--all", "everyone", is_flag=True, help="Remove every subscriber.")
+@click.option("--all", "everyone", is_flag=True, help="Erase every subscriber.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (with --all).")
 @pass_context
 def subscribers_remove(ctx: Context, email: str | None, everyone: bool, yes: bool) -> None:
-    """Erase a subscriber's personal data: their row and every outbox message to them.
-
-    This deletes, it does not mark: the person disappears from the database. To stop
-    mail while keeping the history, they use the unsubscribe link instead.
+    """Erase a subscriber (as `erase` does), or every subscriber with --all.
 
     \b
     Example:
@@ -164,16 +302,37 @@ def subscribers_remove(ctx: Context, email: str | None, everyone: bool, yes: boo
     """
     if bool(email) == everyone:
         raise click.UsageError("give either an EMAIL or --all")
-    engine = ctx.engine
-    if everyone:
-        if not yes:
-            click.confirm("Remove every subscriber and the whole outbox?", abort=True)
-        with db.session_scope(engine) as session:
-            count = remove_all_subscribers(session)
-        console.print(f"Removed {count} subscribers.")
+    if email:
+        _erase(ctx, email)
         return
-    with db.session_scope(engine) as session:
-        removed = remove_subscriber(session, email or "")
-    if not removed:
-        raise UnknownRecord(f"no subscriber with the address {email}; see `subscribers list`")
-    console.print(f"Removed {email}.", highlight=False)
+    if not yes:
+        click.confirm("Erase every subscriber and their outbox messages?", abort=True)
+    now = datetime.now(UTC)
+    with db.session_scope(ctx.engine) as session:
+        people = subscriptions.everyone(session)
+        for person in people:
+            subscriptions.erase(session, person, secret=ctx.settings.signing_key(), now=now)
+    console.print(f"Removed {len(people)} subscribers.")
+
+
+@subscribers.command("purge-pending")
+@click.option(
+    "--days",
+    type=click.IntRange(min=1),
+    help="Requests older than this (default: the pending_purge_days setting).",
+)
+@pass_context
+def subscribers_purge_pending(ctx: Context, days: int | None) -> None:
+    """Remove the subscription requests never confirmed after some days.
+
+    \b
+    Example:
+      diffusion subscribers purge-pending --days 30
+    """
+    with db.session_scope(ctx.engine) as session:
+        count = subscriptions.purge_pending(
+            session,
+            older_than=timedelta(days=days or ctx.settings.pending_purge_days),
+            now=datetime.now(UTC),
+        )
+    console.print(f"Purged {count} request(s) never confirmed.")

@@ -15,6 +15,13 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     problems: list[str] = field(default_factory=list)
+    # Good rows left out on purpose (e.g. suppressed addresses), as FILE:LINE: reason.
+    skipped: list[str] = field(default_factory=list)
+
+    def skip(self, line: int | None, reason: str) -> None:
+        """Record a row that was read but deliberately not applied."""
+        where = f"{self.source}:{line}" if line is not None else self.source
+        self.skipped.append(f"{where}: {reason}")
 
     def problem(self, line: int | None, reason: str) -> None:
         """Record a bad row; `line` is the 1-based line in the file (header is line 1 in CSV)."""

@@ -1,4 +1,4 @@
-"""Subscribers: the people who receive editions, imported from CSV or added one by one."""
+"""Subscribers' files: reading and checking CSV rows; the subscriptions module applies them."""
 
 import csv
 import io
@@ -8,15 +8,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-from sqlmodel import Session, col, delete, select
+from sqlmodel import Session, select
 
-from diffusion import audiences, validate
+from diffusion import audiences, subscriptions, validate
 from diffusion.audiences import Directory, RoutingRules, load_rules, read_directory
 from diffusion.collect.report import ImportReport, csv_rows
 from diffusion.config import bundled_path
 from diffusion.errors import InvalidInput, UnknownAudience
-from diffusion.models import OutboxMessage, Subscriber
+from diffusion.models import Person
 
 REQUIRED_COLUMNS = ("email", "name", "language", "audience", "key")
 OPTIONAL_COLUMNS = ("sectors", "themes", "regions", "cadence")
@@ -89,56 +88,20 @@ def check_subscriber(
     }
 
 
-def find_subscriber(session: Session, email: str) -> Subscriber | None:
-    """The subscriber with this address, whatever its capitals; None if there is none.
-
-    An address that does not validate is looked up lower-cased as given, so that a row stored
-    before a validator change can still be found (and removed).
-    """
-    try:
-        address = validate.subscriber_email(email)
-    except InvalidInput:
-        address = email.strip().lower()
-    return session.exec(select(Subscriber).where(Subscriber.email == address)).first()
-
-
-def _store(
-    session: Session,
-    values: dict[str, Any],
-    now: datetime,
-    status: str,
-    existing: Subscriber | None,
-) -> tuple[Subscriber, str]:
-    """Create or update by address; returns the row and created/updated/unchanged."""
-    if existing is None:
-        subscriber = Subscriber(
-            **values,
-            status=status,
-            consent_at=now if status == "active" else None,
-            status_changed_at=now,
-            created_at=now,
-        )
-        session.add(subscriber)
-        return subscriber, "created"
-    changed = {k: v for k, v in values.items() if getattr(existing, k) != v}
-    if existing.status != status:
-        existing.status = status
-        existing.status_changed_at = now
-        changed["status"] = status
-    if status == "active" and existing.consent_at is None:
-        existing.consent_at = now
-    for field, value in changed.items():
-        setattr(existing, field, value)
-    session.add(existing)
-    return existing, "updated" if changed else "unchanged"
-
-
 def import_subscribers(
-    session: Session, path: Path, *, now: datetime, rules: RoutingRules | None = None
+    session: Session,
+    path: Path,
+    *,
+    now: datetime,
+    secret: str,
+    rules: RoutingRules | None = None,
 ) -> ImportReport:
-    """Import a subscribers CSV; an import asserts consent was collected, so rows are active.
+    """Import a subscribers CSV through the subscriptions module; rows are active subscriptions.
 
-    Keys are checked against `rules` (settings.routing's; the bundled rules if None).
+    An import asserts consent was collected, except from whoever is suppressed (unsubscribed,
+    bounced, complained, erased, or left that subscription): those rows are skipped and named
+    with FILE:LINE. Keys are checked against `rules` (the bundled rules if None); `secret` is
+    the key erased addresses were hashed with.
     """
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -158,22 +121,36 @@ def import_subscribers(
     reader.fieldnames = header
     report = ImportReport(str(path))
     keys = KnownKeys.read(session, rules)
-    # One query for the existing rows rather than one per line: imports run to thousands.
-    existing = {s.email: s for s in session.exec(select(Subscriber)).all()}
-    seen: dict[str, int] = {}
+    # One query for the existing people rather than one per line: imports run to thousands.
+    known = {person.email: person for person in session.exec(select(Person)).all()}
+    seen: dict[tuple[str, str, str], int] = {}
     for line, row in csv_rows(reader):
         try:
             values = check_subscriber(keys, row)
         except InvalidInput as exc:
             report.problem(line, str(exc))
             continue
-        if values["email"] in seen:
+        which = (values["email"], values["audience"], values["key"])
+        if which in seen:
             report.problem(
-                line, f"address {values['email']} is already on line {seen[values['email']]}"
+                line,
+                f"address {values['email']} with {values['audience']} {values['key']}".rstrip()
+                + f" is already on line {seen[which]}",
             )
             continue
-        seen[values["email"]] = line
-        _, outcome = _store(session, values, now, "active", existing.get(values["email"]))
+        seen[which] = line
+        try:
+            _, outcome = subscriptions.add(
+                session,
+                values,
+                origin=subscriptions.Origin.imported(path, line),
+                now=now,
+                secret=secret,
+                known=known,
+            )
+        except subscriptions.Suppressed as exc:
+            report.skip(line, f"suppressed, not imported: {exc}")
+            continue
         report.count(outcome)
     session.flush()
     return report
@@ -184,7 +161,7 @@ def add_subscriber(
     *,
     email: str,
     name: str = "",
-    language: str = "en",
+    language: str | None = None,
     audience: str,
     key: str = "",
     sectors: Iterable[str] = (),
@@ -192,18 +169,30 @@ def add_subscriber(
     regions: Iterable[str] = (),
     cadence: str = "monthly",
     now: datetime,
+    secret: str = "",
     status: str = "active",
     rules: RoutingRules | None = None,
-) -> Subscriber:
-    """Add one subscriber, or update the one with this address; InvalidInput if a value is bad."""
+    origin: subscriptions.Origin | None = None,
+) -> Person:
+    """Check the values, then add the subscription (active) or ask for it (pending).
+
+    A known address gains the subscription, keeping their name and language unless given.
+    Suppressed for a suppressed or erased address
+    (erased ones are recognised only given the `secret` they were hashed with); InvalidInput
+    if a value is bad. Returns the person.
+    """
     if status not in ("pending", "active"):
-        raise InvalidInput(f"status {status!r}: a new subscriber is pending or active")
+        raise InvalidInput(f"status {status!r}: a new subscription is pending or active")
+    known = subscriptions.find_person(session, email)
+    if known is not None:
+        name = name or known.name
+        language = language or known.language
     values = check_subscriber(
         KnownKeys.read(session, rules),
         {
             "email": email,
             "name": name,
-            "language": language,
+            "language": language or "en",
             "audience": audience,
             "key": key,
             "sectors": list(sectors),
@@ -212,43 +201,14 @@ def add_subscriber(
             "cadence": cadence,
         },
     )
-    subscriber, _ = _store(session, values, now, status, find_subscriber(session, values["email"]))
+    origin = origin or subscriptions.Origin.cli("subscribers add")
+    if status == "pending":
+        wish = subscriptions.Request.of(values)
+        person = subscriptions.request(session, wish, origin=origin, now=now).person
+    else:
+        subscription, _ = subscriptions.add(session, values, origin=origin, now=now, secret=secret)
+        found = session.get(Person, subscription.person_id)
+        assert found is not None, "the subscription was added with its person"
+        person = found
     session.flush()
-    return subscriber
-
-
-def remove_subscriber(session: Session, email: str) -> bool:
-    """Erase a subscriber and every outbox row addressed to them; False if there was none.
-
-    Removal deletes the personal data rather than marking it: the outbox rows name the person
-    too, so they go with the row. To stop mail but keep the history, unsubscribe instead.
-    """
-    subscriber = find_subscriber(session, email)
-    if subscriber is None:
-        return False
-    session.exec(delete(OutboxMessage).where(col(OutboxMessage.subscriber_id) == subscriber.id))
-    session.delete(subscriber)
-    session.flush()
-    return True
-
-
-def remove_all_subscribers(session: Session) -> int:
-    """Erase every subscriber and the whole outbox; returns how many subscribers were removed."""
-    count = session.exec(select(sa.func.count()).select_from(Subscriber)).one()
-    session.exec(delete(OutboxMessage))
-    session.exec(delete(Subscriber))
-    session.flush()
-    return int(count)
-
-
-def list_subscribers(
-    session: Session, *, audience: str | None = None, status: str | None = None
-) -> list[Subscriber]:
-    """Subscribers, optionally of one audience and status, by audience, key and address."""
-    query = select(Subscriber)
-    if audience:
-        query = query.where(Subscriber.audience == validate.audience(audience))
-    if status:
-        query = query.where(Subscriber.status == status)
-    order = (col(Subscriber.audience), col(Subscriber.key), col(Subscriber.email))
-    return list(session.exec(query.order_by(*order)).all())
+    return person

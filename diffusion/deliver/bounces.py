@@ -14,11 +14,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from diffusion import db
-from diffusion.collect.subscribers import find_subscriber
+from diffusion import db, subscriptions
 from diffusion.config import Settings
 from diffusion.errors import InvalidInput
-from diffusion.models import BounceReportRead, OutboxMessage, Subscriber
+from diffusion.models import BounceReportRead, OutboxMessage, Person
 
 
 @dataclass(frozen=True)
@@ -172,9 +171,9 @@ def apply_bounce(
         row = session.exec(
             select(OutboxMessage).where(OutboxMessage.message_id == bounce.message_id)
         ).first()
-    subscriber = session.get(Subscriber, row.subscriber_id) if row else None
+    subscriber = session.get(Person, row.subscriber_id) if row else None
     if subscriber is None and bounce.recipient:
-        subscriber = find_subscriber(session, bounce.recipient)
+        subscriber = subscriptions.find_person(session, bounce.recipient)
         if subscriber is not None and row is None:
             row = session.exec(
                 select(OutboxMessage)
@@ -195,14 +194,15 @@ def apply_bounce(
             session.add(row)
     else:
         report.soft += 1
-        subscriber.soft_bounces += 1
-    if subscriber.status == "active" and (
-        bounce.hard or subscriber.soft_bounces >= settings.soft_bounce_limit
+    if subscriptions.mark_bounced(
+        session,
+        subscriber,
+        origin=subscriptions.Origin.bounce(reason),
+        now=now,
+        hard=bounce.hard,
+        soft_limit=settings.soft_bounce_limit,
     ):
-        subscriber.status = "bounced"
-        subscriber.status_changed_at = now
         report.bounced.append(subscriber.email)
-    session.add(subscriber)
 
 
 def process_bounces(

@@ -186,6 +186,8 @@ class MessageTemplate:
     text: _Part
     html: _Part
     signer: Signer | None
+    # The unsubscribe link leaves the subscriptions this email covers: those of its cadence.
+    cadence: str | None = None
 
     @classmethod
     def from_edition(
@@ -227,6 +229,7 @@ class MessageTemplate:
             text=_Part.parse(edition.text, escape=False),
             html=_Part.parse(edition.html, escape=True),
             signer=Signer.from_settings(settings),
+            cadence=edition.cadence,
         )
 
     @property
@@ -272,7 +275,9 @@ class MessageTemplate:
             "greeting": greeting(recipient.language, name),
             "name": name,
             "email": recipient.email,
-            "unsubscribe_url": links.unsubscribe_url(self.settings, recipient.id),
+            "unsubscribe_url": links.unsubscribe_url(
+                self.settings, recipient.id, cadence=self.cadence
+            ),
             "preferences_url": links.preferences_url(self.settings, recipient.id),
         }
 

@@ -1,29 +1,27 @@
 """The outbox: one row per edition and subscriber, claimed in batches, retried until final."""
 
-import json
 import os
 import socket
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import islice
-from types import SimpleNamespace
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
+from diffusion import subscriptions
 from diffusion.config import Settings
 from diffusion.deliver.message import message_ids
-from diffusion.digest import Segment
-from diffusion.models import Edition, OutboxMessage, Subscriber
+from diffusion.models import Edition, OutboxMessage, Person
 
 # A row left in `sending` this long was claimed by a worker that died or hangs: send it again.
 LEASE = timedelta(minutes=10)
 PENDING_STATES = ("queued", "sending", "failed_temporary")
 _table: sa.Table = OutboxMessage.__table__  # type: ignore[attr-defined]
-_subscribers: sa.Table = Subscriber.__table__  # type: ignore[attr-defined]
+_subscribers: sa.Table = Person.__table__  # type: ignore[attr-defined]
 T = TypeVar("T")
 
 
@@ -66,7 +64,7 @@ def worker_name() -> str:
 
 
 class Member(Protocol):
-    """What enqueueing reads of a subscriber: a `Subscriber` row, or a lighter row of columns."""
+    """What enqueueing reads of a person: a `Person` row, or a lighter record."""
 
     @property
     def id(self) -> int | None: ...
@@ -75,60 +73,22 @@ class Member(Protocol):
 def segment_subscribers(
     session: Session, edition: Edition, batch_size: int = 5000
 ) -> Iterator[Member]:
-    """The active subscribers of the edition's segment, read in pages by id.
-
-    Plain rows, not ORM objects, and never a whole list in memory. The database picks the
-    audience, language and cadence; the narrowing lists (Sectors, themes, regions) come as
-    JSON text, and whether a combination fits the segment is worked out once per combination,
-    not once per subscriber.
-    """
-    lists = [
-        sa.cast(_subscribers.c[name], sa.Text).label(name)
-        for name in ("sectors", "themes", "regions")
-    ]
-    fits: dict[tuple[str, ...], bool] = {}
-    last = 0
-    while True:
-        page = session.execute(
-            sa.select(_subscribers.c.id, *lists)
-            .where(
-                _subscribers.c.status == "active",
-                _subscribers.c.audience == edition.audience,
-                _subscribers.c.key == edition.key,
-                _subscribers.c.language == edition.language,
-                _subscribers.c.cadence == edition.cadence,
-                _subscribers.c.id > last,
-            )
-            .order_by(_subscribers.c.id)
-            .limit(batch_size)
-        ).all()
-        if not page:
-            return
-        for row in page:
-            narrowing = tuple(row[1:])
-            fit = fits.get(narrowing)
-            if fit is None:
-                fit = fits[narrowing] = _fits(edition, narrowing)
-            if fit:
-                yield row
-        last = page[-1][0]
-
-
-def _fits(edition: Edition, narrowing: tuple[str, ...]) -> bool:
-    """Whether a subscriber of the edition's audience, language and cadence with these
-    narrowing lists (JSON text) belongs to its segment."""
-    sectors, themes, regions = (json.loads(text or "[]") or [] for text in narrowing)
-    member = SimpleNamespace(
-        audience=edition.audience,
-        key=edition.key,
+    """The active people whose active subscriptions of the edition's language and cadence
+    make up its segment, read in pages by id, never a whole list in memory."""
+    for person_id, segment in subscriptions.people_segments(
+        session,
         language=edition.language,
         cadence=edition.cadence,
-        sectors=sectors,
-        themes=themes,
-        regions=regions,
-    )
-    # Segment.of reads only these attributes of a subscriber.
-    return Segment.of(cast(Subscriber, member)).id == edition.segment
+        holding=(edition.audience, edition.key),
+        batch_size=batch_size,
+    ):
+        if segment.id == edition.segment:
+            yield _Member(person_id)
+
+
+@dataclass(frozen=True, slots=True)
+class _Member:
+    id: int
 
 
 def _insert(session: Session) -> Any:
@@ -294,6 +254,9 @@ def record(
                 "b_mid": r.message_id,
             }
         )
+    refused = {r.outbox_id: r.reply for r in results if r.kind == "permanent"}
+    if refused:
+        _refusals(session, refused, now=now)
     if failed:
         session.execute(
             sa.update(_table)
@@ -310,6 +273,16 @@ def record(
             ),
             failed,
         )
+
+
+def _refusals(session: Session, replies: dict[int, str], *, now: datetime) -> None:
+    """A recipient-specific permanent refusal (550 5.1.1...) is a hard bounce of that person."""
+    people = session.execute(
+        sa.select(_table.c.id, _table.c.subscriber_id).where(_table.c.id.in_(list(replies)))
+    ).all()
+    subscriptions.refused_at_send(
+        session, {person_id: replies[outbox_id] for outbox_id, person_id in people}, now=now
+    )
 
 
 def _pid_alive(pid: int) -> bool:

@@ -23,7 +23,15 @@ from diffusion.collect.run import CollectionSummary, run_collection
 from diffusion.collect.subscribers import import_subscribers
 from diffusion.config import Settings
 from diffusion.errors import InvalidInput
-from diffusion.models import FieldOffice, FocalPoint, Forum, Item, Organisation, Source, Subscriber
+from diffusion.models import (
+    FieldOffice,
+    FocalPoint,
+    Forum,
+    Item,
+    Organisation,
+    Source,
+    Subscription,
+)
 
 DATA = Path(__file__).resolve().parent
 # Templates count back from the day the demo runs: below 30 days the item falls in the current
@@ -185,7 +193,9 @@ def load_demo(engine: Engine, settings: Settings, *, now: datetime) -> DemoSumma
     with db.session_scope(engine) as session:
         directory = import_directory(session, DATA / "directory.yaml", now=now)
         _require_clean(directory)
-        subscribers = import_subscribers(session, DATA / "subscribers.csv", now=now)
+        subscribers = import_subscribers(
+            session, DATA / "subscribers.csv", now=now, secret=settings.signing_key()
+        )
         _require_clean(subscribers)
         _store_sources(session, source_rows)
         entries = editorial.import_entries(session, entries_dir, now=now)
@@ -205,6 +215,6 @@ def load_demo(engine: Engine, settings: Settings, *, now: datetime) -> DemoSumma
         summary.forums = _count(session, Forum)
         pairs = session.exec(select(Item.kind, Item.language)).all()
         summary.items = dict(sorted(Counter((kind, lang) for kind, lang in pairs).items()))
-        audiences = session.exec(select(Subscriber.audience)).all()
+        audiences = session.exec(select(Subscription.audience)).all()
         summary.audiences = dict(sorted(Counter(audiences).items()))
     return summary

@@ -24,16 +24,16 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from diffusion import db, i18n, links, render, validate
-from diffusion.audiences import RoutingRules, load_rules
-from diffusion.collect.subscribers import add_subscriber, check_subscriber, find_subscriber
+from diffusion import db, i18n, links, render, subscriptions, validate
+from diffusion.audiences import RoutingRules, load_rules, read_directory
+from diffusion.collect.subscribers import check_subscriber
 from diffusion.config import Settings
 from diffusion.errors import DeliveryError, InvalidInput, InvalidToken
 from diffusion.i18n import N_, direction, format_day
-from diffusion.models import AUDIENCES, SECTORS, Edition, Subscriber
+from diffusion.models import AUDIENCES, CADENCES, SECTORS, Edition, Person, Subscription
 from diffusion.personalise import fill
 from diffusion.tokens import make_token, read_token
-from diffusion.vocabulary import audience_label, sector_name
+from diffusion.vocabulary import audience_label, labelled, sector_name
 from diffusion.web.protection import (
     CSRF_COOKIE,
     CSRF_FIELD,
@@ -289,7 +289,6 @@ def _field_error(language: str, field: str) -> str | None:
 def _subscribe_page(
     request: Request, language: str, values: dict[str, Any], error: str | None = None
 ) -> Response:
-    audiences = [(code, audience_label(code, language)) for code in AUDIENCES]
     return _page(
         request,
         "subscribe.html",
@@ -297,9 +296,22 @@ def _subscribe_page(
         N_("Subscribe to the newsletter"),
         status=400 if error else 200,
         values=values,
-        audiences=audiences,
+        audiences=_audience_choices(_web(request), language),
         error=error,
     )
+
+
+def _audience_choices(web: Web, language: str) -> list[tuple[str, str]]:
+    """The audiences of the forms, each saying whether it needs an editor's approval."""
+    choices = []
+    for code in AUDIENCES:
+        label = audience_label(code, language)
+        if code in web.rules.audiences and subscriptions.needs_approval(web.rules, code):
+            label = i18n.words(language).pgettext(
+                "audience", "%(audience)s (needs an editor's approval)", audience=label
+            )
+        choices.append((code, label))
+    return choices
 
 
 @dataclass(frozen=True)
@@ -312,32 +324,35 @@ class Confirmation:
     already: bool = False
 
 
-def _subscribe(web: Web, values: dict[str, Any], now: datetime) -> Confirmation:
-    """Record a pending subscriber and say what to send to the address.
+def _confirmation(
+    web: Web, person: Person, wish: subscriptions.Request, now: datetime
+) -> Confirmation:
+    """The confirmation of `wish`, mailed to the person: only it can apply the request."""
+    url = links.confirm_url(web.settings, _id(person), request=wish.claims(), issued_at=now)
+    return Confirmation(person.email, wish.language or person.language, url)
 
-    An active address is left as it is, so that nobody can put someone else's subscription back
-    to pending; it gets its preferences link instead. An unsubscribed or bounced address is
-    re-activated only by its confirmation.
+
+def _subscribe(web: Web, values: dict[str, Any], now: datetime) -> Confirmation:
+    """Record a request and say what to send to the address.
+
+    Nothing stored changes for a known address (pending, active, unsubscribed...): it gets a
+    confirmation of this new request, and only that confirmation changes anything. An address
+    that already holds this very subscription gets its preferences link instead.
     """
-    settings = web.settings
     with db.session_scope(web.engine) as session:
         checked = check_subscriber(session, values, rules=web.rules)
-        existing = find_subscriber(session, checked["email"])
-        if existing is not None and existing.status == "active":
+        wish = subscriptions.Request.of(checked)
+        origin = subscriptions.Origin.web(str(values.get("page_language", "")), "subscribe")
+        found = subscriptions.request(session, wish, origin=origin, now=now)
+        if found.already:
+            person = found.person
             return Confirmation(
-                existing.email,
-                existing.language,
-                links.preferences_url(settings, _id(existing)),
+                person.email,
+                person.language,
+                links.preferences_url(web.settings, _id(person)),
                 already=True,
             )
-        if existing is None or existing.status == "pending":
-            subscriber = add_subscriber(session, **checked, now=now, status="pending")
-        else:
-            subscriber = existing
-        url = links.confirm_url(
-            settings, _id(subscriber), status_changed_at=subscriber.status_changed_at
-        )
-        return Confirmation(subscriber.email, subscriber.language, url)
+        return _confirmation(web, found.person, wish, now)
 
 
 def confirmation_message(settings: Settings, confirmation: Confirmation) -> EmailMessage:
@@ -406,6 +421,7 @@ async def subscribe(request: Request) -> Response:
         "key": str(form.get("key") or "").strip(),
         **_choices(form),
     }
+    checked_values = {**values, "page_language": language}
     client = request.client.host if request.client else "unknown"
     if not web.per_client.allow(client):
         return _rate_limited(request, language)
@@ -420,7 +436,7 @@ async def subscribe(request: Request) -> Response:
         return _rate_limited(request, language)
     now = datetime.now(UTC)
     try:
-        confirmation = await run_in_threadpool(_subscribe, web, values, now)
+        confirmation = await run_in_threadpool(_subscribe, web, checked_values, now)
     except InvalidInput as exc:
         return _subscribe_page(request, language, values, error=_form_error(language, exc))
     response = _message(
@@ -458,19 +474,90 @@ def _rate_limited(request: Request, language: str) -> Response:
 # Confirm, preferences, unsubscribe -----------------------------------------------------------
 
 
-def _subscriber(web: Web, purpose: str, token: str) -> Subscriber | None:
-    """The subscriber a token names; InvalidToken if tampered with or expired."""
+def _person(web: Web, purpose: str, token: str) -> tuple[Person | None, dict[str, Any]]:
+    """The person a token names, and its claims; InvalidToken if tampered with or expired.
+
+    People's ids are never reused, so a link made for someone removed names nobody.
+    """
     max_age = web.settings.confirm_token_days * 86400 if purpose == "confirm" else None
     claims = read_token(web.secret, purpose, token, max_age)
     with Session(web.engine, expire_on_commit=False) as session:
-        subscriber = session.get(Subscriber, claims["sub"])
-    if subscriber is None:
+        person = session.get(Person, claims["sub"])
+    return person, claims
+
+
+def _issued_at(claims: dict[str, Any]) -> datetime:
+    try:
+        issued = datetime.fromisoformat(str(claims.get("at")))
+    except ValueError as exc:
+        raise InvalidToken("this confirm link is not valid") from exc
+    return issued if issued.tzinfo else issued.replace(tzinfo=UTC)
+
+
+def _wish(web: Web, person: Person, claims: dict[str, Any]) -> subscriptions.Request | None:
+    """The request a confirmation link carries, or None when it cannot be used.
+
+    A link mailed before people had several subscriptions carries no request: it confirms the
+    person's pending subscription, as long as nothing happened to them since it was made.
+    """
+    if "req" in claims:
+        try:
+            return subscriptions.Request.from_claims(person.email, claims["req"])
+        except InvalidInput:
+            return None
+    if person.status != "pending" or claims.get("at") != person.status_changed_at.isoformat():
         return None
-    # A confirmation link is spent once the subscription's status has changed since it was sent.
-    if purpose == "confirm" and subscriber.status != "active":
-        if claims.get("at") != subscriber.status_changed_at.isoformat():
-            raise InvalidToken("this confirm link was already used")
-    return subscriber
+    with Session(web.engine) as session:
+        pending = [
+            s for s in subscriptions.subscriptions_of(session, person) if s.status == "pending"
+        ]
+    if not pending:
+        return None
+    first = pending[0]
+    return subscriptions.Request(
+        email=person.email,
+        name=person.name,
+        language=person.language,
+        audience=first.audience,
+        key=first.key,
+        sectors=tuple(first.sectors),
+        themes=tuple(first.themes),
+        regions=tuple(first.regions),
+        cadence=first.cadence,
+    )
+
+
+def _holds(web: Web, person_id: int, wish: subscriptions.Request) -> str | None:
+    """The status of the person's subscription to what `wish` asks for, if already held."""
+    with Session(web.engine) as session:
+        person = session.get(Person, person_id)
+        return None if person is None else subscriptions.holds(session, person, wish)
+
+
+def _confirm(
+    web: Web,
+    person_id: int,
+    wish: subscriptions.Request,
+    issued_at: datetime,
+    language: str,
+    now: datetime,
+) -> str:
+    """Apply a confirmed request; returns the subscription's status (active or waiting)."""
+    with db.session_scope(web.engine) as session:
+        person = session.get(Person, person_id)
+        if person is None:
+            raise InvalidToken("this link names no stored subscription")
+        subscription = subscriptions.confirm(
+            session,
+            person,
+            wish,
+            rules=web.rules,
+            directory=read_directory(session),
+            origin=subscriptions.Origin.web(language, "confirm"),
+            now=now,
+            issued_at=issued_at,
+        )
+        return subscription.status
 
 
 async def confirm(request: Request) -> Response:
@@ -478,77 +565,178 @@ async def confirm(request: Request) -> Response:
     form = await request.form() if request.method == "POST" else None
     token = request.path_params["token"]
     try:
-        subscriber = await run_in_threadpool(_subscriber, web, "confirm", token)
+        person, claims = await run_in_threadpool(_person, web, "confirm", token)
+        issued_at = _issued_at(claims)
     except InvalidToken:
-        subscriber = None
-    if subscriber is None:
+        person = None
+    wish = await run_in_threadpool(_wish, web, person, claims) if person is not None else None
+    if person is None or wish is None or subscriptions.spent(person, issued_at):
         return _invalid_link(request, choose_language(request, web.settings, form=form))
-    language = choose_language(request, web.settings, subscriber.language, form=form)
-    if subscriber.status != "active":
+    language = choose_language(request, web.settings, wish.language, form=form)
+    status = await run_in_threadpool(_holds, web, _id(person), wish)
+    if status is None:
         if form is None:
             return _page(
                 request,
                 "confirm.html",
                 language,
                 N_("Confirm your subscription"),
-                email=subscriber.email,
+                email=person.email,
             )
         if not _csrf_valid(request, form):
             return _csrf_refused(request, language)
-        await run_in_threadpool(_set_status, web, subscriber.id, "active", datetime.now(UTC))
-    preferences = make_token(web.secret, "preferences", _id(subscriber))
+        try:
+            status = await run_in_threadpool(
+                _confirm, web, _id(person), wish, issued_at, language, datetime.now(UTC)
+            )
+        except subscriptions.Suppressed:
+            return _invalid_link(request, language)
+    preferences = make_token(web.secret, "preferences", _id(person))
+    waits = status == "awaiting_approval"
+    words = i18n.words(language)
     return _message(
         request,
         language,
-        N_("Subscription confirmed"),
-        i18n.words(language).gettext(
-            "Thank you: %(email)s will receive the next edition.", email=subscriber.email
+        N_("Confirmed, awaiting approval") if waits else N_("Subscription confirmed"),
+        words.gettext(
+            "Thank you: %(email)s is confirmed. This subscription receives items that are not "
+            "public, so an editor approves it before you receive its newsletter.",
+            email=person.email,
+        )
+        if waits
+        else words.gettext(
+            "Thank you: %(email)s will receive the next edition.", email=person.email
         ),
         link=f"/preferences/{preferences}?lang={language}",
-        link_text=i18n.words(language).gettext("Change your preferences"),
+        link_text=words.gettext("Change your preferences"),
     )
 
 
-def _id(subscriber: Subscriber) -> int:
-    if subscriber.id is None:
+def _id(person: Person) -> int:
+    if person.id is None:
         raise InvalidToken("this link names no stored subscription")
-    return subscriber.id
+    return person.id
 
 
-def _set_status(web: Web, subscriber_id: int | None, status: str, now: datetime) -> None:
-    with db.session_scope(web.engine) as session:
-        subscriber = session.get(Subscriber, subscriber_id)
-        if subscriber is None or subscriber.status == status:
-            return
-        subscriber.status = status
-        subscriber.status_changed_at = now
-        if status == "active":
-            subscriber.consent_at = now
-            subscriber.soft_bounces = 0
-        session.add(subscriber)
+def _subscription_label(language: str, subscription: Subscription) -> str:
+    label = audience_label(subscription.audience, language)
+    if not subscription.key:
+        return label
+    key = i18n.isolate(subscription.key) if direction(language) == "rtl" else subscription.key
+    return labelled(i18n.words(language), label, key)
 
 
-def _save_preferences(web: Web, subscriber_id: int, values: dict[str, Any]) -> Subscriber:
+def _save_preferences(
+    web: Web, person_id: int, subscription_id: int | None, values: dict[str, Any], now: datetime
+) -> Person:
+    """The person's language, and a subscription's narrowing and cadence when one is named
+    (or when they hold only one: the form of a single subscription names none)."""
     with validate.in_field("language"):
-        language = validate.language(values["language"])
-        if language not in web.settings.languages:
+        language = validate.language(values["language"]) if values["language"] else None
+        if language is not None and language not in web.settings.languages:
             raise InvalidInput(f"language {language!r}: not offered here")
-    with validate.in_field("sectors"):
-        sectors = validate.unique(validate.sector(code) for code in values["sectors"])
-    with validate.in_field("themes"):
-        themes = validate.unique(validate.theme(t) for t in validate.split_list(values["themes"]))
-    with validate.in_field("cadence"):
-        cadence = validate.cadence(values["cadence"])
+    narrowing = None
+    if values.get("narrowing"):
+        with validate.in_field("sectors"):
+            sectors = validate.unique(validate.sector(code) for code in values["sectors"])
+        with validate.in_field("themes"):
+            themes = validate.unique(
+                validate.theme(t) for t in validate.split_list(values["themes"])
+            )
+        with validate.in_field("cadence"):
+            cadence = validate.cadence(values["cadence"])
+        narrowing = {"sectors": sectors, "themes": themes, "cadence": cadence}
     with db.session_scope(web.engine) as session:
-        subscriber = session.get(Subscriber, subscriber_id)
-        if subscriber is None:
+        person = session.get(Person, person_id)
+        if person is None:
             raise InvalidToken("this preferences link names no stored subscription")
-        subscriber.language = language
-        subscriber.sectors = sectors
-        subscriber.themes = themes
-        subscriber.cadence = cadence
-        session.add(subscriber)
-        return subscriber
+        held = [
+            s
+            for s in subscriptions.subscriptions_of(session, person)
+            if s.status in subscriptions.LIVE
+        ]
+        chosen = next((s for s in held if s.id == subscription_id), None)
+        if chosen is None and subscription_id is None and len(held) == 1:
+            chosen = held[0]
+        subscriptions.change(
+            session,
+            person,
+            origin=subscriptions.Origin.web(language or person.language, "preferences"),
+            now=now,
+            language=language,
+            subscription=chosen if narrowing is not None else None,
+            values=narrowing,
+        )
+        return person
+
+
+def _leave(web: Web, person_id: int, subscription_id: int, language: str, now: datetime) -> str:
+    """The person leaves one subscription; returns how the page names it."""
+    with db.session_scope(web.engine) as session:
+        person = session.get(Person, person_id)
+        subscription = session.get(Subscription, subscription_id)
+        if person is None or subscription is None or subscription.person_id != person.id:
+            raise InvalidToken("this subscription is not yours")
+        subscriptions.leave(
+            session,
+            person,
+            subscription,
+            origin=subscriptions.Origin.web(language, "preferences"),
+            now=now,
+        )
+        return _subscription_label(language, subscription)
+
+
+def _ask_to_add(web: Web, person_id: int, values: dict[str, Any], now: datetime) -> Confirmation:
+    """A request for one more subscription, from the preferences page: confirmed by email."""
+    with Session(web.engine) as session:
+        person = session.get(Person, person_id)
+        if person is None:
+            raise InvalidToken("this preferences link names no stored subscription")
+        checked = check_subscriber(
+            session,
+            {**values, "email": person.email, "name": person.name, "language": person.language},
+            rules=web.rules,
+        )
+    return _confirmation(web, person, subscriptions.Request.of(checked), now)
+
+
+def _view(web: Web, person_id: int, language: str) -> tuple[Person, list[dict[str, Any]]]:
+    with Session(web.engine, expire_on_commit=False) as session:
+        person = session.get(Person, person_id)
+        if person is None:
+            raise InvalidToken("this preferences link names no stored subscription")
+        held = subscriptions.subscriptions_of(session, person)
+    return person, [
+        {
+            "id": s.id,
+            "label": _subscription_label(language, s),
+            "status": s.status,
+            "status_label": _status_label(language, s.status),
+            "values": {
+                "sectors": list(s.sectors),
+                "themes": ", ".join(s.themes),
+                "cadence": s.cadence,
+            },
+        }
+        for s in held
+    ]
+
+
+def _status_label(language: str, status: str) -> str:
+    """A subscription's status as its holder reads it on the preferences page."""
+    words = i18n.words(language)
+    labels = {
+        "active": words.pgettext("subscription status", "active"),
+        "awaiting_approval": words.pgettext("subscription status", "awaiting an editor's approval"),
+        "pending": words.pgettext("subscription status", "not confirmed yet"),
+        "left": words.pgettext("subscription status", "left"),
+    }
+    return labels.get(status, status)
+
+
+def _number(value: object) -> int | None:
+    return int(value) if isinstance(value, str) and value.isdigit() else None
 
 
 async def preferences(request: Request) -> Response:
@@ -556,45 +744,102 @@ async def preferences(request: Request) -> Response:
     form = await request.form() if request.method == "POST" else None
     token = request.path_params["token"]
     try:
-        subscriber = await run_in_threadpool(_subscriber, web, "preferences", token)
+        person, _claims = await run_in_threadpool(_person, web, "preferences", token)
     except InvalidToken:
-        subscriber = None
-    if subscriber is None:
+        person = None
+    if person is None:
         return _invalid_link(request, choose_language(request, web.settings, form=form))
-    language = choose_language(request, web.settings, subscriber.language, form=form)
-    values = {
-        "language": subscriber.language,
-        "sectors": list(subscriber.sectors),
-        "themes": ", ".join(subscriber.themes),
-        "cadence": subscriber.cadence,
-    }
-    error, saved = None, False
+    language = choose_language(request, web.settings, person.language, form=form)
+    error, saved, notice = None, False, None
+    background = None
+    add_values = {"audience": "public", "key": ""}
     if form is not None:
         if not _csrf_valid(request, form):
             return _csrf_refused(request, language)
-        values = _choices(form)
+        action = str(form.get("action") or "save")
+        subscription_id = _number(form.get("subscription"))
+        now = datetime.now(UTC)
         try:
-            subscriber = await run_in_threadpool(_save_preferences, web, _id(subscriber), values)
+            if action == "leave" and subscription_id is not None:
+                what = await run_in_threadpool(
+                    _leave, web, _id(person), subscription_id, language, now
+                )
+                notice = i18n.words(language).gettext(
+                    "You left %(what)s; your other subscriptions are unchanged.", what=what
+                )
+            elif action == "add" and not web.per_address.allow(person.email):
+                return _rate_limited(request, language)
+            elif action == "add":
+                add_values = {
+                    "audience": str(form.get("audience") or "public"),
+                    "key": str(form.get("key") or "").strip(),
+                    "cadence": str(form.get("cadence") or "monthly"),
+                }
+                confirmation = await run_in_threadpool(
+                    _ask_to_add, web, _id(person), add_values, now
+                )
+                background = BackgroundTask(_send_confirmation, web.settings, confirmation)
+                notice = i18n.words(language).gettext(
+                    "A link to confirm this subscription is on its way to %(email)s. Nothing "
+                    "changes until you confirm.",
+                    email=person.email,
+                )
+            else:
+                values = {
+                    **_choices(form),
+                    "language": str(form.get("language") or ""),
+                    "narrowing": "cadence" in form,
+                }
+                person = await run_in_threadpool(
+                    _save_preferences, web, _id(person), subscription_id, values, now
+                )
+                saved = True
+                # The page answers in the language just chosen: it is the latest wish.
+                language = person.language
         except InvalidInput as exc:
             error = _form_error(language, exc)
-        else:
-            saved = True
-            # The page answers in the language just chosen: it is the latest wish.
-            language = subscriber.language
-            values["themes"] = ", ".join(subscriber.themes)
-    unsubscribe = make_token(web.secret, "unsubscribe", _id(subscriber))
-    return _page(
+        except InvalidToken:
+            return _invalid_link(request, language)
+    shown, held = await run_in_threadpool(_view, web, _id(person), language)
+    unsubscribe = make_token(web.secret, "unsubscribe", _id(shown))
+    response = _page(
         request,
         "preferences.html",
         language,
         N_("Your preferences"),
         status=400 if error else 200,
-        email=subscriber.email,
-        values=values,
+        email=shown.email,
+        values={"language": shown.language},
+        subscriptions=held,
+        add_values=add_values,
+        audiences=_audience_choices(web, language),
         saved=saved,
+        notice=notice,
         error=error,
         unsubscribe_link=f"/unsubscribe/{unsubscribe}?lang={language}",
     )
+    response.background = background
+    return response
+
+
+def _unsubscribe(web: Web, person_id: int, cadence: str | None, origin: str) -> None:
+    """Leave every subscription the email covered: all of them, or those of its cadence."""
+    with db.session_scope(web.engine) as session:
+        person = session.get(Person, person_id)
+        if person is None:
+            return
+        chosen = [
+            s
+            for s in subscriptions.subscriptions_of(session, person)
+            if s.status in subscriptions.LIVE and cadence in (None, s.cadence)
+        ]
+        subscriptions.unsubscribe(
+            session,
+            person,
+            origin=subscriptions.Origin("web", origin),
+            now=datetime.now(UTC),
+            subscriptions=chosen,
+        )
 
 
 async def unsubscribe(request: Request) -> Response:
@@ -603,25 +848,29 @@ async def unsubscribe(request: Request) -> Response:
     one_click = form is not None and form.get(ONE_CLICK_FIELD) == ONE_CLICK_VALUE
     token = request.path_params["token"]
     try:
-        subscriber = await run_in_threadpool(_subscriber, web, "unsubscribe", token)
+        person, _claims = await run_in_threadpool(_person, web, "unsubscribe", token)
     except InvalidToken:
         if one_click:
             return PlainTextResponse("This unsubscribe link is not valid.\n", status_code=400)
         return _invalid_link(request, choose_language(request, web.settings, form=form))
     language = choose_language(
-        request, web.settings, subscriber.language if subscriber else None, form=form
+        request, web.settings, person.language if person else None, form=form
     )
-    email = subscriber.email if subscriber else ""
+    email = person.email if person else ""
     if form is None:
-        if subscriber is None or subscriber.status == "unsubscribed":
+        if person is None or person.status == "unsubscribed":
             return _unsubscribed(request, language, email)
         return _page(request, "unsubscribe.html", language, N_("Unsubscribe"), email=email)
     # RFC 8058: the one-click POST carries no CSRF token and gets 200, never a redirect.
     if not one_click and not _csrf_valid(request, form):
         return _csrf_refused(request, language)
-    if subscriber is not None:
-        await run_in_threadpool(_set_status, web, subscriber.id, "unsubscribed", datetime.now(UTC))
-        log.info("subscriber %s unsubscribed%s", subscriber.id, " (one-click)" if one_click else "")
+    if person is not None:
+        cadence = request.query_params.get("cadence")
+        origin = "one-click unsubscribe" if one_click else f"unsubscribe page in {language}"
+        await run_in_threadpool(
+            _unsubscribe, web, _id(person), cadence if cadence in CADENCES else None, origin
+        )
+        log.info("person %s unsubscribed%s", person.id, " (one-click)" if one_click else "")
     if one_click:
         return PlainTextResponse("Unsubscribed.\n", headers=SECURITY_HEADERS)
     return _unsubscribed(request, language, email)
