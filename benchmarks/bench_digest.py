@@ -125,7 +125,9 @@ def main() -> None:
         home = Path(folder)
         url = args.database_url or f"sqlite:///{home / 'var' / 'bench.db'}"
         db.upgrade(url)
-        settings = load_settings(home=home, database_url=url, secret_key="bench")
+        settings = load_settings(
+            home=home, database_url=url, secret_key="bench-for-signing-links-0123456789"
+        )
         seed(url, args.items, args.segments, random.Random(7))
         engine = db.engine_for(settings)
         start = time.perf_counter()

@@ -72,7 +72,7 @@ def serve(settings: Settings) -> tuple[subprocess.Popen[bytes], str]:
         **os.environ,
         "DIFFUSION_HOME": str(settings.home),
         "DIFFUSION_DATABASE_URL": settings.database,
-        "DIFFUSION_SECRET_KEY": "bench",
+        "DIFFUSION_SECRET_KEY": "bench-for-signing-links-0123456789",
     }
     command = [DIFFUSION, "serve", "--no-scheduler", "--port", str(port)]
     process = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
@@ -163,7 +163,9 @@ def main() -> None:
         home = Path(folder)
         url = args.database_url or f"sqlite:///{home / 'var' / 'diffusion.db'}"
         db.upgrade(url)
-        settings = load_settings(home=home, database_url=url, secret_key="bench")
+        settings = load_settings(
+            home=home, database_url=url, secret_key="bench-for-signing-links-0123456789"
+        )
         ids = seed(settings, args.subscribers)
         process, base = serve(settings)
         print(

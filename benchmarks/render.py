@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     render.mjml2html = counting  # count every MJML render the renderer makes
 
     home = Path(tempfile.mkdtemp(prefix="diffusion-bench-"))
-    settings = load_settings(home=home, secret_key="benchmark-secret")
+    settings = load_settings(home=home, secret_key="benchmark-secret-for-signing-links-0123456789")
     started = time.perf_counter()
     people = subscribers(args.subscribers, args.seed, args.several)
     by_segment: dict[Segment, list[Reader]] = defaultdict(list)

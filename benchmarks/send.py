@@ -10,11 +10,19 @@ the same number of connections, two ways: `sendmail` (the issue's ceiling), and 
 written after DATA as they are, as Diffusion writes a message its template made wire-ready
 (the client's own speed on that path, so the second ratio is what our bookkeeping costs).
 Prints msg/s, both ratios and peak memory.
+
+Then, on PostgreSQL (DIFFUSION_BENCH_POSTGRES_URL, default the local server), 100,000
+subscribers sent with 1, 2 and 4 worker processes straight after enqueueing, before the planner
+has statistics for the new rows: the case where a claim written `id IN (subquery ... LIMIT ...
+SKIP LOCKED)` re-ran its subquery per row and took every row at once.
+
+    .venv/bin/python benchmarks/send.py --sizes 2000 --postgres-size 0   # SQLite only
 """
 
 import argparse
 import asyncio
 import json
+import os
 import resource
 import shutil
 import socket
@@ -39,6 +47,9 @@ from diffusion.models import Edition, Person, Subscription  # noqa: E402
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 SINK = "/usr/sbin/smtp-sink"
+POSTGRES = os.environ.get(
+    "DIFFUSION_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 
 
 def edition_body() -> tuple[str, str]:
@@ -182,7 +193,7 @@ def child(count: int, port: int, connections: int) -> None:
         settings = load_settings(
             home=folder,
             database_url=url,
-            secret_key="bench",
+            secret_key="bench-for-signing-links-0123456789",
             smtp_url=f"smtp://127.0.0.1:{port}",
             smtp_connections=connections,
         )
@@ -224,13 +235,92 @@ def child(count: int, port: int, connections: int) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def postgres_child(count: int, port: int, connections: int, workers: int) -> None:
+    """One PostgreSQL send: a fresh database, N subscribers, enqueue and send with `workers`."""
+    import psycopg  # here: the SQLite runs' peak memory stays their own
+
+    admin = sa.engine.make_url(db.normalise_url(POSTGRES))
+    name = f"diffusion_bench_{os.getpid()}"
+    conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    folder = Path(tempfile.mkdtemp(prefix="diffusion-bench-"))
+    try:
+        url = admin.set(database=name).render_as_string(hide_password=False)
+        db.upgrade(url)
+        seed(url, count)
+        settings = load_settings(
+            home=folder,
+            database_url=url,
+            secret_key="bench-for-signing-links-0123456789",
+            smtp_url=f"smtp://127.0.0.1:{port}",
+            smtp_connections=connections,
+        )
+        engine = db.engine_for(settings)
+        started = time.perf_counter()
+        # Enqueueing is part of the run: the claims that follow see no statistics on its rows.
+        summary = send_pending(engine, settings, now=NOW, workers=workers)
+        elapsed = time.perf_counter() - started
+        with engine.connect() as connection:
+            sent = connection.execute(
+                sa.text("SELECT count(*) FROM outbox WHERE state = 'sent'")
+            ).scalar_one()
+        engine.dispose()
+        print(
+            json.dumps(
+                {"count": count, "workers": workers, "sent": sent, "seconds": elapsed,
+                 "rate": sent / elapsed, "deferred": summary.deferred}
+            )
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        with psycopg.connect(conninfo, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def postgres_runs(port: int, size: int, connections: int) -> None:
+    import psycopg
+
+    try:
+        psycopg.connect(
+            sa.engine.make_url(db.normalise_url(POSTGRES))
+            .set(drivername="postgresql")
+            .render_as_string(hide_password=False),
+            connect_timeout=3,
+        ).close()
+    except psycopg.OperationalError as exc:
+        print(f"PostgreSQL run skipped: {exc}".strip())
+        return
+    for workers in (1, 2, 4):
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", str(size), "--port", str(port),
+             "--connections", str(connections), "--postgres-workers", str(workers)],
+            check=True, capture_output=True, text=True,
+        ).stdout  # fmt: skip
+        result = json.loads(out.strip().splitlines()[-1])
+        print(
+            f"PostgreSQL, {result['count']} subscribers, {workers} worker(s) x {connections} "
+            f"connections, right after enqueueing: {result['sent']} sent in "
+            f"{result['seconds']:.1f} s = {result['rate']:.0f} msg/s "
+            f"({result['deferred']} deferred)",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="20000,100000", help="Subscriber counts.")
     parser.add_argument("--connections", type=int, default=4, help="SMTP connections.")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--postgres-workers", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--postgres-size", type=int, default=100_000, help="PostgreSQL run's subscribers; 0: none."
+    )
     args = parser.parse_args()
+    if args.child and args.postgres_workers:
+        postgres_child(args.child, args.port, args.connections, args.postgres_workers)
+        return
     if args.child:
         child(args.child, args.port, args.connections)
         return
@@ -266,6 +356,8 @@ def main() -> None:
         if len(results) > 1:
             growth = results[-1]["peak_mb"] / results[0]["peak_mb"] - 1
             print(f"peak memory, {results[-1]['count']} vs {results[0]['count']}: {growth:+.1%}")
+        if args.postgres_size:
+            postgres_runs(port, args.postgres_size, args.connections)
     finally:
         sink.terminate()
         sink.wait()

@@ -1,26 +1,36 @@
 """Settings: one typed object read from diffusion.toml, then DIFFUSION_* variables, then flags."""
 
+import ipaddress
 import os
-import secrets
+import re
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from email_validator import EmailNotValidError, validate_email
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
 
-from diffusion import i18n
+from diffusion import i18n, keys
 from diffusion.errors import ConfigError
 
 # Secrets are read from the environment only, so that a config file can be shared or committed.
-SECRET_KEYS = ("smtp_password", "secret_key")
+SECRET_KEYS = ("smtp_password", "secret_key", "secret_keys")
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -36,6 +46,31 @@ def _config_file(home: Any) -> Path:
         return Path(explicit)
     base = Path(home or os.environ.get("DIFFUSION_HOME") or Path.cwd())
     return base / "diffusion.toml"
+
+
+EXAMPLE_FROM = "newsletter@diffusion.example.org"
+
+
+def _host_of(url: str) -> str:
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_address(value: str) -> bool:
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError:
+        return False
+    return True
 
 
 class Settings(BaseSettings):
@@ -72,9 +107,7 @@ class Settings(BaseSettings):
         {},
         description="The From display name per language; default: the newsletter's name.",
     )
-    from_address: str = Field(
-        "newsletter@diffusion.example.org", description="Address editions are sent from."
-    )
+    from_address: str = Field(EXAMPLE_FROM, description="Address editions are sent from.")
     reply_to: str | None = Field(None, description="Reply-To address, if other than From.")
     list_id: str = Field(
         "partners.diffusion.example.org", description="List-Id domain part (RFC 2919)."
@@ -98,14 +131,42 @@ class Settings(BaseSettings):
         60.0, gt=0, description="First retry delay; doubles at each temporary failure."
     )
     max_attempts: int = Field(6, ge=1, description="Attempts before a failure is permanent.")
+    relay_failure_limit: int = Field(
+        3,
+        ge=1,
+        description="Relay faults in a row (connection, TLS, login, sender refused, 421, "
+        "timeout) that stop a send, leaving its messages queued.",
+    )
+    send_lease_seconds: float = Field(
+        600.0,
+        gt=0,
+        description="Seconds a claimed message stays a sender's without renewal (renewed every "
+        "third of it while sending); then another sender may take it.",
+    )
+    allow_test_settings: bool = Field(
+        False,
+        description="Let `send` and `serve` mail through SMTP with a loopback base_url or the "
+        "example From address: for a test relay only.",
+    )
+    database_outage_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="Seconds a send waits, with backoff, for a database that stopped answering.",
+    )
     soft_bounce_limit: int = Field(3, ge=1, description="Soft bounces that mark a subscriber.")
     dkim_domain: str | None = Field(None, description="Domain (d=) of DKIM signatures.")
     dkim_selector: str | None = Field(None, description="Selector (s=) of DKIM signatures.")
     dkim_private_key_file: Path | None = Field(None, description="PEM private key for DKIM.")
     secret_key: SecretStr | None = Field(
         None,
-        description="Key signing subscription links (environment only); "
-        "default: generated once into var/secret_key.",
+        description="Key signing subscription links, at least 32 bytes (environment only); "
+        "default: var/secret_key, made by `diffusion init`. Set it on every host of a "
+        "multi-host install.",
+    )
+    secret_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        [],
+        description="Instead of secret_key, to rotate keys: the current key, then older keys "
+        "that links may still be signed with, separated by spaces (environment only).",
     )
     fetch_timeout: float = Field(15.0, gt=0, description="Seconds before a feed fetch gives up.")
     fetch_concurrency: int = Field(32, ge=1, description="Feeds fetched at the same time.")
@@ -122,6 +183,24 @@ class Settings(BaseSettings):
     )
     web_host: str = Field("127.0.0.1", description="Address `diffusion serve` listens on.")
     web_port: int = Field(8080, ge=0, le=65535, description="Port `diffusion serve` listens on.")
+    web_max_body_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        description="Largest request body the web pages accept; a larger one gets 413 unread.",
+    )
+    web_keep_alive_seconds: int = Field(
+        5, ge=1, description="Seconds an idle connection is kept open after an answer."
+    )
+    web_header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds a connection has to send a complete request head, else closed.",
+    )
+    web_max_connections: int = Field(
+        4096,
+        ge=16,
+        description="Connections served at once (more get 503); kept below the open-file limit.",
+    )
     schedule_collect_minutes: int = Field(
         60, ge=0, description="Minutes between collections (then feeds are rebuilt); 0: never."
     )
@@ -184,8 +263,25 @@ class Settings(BaseSettings):
                 )
         return (init_settings, env_settings, toml)
 
+    @field_validator("secret_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        return keys.split_keys(value) if isinstance(value, str) else value
+
     @model_validator(mode="after")
     def _check(self) -> "Settings":
+        if self.secret_key is not None and self.secret_keys:
+            raise ValueError("secret_key and secret_keys: set one of them, not both")
+        if self.secret_key is not None or self.secret_keys:
+            single = self.secret_key is not None
+            given = [self.secret_key] if self.secret_key is not None else self.secret_keys
+            source = "DIFFUSION_SECRET_KEY" if single else "DIFFUSION_SECRET_KEYS"
+            try:
+                keys.check_keys(
+                    [key.get_secret_value() for key in given], source, keys.ENVIRONMENT_HINT
+                )
+            except ConfigError as exc:
+                raise ValueError(str(exc)) from exc
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -206,6 +302,20 @@ class Settings(BaseSettings):
                     raise ValueError(f"{key}: {code!r} is not in languages {self.languages}")
         if self.smtp_url and urlsplit(self.smtp_url).scheme not in ("smtp", "smtps"):
             raise ValueError(f"smtp_url: scheme must be smtp:// or smtps://, not {self.smtp_url!r}")
+        if self.smtp_url and not _host_of(self.smtp_url):
+            raise ValueError(f"smtp_url: no host in {self.smtp_url!r}")
+        if urlsplit(self.base_url).scheme not in ("http", "https") or not _host_of(self.base_url):
+            raise ValueError(
+                f"base_url: {self.base_url!r} is not an http:// or https:// address with a host"
+            )
+        for key in ("from_address", "reply_to", "unsubscribe_mailto"):
+            value = getattr(self, key)
+            if value is not None and not _is_address(value):
+                raise ValueError(f"{key}: {value!r} is not an email address (name@domain)")
+        if not re.fullmatch(
+            r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9-]+)+", self.list_id
+        ):
+            raise ValueError(f"list_id: {self.list_id!r} is not a domain name (lists.example.org)")
         for key in ("schedule_monthly", "schedule_weekly"):
             try:
                 CronTrigger.from_crontab(getattr(self, key), timezone=self.zone)
@@ -221,6 +331,33 @@ class Settings(BaseSettings):
                 "dkim_domain, dkim_selector and dkim_private_key_file go together: set all or none"
             )
         return self
+
+    def sending_problems(self) -> list[str]:
+        """Why real mail sent through SMTP with these settings would be broken; [] when fine."""
+        if not self.smtp_url or self.allow_test_settings:
+            return []
+        problems = []
+        host = _host_of(self.base_url)
+        if host == "localhost" or host.endswith(".localhost") or _is_loopback(host):
+            problems.append(
+                f"base_url is {self.base_url}, a loopback address: every link would lead "
+                "nowhere (set DIFFUSION_BASE_URL to the public address of the web pages)"
+            )
+        if self.from_address == EXAMPLE_FROM:
+            problems.append(
+                f"from_address is the example {EXAMPLE_FROM} (set DIFFUSION_FROM_ADDRESS)"
+            )
+        return problems
+
+    def require_sending_ready(self) -> None:
+        """ConfigError naming the settings to set, before any real mail goes out through SMTP."""
+        problems = self.sending_problems()
+        if problems:
+            raise ConfigError(
+                "refusing to send through SMTP: "
+                + "; ".join(problems)
+                + "; for a test relay only, set DIFFUSION_ALLOW_TEST_SETTINGS=true"
+            )
 
     # Where state lives: everything under one data directory.
     @property
@@ -254,16 +391,36 @@ class Settings(BaseSettings):
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    @property
+    def key_file(self) -> Path:
+        return self.var_dir / "secret_key"
+
+    @property
+    def keys_from_environment(self) -> bool:
+        return self.secret_key is not None or bool(self.secret_keys)
+
+    @cached_property
+    def keys_in_use(self) -> tuple[str, ...]:
+        """The keys of signed links, current first: from the environment, else var/secret_key.
+
+        Read once (links are signed per recipient); ConfigError (naming the variable or the
+        file) when a key is missing, empty or shorter than 32 bytes. The file is made by
+        `diffusion init`, never here: a missing file where links were already mailed must not
+        silently become a new key.
+        """
+        if self.secret_key is not None:
+            return (self.secret_key.get_secret_value(),)
+        if self.secret_keys:
+            return tuple(key.get_secret_value() for key in self.secret_keys)
+        return keys.read_key_file(self.key_file)
+
+    def signing_keys(self) -> tuple[str, ...]:
+        """See keys_in_use."""
+        return self.keys_in_use
+
     def signing_key(self) -> str:
-        """The key for signed links: from the environment, else created once under var/."""
-        if self.secret_key:
-            return self.secret_key.get_secret_value()
-        path = self.var_dir / "secret_key"
-        if not path.exists():
-            self.var_dir.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(32))
-            path.chmod(0o600)
-        return path.read_text().strip()
+        """The current key: the one new links are signed with."""
+        return self.signing_keys()[0]
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -272,8 +429,10 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**given)
     except ValidationError as exc:
+        # A check of the whole object names its key in the message itself.
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            ".".join(f"{part}: " for part in map(str, err["loc"]))
+            + err["msg"].removeprefix("Value error, ")
             for err in exc.errors()
         )
         raise ConfigError(f"invalid settings: {problems}") from exc

@@ -1,9 +1,10 @@
 """The database: engine, sessions and Alembic migrations, alike on SQLite and PostgreSQL."""
 
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import sqlalchemy as sa
 from alembic import command
@@ -17,6 +18,8 @@ from diffusion.config import Settings
 from diffusion.errors import DatabaseError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 def normalise_url(url: str) -> str:
@@ -46,10 +49,31 @@ def make_engine(url: str) -> Engine:
         path = sa.engine.make_url(url).database
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _private_file(Path(path))
         engine = sa.create_engine(url, connect_args={"check_same_thread": False})
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    # A connect timeout, so that a database host gone silent is an error, not a hang.
+    return sa.create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+
+
+def _private_file(path: Path) -> None:
+    """Create the SQLite file readable by its owner only (0600), or make it so.
+
+    It holds every subscriber's address; SQLite gives its -wal and -shm files the mode of the
+    database file.
+    """
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return  # not ours to create (read-only place): SQLite says what is wrong
+    try:
+        if os.fstat(descriptor).st_mode & 0o077:
+            os.fchmod(descriptor, 0o600)
+    except OSError:
+        pass  # owned by someone else: readable as it is, nothing we may change
+    finally:
+        os.close(descriptor)
 
 
 def engine_for(settings: Settings) -> Engine:
@@ -66,6 +90,16 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def once_more_on_conflict(work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """`work` (a unit of work in its own session), run again once if it lost a race on a unique
+    key: two requests creating the same row at once; the second run finds the row the first
+    one committed."""
+    try:
+        return work(*args, **kwargs)
+    except sa.exc.IntegrityError:
+        return work(*args, **kwargs)
 
 
 def alembic_config(url: str) -> AlembicConfig:

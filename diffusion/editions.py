@@ -4,7 +4,7 @@ import dataclasses
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -64,9 +64,28 @@ def more_url_for(settings: Settings, rules: RoutingRules, segment: Segment) -> s
     return feed_url(settings, path) if path else None
 
 
+def default_period(now: datetime, cadence: str, settings: Settings) -> Period:
+    """The period built when none is named: the last complete month or ISO week before `now`,
+    which is what the monthly and weekly jobs of the scheduler send (never the unfinished one)."""
+    if cadence == "weekly":
+        return Period.containing(now - timedelta(days=7), "weekly", settings.zone)
+    first = now.astimezone(settings.zone).replace(day=1)
+    return Period.containing(first - timedelta(days=1), "monthly", settings.zone)
+
+
+def default_periods_said(now: datetime, settings: Settings) -> str:
+    """One line telling an editor which periods were chosen for them."""
+    month = default_period(now, "monthly", settings).label
+    week = default_period(now, "weekly", settings).label
+    return (
+        f"No --period given: the past month, {month}, for monthly newsletters and the past "
+        f"week, {week}, for weekly digests (what the scheduler sends next)."
+    )
+
+
 def _period_of(label: str | None, segment: Segment, settings: Settings, now: datetime) -> Period:
     if label is None:
-        return Period.containing(now, segment.cadence, settings.zone)
+        return default_period(now, segment.cadence, settings)
     return Period.parse(label, settings.zone)
 
 
@@ -85,6 +104,53 @@ def _window(session: Session, segment: Segment, period: Period, explicit: bool) 
         return period
     # Since the previous edition: nothing published between two editions is lost.
     return Period(period.label, min(previous.created_at, period.start), period.end)
+
+
+@dataclass(frozen=True)
+class _Late:
+    """Items that missed the segment's previous edition: published in its period or since,
+    collected after it was built."""
+
+    published_from: datetime  # the previous edition's period start
+    collected_after: datetime  # when the previous edition was built
+
+    def takes(self, item: Item, window: Period) -> bool:
+        if window.start <= item.published_at < window.end:
+            return True
+        return self.published_from <= item.published_at < window.start and _utc(
+            item.collected_at
+        ) > _utc(self.collected_after)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _late(session: Session, segment: Segment, period: Period, settings: Settings) -> _Late | None:
+    """What the segment's last edition before this period missed, if it has one."""
+    previous = session.exec(
+        select(Edition)
+        .where(Edition.segment == segment.id, Edition.period != period.label)
+        .where(col(Edition.status).not_in(REBUILDABLE))
+        .order_by(col(Edition.created_at).desc())
+        .limit(1)
+    ).first()
+    if previous is None:
+        return None
+    start = Period.parse(previous.period, settings.zone).start
+    if start >= period.start:
+        return None  # a later period's edition: not the one this period follows
+    return _Late(start, previous.created_at)
+
+
+def _with_late(
+    window: Period, late: _Late | None, items: Sequence[Item]
+) -> tuple[Period, list[Item]]:
+    """The digest's window and items: its own, and those the previous edition missed."""
+    if late is None:
+        return window, list(items)
+    wider = Period(window.label, min(window.start, late.published_from), window.end)
+    return wider, [item for item in items if late.takes(item, window)]
 
 
 def _cadence_of(label: str) -> str:
@@ -118,7 +184,9 @@ def digest_for(
             )
         base = _period_of(period, segment, settings, now)
         window = _window(session, segment, base, explicit=period is not None)
-        items = load_items(session, window.start, window.end)
+        late = _late(session, segment, base, settings)
+        start = min(window.start, late.published_from) if late else window.start
+        window, items = _with_late(window, late, load_items(session, start, window.end))
     return build_digest(
         items,
         directory,
@@ -210,6 +278,7 @@ def build_editions(
                     existing,
                     window,
                     _key_warning(rules, directory, segment, segments[segment]),
+                    _late(session, segment, base, settings),
                 )
             )
         to_build = [plan for plan in plans if not plan.kept]
@@ -217,7 +286,7 @@ def build_editions(
         items = (
             load_items(
                 session,
-                min(plan.window.start for plan in to_build),
+                min(plan.earliest for plan in to_build),
                 max(plan.window.end for plan in to_build),
             )
             if to_build
@@ -261,6 +330,12 @@ class _Plan:
     existing: Edition | None
     window: Period
     warning: str | None = None
+    late: _Late | None = None
+
+    @property
+    def earliest(self) -> datetime:
+        """The earliest publication any of its items may have."""
+        return min(self.window.start, self.late.published_from) if self.late else self.window.start
 
     @property
     def kept(self) -> bool:
@@ -278,12 +353,13 @@ def _build_one(
     now: datetime,
 ) -> BuildResult:
     segment, base, existing = plan.segment, plan.base, plan.existing
+    window, candidates = _with_late(plan.window, plan.late, items)
     digest = build_digest(
-        items,
+        candidates,
         directory,
         rules,
         segment=segment,
-        period=plan.window,
+        period=window,
         now=now,
         max_items=settings.digest_max_items,
         more_url=more_url_for(settings, rules, segment),

@@ -47,3 +47,7 @@ class DeliveryError(DiffusionError, RuntimeError):
 
 class InvalidToken(DiffusionError, ValueError):
     """A subscription token is tampered with, malformed or expired."""
+
+
+class OutboxUnavailable(DatabaseError):
+    """The outbox's database stopped answering in the middle of a send."""

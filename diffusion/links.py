@@ -6,7 +6,7 @@ from typing import Any
 from itsdangerous import Signer
 
 from diffusion.config import Settings
-from diffusion.tokens import make_token
+from diffusion.tokens import make_token, oldest_first
 
 # The salt of archive signatures: a subscription token can never pass for one, nor the reverse.
 ARCHIVE_SALT = "diffusion.archive"
@@ -26,7 +26,7 @@ def confirm_url(
     before the person unsubscribed, bounced or complained cannot bring them back.
     """
     token = make_token(
-        settings.signing_key(), "confirm", person_id, req=request, at=issued_at.isoformat()
+        settings.signing_keys(), "confirm", person_id, req=request, at=issued_at.isoformat()
     )
     return _url(settings, f"/confirm/{token}")
 
@@ -37,18 +37,19 @@ def unsubscribe_url(settings: Settings, subscriber_id: int, cadence: str | None 
     With a cadence, the person leaves only their subscriptions of that cadence: those the email
     carrying the link covered (the parameter can only narrow what the signed token allows).
     """
-    token = make_token(settings.signing_key(), "unsubscribe", subscriber_id)
+    token = make_token(settings.signing_keys(), "unsubscribe", subscriber_id)
     query = f"?cadence={cadence}" if cadence else ""
     return _url(settings, f"/unsubscribe/{token}{query}")
 
 
 def preferences_url(settings: Settings, subscriber_id: int) -> str:
-    token = make_token(settings.signing_key(), "preferences", subscriber_id)
+    token = make_token(settings.signing_keys(), "preferences", subscriber_id)
     return _url(settings, f"/preferences/{token}")
 
 
 def _archive_signer(settings: Settings) -> Signer:
-    return Signer(settings.signing_key(), salt=ARCHIVE_SALT)
+    # Signs with the current key, verifies with every key still accepted.
+    return Signer(oldest_first(settings.signing_keys()), salt=ARCHIVE_SALT)
 
 
 def archive_signature(settings: Settings, edition_id: int) -> str:

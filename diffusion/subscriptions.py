@@ -200,15 +200,28 @@ def address_hash(email: str, secret: str) -> str:
     return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
 
 
-def erased(session: Session, email: str, secret: str) -> bool:
+# A key, or the keys in use (current first): an address erased under an older key is still
+# recognised after the key is rotated.
+Keys = str | Sequence[str]
+
+
+def _keys(secret: Keys) -> tuple[str, ...]:
+    return (secret,) if isinstance(secret, str) else tuple(secret)
+
+
+def erased(session: Session, email: str, secret: Keys) -> bool:
     """Whether this address was erased (and so may not be added back by anyone but itself)."""
-    return session.get(Suppression, address_hash(email, secret)) is not None
+    return any(
+        session.get(Suppression, address_hash(email, key)) is not None
+        for key in _keys(secret)
+        if key
+    )
 
 
-def suppression_of(session: Session, person: Person | None, email: str, secret: str) -> str | None:
+def suppression_of(session: Session, person: Person | None, email: str, secret: Keys) -> str | None:
     """Why the address may not be mailed without its own opt-in, or None.
 
-    `secret` is the key erased addresses were hashed with (settings.signing_key()); without
+    `secret` holds the keys erased addresses were hashed with (settings.signing_keys()); without
     one, erased addresses are not recognised (the web and CLI always give it).
     """
     if person is not None and person.status in SUPPRESSED:
@@ -244,7 +257,7 @@ def add(
     *,
     origin: Origin,
     now: datetime,
-    secret: str,
+    secret: Keys,
     known: dict[str, Person] | None = None,
 ) -> tuple[Subscription, str]:
     """Add a subscription that an editor vouches for (import, CLI): active at once.
@@ -676,10 +689,10 @@ def refused_at_send(session: Session, refusals: Mapping[int, str], *, now: datet
 # --- the person's data ------------------------------------------------------------------------
 
 
-def erase(session: Session, person: Person, *, secret: str, now: datetime) -> None:
+def erase(session: Session, person: Person, *, secret: Keys, now: datetime) -> None:
     """Remove everything about the person (subscriptions, consent records, outbox rows) and keep
     only a keyed hash of the address, so that no later import or addition mails them again."""
-    digest = address_hash(person.email, secret)
+    digest = address_hash(person.email, _keys(secret)[0])
     if session.get(Suppression, digest) is None:
         session.add(Suppression(address_hash=digest, reason="erased", at=now))
     session.exec(delete(OutboxMessage).where(col(OutboxMessage.subscriber_id) == person.id))

@@ -27,6 +27,28 @@ _SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _LIST_SEPARATORS = re.compile(r"[;,]")
 # Characters that could end a header line or smuggle a second header into a message.
 _HEADER_BREAKING = re.compile(r"[\x00-\x1f\x7f]")
+# Control characters (C0, DEL, C1) and the invisible marks that reorder or hide text (bidi
+# overrides and isolates, zero-width characters): nothing a name needs, all a spoofer wants.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+NAME_MAX = 200
+
+
+def without_controls(value: str) -> str:
+    """`value` with control and invisible characters removed and whitespace runs as one space."""
+    return " ".join(_CONTROLS.sub(" ", value).split())
+
+
+def person_name(value: object) -> str:
+    """A person's name as shown and put in `To:`: printable, one line, at most 200 characters.
+
+    Control characters are dropped rather than refused: an escape or a NUL pasted with a
+    name is noise, and the rest of the name is what the person gave.
+    """
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidInput(f"name: expected text, got {value!r}", field="name")
+    return without_controls(value)[:NAME_MAX].strip()
 
 
 def _text(value: object, what: str) -> str:

@@ -16,6 +16,9 @@ from diffusion.config import Settings, load_settings
 POSTGRES_ADMIN_URL = os.environ.get(
     "DIFFUSION_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
+# The signing key of every test that sets none (a key is refused below 32 bytes); tests of the
+# key file unset it.
+TEST_KEY = "test-key-of-the-environment-32-bytes-long"
 
 
 @pytest.fixture(autouse=True)
@@ -24,6 +27,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     for name in list(os.environ):
         if name.startswith("DIFFUSION_") and name != "DIFFUSION_TEST_DATABASE_URL":
             monkeypatch.delenv(name)
+    monkeypatch.setenv("DIFFUSION_SECRET_KEY", TEST_KEY)
     monkeypatch.chdir(tmp_path)
 
 
@@ -70,7 +74,9 @@ def sqlite_url(tmp_path: Path) -> str:
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Settings:
     """Settings with the data directory in tmp_path and the parametrised database."""
-    return load_settings(home=tmp_path, database_url=database_url, secret_key="test-secret")
+    return load_settings(
+        home=tmp_path, database_url=database_url, secret_key="test-secret-key-for-signing-links"
+    )
 
 
 @pytest.fixture

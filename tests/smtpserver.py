@@ -5,6 +5,8 @@ Use the `smtp_server` fixture (imported into a test module), or `RecordingServer
     server.rcpt_reply = lambda address: "451 4.3.0 try later" if "defer" in address else None
     server.data_fault = lambda envelope: "drop"      # drop the connection during DATA
     server.rcpt_delay = lambda address: 5.0          # seconds before answering RCPT
+    server.verb_fault = lambda verb: "530 5.7.0 Authentication required" if verb == "MAIL" else None
+    server.verb_fault = lambda verb: "hang"          # never answer EHLO/MAIL/DATA...
 """
 
 import asyncio
@@ -67,6 +69,42 @@ class _Handler:
         return "250 2.0.0 Message accepted for delivery"
 
 
+class _FaultySMTP(SMTP):
+    """aiosmtpd's server, answering any verb as `verb_fault` says before its own handling."""
+
+    def __init__(self, server: "RecordingServer", *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.recording = server
+
+    async def _fault(self, verb: str) -> bool:
+        fault = self.recording.verb_fault(verb) if self.recording.verb_fault else None
+        if fault == "hang":
+            await asyncio.sleep(3600)  # a relay that accepted the connection and went silent
+        if fault:
+            await self.push(fault)
+        return bool(fault)
+
+    async def smtp_EHLO(self, hostname: str) -> None:
+        if not await self._fault("EHLO"):
+            await super().smtp_EHLO(hostname)
+
+    async def smtp_HELO(self, hostname: str) -> None:
+        if not await self._fault("HELO"):
+            await super().smtp_HELO(hostname)
+
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        if not await self._fault("MAIL"):
+            await super().smtp_MAIL(arg)
+
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        if not await self._fault("RCPT"):
+            await super().smtp_RCPT(arg)
+
+    async def smtp_DATA(self, arg: str) -> None:
+        if not await self._fault("DATA"):
+            await super().smtp_DATA(arg)
+
+
 class RecordingServer:
     """An SMTP server in its own thread and event loop; `received` lists what it accepted."""
 
@@ -86,6 +124,7 @@ class RecordingServer:
         self.rcpt_reply: Callable[[str], str | None] | None = None
         self.rcpt_delay: Callable[[str], float] | None = None
         self.data_fault: Callable[[Envelope], str | None] | None = None
+        self.verb_fault: Callable[[str], str | None] | None = None
         self.host = "127.0.0.1"
         self.port = 0
         self._loop = asyncio.new_event_loop()
@@ -120,7 +159,9 @@ class RecordingServer:
             )
         with warnings.catch_warnings():  # AUTH without TLS is what a plain test server does
             warnings.simplefilter("ignore", UserWarning)
-            return SMTP(_Handler(self), hostname="test", ident="diffusion-test", **options)
+            return _FaultySMTP(
+                self, _Handler(self), hostname="test", ident="diffusion-test", **options
+            )
 
     def start(self) -> "RecordingServer":
         self._thread.start()

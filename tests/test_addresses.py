@@ -18,6 +18,7 @@ from diffusion.errors import InvalidInput
 from diffusion.models import Person, Subscription
 from diffusion.subscriptions import find_person as find_subscriber
 
+SECRET = "test-secret-key-for-signing-links"
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 HEADER = "email,name,language,audience,key,sectors,themes,cadence\n"
 DIRECTORY = """\
@@ -66,7 +67,9 @@ def test_internationalised_domains_are_kept_in_the_form_mail_servers_take(
         "анна@пример.рф,Anna,en,ngo,ifla,,,",
     )
     with db.session_scope(engine) as session:
-        report = import_subscribers(session, path, now=NOW, secret="test-secret")
+        report = import_subscribers(
+            session, path, now=NOW, secret="test-secret-key-for-signing-links"
+        )
     assert report.created == 1
     assert len(report.problems) == 1 and f"{path}:3:" in report.problems[0]
     assert _addresses(engine) == ["ana@xn--exmple-cua.org"]
@@ -83,14 +86,18 @@ def test_import_and_add_treat_capitals_as_the_same_person(engine: Engine, tmp_pa
         "helen@ifla.example.org,Helen again,en,ngo,ifla,,,",
     )
     with db.session_scope(engine) as session:
-        report = import_subscribers(session, first, now=NOW, secret="test-secret")
+        report = import_subscribers(
+            session, first, now=NOW, secret="test-secret-key-for-signing-links"
+        )
     assert report.created == 1
     assert report.problems == [
         f"{first}:3: address helen@ifla.example.org with ngo ifla is already on line 2"
     ]
     again = _csv(tmp_path, "again.csv", "HELEN@ifla.example.org,Helen H.,fr,ngo,IFLA,,,")
     with db.session_scope(engine) as session:
-        report = import_subscribers(session, again, now=NOW, secret="test-secret")
+        report = import_subscribers(
+            session, again, now=NOW, secret="test-secret-key-for-signing-links"
+        )
     assert (report.created, report.updated) == (0, 1)
     with db.session_scope(engine) as session:
         added = add_subscriber(

@@ -32,7 +32,7 @@ def served(tmp_path: Path, sqlite_url: str) -> Iterator[Settings]:
     settings = load_settings(
         home=tmp_path,
         database_url=sqlite_url,
-        secret_key="browser-secret",
+        secret_key="browser-secret-for-signing-links-0123456789",
         base_url=f"http://127.0.0.1:{port}",
     )
     server = uvicorn.Server(

@@ -56,7 +56,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     settings = load_settings(
         home=home,
         database_url=f"sqlite:///{home / 'digest.db'}",
-        secret_key="test-secret",
+        secret_key="test-secret-key-for-signing-links",
         base_url="https://diffusion.example.org",
     )
     db.upgrade(settings.database)

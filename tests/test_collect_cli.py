@@ -96,6 +96,8 @@ def test_sources_add_collect_and_list_items(run: Runner, server: FeedServer) -> 
     again = run("collect", "--source", "ifla")
     assert again.exit_code == 0 and "not modified" in again.output
     assert server.bodies_sent("/ifla.xml") == 1
+    only_broken = run("collect", "--source", default_name)  # every source asked for failed
+    assert only_broken.exit_code == 1 and "1 source(s) failed" in only_broken.output
 
     listed = run("sources", "list")
     assert "HTTP 500" in listed.output and "organisations=ifla" in listed.output

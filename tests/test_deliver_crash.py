@@ -48,9 +48,10 @@ def environment(settings: Settings, server: RecordingServer, **extra: str) -> di
     env.update(
         DIFFUSION_HOME=str(settings.home),
         DIFFUSION_DATABASE_URL=settings.database,
-        DIFFUSION_SECRET_KEY="test-secret",
+        DIFFUSION_SECRET_KEY="test-secret-key-for-signing-links",
         DIFFUSION_SMTP_URL=server.url,
         DIFFUSION_SMTP_CONNECTIONS="2",
+        DIFFUSION_ALLOW_TEST_SETTINGS="true",  # a test relay, links to 127.0.0.1
         **extra,
     )
     return env

@@ -32,7 +32,7 @@ NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 def mail_settings(tmp_path: Path) -> Settings:
     return load_settings(
         home=tmp_path,
-        secret_key="test-secret",
+        secret_key="test-secret-key-for-signing-links",
         base_url="https://diffusion.example.org",
         reply_to="partnerships@example.org",
     )
@@ -86,7 +86,7 @@ def test_a_personalised_message_has_the_headers_and_parts_of_a_newsletter(
     https, mailto = [part.strip() for part in message["List-Unsubscribe"].split(",")]
     assert https.startswith("<https://diffusion.example.org/unsubscribe/")
     token, _, query = https.removesuffix(">").rsplit("/", 1)[1].partition("?")
-    assert read_token("test-secret", "unsubscribe", token)["sub"] == 3
+    assert read_token("test-secret-key-for-signing-links", "unsubscribe", token)["sub"] == 3
     assert query == "cadence=monthly"  # it leaves the subscriptions this email covers
     assert mailto == "<mailto:unsubscribe@diffusion.example.org?subject=unsubscribe>"
 
@@ -191,7 +191,7 @@ def test_dkim_signature_verifies_and_covers_the_unsubscribe_headers(tmp_path: Pa
     key, public = _dkim_key(tmp_path)
     settings = load_settings(
         home=tmp_path,
-        secret_key="test-secret",
+        secret_key="test-secret-key-for-signing-links",
         dkim_domain="diffusion.example.org",
         dkim_selector="news",
         dkim_private_key_file=key,
@@ -233,7 +233,9 @@ async def test_send_one_without_smtp_writes_to_the_maildir(mail_settings: Settin
 async def test_send_one_over_smtp_and_a_refusal_raises(
     tmp_path: Path, smtp_server: RecordingServer
 ) -> None:
-    settings = load_settings(home=tmp_path, secret_key="k", smtp_url=smtp_server.url)
+    settings = load_settings(
+        home=tmp_path, secret_key="k-for-signing-links-0123456789ab", smtp_url=smtp_server.url
+    )
     await send_one(settings, confirmation("amina@example.org"))
     assert smtp_server.deliveries() == {"amina@example.org": 1}
 
@@ -245,3 +247,47 @@ async def test_send_one_over_smtp_and_a_refusal_raises(
     smtp_server.rcpt_reply = lambda a: "451 4.3.0 try later"
     with pytest.raises(DeliveryError, match="451"):
         await send_one(settings, confirmation("later@example.org"))
+
+
+def header_lines(data: bytes) -> list[bytes]:
+    return data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+
+
+def test_a_long_segment_keeps_list_id_on_one_plain_line(mail_settings: Settings) -> None:
+    long_ids = [
+        Segment(
+            "liaison_committee",
+            sectors=("ED", "SC", "CI", "CLT", "SHS"),
+            themes=("libraries", "reading", "open-science", f"theme-{n}"),
+        ).id
+        for n in range(2)
+    ]
+    found = []
+    for segment in long_ids:
+        narrowed = edition()
+        narrowed.segment = segment
+        data = MessageTemplate.from_edition(narrowed, mail_settings, now=NOW).personalise(reader())
+        lines = [line for line in header_lines(data) if line.startswith(b"List-Id:")]
+        assert len(lines) == 1 and b"=?" not in lines[0]
+        assert len(lines[0]) <= 78
+        found.append(parse(data)["List-Id"])
+        assert found[-1].endswith(".partners.diffusion.example.org>")
+    assert found[0] != found[1]  # cut short, yet still telling the segments apart
+
+
+def test_no_header_line_passes_998_octets_and_names_lose_their_control_characters(
+    mail_settings: Settings,
+) -> None:
+    # 200 characters of four UTF-8 bytes each: as one RFC 2047 word, a line of over 1,000.
+    long_name = "\U0002070e\U00020779\U00020c53" * 60 + " Diallo"
+    template = MessageTemplate.from_edition(edition(), mail_settings, now=NOW)
+    data = template.personalise(reader(name=long_name))
+    assert max(len(line) for line in header_lines(data)) <= 998
+    shown = parse(data)["To"].addresses[0].display_name
+    first, last = shown.split()
+    assert len(first) == 40 and long_name.startswith(first)  # cut, never garbled
+    assert last == "Diallo"
+
+    shifty = template.personalise(reader(name="Amina\x00 Diallo\x1b[31m\u202e\x7f"))
+    display = parse(shifty)["To"].addresses[0].display_name
+    assert display == "Amina Diallo [31m"

@@ -77,6 +77,34 @@ def test_enqueue_adds_the_segment_once(engine: Engine, settings: Settings) -> No
     assert sorted(states(engine, narrowed.id)) == ["ed2@example.org", "ed@example.org"]
 
 
+def test_enqueueing_a_segment_in_one_statement_takes_the_same_people_with_their_ids(
+    engine: Engine, settings: Settings
+) -> None:
+    from diffusion.deliver.message import message_ids
+
+    lc = "liaison_committee"
+    with db.session_scope(engine) as session:
+        make_subscribers(session, 3)
+        enrol(session, email="fr@example.org", audience=lc, language="fr")
+        enrol(session, email="gone@example.org", audience=lc, status="unsubscribed")
+        enrol(session, email="ed@example.org", audience=lc, sectors=["ED"])
+        enrol(session, email="ed-sc@example.org", audience=lc, sectors=["SC", "ED"])
+        whole = make_edition(session)
+        narrowed = make_edition(session, period="2026-12")
+        narrowed.segment = Segment(lc, sectors=("ED",)).id
+        session.flush()
+        assert outbox.enqueue_segment(session, whole, settings, now=NOW) == 3
+        assert outbox.enqueue_segment(session, whole, settings, now=NOW) == 0
+        assert outbox.enqueue_segment(session, narrowed, settings, now=NOW) == 1
+        ids = message_ids(whole, settings)
+    rows = states(engine, whole.id)
+    assert sorted(rows) == [f"reader{n}@example.org" for n in range(3)]
+    assert {row.message_id for row in rows.values()} == {
+        ids(row.subscriber_id) for row in rows.values()
+    }
+    assert list(states(engine, narrowed.id)) == ["ed@example.org"]
+
+
 def test_each_recipient_ends_in_the_state_its_server_reply_calls_for(
     engine: Engine, settings: Settings, smtp_server: RecordingServer
 ) -> None:
@@ -100,13 +128,19 @@ def test_each_recipient_ends_in_the_state_its_server_reply_calls_for(
         assert rows[f"reader{n}@example.org"].message_id
     assert rows["refuse@example.org"].state == "failed_permanent"
     assert "550 5.1.1 no such mailbox" in (rows["refuse@example.org"].last_error or "")
-    for name in ("defer", "drop", "slow"):
-        row = rows[f"{name}@example.org"]
-        assert (row.state, row.attempts) == ("failed_temporary", 1), name
-        assert row.next_attempt_at is not None
-        assert row.next_attempt_at >= NOW + timedelta(seconds=config.retry_base_seconds)
+    row = rows["defer@example.org"]
+    assert (row.state, row.attempts) == ("failed_temporary", 1)
+    assert row.next_attempt_at is not None
+    assert row.next_attempt_at >= NOW + timedelta(seconds=config.retry_base_seconds)
     assert "451" in (rows["defer@example.org"].last_error or "")
-    assert (summary.sent, summary.failed, summary.deferred) == (4, 1, 3)
+    # A dropped connection and a timeout are the relay's faults: queued again as they were,
+    # until the breaker stops the send.
+    for name, reason in (("drop", "dropped the connection"), ("slow", "did not answer")):
+        row = rows[f"{name}@example.org"]
+        assert (row.state, row.attempts, row.next_attempt_at) == ("queued", 0, None), name
+        assert reason in (row.last_error or ""), name
+    assert summary.halted and "the relay" in summary.halted
+    assert (summary.sent, summary.failed, summary.deferred) == (4, 1, 1)
     assert smtp_server.deliveries() == {f"reader{n}@example.org": 1 for n in range(4)}
     with db.session_scope(engine) as session:
         assert session.get(Edition, edition_id).status == "sending"  # type: ignore[union-attr]
@@ -114,7 +148,7 @@ def test_each_recipient_ends_in_the_state_its_server_reply_calls_for(
     # The faults clear; deferred rows go out when retried, and the edition is finished.
     smtp_server.rcpt_reply = smtp_server.data_fault = smtp_server.rcpt_delay = None
     with db.session_scope(engine) as session:
-        assert outbox.retry_now(session, now=NOW) == 3
+        assert outbox.retry_now(session, now=NOW) == 1
     summary = send_pending(engine, config, now=NOW + timedelta(minutes=1))
     assert summary.sent == 3 and summary.editions_sent == [edition_id]
     expected = {f"reader{n}@example.org": 1 for n in range(4)}
@@ -160,7 +194,10 @@ def test_a_faulty_server_still_delivers_each_recipient_exactly_once(
 
     smtp_server.rcpt_reply = rcpt
     smtp_server.data_fault = data
-    config = smtp(settings, smtp_server, retry_base_seconds=0.01, max_attempts=30)
+    # Dropped connections are relay faults: a limit that three drops in a row cannot reach.
+    config = smtp(
+        settings, smtp_server, retry_base_seconds=0.01, max_attempts=30, relay_failure_limit=50
+    )
 
     summary = send_pending(engine, config, now=NOW, retry_within=10)
 
@@ -283,8 +320,9 @@ def test_cli_dry_run_test_to_send_status_and_retry(
 ) -> None:
     edition_id = seed(engine, 5)
     monkeypatch.setenv("DIFFUSION_HOME", str(settings.home))
-    monkeypatch.setenv("DIFFUSION_SECRET_KEY", "test-secret")
+    monkeypatch.setenv("DIFFUSION_SECRET_KEY", "test-secret-key-for-signing-links")
     monkeypatch.setenv("DIFFUSION_SMTP_URL", smtp_server.url)
+    monkeypatch.setenv("DIFFUSION_ALLOW_TEST_SETTINGS", "true")
 
     dry = run(settings, "send", "--period", "2026-11", "--dry-run")
     assert "Dry run" in dry.output and smtp_server.received == []
@@ -308,9 +346,11 @@ def test_cli_dry_run_test_to_send_status_and_retry(
             "sent": 4,
             "failed_temporary": 1,
             "failed_permanent": 0,
+            "last_errors": [{"error": "451 4.3.0 later", "messages": 1}],
         }
     ]
-    assert "2026-11" in run(settings, "outbox", "status").output
+    shown = run(settings, "outbox", "status").output
+    assert "2026-11" in shown and f"edition {edition_id}: 1 x 451 4.3.0 later" in shown
 
     smtp_server.rcpt_reply = None
     assert "1 deferred messages queued again" in run(settings, "outbox", "retry").output

@@ -330,6 +330,10 @@ def test_without_a_period_an_edition_covers_the_time_since_the_previous_one(
     engine: Engine, settings: Settings
 ) -> None:
     store(engine)
+    with db.session_scope(engine) as session:  # collected as they were published, not today
+        for found in session.exec(select(Item)):
+            found.collected_at = found.published_at
+            session.add(found)
     _subscribe(engine, ("d@example.org", "sector", "CI", "en"))
     october = build_editions(
         engine, settings, now=datetime(2026, 10, 31, tzinfo=UTC), period="2026-10"
@@ -337,7 +341,8 @@ def test_without_a_period_an_edition_covers_the_time_since_the_previous_one(
     assert october[0].item_count == 1
     # The previous edition was built on 31 October: the October item published the 15th is
     # not repeated, and November's are in.
-    current = build_editions(engine, settings, now=NOW)
+    # Without a period, the past month: on 1 December, November (what the scheduler sends).
+    current = build_editions(engine, settings, now=datetime(2026, 12, 1, 9, tzinfo=UTC))
     assert current[0].period == "2026-11"
     assert current[0].item_count == 2  # ifla-reading-bd and the French action
 
@@ -518,3 +523,46 @@ def test_two_processes_building_at_once_store_one_edition_per_segment(
     assert all(summaries), outputs
     created = sum(int(found.group(1)) for found in summaries if found)
     assert created == 6  # each segment created by one process, kept by the other
+
+
+def test_an_item_collected_after_its_period_went_out_is_in_the_next_edition_once(
+    engine: Engine, settings: Settings
+) -> None:
+    def cultural(guid: str, published: datetime, collected: datetime) -> Item:
+        return Item(
+            guid=guid,
+            kind="ngo_action",
+            title=guid,
+            link=f"https://news.example/{guid}",
+            published_at=published,
+            collected_at=collected,
+            content_hash=guid.ljust(64, "0"),
+            tags={"organisations": ["ifla"], "sectors": ["CI"]},
+        )
+
+    store(engine)
+    _subscribe(engine, ("d@example.org", "sector", "CI", "en"))
+    built_october = datetime(2026, 11, 2, 9, tzinfo=UTC)
+    october = build_editions(engine, settings, now=built_october, period="2026-10")
+    with db.session_scope(engine) as session:
+        for found in session.exec(select(Edition)):
+            found.status, found.sent_at = "sent", built_october
+            session.add(found)
+        session.add(cultural("late-october", datetime(2026, 10, 20, tzinfo=UTC), NOW))
+        session.add(cultural("in-time-october", datetime(2026, 10, 21, tzinfo=UTC), built_october))
+    assert october[0].item_count == 1
+
+    december = datetime(2026, 12, 1, 9, tzinfo=UTC)
+    for period in ("2026-11", None):  # as the scheduler names it, and by default
+        result = build_editions(engine, settings, now=december, period=period)[0]
+        digest = digest_for(
+            engine, settings, audience="sector", key="CI", language="en",
+            period=period, now=december,
+        )  # fmt: skip
+        guids = {entry.title for section in digest.sections for entry in section.entries}
+        assert "late-october" in guids  # it missed October's edition
+        assert "in-time-october" not in guids  # it was collected in time for it
+        with db.session_scope(engine) as session:
+            stored = session.get(Edition, result.edition_id)
+            assert stored is not None and "late-october" in stored.text
+            session.delete(stored)  # build it again the other way

@@ -162,8 +162,8 @@ def test_cli_digest_build_shows_the_warnings(tmp_path: Path, sqlite_url: str) ->
 
 
 def test_confirm_url_and_archive_url_are_signed_with_the_key(tmp_path: Path) -> None:
-    ours = load_settings(home=tmp_path, secret_key="one")
-    theirs = load_settings(home=tmp_path, secret_key="two")
+    ours = load_settings(home=tmp_path, secret_key="one-for-signing-links-0123456789")
+    theirs = load_settings(home=tmp_path, secret_key="two-for-signing-links-0123456789")
     assert links.archive_url(ours, 7) != links.archive_url(theirs, 7)
     signature = links.archive_signature(ours, 7)
     assert links.archive_signature_ok(ours, 7, signature)

@@ -57,7 +57,7 @@ def _run_twice_at_once(settings: Settings, extra_env: dict[str, str]) -> None:
         **os.environ,
         "DIFFUSION_HOME": str(settings.home),
         "DIFFUSION_DATABASE_URL": settings.database,
-        "DIFFUSION_SECRET_KEY": "exactly-once",
+        "DIFFUSION_SECRET_KEY": "exactly-once-for-signing-links-0123456789",
         **extra_env,
     }
     command = [DIFFUSION, "jobs", "run", "monthly", "--period", "2026-11"]
@@ -89,7 +89,8 @@ def test_two_processes_send_each_subscriber_one_message_over_smtp(
     settings: Settings, engine: Engine, smtp_server: RecordingServer
 ) -> None:
     addresses = _store(engine)
-    _run_twice_at_once(settings, {"DIFFUSION_SMTP_URL": smtp_server.url})
+    test_relay = {"DIFFUSION_SMTP_URL": smtp_server.url, "DIFFUSION_ALLOW_TEST_SETTINGS": "true"}
+    _run_twice_at_once(settings, test_relay)
     assert smtp_server.deliveries() == Counter(dict.fromkeys(addresses, 1))
     _check_database(engine, len(addresses))
     # What arrived is the newsletter of the month, in each reader's language.

@@ -32,7 +32,9 @@ HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)> & ]]> \x07bel
 
 def _settings(tmp_path: Path) -> Settings:
     return load_settings(
-        home=tmp_path, base_url="https://diffusion.example.org", secret_key="test-secret"
+        home=tmp_path,
+        base_url="https://diffusion.example.org",
+        secret_key="test-secret-key-for-signing-links",
     )
 
 

@@ -115,7 +115,7 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings
     settings = load_settings(
         home=home,
         database_url=f"sqlite:///{home / 'digest.db'}",
-        secret_key="test-secret",
+        secret_key="test-secret-key-for-signing-links",
         base_url="https://diffusion.example.org",
     )
     db.upgrade(settings.database)
@@ -297,7 +297,9 @@ _QUOTED = re.compile(r"(?<![A-Za-z])(ifla|ED|SC|SHS|CLT|CI|CO|RSS|Atom|Cookie)(?
 
 @pytest.fixture
 def web_client(tmp_path: Path, sqlite_url: str) -> Iterator[tuple[Settings, TestClient]]:
-    settings = load_settings(home=tmp_path, database_url=sqlite_url, secret_key="test-secret")
+    settings = load_settings(
+        home=tmp_path, database_url=sqlite_url, secret_key="test-secret-key-for-signing-links"
+    )
     with TestClient(create_app(settings), follow_redirects=False) as client:
         yield settings, client
 
@@ -380,7 +382,7 @@ def test_feeds_exist_per_language_with_titles_in_it(
 
 
 def test_confirmation_mail_in_arabic_isolates_the_address(tmp_path: Path) -> None:
-    settings = load_settings(home=tmp_path, secret_key="test-secret")
+    settings = load_settings(home=tmp_path, secret_key="test-secret-key-for-signing-links")
     message = confirmation_message(
         settings, Confirmation("ana@example.org", "ar", "https://diffusion.example.org/confirm/x")
     )

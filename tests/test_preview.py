@@ -93,12 +93,18 @@ def test_french_preview(base: list[str]) -> None:
     assert "Cercles de lecture au Bangladesh" in result.output
 
 
-def test_default_period_is_the_current_month(base: list[str]) -> None:
+def test_default_period_is_the_past_month_and_is_said(base: list[str]) -> None:
     explicit = run(base, "--audience", "sector:ED", "--period", "2026-11")
-    default = run(base, "--audience", "sector:ED")
+    december = ["--now", "2026-12-01T09:00:00+00:00"]
+    default = CliRunner().invoke(cli, [*base, "preview", "--audience", "sector:ED", *december])
     assert default.exit_code == 0, default.output
-    assert "November 2026" in default.output
-    assert _untimed(default.output) == _untimed(explicit.output)
+    said, _, output = default.output.partition("(what the scheduler sends next).\n")
+    assert "No --period given: the past month, 2026-11" in said
+    assert "November 2026" in output
+    assert _untimed(output) == _untimed(explicit.output)
+    # On 28 November, November is not over: the past month is October.
+    october = run(base, "--audience", "sector:ED")
+    assert "the past month, 2026-10" in october.output
 
 
 def _untimed(output: str) -> list[str]:
@@ -219,7 +225,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         "diffusion.demo", reason="the demo dataset is not there yet", exc_type=ImportError
     ).load_demo
     home = tmp_path_factory.mktemp("demo")
-    settings = load_settings(home=home, secret_key="test-secret")
+    settings = load_settings(home=home, secret_key="test-secret-key-for-signing-links")
     db.upgrade(settings.database)
     engine = db.engine_for(settings)
     load_demo(engine, settings, now=DEMO_NOW)

@@ -46,7 +46,9 @@ URL = re.compile(r"https?://\S+")
 
 def sample_settings(home: Path) -> Settings:
     return load_settings(
-        home=home, secret_key="test-secret", base_url="https://diffusion.example.org"
+        home=home,
+        secret_key="test-secret-key-for-signing-links",
+        base_url="https://diffusion.example.org",
     )
 
 
@@ -430,7 +432,9 @@ def _custom_templates(tmp_path: Path, settings: Settings, edit: dict[str, str]) 
         (folder / path.name).write_text(path.read_text())
     for name, text in edit.items():
         (folder / name).write_text(text)
-    return load_settings(home=tmp_path, secret_key="test-secret", templates_dir=folder)
+    return load_settings(
+        home=tmp_path, secret_key="test-secret-key-for-signing-links", templates_dir=folder
+    )
 
 
 def _with_logo(tmp_path: Path, settings: Settings, alt: str | None) -> Settings:

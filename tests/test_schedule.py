@@ -28,7 +28,10 @@ def _utc(*parts: int) -> datetime:
 @pytest.fixture
 def paris(tmp_path: Path, sqlite_url: str) -> Settings:
     return load_settings(
-        home=tmp_path, database_url=sqlite_url, timezone="Europe/Paris", secret_key="s"
+        home=tmp_path,
+        database_url=sqlite_url,
+        timezone="Europe/Paris",
+        secret_key="s-for-signing-links-0123456789ab",
     )
 
 
@@ -201,7 +204,10 @@ def test_with_approval_editions_wait_as_drafts_until_approved(
     assert _maildir_count(settings) == 0  # the scheduler sends approved editions only
 
     runner = CliRunner()
-    env = {"DIFFUSION_REQUIRE_APPROVAL": "true", "DIFFUSION_SECRET_KEY": "k"}
+    env = {
+        "DIFFUSION_REQUIRE_APPROVAL": "true",
+        "DIFFUSION_SECRET_KEY": "k-for-signing-links-0123456789ab",
+    }
     base = ["--home", str(settings.home), "--database-url", settings.database]
     with engine.connect() as connection:
         ids = sorted(connection.execute(sa.text("SELECT id FROM editions")).scalars())

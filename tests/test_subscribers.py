@@ -19,7 +19,7 @@ from diffusion.models import Edition, OutboxMessage, Person, Subscription
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 LATER = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
-SECRET = "test-secret"
+SECRET = "test-secret-key-for-signing-links"
 HEADER = "email,name,language,audience,key,sectors,themes,cadence\n"
 DIRECTORY = """\
 organisations:

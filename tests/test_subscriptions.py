@@ -4,6 +4,7 @@ send job (maildir and SMTP) and the CLI, on SQLite and PostgreSQL."""
 
 import json
 import mailbox
+import os
 import re
 import warnings
 from collections.abc import Iterator
@@ -45,7 +46,7 @@ with warnings.catch_warnings():  # Starlette 1.x suggests httpx2; httpx is what 
 
 __all__ = ["smtp_server"]
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
-SECRET = "test-secret"
+SECRET = "test-secret-key-for-signing-links"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 HEADER = "email,name,language,audience,key\n"
 
@@ -279,6 +280,26 @@ def test_an_erased_address_is_kept_out_of_imports_by_its_keyed_hash(
     with TestClient(create_app(settings, world)) as web:
         stale = web.get(f"/preferences/{make_token(SECRET, 'preferences', old_id)}")
         assert stale.status_code == 400
+
+
+def test_an_erased_address_stays_out_after_the_key_is_rotated(
+    settings: Settings, world: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _csv(tmp_path, "erase.me@example.org,E,en,public,")
+    runner = CliRunner()
+    base = ["--home", str(tmp_path), "--database-url", settings.database]
+    assert runner.invoke(cli, [*base, "subscribers", "import", str(path)]).exit_code == 0
+    assert (
+        runner.invoke(cli, [*base, "subscribers", "erase", "erase.me@example.org"]).exit_code == 0
+    )
+    # A new key signs; the old one still verifies, and still recognises what it hashed.
+    old = os.environ["DIFFUSION_SECRET_KEY"]
+    monkeypatch.delenv("DIFFUSION_SECRET_KEY")
+    monkeypatch.setenv("DIFFUSION_SECRET_KEYS", f"a-new-key-after-rotation-0123456789 {old}")
+    again = runner.invoke(cli, [*base, "subscribers", "import", str(path)])
+    assert "is erased" in again.output and "1 skipped" in again.output, again.output
+    with Session(world) as session:
+        assert session.exec(select(Person)).all() == []
 
 
 # --- private audiences by approval ------------------------------------------------------------

@@ -37,12 +37,13 @@ with warnings.catch_warnings():  # Starlette 1.x suggests httpx2; httpx is what 
     from starlette.testclient import TestClient
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+KEY = "test-secret-key-for-signing-links"  # 32 bytes at least, as every key
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 @pytest.fixture
 def local_settings(tmp_path: Path, sqlite_url: str) -> Settings:
-    return load_settings(home=tmp_path, database_url=sqlite_url, secret_key="test-secret")
+    return load_settings(home=tmp_path, database_url=sqlite_url, secret_key=KEY)
 
 
 @pytest.fixture
@@ -189,8 +190,8 @@ def test_expired_and_tampered_confirmation_links_get_400_and_change_nothing(
         def get_timestamp(self) -> int:
             return int(datetime(2026, 1, 1, tzinfo=UTC).timestamp())
 
-    claims = URLSafeTimedSerializer("test-secret", salt="diffusion.confirm").loads(token)
-    expired = URLSafeTimedSerializer("test-secret", "diffusion.confirm", signer=Old).dumps(claims)
+    claims = URLSafeTimedSerializer(KEY, salt="diffusion.confirm").loads(token)
+    expired = URLSafeTimedSerializer(KEY, "diffusion.confirm", signer=Old).dumps(claims)
     tampered = token[:-3] + ("aaa" if not token.endswith("aaa") else "bbb")
     for bad in (expired, tampered, "not-a-token"):
         cookie_token = _csrf(client, "/")
@@ -200,7 +201,7 @@ def test_expired_and_tampered_confirmation_links_get_400_and_change_nothing(
         assert _subscriber(local_settings, "late@example.org").status == "pending"  # type: ignore[union-attr]
     # An unsubscribe token is not a confirmation token.
     subscriber_id = _subscriber(local_settings, "late@example.org").id  # type: ignore[union-attr]
-    other = make_token("test-secret", "unsubscribe", subscriber_id)  # type: ignore[arg-type]
+    other = make_token(KEY, "unsubscribe", subscriber_id)  # type: ignore[arg-type]
     assert client.get(f"/confirm/{other}").status_code == 400
 
 
@@ -233,7 +234,7 @@ def test_forms_without_a_valid_csrf_token_are_refused(
     client: TestClient, local_settings: Settings
 ) -> None:
     subscriber_id = _add(local_settings, "reader@example.org")
-    path = f"/unsubscribe/{make_token('test-secret', 'unsubscribe', subscriber_id)}"
+    path = f"/unsubscribe/{make_token(KEY, 'unsubscribe', subscriber_id)}"
     assert client.post(path, data={}).status_code == 403
     assert client.post(path, data={"csrf_token": "0" * 64}).status_code == 403
     assert client.post("/subscribe", data={"email": "x@example.org"}).status_code == 403
@@ -250,7 +251,7 @@ def test_unsubscribe_get_shows_a_button_and_post_unsubscribes(
     client: TestClient, local_settings: Settings
 ) -> None:
     subscriber_id = _add(local_settings, "leaving@example.org", language="fr")
-    path = f"/unsubscribe/{make_token('test-secret', 'unsubscribe', subscriber_id)}"
+    path = f"/unsubscribe/{make_token(KEY, 'unsubscribe', subscriber_id)}"
     page = client.get(path)
     assert page.status_code == 200 and 'lang="fr"' in page.text and "<button" in page.text
     assert _subscriber(local_settings, "leaving@example.org").status == "active"  # type: ignore[union-attr]
@@ -263,7 +264,7 @@ def test_unsubscribe_get_shows_a_button_and_post_unsubscribes(
 
 def test_one_click_unsubscribe_needs_no_csrf_and_answers_200(local_settings: Settings) -> None:
     subscriber_id = _add(local_settings, "oneclick@example.org")
-    path = f"/unsubscribe/{make_token('test-secret', 'unsubscribe', subscriber_id)}"
+    path = f"/unsubscribe/{make_token(KEY, 'unsubscribe', subscriber_id)}"
     # A mail client: no cookie, no page visited first (RFC 8058).
     with TestClient(create_app(local_settings), follow_redirects=False) as mail_client:
         answer = mail_client.post(path, data={"List-Unsubscribe": "One-Click"})
@@ -279,7 +280,7 @@ def test_preferences_change_language_sectors_themes_and_cadence(
     client: TestClient, local_settings: Settings
 ) -> None:
     subscriber_id = _add(local_settings, "prefs@example.org")
-    path = f"/preferences/{make_token('test-secret', 'preferences', subscriber_id)}"
+    path = f"/preferences/{make_token(KEY, 'preferences', subscriber_id)}"
     page = client.get(path)
     assert page.status_code == 200 and 'lang="en"' in page.text
     assert '<label for="language">' in page.text  # every field has its label
@@ -453,14 +454,16 @@ def test_archive_lists_public_sent_editions_and_fills_placeholders(
         f"/archive/{colombia_id}?sig=",
         f"/archive/{colombia_id}?sig={tampered}",
         f"/archive/{colombia_id}?sig={links.archive_signature(local_settings, public_id)}",
-        f"/archive/{colombia_id}?sig={make_token('test-secret', 'preferences', colombia_id)}",
+        f"/archive/{colombia_id}?sig={make_token(KEY, 'preferences', colombia_id)}",
     ):
         answer = client.get(refused)
         assert (answer.status_code, answer.text) == (404, missing.text), refused
         assert "Colombia October" not in answer.text
     # Signed with another key (another installation): refused too.
     other = load_settings(
-        home=local_settings.home, database_url=local_settings.database_url, secret_key="other"
+        home=local_settings.home,
+        database_url=local_settings.database_url,
+        secret_key="other-for-signing-links-0123456789",
     )
     assert client.get(links.archive_url(other, colombia_id)).status_code == 404
     # A draft stays hidden even with its signature.
@@ -478,7 +481,7 @@ def test_serve_runs_the_scheduler_and_the_pages_and_stops_on_sigterm(
         **os.environ,
         "DIFFUSION_HOME": str(local_settings.home),
         "DIFFUSION_DATABASE_URL": sqlite_url,
-        "DIFFUSION_SECRET_KEY": "serve-secret",
+        "DIFFUSION_SECRET_KEY": "serve-secret-for-signing-links-0123456789",
     }
     command = [str(Path(sys.executable).with_name("diffusion")), "serve", "--port", str(port)]
     process = subprocess.Popen(
@@ -548,7 +551,7 @@ class _Fields(HTMLParser):
 
 def test_every_form_field_has_a_label(client: TestClient, local_settings: Settings) -> None:
     subscriber_id = _add(local_settings, "labels@example.org")
-    token = make_token("test-secret", "preferences", subscriber_id)
+    token = make_token(KEY, "preferences", subscriber_id)
     for path in ("/", "/?lang=fr", f"/preferences/{token}"):
         page = _Fields()
         page.feed(client.get(path).text)

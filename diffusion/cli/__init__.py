@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from sqlalchemy.engine import Engine
 
 from diffusion import db
@@ -42,6 +43,10 @@ class Context:
                 raise
             self._engine = engine
         return self._engine
+
+    def require_keys(self) -> None:
+        """Stop a command that signs links before it does any work, if the key is unusable."""
+        self.settings.signing_keys()
 
 
 pass_context = click.make_pass_decorator(Context)
@@ -87,5 +92,8 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except DiffusionError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        # One line, whatever the width; the message may quote data (a server's reason phrase).
+        err_console.print(
+            f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+        )
         sys.exit(2)

@@ -1,11 +1,13 @@
 """Commands that collect updates: feed sources, the collection run, items and editorial entries."""
 
 import json
+import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlmodel import col, select
@@ -40,7 +42,8 @@ def collect(ctx: Context, names: tuple[str, ...]) -> None:
     """Fetch every feed source (or those named) and store new and changed items.
 
     A source that fails (timeout, HTTP error, malformed feed) is shown in red and recorded on
-    the source; the others are collected all the same, and the exit status stays 0.
+    the source; the others are collected all the same, and the exit status stays 0 unless
+    every source failed (then 1).
 
     \b
     Example:
@@ -79,9 +82,13 @@ def collect(ctx: Context, names: tuple[str, ...]) -> None:
     for result in summary.results:
         style = {"error": "red", "not_modified": "dim", "waiting": "yellow"}.get(result.status)
         status = "not modified" if result.not_modified else result.status
-        note = result.error or (f"[yellow]{result.warning}[/]" if result.warning else "")
+        # Names and errors come from feeds and remote servers (a reason phrase may hold
+        # "[/bold]"): escaped, they print as they are instead of being read as markup.
+        note = escape(result.error or "") or (
+            f"[yellow]{escape(result.warning)}[/]" if result.warning else ""
+        )
         table.add_row(
-            result.name,
+            escape(result.name),
             status,
             str(result.http_status or "-"),
             str(result.new),
@@ -95,6 +102,10 @@ def collect(ctx: Context, names: tuple[str, ...]) -> None:
         f"{summary.new} new, {summary.updated} updated"
         + (f", [red]{failed} source(s) failed[/]" if failed else "")
     )
+    if failed and failed == len(summary.results):
+        # Nothing could be collected: a script or a cron job must see it (sys.exit, as
+        # cli.main runs click in non-standalone mode).
+        sys.exit(1)
 
 
 @cli.group()

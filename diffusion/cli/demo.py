@@ -8,6 +8,7 @@ from rich.table import Table
 
 from diffusion import db
 from diffusion.cli import Context, cli, console, pass_context
+from diffusion.cli.setup import prepare_keys
 from diffusion.demo import DemoSummary, load_demo
 from diffusion.models import CONTENT_KINDS
 
@@ -50,6 +51,7 @@ def demo(ctx: Context) -> None:
     for folder in (settings.var_dir, settings.feeds_dir):
         folder.mkdir(parents=True, exist_ok=True)
     db.upgrade(settings.database)
+    prepare_keys(settings)
     engine = ctx.engine
     try:
         with console.status("Loading the demo dataset..."):

@@ -7,9 +7,15 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from diffusion.cli import Context, cli, console, parse_now, pass_context
+from diffusion.cli import Context, cli, console, err_console, parse_now, pass_context
 from diffusion.digest import Period
-from diffusion.editions import approve_editions, build_editions, get_edition, list_editions
+from diffusion.editions import (
+    approve_editions,
+    build_editions,
+    default_periods_said,
+    get_edition,
+    list_editions,
+)
 from diffusion.models import EDITION_STATUSES
 
 SHOW_FORMATS = ("text", "html", "json")
@@ -21,7 +27,11 @@ def digest_group() -> None:
 
 
 @digest_group.command("build")
-@click.option("--period", metavar="YYYY-MM|YYYY-Www", help="Default: since each previous edition.")
+@click.option(
+    "--period",
+    metavar="YYYY-MM|YYYY-Www",
+    help="Default: the past month (or week), which the scheduler sends next.",
+)
 @click.option(
     "--audience", "-a", metavar="AUDIENCE[:KEY]", help="Only this audience, e.g. sector:ED."
 )
@@ -42,6 +52,8 @@ def digest_build(ctx: Context, period: str | None, audience: str | None, now: st
     """
     settings = ctx.settings
     engine = ctx.engine
+    if period is None:
+        err_console.print(default_periods_said(parse_now(now), settings), highlight=False)
     try:
         results = build_editions(
             engine, settings, now=parse_now(now), period=period, audience=audience

@@ -15,7 +15,7 @@ from diffusion.audiences import parse_audience
 from diffusion.cli import Context, cli, err_console, parse_now, pass_context
 from diffusion.config import Settings
 from diffusion.deliver.message import MessageTemplate
-from diffusion.editions import digest_for
+from diffusion.editions import default_periods_said, digest_for
 from diffusion.errors import InvalidInput, UnknownRecord
 from diffusion.models import Edition
 
@@ -136,7 +136,11 @@ def _open_in_browser(html_part: str, output: Path | None) -> str:
 )
 @click.option("--lang", "language", metavar="LANG", help="Language (default: default_language).")
 @click.option("--subscriber", metavar="EMAIL", help="Preview what this subscriber receives.")
-@click.option("--period", metavar="YYYY-MM|YYYY-Www", help="Default: the current month.")
+@click.option(
+    "--period",
+    metavar="YYYY-MM|YYYY-Www",
+    help="Default: the past month (or week), which the scheduler sends next.",
+)
 @click.option(
     "--format",
     "fmt",
@@ -173,8 +177,11 @@ def preview(
       diffusion preview --audience sector:ED --format html --open
       diffusion preview --subscriber ana@example.org --format eml -o ana.eml
     """
+    ctx.require_keys()  # it signs links: a bad key stops it here, naming its source
     settings = ctx.settings
     engine = ctx.engine
+    if period is None:
+        err_console.print(default_periods_said(parse_now(now), settings), highlight=False)
     try:
         result = build_preview(
             engine,

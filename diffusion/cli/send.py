@@ -3,10 +3,14 @@
 import asyncio
 import json
 import signal
+import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+from typing import cast
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -15,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from diffusion import db
-from diffusion.cli import Context, cli, console, pass_context
+from diffusion.cli import Context, cli, console, err_console, pass_context
 from diffusion.config import Settings
 from diffusion.deliver import bounces, outbox, sender
 from diffusion.deliver.message import MessageTemplate
@@ -54,6 +58,29 @@ def _build(engine: Engine, settings: Settings, period: str | None, audience: str
     except ImportError:  # the digest builder is optional: send what is already approved
         return
     build_editions(engine, settings, now=_now(), period=period, audience=audience)
+
+
+@contextmanager
+def _rehearsal(engine: Engine) -> Iterator[Engine]:
+    """The engine's database seen through one transaction that is rolled back at the end."""
+    with engine.connect() as connection:
+        transaction = connection.begin()
+        try:
+            # Sessions bound to a connection in a transaction join it: their commits stay in it.
+            yield cast(Engine, connection)
+        finally:
+            transaction.rollback()
+
+
+def _print_dry_run(editions: list[Edition], counts: list[tuple[int, int]]) -> None:
+    table = _table("edition", "period", "recipients", "already sent", "segment", "subject")
+    for edition, (people, done) in zip(editions, counts, strict=True):
+        table.add_row(
+            str(edition.id), edition.period, str(people), str(done),
+            edition.segment, edition.subject,
+        )  # fmt: skip
+    console.print(table)
+    console.print("Dry run: nothing was sent, and nothing was approved or queued.")
 
 
 def _recipient_count(engine: Engine, edition: Edition) -> tuple[int, int]:
@@ -123,30 +150,40 @@ def send(
       diffusion send --period 2026-11 --workers 2 --rate 50
       diffusion send --resume
     """
+    ctx.require_keys()  # it signs links: a bad key stops it here, naming its source
     settings = ctx.settings
     if rate:
         settings = settings.model_copy(update={"rate_per_second": rate})
+    if period is None and not resume:
+        from diffusion.editions import default_periods_said
+
+        err_console.print(default_periods_said(_now(), settings), highlight=False)
+    if dry_run or test_to:
+        # Built and looked at inside a transaction that is rolled back: a rehearsal approves
+        # nothing and queues nothing that the scheduler's next send job could send for real.
+        with _rehearsal(ctx.engine) as engine:
+            if not resume:
+                _build(engine, settings, period, audience)
+            editions = sender.pending_editions(
+                engine, period=period, audience=audience, resume_only=resume
+            )
+            counts = [_recipient_count(engine, edition) for edition in editions]
+        if not editions:
+            console.print("Nothing to send: no edition" + (f" for {period}" if period else ""))
+        elif dry_run:
+            _print_dry_run(editions, counts)
+        else:
+            assert test_to is not None
+            for line in asyncio.run(_send_tests(settings, editions, test_to)):
+                console.print(line, highlight=False)
+        return
+    settings.require_sending_ready()  # before anything is built, queued or sent
     engine = ctx.engine
     if not resume:
         _build(engine, settings, period, audience)
     editions = sender.pending_editions(engine, period=period, audience=audience, resume_only=resume)
     if not editions:
         console.print("Nothing to send: no approved edition" + (f" for {period}" if period else ""))
-        return
-    if dry_run:
-        table = _table("edition", "period", "recipients", "already sent", "segment", "subject")
-        for edition in editions:
-            people, done = _recipient_count(engine, edition)
-            table.add_row(
-                str(edition.id), edition.period, str(people), str(done),
-                edition.segment, edition.subject,
-            )  # fmt: skip
-        console.print(table)
-        console.print("Dry run: nothing was sent.")
-        return
-    if test_to:
-        for line in asyncio.run(_send_tests(settings, editions, test_to)):
-            console.print(line, highlight=False)
         return
 
     now = _now()
@@ -190,9 +227,24 @@ def send(
     finally:
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, previous_int)
-    _print_summary(engine, ids, summary)
+    if not summary.database_down:
+        _print_summary(engine, ids, summary)
+    _print_reasons(summary)
+    if summary.halted:
+        # sys.exit, not click's Exit: cli.main runs click in non-standalone mode.
+        err_console.print(summary.halted, highlight=False, markup=False)
+        sys.exit(1)
     if stop.is_set():
         console.print("Stopped on request; run `diffusion send --resume` to finish.")
+    elif summary.reasons and not summary.sent:
+        err_console.print("nothing could be delivered", highlight=False)
+        sys.exit(1)
+
+
+def _print_reasons(summary: sender.SendSummary) -> None:
+    """Each distinct reason a message was deferred, failed or put back, with its count."""
+    for reason, count in sorted(summary.reasons.items(), key=lambda pair: -pair[1]):
+        console.print(f"  {count} x {reason}", highlight=False, markup=False)
 
 
 def _print_summary(engine: Engine, ids: list[int], summary: sender.SendSummary) -> None:
@@ -223,7 +275,7 @@ def outbox_group() -> None:
 )
 @pass_context
 def outbox_status(ctx: Context, fmt: str) -> None:
-    """Count the outbox rows per state, per edition.
+    """Count the outbox rows per state, per edition, with the latest errors of each.
 
     \b
     Example:
@@ -233,6 +285,7 @@ def outbox_status(ctx: Context, fmt: str) -> None:
     engine = ctx.engine
     with db.session_scope(engine) as session:
         states = outbox.counts(session)
+        errors = outbox.last_errors(session)
         editions = {
             edition.id: edition
             for edition in session.exec(select(Edition).where(col(Edition.id).in_(list(states))))
@@ -244,6 +297,10 @@ def outbox_status(ctx: Context, fmt: str) -> None:
                 "segment": editions[edition_id].segment if edition_id in editions else None,
                 "period": editions[edition_id].period if edition_id in editions else None,
                 **{state: found.get(state, 0) for state in OUTBOX_STATES},
+                "last_errors": [
+                    {"error": error, "messages": number}
+                    for error, number in errors.get(edition_id, [])
+                ],
             }
             for edition_id, found in sorted(states.items())
         ]
@@ -260,6 +317,12 @@ def outbox_status(ctx: Context, fmt: str) -> None:
             edition.segment if edition else "?",
         )
     console.print(table)
+    # The reasons, whole: an operator needs the relay's exact words.
+    for edition_id, found_errors in sorted(errors.items()):
+        for error, number in found_errors:
+            console.print(
+                f"edition {edition_id}: {number} x {error}", highlight=False, markup=False
+            )
 
 
 @outbox_group.command("retry")

@@ -48,9 +48,12 @@ def serve(
       diffusion serve --host 0.0.0.0 --port 8080
       diffusion serve --no-web          # a second sender on the same database
     """
+    ctx.require_keys()  # it signs links: a bad key stops it here, naming its source
     if no_scheduler and no_web:
         raise click.UsageError("--no-scheduler and --no-web together leave nothing to run")
     settings = ctx.settings
+    if not no_scheduler:
+        settings.require_sending_ready()  # the scheduler's jobs send through SMTP
     setup_logging()
     engine = ctx.engine
     # A broken email template fails here, naming file and line, before any job can run.
@@ -76,16 +79,13 @@ def serve(
         if no_web:
             stop.wait()
         else:
-            import uvicorn
+            from diffusion.web import create_app, server
 
-            from diffusion.web import create_app
-
-            uvicorn.run(
+            server.run(
                 create_app(settings, engine),
+                settings,
                 host=host or settings.web_host,
                 port=settings.web_port if port is None else port,
-                proxy_headers=True,
-                log_config=None,
             )
     finally:
         if scheduler is not None:
@@ -152,6 +152,9 @@ def jobs_run(ctx: Context, name: str, period: str | None) -> None:
       diffusion jobs run collect
       diffusion jobs run monthly --period 2026-10
     """
+    ctx.require_keys()  # it signs links: a bad key stops it here, naming its source
+    if name in ("monthly", "weekly", "send"):
+        ctx.settings.require_sending_ready()
     setup_logging()
     engine = ctx.engine
     try:

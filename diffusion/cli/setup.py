@@ -2,24 +2,68 @@
 
 import click
 
-from diffusion import db
+from diffusion import db, keys
 from diffusion.cli import Context, cli, console, pass_context
+from diffusion.config import Settings
+from diffusion.errors import ConfigError
+
+
+def prepare_keys(settings: Settings, *, new_key: bool = False) -> str:
+    """Make sure links can be signed: the environment's keys, else the key file, made once.
+
+    A key file missing where links were already mailed is an error: a new key would break
+    every one of them, so that takes `--new-key`. Returns what was done, for the editor.
+    """
+    if settings.keys_from_environment:
+        if new_key:
+            raise ConfigError(
+                "--new-key: the signing key comes from DIFFUSION_SECRET_KEY(S); change it there"
+            )
+        settings.signing_keys()
+        return "signing key: from the environment"
+    path = settings.key_file
+    if new_key:
+        keys.replace_key_file(path)
+        return f"signing key: new key in {path} (links signed with the previous one still work)"
+    if not path.exists():
+        engine = db.engine_for(settings)
+        try:
+            issued = keys.links_issued(engine)
+        finally:
+            engine.dispose()
+        if issued:
+            raise ConfigError(
+                f"{path}: no signing key file, but this database has subscribers or editions "
+                "whose links were signed with a key: restore the file (or set "
+                "DIFFUSION_SECRET_KEY as on the other hosts); `diffusion init --new-key` makes "
+                "a new key and breaks every link already mailed"
+            )
+    keys.create_key_file(path)
+    return f"signing key: {path}"
 
 
 @cli.command()
+@click.option(
+    "--new-key",
+    is_flag=True,
+    help="Make a new signing key; links signed with the old one keep working.",
+)
 @pass_context
-def init(ctx: Context) -> None:
-    """Create the data directory and bring the database to the latest schema.
+def init(ctx: Context, new_key: bool) -> None:
+    """Create the data directory, the signing key and bring the database to the latest schema.
 
     \b
     Example:
       DIFFUSION_HOME=/srv/diffusion diffusion init
+      diffusion init --new-key     # rotate the key of signed links
     """
     settings = ctx.settings
     for folder in (settings.var_dir, settings.feeds_dir):
         folder.mkdir(parents=True, exist_ok=True)
     db.upgrade(settings.database)
-    console.print(f"Data directory ready: {settings.home}")
+    done = prepare_keys(settings, new_key=new_key)
+    console.print(f"Data directory ready: {settings.home}", highlight=False)
+    console.print(done, highlight=False, markup=False)
 
 
 @cli.group("db")

@@ -57,7 +57,7 @@ def subscribers_import(ctx: Context, file: Path) -> None:
             session,
             file,
             now=datetime.now(UTC),
-            secret=ctx.settings.signing_key(),
+            secret=ctx.settings.signing_keys(),
             rules=load_rules(ctx.settings.routing),
         )
     print_report(report, "subscriptions")
@@ -163,7 +163,7 @@ def subscribers_add(
                 themes=themes,
                 cadence=cadence,
                 now=datetime.now(UTC),
-                secret=ctx.settings.signing_key(),
+                secret=ctx.settings.signing_keys(),
                 rules=load_rules(ctx.settings.routing),
                 origin=subscriptions.Origin.cli("subscribers add"),
             )
@@ -265,7 +265,7 @@ def _erase(ctx: Context, email: str) -> None:
         subscriptions.erase(
             session,
             _person(session, email),
-            secret=ctx.settings.signing_key(),
+            secret=ctx.settings.signing_keys(),
             now=datetime.now(UTC),
         )
     console.print(f"Erased {email}; its address is kept only as a keyed hash.", highlight=False)
@@ -311,7 +311,7 @@ def subscribers_remove(ctx: Context, email: str | None, everyone: bool, yes: boo
     with db.session_scope(ctx.engine) as session:
         people = subscriptions.everyone(session)
         for person in people:
-            subscriptions.erase(session, person, secret=ctx.settings.signing_key(), now=now)
+            subscriptions.erase(session, person, secret=ctx.settings.signing_keys(), now=now)
     console.print(f"Removed {len(people)} subscribers.")
 
 

@@ -77,7 +77,7 @@ def check_subscriber(
         cadence = validate.cadence(row.get("cadence") or "monthly")
     return {
         "email": email,
-        "name": str(row.get("name") or "").strip(),
+        "name": validate.person_name(row.get("name")),
         "language": language,
         "audience": audience,
         "key": key,
@@ -93,7 +93,7 @@ def import_subscribers(
     path: Path,
     *,
     now: datetime,
-    secret: str,
+    secret: subscriptions.Keys,
     rules: RoutingRules | None = None,
 ) -> ImportReport:
     """Import a subscribers CSV through the subscriptions module; rows are active subscriptions.
@@ -169,7 +169,7 @@ def add_subscriber(
     regions: Iterable[str] = (),
     cadence: str = "monthly",
     now: datetime,
-    secret: str = "",
+    secret: subscriptions.Keys = "",
     status: str = "active",
     rules: RoutingRules | None = None,
     origin: subscriptions.Origin | None = None,

@@ -8,6 +8,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from email.charset import Charset
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
@@ -21,6 +22,7 @@ from diffusion.deliver.dkim import Signer
 from diffusion.errors import InvalidInput
 from diffusion.models import Edition
 from diffusion.personalise import FIELDS
+from diffusion.validate import without_controls
 
 _PLACEHOLDER = re.compile(rb"\[\[diffusion:([a-z_]+)\]\]")
 # RFC 2045: encoded lines are at most 76 characters, the soft break's "=" included.
@@ -165,11 +167,39 @@ def message_ids(edition: Edition, settings: Settings) -> Callable[[int], str]:
     return lambda subscriber_id: f"{prefix}{subscriber_id}{suffix}"
 
 
-def _list_label(segment: str) -> str:
+# "List-Id: <" + label + "." + list_id + ">" on one line of at most 78 characters (RFC 5322's
+# recommended limit, and where the email package would start folding or encoding).
+_HEADER_LINE = 78
+_MAX_HEADER_LINE = 998  # RFC 5322 2.1.1, CRLF excluded
+
+
+def _list_label(segment: str, list_id: str = "") -> str:
+    """The segment as one DNS label short enough for List-Id to stay on one line.
+
+    A label too long is cut and ends in a hash of the whole segment, so that two long segments
+    never share a List-Id; mail filters sort on it, so it is never encoded or folded.
+    """
     label = re.sub(r"[^a-z0-9]+", "-", segment.lower()).strip("-") or "all"
-    if len(label) > 63:  # a DNS label
-        label = label[:54] + "-" + hashlib.sha1(segment.encode()).hexdigest()[:8]
+    room = max(16, min(63, _HEADER_LINE - len("List-Id: <.>") - len(list_id)))
+    if len(label) > room:
+        label = label[: room - 9].rstrip("-") + "-" + hashlib.sha1(segment.encode()).hexdigest()[:8]
     return label
+
+
+def list_id_header(segment: str, settings: Settings) -> bytes:
+    """The List-Id line, written as it is: plain ASCII, never RFC 2047-encoded nor folded."""
+    return f"List-Id: <{_list_label(segment, settings.list_id)}.{settings.list_id}>\r\n".encode(
+        "ascii"
+    )
+
+
+# Control characters (C0, DEL, C1) and the bidirectional overrides that can disguise a name.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def clean_name(value: str) -> str:
+    """A display name on one line without control characters."""
+    return one_line(_CONTROLS.sub(" ", value))
 
 
 @dataclass
@@ -200,7 +230,7 @@ class MessageTemplate:
         domain = sender.rpartition("@")[2]
         headers = EmailMessage()
         headers["From"] = formataddr(
-            (one_line(i18n.sender_name(settings, edition.language)), sender)
+            (clean_name(i18n.sender_name(settings, edition.language)), sender)
         )
         if settings.reply_to:
             headers["Reply-To"] = check_address(settings.reply_to)
@@ -208,12 +238,12 @@ class MessageTemplate:
             i18n.newsletter_name(settings, edition.language)
         )
         headers["Date"] = format_datetime(now or edition.approved_at or edition.created_at)
-        headers["List-Id"] = f"<{_list_label(edition.segment)}.{settings.list_id}>"
-        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        headers["MIME-Version"] = "1.0"
+        after = EmailMessage()  # the headers that follow List-Id, which is written as it is
+        after["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        after["MIME-Version"] = "1.0"
         # "=_" can never occur in quoted-printable text, so the boundary cannot clash with a body.
         boundary = f"=_diffusion_{secrets.token_hex(12)}"
-        headers["Content-Type"] = f'multipart/alternative; boundary="{boundary}"'
+        after["Content-Type"] = f'multipart/alternative; boundary="{boundary}"'
         # Links are signed per recipient: read the signing key once, not once per message.
         link_settings = settings.model_copy(
             update={"secret_key": SecretStr(settings.signing_key())}
@@ -224,7 +254,9 @@ class MessageTemplate:
             sender=sender,
             domain=domain,
             message_ids=message_ids(edition, settings),
-            static_headers=_header_block(headers),
+            static_headers=_header_block(headers)
+            + list_id_header(edition.segment, settings)
+            + _header_block(after),
             boundary=boundary.encode(),
             text=_Part.parse(edition.text, escape=False),
             html=_Part.parse(edition.html, escape=True),
@@ -270,7 +302,7 @@ class MessageTemplate:
     def values(self, recipient: Recipient) -> dict[str, str]:
         if recipient.id is None:
             raise InvalidInput(f"subscriber {recipient.email} has no id: store it first")
-        name = one_line(recipient.name)
+        name = clean_name(recipient.name)
         return {
             "greeting": greeting(recipient.language, name),
             "name": name,
@@ -321,8 +353,25 @@ class MessageTemplate:
 
 
 def _to_header(name: str, address: str) -> bytes:
-    # formataddr quotes specials and RFC 2047-encodes non-ASCII names; `name` has no CR/LF.
-    return formataddr((name[:200], address), charset="utf-8").encode("ascii")
+    """`name <address>`; `name` has no CR/LF. formataddr quotes specials and makes a non-ASCII
+    name one RFC 2047 word; a name so long that the line would pass 998 octets is written one
+    word per name part instead, folded on lines of at most 76 characters."""
+    # A name stored before names lost their control characters at the door loses them here.
+    name = without_controls(name)
+    plain = formataddr((name[:200], address), charset="utf-8")
+    if len(plain) < _MAX_HEADER_LINE - len("To: "):
+        return plain.encode("ascii")
+    utf8 = Charset("utf-8")
+    lines, line = [], ""
+    for part in name[:200].split():
+        word = utf8.header_encode(part[:40])
+        if line and len(line) + 1 + len(word) > _QP_LINE:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    lines.append(f"{line} <{address}>" if line else f"<{address}>")
+    return "\r\n ".join(lines).encode("ascii")
 
 
 def serialise(message: EmailMessage, settings: Settings) -> bytes:

@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 from diffusion import subscriptions
 from diffusion.config import Settings
 from diffusion.deliver.message import message_ids
+from diffusion.deliver.rows import Claimed, Result
 from diffusion.models import Edition, OutboxMessage, Person
 
 # A row left in `sending` this long was claimed by a worker that died or hangs: send it again.
@@ -23,6 +24,7 @@ PENDING_STATES = ("queued", "sending", "failed_temporary")
 _table: sa.Table = OutboxMessage.__table__  # type: ignore[attr-defined]
 _subscribers: sa.Table = Person.__table__  # type: ignore[attr-defined]
 T = TypeVar("T")
+__all__ = ["Claimed", "Result"]
 
 
 def batched(values: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -30,32 +32,6 @@ def batched(values: Iterable[T], size: int) -> Iterator[list[T]]:
     iterator = iter(values)
     while chunk := list(islice(iterator, size)):
         yield chunk
-
-
-@dataclass(slots=True)
-class Claimed:
-    """A claimed outbox row with what sending needs of its subscriber."""
-
-    outbox_id: int
-    edition_id: int
-    attempts: int
-    message_id: str | None  # None on rows queued before ids were decided at enqueueing
-    id: int  # the subscriber's, so that a Claimed is a message.Recipient
-    email: str
-    name: str
-    language: str
-    status: str
-
-
-@dataclass(slots=True)
-class Result:
-    """The outcome of one claimed row, to be recorded."""
-
-    outbox_id: int
-    attempts: int  # before this attempt
-    kind: str  # "sent", "temporary", "permanent", or "skipped" (subscriber no longer active)
-    reply: str = ""
-    message_id: str | None = None  # to store, when the row had none yet
 
 
 def worker_name() -> str:
@@ -129,6 +105,18 @@ def enqueue(
     return added
 
 
+def enqueue_segment(
+    session: Session, edition: Edition, settings: Settings, *, now: datetime
+) -> int:
+    """Queue the edition for every active member of its segment; rows already queued stay.
+
+    A segment is a person's whole set of subscriptions, worked out per person by the
+    subscriptions module (among the holders of the edition's first subscription only), so the
+    members are chosen there and inserted in batches, not by one INSERT ... SELECT.
+    """
+    return enqueue(session, edition, segment_subscribers(session, edition), settings, now=now)
+
+
 def _due_retries(edition_ids: Sequence[int], now: datetime) -> Any:
     return sa.and_(
         _table.c.edition_id.in_(edition_ids),
@@ -152,6 +140,7 @@ def claim(
     are separate so that each walks its own index and stops at `limit` rows.
     """
     claimed: list[Any] = []
+    postgres = session.get_bind().dialect.name == "postgresql"
     for due in (_due_retries, _queued):
         if len(claimed) >= limit:
             break
@@ -163,9 +152,19 @@ def claim(
             .with_for_update(skip_locked=True)
             .scalar_subquery()
         )
+        if postgres:
+            # `id = ANY(ARRAY(subquery))` runs the subquery once, whatever the statistics say:
+            # with `id IN (subquery)` and stale statistics (right after a large enqueue) the
+            # planner may join and re-run the LIMIT ... SKIP LOCKED subquery once per row, and
+            # the first claim then takes every queued row, in time growing with its square.
+            # The chosen rows are locked: no need to check them again, which would let the
+            # planner walk the state index and filter by id instead of looking the ids up.
+            picked: Any = _table.c.id == sa.any_(sa.func.array(chosen))
+        else:
+            picked = sa.and_(_table.c.id.in_(chosen), due(edition_ids, now))
         rows = session.execute(
             sa.update(_table)
-            .where(_table.c.id.in_(chosen), due(edition_ids, now))
+            .where(picked)
             .values(state="sending", claimed_by=worker, claimed_at=now, updated_at=now)
             .returning(
                 _table.c.id,
@@ -198,20 +197,68 @@ def claim(
     ]
 
 
-def release(session: Session, outbox_ids: Sequence[int], *, now: datetime) -> None:
+def _held_by(worker: str | None) -> Any:
+    """Rows this worker still holds: what it may write over (None: whoever holds them)."""
+    if worker is None:
+        return _table.c.state == "sending"
+    return sa.and_(_table.c.state == "sending", _table.c.claimed_by == worker)
+
+
+def release(
+    session: Session, outbox_ids: Sequence[int], *, now: datetime, worker: str | None = None
+) -> None:
     """Give claimed rows back, unsent (a worker stopping before it got to them)."""
     for chunk in batched(outbox_ids, 1000):
         session.execute(
             sa.update(_table)
-            .where(_table.c.id.in_(chunk), _table.c.state == "sending")
+            .where(_table.c.id.in_(chunk), _held_by(worker))
             .values(state="queued", claimed_by=None, claimed_at=None, updated_at=now)
         )
 
 
+def release_others(session: Session, worker: str, keep: Iterable[int], *, now: datetime) -> int:
+    """Give back what `worker` holds beyond `keep`: claims made as its connection dropped,
+    committed by the database though their answer never reached the worker."""
+    kept = set(keep)
+    stray = [
+        outbox_id
+        for outbox_id in session.execute(sa.select(_table.c.id).where(_held_by(worker))).scalars()
+        if outbox_id not in kept
+    ]
+    release(session, stray, now=now, worker=worker)
+    return len(stray)
+
+
+def renew(session: Session, worker: str, outbox_ids: Iterable[int], *, now: datetime) -> set[int]:
+    """Extend the lease of the rows `worker` still holds among these; returns their ids."""
+    kept: set[int] = set()
+    for chunk in batched(outbox_ids, 1000):
+        kept.update(
+            session.execute(
+                sa.update(_table)
+                .where(_table.c.id.in_(chunk), _held_by(worker))
+                .values(claimed_at=now)
+                .returning(_table.c.id)
+            ).scalars()
+        )
+    return kept
+
+
 def record(
-    session: Session, results: Sequence[Result], settings: Settings, *, now: datetime
+    session: Session,
+    results: Sequence[Result],
+    settings: Settings,
+    *,
+    now: datetime,
+    worker: str | None = None,
 ) -> None:
-    """Write the outcomes of a batch: sent, retried later with backoff, or failed for good."""
+    """Write the outcomes of a batch: sent, retried later with backoff, or failed for good.
+
+    With `worker`, only over the rows it still holds: a worker whose lease was taken over
+    writes nothing over the rows another worker now sends. A relay fault puts the row back in
+    the queue with its attempts untouched: the relay failed, not the recipient.
+    """
+    held = _held_by(worker)
     sent = [r for r in results if r.kind == "sent"]
     # Every sent row gets the same values: one statement per attempt count (usually one).
     for attempts in sorted({r.attempts for r in sent}):
@@ -219,7 +266,7 @@ def record(
         for chunk in batched(ids, 1000):
             session.execute(
                 sa.update(_table)
-                .where(_table.c.id.in_(chunk))
+                .where(_table.c.id.in_(chunk), held if worker else sa.true())
                 .values(
                     state="sent",
                     attempts=attempts + 1,
@@ -237,9 +284,23 @@ def record(
             .values(message_id=sa.bindparam("b_mid")),
             named,
         )
+    relay = [r for r in results if r.kind == "relay"]
+    if relay:
+        session.execute(
+            sa.update(_table)
+            .where(_table.c.id == sa.bindparam("b_id"), held)
+            .values(
+                state="queued",
+                last_error=sa.bindparam("b_error"),
+                claimed_by=None,
+                claimed_at=None,
+                updated_at=now,
+            ),
+            [{"b_id": r.outbox_id, "b_error": r.reply[:1000]} for r in relay],
+        )
     failed = []
     for r in results:
-        if r.kind == "sent":
+        if r.kind in ("sent", "relay"):
             continue
         attempts = r.attempts + 1
         final = r.kind in ("permanent", "skipped") or attempts >= settings.max_attempts
@@ -261,7 +322,10 @@ def record(
         session.execute(
             sa.update(_table)
             # Never undo a `sent` written by another worker that re-sent a reclaimed row.
-            .where(_table.c.id == sa.bindparam("b_id"), _table.c.state != "sent")
+            .where(
+                _table.c.id == sa.bindparam("b_id"),
+                held if worker else _table.c.state != "sent",
+            )
             .values(
                 state=sa.bindparam("b_state"),
                 attempts=sa.bindparam("b_attempts"),
@@ -331,6 +395,27 @@ def counts(session: Session, edition_ids: Sequence[int] | None = None) -> dict[i
     out: dict[int, dict[str, int]] = {}
     for edition_id, state, number in session.execute(query):
         out.setdefault(edition_id, {})[state] = number
+    return out
+
+
+def last_errors(
+    session: Session, edition_ids: Sequence[int] | None = None, *, per_edition: int = 3
+) -> dict[int, list[tuple[str, int]]]:
+    """The latest distinct errors of the rows not sent yet, per edition: [(error, rows)]."""
+    latest = sa.func.max(_table.c.updated_at)
+    query = (
+        sa.select(_table.c.edition_id, _table.c.last_error, sa.func.count(), latest)
+        .where(_table.c.state != "sent", _table.c.last_error.is_not(None))
+        .group_by(_table.c.edition_id, _table.c.last_error)
+        .order_by(_table.c.edition_id, latest.desc())
+    )
+    if edition_ids is not None:
+        query = query.where(_table.c.edition_id.in_(edition_ids))
+    out: dict[int, list[tuple[str, int]]] = {}
+    for edition_id, error, number, _when in session.execute(query):
+        found = out.setdefault(edition_id, [])
+        if len(found) < per_edition:
+            found.append((error, number))
     return out
 
 

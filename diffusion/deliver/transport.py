@@ -18,7 +18,9 @@ from diffusion.config import Settings
 from diffusion.deliver.message import check_address, serialise
 from diffusion.errors import ConfigError, DeliveryError
 
-Kind = Literal["sent", "temporary", "permanent"]
+# "relay": the SMTP session itself failed (connection, TLS, login, greeting, sender, 421,
+# timeout): the relay's state, never a recipient's; the row goes back to the queue as it was.
+Kind = Literal["sent", "temporary", "permanent", "relay"]
 
 
 @dataclass(frozen=True)
@@ -62,12 +64,16 @@ class MaildirTransport:
     ) -> dict[str, Outcome]:
         try:
             if self._box is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._box = mailbox.Maildir(self.path, create=True)
+                # Maildir(create=True) makes the three folders only when the maildir itself is
+                # missing: an existing empty var/outbox would refuse every message.
+                for folder in ("tmp", "new", "cur"):
+                    (self.path / folder).mkdir(parents=True, exist_ok=True)
+                self._box = mailbox.Maildir(self.path, create=False)
             key = self._box.add(data)
         except OSError as exc:
+            # The folder's state, never a reader's: the row stays queued as it was.
             reason = f"cannot write to maildir {self.path}: {exc.strerror or exc}"
-            return {recipient: Outcome("temporary", reason) for recipient in recipients}
+            return {recipient: Outcome("relay", reason) for recipient in recipients}
         return {recipient: Outcome("sent", f"maildir {key}") for recipient in recipients}
 
     async def close(self) -> None:
@@ -195,6 +201,47 @@ async def _transaction(
     return refused, reply
 
 
+def _refusal(code: int, text: str) -> Outcome:
+    """A reply about one recipient (RCPT, or DATA for its message): 421 is the relay's."""
+    if code == SMTPStatus.domain_unavailable:  # 421: the relay is closing the session
+        return Outcome("relay", f"the relay closed the session: {code} {text}".strip())
+    return Outcome.from_code(code, text)
+
+
+def _session_fault(exc: aiosmtplib.SMTPResponseException) -> Outcome:
+    """A refusal of the session rather than of a recipient: EHLO, AUTH, MAIL FROM, 421."""
+    reply = f"{exc.code} {exc.message}".strip()
+    if isinstance(exc, aiosmtplib.SMTPSenderRefused):
+        return Outcome("relay", f"the relay refused the sender: {reply}")
+    if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+        return Outcome("relay", f"the relay refused the login: {reply}")
+    if isinstance(exc, aiosmtplib.SMTPHeloError):
+        return Outcome("relay", f"the relay refused the greeting (EHLO): {reply}")
+    if isinstance(exc, aiosmtplib.SMTPConnectResponseError):
+        return Outcome("relay", f"the relay refused the connection: {reply}")
+    if isinstance(exc, aiosmtplib.SMTPDataError) and exc.code not in (
+        SMTPStatus.domain_unavailable,
+        -1,
+    ):
+        return Outcome.from_code(exc.code, exc.message)
+    if exc.code in (SMTPStatus.domain_unavailable, -1):
+        return Outcome("relay", f"the relay closed the session: {reply}")
+    # Any other refusal outside RCPT and DATA (RSET, STARTTLS...) is about the session too.
+    return Outcome("relay", f"the relay refused the session: {reply}")
+
+
+def _connection_fault(exc: BaseException, server: SMTPServer) -> Outcome:
+    where = f"{server.host}:{server.port}"
+    detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if isinstance(exc, TimeoutError):
+        return Outcome("relay", f"the relay {where} did not answer within {server.timeout:g} s")
+    if isinstance(exc, ssl.SSLError):
+        return Outcome("relay", f"TLS with the relay {where} failed: {detail}")
+    if isinstance(exc, aiosmtplib.SMTPServerDisconnected):
+        return Outcome("relay", f"the relay {where} dropped the connection: {detail}")
+    return Outcome("relay", f"the relay {where} could not be reached: {detail}")
+
+
 class SMTPTransport:
     """A pool of reused SMTP connections; a dropped one is reopened for the next message."""
 
@@ -228,27 +275,22 @@ class SMTPTransport:
                 await client.connect()
             refused, reply = await _transaction(client, sender, recipients, data, wire_ready)
         except aiosmtplib.SMTPRecipientsRefused as exc:
-            outcomes = {
-                err.recipient: Outcome.from_code(err.code, err.message) for err in exc.recipients
-            }
-            return {r: outcomes.get(r, Outcome("temporary", "refused")) for r in recipients}
-        except aiosmtplib.SMTPAuthenticationError as exc:
-            client.close()
-            # Bad credentials are the operator's to fix, never a recipient's fault: retry later.
-            reason = f"{exc.code} {exc.message} (authentication failed)"
-            return dict.fromkeys(recipients, Outcome("temporary", reason))
-        except aiosmtplib.SMTPResponseException as exc:
-            if exc.code in (421, -1):  # the server is closing the connection
+            outcomes = {err.recipient: _refusal(err.code, err.message) for err in exc.recipients}
+            if any(outcome.kind == "relay" for outcome in outcomes.values()):
                 client.close()
-            return dict.fromkeys(recipients, Outcome.from_code(exc.code, exc.message))
+            return {r: outcomes.get(r, Outcome("temporary", "refused")) for r in recipients}
+        except aiosmtplib.SMTPResponseException as exc:
+            outcome = _session_fault(exc)
+            if outcome.kind == "relay":
+                client.close()
+            return dict.fromkeys(recipients, outcome)
         except (*_CONNECTION_ERRORS, aiosmtplib.SMTPException) as exc:
-            # The connection, TLS or login went wrong: no reader's fault, so try again later.
+            # The connection, TLS or login went wrong: the relay's state, no reader's fault.
             client.close()
-            reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-            return dict.fromkeys(recipients, Outcome("temporary", reason))
+            return dict.fromkeys(recipients, _connection_fault(exc, self.server))
         result = {r: Outcome("sent", reply) for r in recipients}
         for recipient, response in refused.items():
-            result[recipient] = Outcome.from_code(response.code, response.message)
+            result[recipient] = _refusal(response.code, response.message)
         return result
 
     async def close(self) -> None:

@@ -194,7 +194,7 @@ def load_demo(engine: Engine, settings: Settings, *, now: datetime) -> DemoSumma
         directory = import_directory(session, DATA / "directory.yaml", now=now)
         _require_clean(directory)
         subscribers = import_subscribers(
-            session, DATA / "subscribers.csv", now=now, secret=settings.signing_key()
+            session, DATA / "subscribers.csv", now=now, secret=settings.signing_keys()
         )
         _require_clean(subscribers)
         _store_sources(session, source_rows)

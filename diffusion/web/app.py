@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
@@ -34,13 +35,16 @@ from diffusion.models import AUDIENCES, CADENCES, SECTORS, Edition, Person, Subs
 from diffusion.personalise import fill
 from diffusion.tokens import make_token, read_token
 from diffusion.vocabulary import audience_label, labelled, sector_name
+from diffusion.web.headers import SecurityHeaders
+from diffusion.web.limits import BodyLimit, row_id_in_range
 from diffusion.web.protection import (
-    CSRF_COOKIE,
     CSRF_FIELD,
     RateLimiter,
+    csrf_cookie_name,
     csrf_ok,
     csrf_token,
     new_csrf_cookie,
+    usable_cookie,
 )
 
 log = logging.getLogger("diffusion.web")
@@ -74,8 +78,13 @@ class Web:
     rules: RoutingRules  # the editors' routing rules: which audience keys exist
 
     @property
-    def secret(self) -> str:
-        return self.settings.signing_key()
+    def secret(self) -> tuple[str, ...]:
+        """The signing keys, current first: the current one signs, every one verifies."""
+        return self.settings.signing_keys()
+
+    @property
+    def csrf_cookie(self) -> str:
+        return csrf_cookie_name(self.settings.base_url.startswith("https://"))
 
 
 def _web(request: Request) -> Web:
@@ -124,7 +133,7 @@ def _page(
 ) -> Response:
     """A page in `language`; `title` is a msgid (marked with N_), translated here."""
     web = _web(request)
-    cookie = request.cookies.get(CSRF_COOKIE)
+    cookie = usable_cookie(request.cookies.get(web.csrf_cookie))
     fresh = cookie is None
     cookie = cookie or new_csrf_cookie()
     words = i18n.words(language)
@@ -154,7 +163,7 @@ def _page(
     response.headers["Content-Language"] = language
     if fresh:
         response.set_cookie(
-            CSRF_COOKIE,
+            web.csrf_cookie,
             cookie,
             httponly=True,
             samesite="lax",
@@ -218,7 +227,8 @@ def _csrf_refused(request: Request, language: str) -> Response:
 
 
 def _csrf_valid(request: Request, form: FormData) -> bool:
-    return csrf_ok(_web(request).secret, request.cookies.get(CSRF_COOKIE), form.get(CSRF_FIELD))
+    web = _web(request)
+    return csrf_ok(web.secret, request.cookies.get(web.csrf_cookie), form.get(CSRF_FIELD))
 
 
 def _choices(form: FormData) -> dict[str, Any]:
@@ -434,9 +444,8 @@ async def subscribe(request: Request) -> Response:
         return _subscribe_page(request, language, values, error=_form_error(language, exc))
     if not web.per_address.allow(address):
         return _rate_limited(request, language)
-    now = datetime.now(UTC)
     try:
-        confirmation = await run_in_threadpool(_subscribe, web, checked_values, now)
+        await run_in_threadpool(_check, web, values)
     except InvalidInput as exc:
         return _subscribe_page(request, language, values, error=_form_error(language, exc))
     response = _message(
@@ -450,9 +459,28 @@ async def subscribe(request: Request) -> Response:
             days=web.settings.confirm_token_days,
         ),
     )
-    # Sent after the answer, known address or not: the answer and its timing say nothing.
-    response.background = BackgroundTask(_send_confirmation, web.settings, confirmation)
+    # Recorded and mailed after the answer, known address or not: the answer and its timing
+    # say nothing of the address.
+    response.background = BackgroundTask(_record_and_send, web, checked_values, datetime.now(UTC))
     return response
+
+
+def _check(web: Web, values: dict[str, Any]) -> None:
+    """The form's values validated without looking the address up: the same work for any."""
+    with Session(web.engine) as session:
+        check_subscriber(session, values, rules=web.rules)
+
+
+async def _record_and_send(web: Web, values: dict[str, Any], now: datetime) -> None:
+    """After the answer: record the request, then mail the address."""
+    try:
+        confirmation = await run_in_threadpool(
+            db.once_more_on_conflict, _subscribe, web, values, now
+        )
+    except InvalidInput as exc:  # checked before the answer: only a race can get here
+        log.error("subscription request for %s not recorded: %s", values["email"], exc)
+        return
+    await _send_confirmation(web.settings, confirmation)
 
 
 def _rate_limited(request: Request, language: str) -> Response:
@@ -928,6 +956,8 @@ async def archive_index(request: Request) -> Response:
 
 def _edition(web: Web, edition_id: int, signature: str | None) -> Edition | None:
     """A sent edition the request may see: a public one, or any with its link's signature."""
+    if not row_id_in_range(edition_id):
+        return None
     with Session(web.engine) as session:
         edition = session.get(Edition, edition_id)
     if edition is None or edition.status not in ("sending", "sent"):
@@ -996,6 +1026,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
     compile, so that the service does not start only to fail at the next build.
     """
     render.check_templates(settings)
+    settings.signing_keys()  # an empty, short or missing key stops the start, naming its source
     own_engine = engine is None
     if engine is None:
         engine = db.engine_for(settings)
@@ -1031,6 +1062,14 @@ def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
             Mount("/feeds", StaticFiles(directory=settings.feeds_dir, check_dir=False)),
         ],
         lifespan=lifespan,
+        middleware=[
+            Middleware(
+                SecurityHeaders,
+                templates=TEMPLATES_DIR,
+                https=settings.base_url.startswith("https://"),
+            ),
+            Middleware(BodyLimit, max_bytes=settings.web_max_body_bytes),
+        ],
     )
     app.state.web = web
     return app
