@@ -24,7 +24,7 @@ import httpx
 
 from diffusion import db
 from diffusion.config import Settings, load_settings
-from diffusion.models import Person, Subscription
+from diffusion.models import Edition, Person, Subscription
 from diffusion.tokens import make_token
 
 NOW = datetime(2026, 11, 2, 9, tzinfo=UTC)
@@ -49,6 +49,23 @@ def seed(settings: Settings, count: int) -> list[int]:
         session.add_all(
             Subscription(person_id=i, audience="public", status_changed_at=NOW, created_at=NOW)
             for i in ids
+        )
+    with db.session_scope(engine) as session:
+        # Sent editions of the size real ones have: the archive list must not load their HTML.
+        session.add_all(
+            Edition(
+                segment=f"public|{'fr' if n % 2 else 'en'}|monthly"
+                + (f"|sectors={'ED' if n % 4 < 2 else 'SC'}" if n % 3 == 0 else ""),
+                audience="public",
+                language="fr" if n % 2 else "en",
+                period=f"{2010 + n // 12}-{n % 12 + 1:02d}",
+                subject=f"Newsletter {n}",
+                html="<p>" + "x" * 50_000 + "</p>",
+                status="sent",
+                sent_at=NOW,
+                created_at=NOW,
+            )
+            for n in range(200)
         )
     engine.dispose()
     feed = settings.feeds_dir / "public.en.atom"
@@ -141,6 +158,13 @@ async def run(base: str, settings: Settings, ids: list[int], concurrency: int) -
         200,
     )
     await measure("GET / (subscribe page)", 2000, concurrency, lambda c, n: c.get(f"{base}/"), 200)
+    await measure(
+        "GET /archive/ (200 editions)",
+        500,
+        concurrency,
+        lambda c, n: c.get(f"{base}/archive/"),
+        200,
+    )
     tokens = [make_token(secret, "unsubscribe", subscriber_id) for subscriber_id in ids]
     await measure(
         "POST one-click unsubscribe",
@@ -151,6 +175,38 @@ async def run(base: str, settings: Settings, ids: list[int], concurrency: int) -
         ),
         200,
     )
+
+
+# The ceiling for serving a feed: a bare Starlette app answering the same bytes from memory.
+BARE_APP = """
+import sys, uvicorn
+from starlette.applications import Starlette
+from starlette.responses import Response
+from starlette.routing import Route
+body = open(sys.argv[2], "rb").read()
+async def feed(request):
+    return Response(body, media_type="application/atom+xml; charset=utf-8")
+app = Starlette(routes=[Route("/feed", feed)])
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+"""
+
+
+def bare(settings: Settings) -> tuple[subprocess.Popen[bytes], str]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    feed = str(settings.feeds_dir / "public.en.atom")
+    command = [sys.executable, "-c", BARE_APP, str(port), feed]
+    process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    while True:
+        try:
+            httpx.get(f"{base}/feed", timeout=2)
+            return process, base
+        except httpx.TransportError:
+            if process.poll() is not None:
+                raise RuntimeError("the bare Starlette app did not start") from None
+            time.sleep(0.1)
 
 
 def main() -> None:
@@ -177,6 +233,21 @@ def main() -> None:
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(30)
+        ceiling, bare_base = bare(settings)
+        print("bare Starlette app (uvicorn, one process), the same feed bytes from memory")
+        try:
+            asyncio.run(
+                measure(
+                    "GET feed (200 KB), bare app",
+                    1000,
+                    args.concurrency,
+                    lambda c, n: c.get(f"{bare_base}/feed"),
+                    200,
+                )
+            )
+        finally:
+            ceiling.send_signal(signal.SIGTERM)
+            ceiling.wait(30)
 
 
 if __name__ == "__main__":

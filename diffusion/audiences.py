@@ -19,6 +19,7 @@ from diffusion.models import (
     FocalPoint,
     Forum,
     Item,
+    NationalCommission,
     Organisation,
 )
 
@@ -109,6 +110,7 @@ class Directory:
     offices: Mapping[str, FieldOffice] = field(default_factory=dict)
     forums: Mapping[str, Forum] = field(default_factory=dict)
     focal_points: Sequence[FocalPoint] = ()
+    national_commissions: Mapping[str, NationalCommission] = field(default_factory=dict)
 
     @classmethod
     def of(
@@ -117,12 +119,14 @@ class Directory:
         offices: Iterable[FieldOffice] = (),
         forums: Iterable[Forum] = (),
         focal_points: Iterable[FocalPoint] = (),
+        national_commissions: Iterable[NationalCommission] = (),
     ) -> "Directory":
         return cls(
             organisations={org.slug: org for org in organisations},
             offices={office.code: office for office in offices},
             forums={forum.slug: forum for forum in forums},
             focal_points=tuple(focal_points),
+            national_commissions={nc.country.upper(): nc for nc in national_commissions},
         )
 
     def countries(self) -> set[str]:
@@ -347,6 +351,7 @@ def read_directory(session: Session) -> Directory:
         offices=session.exec(select(FieldOffice)).all(),
         forums=session.exec(select(Forum)).all(),
         focal_points=session.exec(select(FocalPoint)).all(),
+        national_commissions=session.exec(select(NationalCommission)).all(),
     )
 
 

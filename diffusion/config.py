@@ -238,6 +238,19 @@ class Settings(BaseSettings):
     subscribe_limit_per_client: int = Field(
         20, ge=1, description="Subscription requests an hour from one client IP (per process)."
     )
+    feed_tag_authority: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9.@-]+$",
+        description="Authority of the tag: URIs naming feeds, entries and categories (a domain "
+        "or address the organisation holds); default: the domain of from_address. Never "
+        "change it once feeds are read: every id would change.",
+    )
+    feed_tag_date: str = Field(
+        "2026",
+        pattern=r"^\d{4}(-\d{2}(-\d{2})?)?$",
+        description="Date of the tag: URIs (YYYY, YYYY-MM or YYYY-MM-DD), a day the authority "
+        "was the organisation's.",
+    )
     pending_purge_days: int = Field(
         30,
         ge=1,

@@ -23,7 +23,7 @@ from diffusion.audiences import (
     routes_to,
 )
 from diffusion.errors import InvalidInput
-from diffusion.models import SECTORS, Item
+from diffusion.models import SECTORS, Item, Organisation
 from diffusion.vocabulary import audience_title, columns, heading, sector_name
 
 # The shapes below are the contract between the digest builder and the renderer (render.py):
@@ -176,6 +176,8 @@ class DigestEntry:
     tags: dict[str, list[str]] = field(default_factory=dict)
     # Set when no version in the reader's language exists: the entry is shown in `language`.
     fallback: bool = False
+    guid: str = ""
+    public: bool = True  # only a public item has a web page of its own
 
 
 @dataclass(frozen=True)
@@ -199,6 +201,8 @@ class ReferenceList:
     columns: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
     more_count: int = 0
+    # Where the whole list is online (the directory page), when the email carries part of it.
+    more_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -279,6 +283,8 @@ def entry_for(item: Item, language: str) -> DigestEntry:
         published_at=item.published_at,
         tags={name: list(values) for name, values in sorted(item.tags.items()) if values},
         fallback=shown != language,
+        guid=item.guid,
+        public=item.public,
     )
 
 
@@ -378,7 +384,9 @@ def build_digest(
             which = (name, part.key if name == "expert_ngos" else "")
             if which not in listed:
                 listed.add(which)
-                references.append(reference_list(name, part, directory, max_rows=max_items))
+                references.append(
+                    reference_list(name, part, directory, max_rows=max_items, period=period)
+                )
     title = i18n.words(language).pgettext(
         "edition title",
         "%(title)s, %(period)s",
@@ -421,11 +429,47 @@ def _title(segment: Segment, language: str, directory: Directory) -> str:
     return audience_title(segment.audience, language, who)
 
 
+def _changed_in(org: Organisation, period: Period | None) -> bool:
+    return period is not None and period.start <= org.updated_at < period.end
+
+
 def reference_list(
-    name: str, segment: Segment, directory: Directory, *, max_rows: int
+    name: str,
+    segment: Segment,
+    directory: Directory,
+    *,
+    max_rows: int,
+    period: Period | None = None,
 ) -> ReferenceList:
-    """A reference list for the segment: the NGO's Sectors first, the country's NGOs first."""
+    """A reference list for the segment: the NGO's Sectors first, the country's NGOs first.
+
+    With a `period`, the NGO directory is in proportion to the news: for a country, the NGOs
+    active in it and those whose entry changed in the period; for an audience without a key,
+    those that changed. The rest is counted, to be found on the directory page.
+    """
     language = segment.language
+    if name == "national_commissions":
+        countries: set[str] = set()
+        if segment.audience == "ngo" and segment.key in directory.organisations:
+            countries = {c.upper() for c in directory.organisations[segment.key].countries}
+        elif segment.key:
+            countries = {segment.key.upper()}
+        commissions = sorted(
+            (nc for code, nc in directory.national_commissions.items() if code in countries),
+            key=lambda nc: nc.country,
+        )
+        nc_rows = [
+            (nc.name, i18n.country_name(nc.country, language), nc.contact_name or "",
+             nc.email or "", nc.website or "")
+            for nc in commissions
+        ]  # fmt: skip
+        return ReferenceList(
+            kind=name,
+            heading=heading(name, language),
+            columns=columns("national_commissions", language),
+            rows=tuple(nc_rows[:max_rows]),
+            more_count=max(0, len(nc_rows) - max_rows),
+        )
     if name == "focal_points":
         own = set()
         if segment.audience == "ngo" and segment.key in directory.organisations:
@@ -444,6 +488,14 @@ def reference_list(
             orgs = [org for org in orgs if segment.key.upper() in {s.upper() for s in org.sectors}]
         elif segment.key:  # the NGO directory, the NGOs active in the country first
             orgs.sort(key=lambda org: segment.key.upper() not in {c.upper() for c in org.countries})
+        total = len(orgs)
+        if name == "ngo_directory" and period is not None:
+            key = segment.key.upper()
+            orgs = [
+                org
+                for org in orgs
+                if _changed_in(org, period) or (key and key in {c.upper() for c in org.countries})
+            ]
         rows = [
             (
                 org.name + (f" ({org.acronym})" if org.acronym else ""),
@@ -462,6 +514,14 @@ def reference_list(
             for org in orgs
         ]
         labels = columns("organisations", language)
+        shown = rows[:max_rows]
+        return ReferenceList(
+            kind=name,
+            heading=heading(name, language),
+            columns=labels,
+            rows=tuple(shown),
+            more_count=total - len(shown),
+        )
     return ReferenceList(
         kind=name,
         heading=heading(name, language),

@@ -26,7 +26,7 @@ from diffusion.audiences import (
 from diffusion.config import Settings
 from diffusion.digest import Digest, Period, Segment, build_digest
 from diffusion.errors import InvalidInput, UnknownAudience, UnknownRecord
-from diffusion.links import archive_url, feed_url
+from diffusion.links import archive_url, news_url
 from diffusion.models import Edition, Item
 
 # Editions in these states may be built again; the others are approved or on their way out.
@@ -59,9 +59,20 @@ def load_items(session: Session, start: datetime, end: datetime) -> list[Item]:
 
 
 def more_url_for(settings: Settings, rules: RoutingRules, segment: Segment) -> str | None:
-    """Where the rest of a capped digest is online: the segment's public feed."""
-    path = feed_path(rules, segment.audience, segment.key, segment.language, "atom")
-    return feed_url(settings, path) if path else None
+    """Where the rest of a capped digest is online: the HTML page of the segment's public feed,
+    in the reader's language (a browser shows a feed file as raw XML). For a person's several
+    subscriptions, the first (most private) one with a feed family of its own; else the public one.
+    """
+    families = [family.audiences for family in rules.feeds.values()]
+    part = next(
+        (part for part in segment.parts if any(part.audience in names for names in families)),
+        segment,
+    )
+    path = feed_path(rules, part.audience, part.key, segment.language, "atom")
+    if not path:
+        return None
+    family, _, key = path.rsplit(".", 2)[0].partition("/")
+    return news_url(settings, family, key, segment.language)
 
 
 def default_period(now: datetime, cadence: str, settings: Settings) -> Period:

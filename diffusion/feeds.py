@@ -1,5 +1,7 @@
 """RSS 2.0 and Atom feeds per audience segment, Sector, country and Field Office (public items)."""
 
+import hashlib
+import json
 import os
 import re
 import tempfile
@@ -7,10 +9,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import quote, urlsplit
 
 import pycountry
-from feedgen.feed import FeedGenerator
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
@@ -27,16 +27,16 @@ from diffusion.audiences import (
 )
 from diffusion.config import Settings
 from diffusion.digest import DigestEntry, entry_for, key_name
-from diffusion.links import feed_url
-from diffusion.models import SECTORS, TAG_KEYS, Item
+from diffusion.feedwriter import FeedDocument, render_entry, tag_uri
+from diffusion.keyindex import KeyIndex
+from diffusion.links import news_url
+from diffusion.models import SECTORS, Item
 from diffusion.vocabulary import audience_title
 
 FEED_MAX_ENTRIES = 50
 FORMATS = ("rss", "atom")
-# A feed with no entry yet still needs a date; a fixed one keeps rebuilds byte-identical.
+# The date of a feed without entries built without `now` (a test's plain data).
 NO_ENTRY_DATE = datetime(2000, 1, 1, tzinfo=UTC)
-# Characters XML 1.0 cannot carry at all (lxml refuses them): dropped from every text.
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 # The audience whose title names each key kind, for feeds of a family.
 _FAMILY_KEY_AUDIENCE = {
     "organisation": "ngo",
@@ -67,11 +67,7 @@ class FeedsReport:
         )
 
 
-def _xml_text(value: str) -> str:
-    return _NOT_XML.sub("", value)
-
-
-def _keys(family: FeedFamily, directory: Directory, items: Sequence[Item]) -> list[str]:
+def family_keys(family: FeedFamily, directory: Directory, items: Sequence[Item]) -> list[str]:
     """The keys a family has feeds for: every Sector, office, NGO, or country known."""
     if family.key_type == "none":
         return [""]
@@ -109,12 +105,45 @@ def feed_items(
     return chosen[:FEED_MAX_ENTRIES]
 
 
-def entry_id(settings: Settings, item: Item) -> str:
-    """A stable id: the item's guid when it is a URI, else a tag: URI made from it."""
-    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:\S+$", item.guid):
-        return item.guid
-    host = urlsplit(settings.base_url).hostname or "diffusion.invalid"
-    return f"tag:{host},2026:item:{quote(item.guid, safe='')}"
+class _LazyViews:
+    """Routable views made when an item is first routed: with full feeds, most never are."""
+
+    def __init__(self) -> None:
+        self._views: dict[int, tuple[Item, Routable]] = {}
+
+    def view(self, item: Item) -> Routable:
+        found = self._views.get(id(item))
+        if found is None:
+            found = self._views[id(item)] = (item, Routable.of(item))  # holds the item: ids stay
+        return found[1]
+
+
+def route_feeds(
+    items: Iterable[Item],
+    rules: RoutingRules,
+    family: FeedFamily,
+    keys: Sequence[str],
+    directory: Directory,
+    index: "RoutingIndex | _LazyViews | None" = None,
+) -> dict[str, list[Item]]:
+    """The items of every key's feed, as `feed_items` gives them, with each item routed once:
+    it goes to the keys the directory's indexes say it can reach, not tried against them all."""
+    specs = [rules.audience(name) for name in family.audiences]
+    view = index.view if index is not None else Routable.of
+    reach = KeyIndex(keys, family.key_type, directory)
+    routed: dict[str, list[Item]] = {}
+    # Newest first, so that a feed is full after its 50th item and later ones skip its key.
+    ordered = sorted(items, key=lambda item: (-item.published_at.timestamp(), item.id or 0))
+    full: set[str] = set()
+    for item in ordered:
+        if len(full) == len(keys):
+            break
+        for key in reach.reached(view(item), specs, skip=full):
+            chosen = routed.setdefault(key, [])
+            chosen.append(item)
+            if len(chosen) == FEED_MAX_ENTRIES:
+                full.add(key)
+    return routed
 
 
 def render_feed(
@@ -126,61 +155,43 @@ def render_feed(
     language: str,
     items: Sequence[Item],
     fmt: str,
+    alternate: str | None = None,
+    since: datetime = NO_ENTRY_DATE,
+    cache: dict[tuple[int, str, str], str] | None = None,
 ) -> bytes:
-    """One feed document; its dates come from its newest item, so a rebuild is byte-identical."""
-    self_url = feed_url(settings, path)
-    generator = FeedGenerator()
-    generator.id(self_url)
-    generator.title(_xml_text(title))
-    generator.description(_xml_text(description))
-    generator.link(href=self_url, rel="self")
-    # feedgen gives RSS's <link> the last link: the site, not the feed itself.
-    generator.link(href=settings.base_url, rel="alternate")
-    generator.language(language)
-    generator.generator("Diffusion")
-    newest = max((item.published_at for item in items), default=NO_ENTRY_DATE)
-    generator.updated(newest)
-    generator.pubDate(newest)
-    # feedgen prepends by default; append keeps our newest-first order.
+    """One feed document; its dates come from its newest item, so a rebuild is byte-identical.
+
+    `alternate` is the HTML page of the feed; `since` dates a feed without entries (the day it
+    first appeared, kept from build to build). `cache` holds entries already written, by
+    (item, language, format): an item in many feeds is written once.
+    """
+    feed = FeedDocument(
+        settings=settings,
+        path=path,
+        title=title,
+        description=description,
+        language=language,
+        alternate=alternate or settings.base_url,
+        updated=max((item.published_at for item in items), default=since),
+    )
+    entries = []
     for item in items:
-        _add_entry(generator, settings, item, entry_for(item, language), language)
-    if fmt == "atom":
-        return bytes(generator.atom_str(pretty=True))
-    return bytes(generator.rss_str(pretty=True))
+        cache_key = (item.id or 0, language, fmt)
+        fragment = cache.get(cache_key) if cache is not None and item.id else None
+        if fragment is None:
+            entry = entry_for(item, language) if item.id is not None else _unstored(item)
+            fragment = render_entry(settings, item, entry, language, fmt)
+            if cache is not None and item.id:
+                cache[cache_key] = fragment
+        entries.append(fragment)
+    return feed.document(fmt, entries)
 
 
-def _add_entry(
-    generator: FeedGenerator, settings: Settings, item: Item, entry: DigestEntry, language: str
-) -> None:
-    feed_entry = generator.add_entry(order="append")
-    identifier = entry_id(settings, item)
-    feed_entry.id(identifier)
-    feed_entry.guid(identifier, permalink=False)
-    untitled = i18n.words(language).pgettext("feed entry", "(untitled)")
-    feed_entry.title(_xml_text(entry.title) or untitled)
-    if entry.link:
-        feed_entry.link(href=entry.link, rel="alternate")
-    summary = _xml_text(entry.summary)
-    if summary:
-        feed_entry.summary(summary)
-    body = _xml_text(entry.body_html)
-    if body:
-        feed_entry.content(body, type="html")
-    elif not entry.link:
-        feed_entry.content(summary or _xml_text(entry.title), type="text")
-    feed_entry.published(entry.published_at)
-    feed_entry.updated(entry.published_at)
-    for name in TAG_KEYS:
-        for value in sorted(set(entry.tags.get(name, ()))):
-            feed_entry.category(term=_xml_text(value), scheme=_scheme(settings, name))
+def _unstored(item: Item) -> DigestEntry:
+    return entry_for(item.model_copy(update={"id": 0}), item.language)
 
 
-def _scheme(settings: Settings, tag: str) -> str:
-    host = urlsplit(settings.base_url).hostname or "diffusion.invalid"
-    return f"tag:{host},2026:{tag}"
-
-
-def _titles(
+def feed_titles(
     settings: Settings, family: FeedFamily, key: str, language: str, directory: Directory
 ) -> tuple[str, str]:
     audience = _FAMILY_KEY_AUDIENCE.get(family.key_type, family.audiences[0])
@@ -214,6 +225,51 @@ def write_if_changed(path: Path, content: bytes) -> bool:
     return True
 
 
+# A feed's second line says what it was built from, and since when it exists: a rebuild whose
+# inputs are the same is skipped without rendering, and an empty feed keeps its first date.
+_BUILD_NOTE = re.compile(rb"<!-- diffusion-build ([0-9a-f]{64}) since=(\S+) -->")
+# Change when the output of feedwriter changes, so that every feed is written again.
+WRITER_VERSION = "2"
+
+
+def _fingerprint(item: Item) -> str:
+    """What of an item can change a feed entry, hashed."""
+    facts = [
+        item.id,
+        item.guid,
+        item.content_hash,
+        item.published_at.isoformat(),
+        item.language,
+        item.public,
+        item.tags,
+        item.translations,
+        item.link,
+    ]
+    return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _build_note(path: Path) -> tuple[str, datetime] | None:
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(256)
+    except OSError:
+        return None
+    found = _BUILD_NOTE.search(head)
+    if found is None:
+        return None
+    try:
+        since = datetime.fromisoformat(found.group(2).decode())
+    except ValueError:
+        return None
+    return found.group(1).decode(), since
+
+
+def _with_note(content: bytes, signature: str, since: datetime) -> bytes:
+    declaration, _, rest = content.partition(b"\n")
+    note = f"<!-- diffusion-build {signature} since={since.isoformat()} -->".encode()
+    return b"\n".join((declaration, note, rest))
+
+
 def write_feeds(
     items: Sequence[Item],
     directory: Directory,
@@ -221,19 +277,50 @@ def write_feeds(
     settings: Settings,
     *,
     out: Path,
+    now: datetime = NO_ENTRY_DATE,
 ) -> FeedsReport:
-    """Every feed of every family, key and language, from plain data, written under `out`."""
+    """Every feed of every family, key and language, from plain data, written under `out`.
+
+    A feed whose items, titles and settings are those it was last built from is left as it is,
+    unread beyond its first line. `now` dates the feeds that appear without entries.
+    """
     report = FeedsReport(out=out)
-    index = RoutingIndex(items)
+    index = _LazyViews()
     produced: set[str] = set()
+    fingerprints: dict[int, str] = {}
+    cache: dict[tuple[int, str, str], str] = {}
+    common = [
+        WRITER_VERSION,
+        settings.base_url,
+        settings.organisation_name,
+        settings.from_address,
+        tag_uri(settings, ""),
+    ]
     for family in rules.feeds.values():
-        for key in _keys(family, directory, items):
-            chosen = feed_items(items, rules, family, key, directory, index)
+        keys = family_keys(family, directory, items)
+        routed = route_feeds(items, rules, family, keys, directory, index)
+        for key in keys:
+            chosen = routed.get(key, [])
+            chosen_prints = [
+                fingerprints.get(id(item)) or fingerprints.setdefault(id(item), _fingerprint(item))
+                for item in chosen
+            ]
             stem = f"{family.name}/{key}" if key else family.name
             for language in settings.languages:
-                title, description = _titles(settings, family, key, language, directory)
+                title, description = feed_titles(settings, family, key, language, directory)
                 for fmt in FORMATS:
                     path = f"{stem}.{language}.{fmt}"
+                    produced.add(path)
+                    report.entries += len(chosen)
+                    signature = hashlib.sha256(
+                        json.dumps([*common, path, title, description, chosen_prints]).encode()
+                    ).hexdigest()
+                    target = out / path
+                    note = _build_note(target)
+                    if note is not None and note[0] == signature:
+                        report.unchanged += 1
+                        continue
+                    since = note[1] if note is not None else now
                     content = render_feed(
                         settings,
                         path=path,
@@ -242,10 +329,11 @@ def write_feeds(
                         language=language,
                         items=chosen,
                         fmt=fmt,
+                        alternate=news_url(settings, family.name, key, language),
+                        since=since,
+                        cache=cache,
                     )
-                    report.entries += len(chosen)
-                    produced.add(path)
-                    if write_if_changed(out / path, content):
+                    if write_if_changed(target, _with_note(content, signature, since)):
                         report.written.append(path)
                     else:
                         report.unchanged += 1
@@ -284,4 +372,4 @@ def build_feeds(engine: Engine, settings: Settings, *, out: Path, now: datetime)
                 .order_by(col(Item.published_at).desc(), col(Item.id))
             ).all()
         )
-    return write_feeds(items, directory, rules, settings, out=out)
+    return write_feeds(items, directory, rules, settings, out=out, now=now)

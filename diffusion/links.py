@@ -1,7 +1,9 @@
 """The public addresses of the web pages, with signed tokens where a link changes a subscription."""
 
+import re
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from itsdangerous import Signer
 
@@ -73,3 +75,38 @@ def archive_url(settings: Settings, edition_id: int) -> str:
 def feed_url(settings: Settings, relative_path: str) -> str:
     """A feed file served by `diffusion serve`, e.g. feed_url(s, "sector/ED.en.atom")."""
     return _url(settings, f"/feeds/{relative_path}")
+
+
+# Editorial entries' guids (`urn:diffusion:entry:<file stem>`) give their pages readable names.
+EDITORIAL_GUID_PREFIX = "urn:diffusion:entry:"
+_SLUG = re.compile(r"[a-z0-9][a-z0-9._-]{0,119}")
+
+
+def item_slug(guid: str, item_id: int) -> str:
+    """The name of an item's page: its editorial slug where it has one, else its id."""
+    slug = guid.removeprefix(EDITORIAL_GUID_PREFIX)
+    if _SLUG.fullmatch(slug) and not slug.isdigit():
+        return slug
+    return str(item_id)
+
+
+def item_guids(slug: str) -> tuple[str, ...]:
+    """The guids a page name other than an id can stand for."""
+    return (slug, EDITORIAL_GUID_PREFIX + slug) if _SLUG.fullmatch(slug) else ()
+
+
+def item_url(settings: Settings, guid: str, item_id: int) -> str:
+    """The web page of a public item: `/items/ifla-reading-bd` or `/items/42`."""
+    return _url(settings, f"/items/{quote(item_slug(guid, item_id), safe='')}")
+
+
+def news_url(settings: Settings, family: str, key: str, language: str) -> str:
+    """The HTML page of a feed: `/news/sector/ED?lang=fr`."""
+    path = f"/news/{quote(family, safe='')}" + (f"/{quote(key, safe='')}" if key else "")
+    return _url(settings, f"{path}?lang={quote(language, safe='')}")
+
+
+def directory_url(settings: Settings, language: str, country: str = "") -> str:
+    """The directory page, searchable by Sector, country and field: `/directory/?country=BD`."""
+    query = f"lang={quote(language, safe='')}" + (f"&country={quote(country)}" if country else "")
+    return _url(settings, f"/directory/?{query}")

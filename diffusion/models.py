@@ -16,7 +16,7 @@ CONTENT_KINDS = (
     "forum_conclusion",
     "event",
 )
-REFERENCE_LISTS = ("ngo_directory", "focal_points", "expert_ngos")
+REFERENCE_LISTS = ("ngo_directory", "focal_points", "expert_ngos", "national_commissions")
 # The five programme Sectors by code; their names in each language are in the catalogue
 # (diffusion.vocabulary.sector_name).
 SECTORS = ("ED", "SC", "SHS", "CLT", "CI")
@@ -138,6 +138,18 @@ class FieldOffice(SQLModel, table=True):
     city: str
     country: str = Field(max_length=2)
     countries: list[str] = _json_list()
+    email: str | None = None
+    website: str | None = None
+    updated_at: datetime = _timestamp()
+
+
+class NationalCommission(SQLModel, table=True):
+    """A National Commission for UNESCO: one per Member State, the NGOs' contact in the country."""
+
+    __tablename__ = "national_commissions"
+    country: str = Field(primary_key=True, max_length=2)
+    name: str
+    contact_name: str | None = None
     email: str | None = None
     website: str | None = None
     updated_at: datetime = _timestamp()

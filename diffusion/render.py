@@ -16,8 +16,9 @@ import nh3
 from mjml import mjml2html
 
 from diffusion import i18n, links
+from diffusion.collect.sanitize import clean_html
 from diffusion.config import Settings
-from diffusion.digest import Digest, ReferenceList, Section
+from diffusion.digest import Digest, DigestEntry, ReferenceList, Section
 from diffusion.errors import TemplateError
 from diffusion.personalise import FIELDS, fill, placeholder
 from diffusion.textwidth import display_width, wrap_width
@@ -27,6 +28,8 @@ GMAIL_CLIP_BYTES = 102_400
 # When an edition must be cut to fit, summaries are shortened to this many characters too.
 TRIMMED_SUMMARY_CHARS = 240
 TEXT_WIDTH = 72
+# Audiences whose key is a country.
+COUNTRY_AUDIENCES = ("member_state", "national_commission")
 
 # The only colours the templates use, as (name: value). Every text/background pair in
 # COLOUR_PAIRS is checked for WCAG AA contrast (4.5:1) by the tests.
@@ -159,6 +162,8 @@ def _environment(templates: Path, language: str) -> jinja2.Environment:
         wrap=_wrap,
         underline=_underline,
         plain=_plain,
+        # Bodies were sanitised when collected; cleaned again where they go out as HTML.
+        sanitised=lambda body: markupsafe.Markup(clean_html(str(body))),
         shorten=_shorten,
         day=lambda moment: i18n.format_day(moment, language),
         number=lambda number: i18n.format_number(number, language),
@@ -390,6 +395,32 @@ def _keep_first(digest: Digest, keep: int) -> Digest:
     return dataclasses.replace(digest, sections=tuple(sections), references=tuple(references))
 
 
+def with_item_pages(digest: Digest, settings: Settings) -> Digest:
+    """The digest with each public entry that has no link of its own linked to its web page
+    (an editor's entry, a feed entry without a link): every title then leads somewhere."""
+
+    def linked(entry: DigestEntry) -> DigestEntry:
+        if entry.link or not entry.public or not entry.guid:
+            return entry
+        return dataclasses.replace(entry, link=links.item_url(settings, entry.guid, entry.item_id))
+
+    sections = tuple(
+        dataclasses.replace(section, entries=tuple(linked(e) for e in section.entries))
+        for section in digest.sections
+    )
+    # The rest of the NGO directory is on its page, narrowed to the reader's country.
+    country = digest.segment.key if digest.segment.audience in COUNTRY_AUDIENCES else ""
+    references = tuple(
+        dataclasses.replace(
+            ref, more_url=links.directory_url(settings, digest.segment.language, country)
+        )
+        if ref.kind == "ngo_directory" and ref.more_url is None
+        else ref
+        for ref in digest.references
+    )
+    return dataclasses.replace(digest, sections=sections, references=references)
+
+
 def render_digest(
     digest: Digest,
     settings: Settings,
@@ -405,6 +436,7 @@ def render_digest(
     """
     language = digest.segment.language
     i18n.locale_for(language)  # an unknown language fails here, by name
+    digest = with_item_pages(digest, settings)
     env = _environment(Path(settings.templates), language)
     web = web_url or digest.more_url or settings.base_url
     audience = digest.segment.audience

@@ -33,6 +33,7 @@ def heading(kind: str, language: str) -> str:
         "focal_points": w.pgettext("section heading", "Sector focal points"),
         "expert_ngos": w.pgettext("section heading", "Expert NGOs"),
         "ngo_directory": w.pgettext("section heading", "NGO directory"),
+        "national_commissions": w.pgettext("section heading", "National Commissions for UNESCO"),
     }
     return headings[kind]
 
@@ -86,8 +87,16 @@ def audience_label(audience: str, language: str) -> str:
 
 
 def columns(table: str, language: str) -> tuple[str, ...]:
-    """The labels of a reference list's columns: focal points, or organisations."""
+    """The labels of a reference list's columns: focal points, National Commissions, or NGOs."""
     w = words(language)
+    if table == "national_commissions":
+        return (
+            w.pgettext("column", "National Commission"),
+            w.pgettext("column", "Country"),
+            w.pgettext("column", "Contact"),
+            w.pgettext("column", "Email"),
+            w.pgettext("column", "Website"),
+        )
     if table == "focal_points":
         return (
             w.pgettext("column", "Sector"),

@@ -187,7 +187,8 @@ def test_the_cap_keeps_the_best_ranked_and_counts_the_rest() -> None:
     assert min(shown) == datetime(2026, 11, 10, 12, 0, tzinfo=UTC)  # the three newest
     directory_list = digest.references[0]
     assert directory_list.kind == "ngo_directory"
-    assert len(directory_list.rows) == 3 and directory_list.more_count == 0
+    # No NGO's entry changed in November: the whole directory is online, not in the email.
+    assert directory_list.rows == () and directory_list.more_count == 3
 
 
 def test_reference_lists_put_the_keys_own_first() -> None:
@@ -362,7 +363,7 @@ def test_digest_for_previews_an_audience_or_a_subscriber_without_storing(
         now=NOW,
     )
     assert digest.segment.key == "CO" and digest.item_count == 1
-    assert digest.more_url == "http://127.0.0.1:8080/feeds/country/CO.en.atom"
+    assert digest.more_url == "http://127.0.0.1:8080/news/country/CO?lang=en"  # HTML, not XML
     mine = digest_for(
         engine,
         settings,

@@ -204,6 +204,7 @@ def test_export_reads_back_unchanged(engine: Engine, tmp_path: Path) -> None:
         "field_offices",
         "focal_points",
         "forums",
+        "national_commissions",
     }
     assert as_csv.splitlines()[0].startswith("slug,name,acronym,sectors")
     assert "ifla,International Federation" in as_csv

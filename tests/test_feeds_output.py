@@ -1,6 +1,7 @@
 """Feeds: every file we write is read back by feedparser, served over HTTP, and stable."""
 
 import functools
+import html
 import http.server
 import os
 import threading
@@ -149,10 +150,17 @@ def test_hostile_titles_come_out_as_inert_text(tmp_path: Path) -> None:
         tree = ET.fromstring(raw)
         assert not [element for element in tree.iter() if element.tag.endswith("script")]
         titles = [element.text for element in tree.iter() if element.tag.endswith("title")]
-        assert HOSTILE.replace("\x07", "") in titles
         parsed = feedparser.parse(raw)
         assert parsed.bozo == 0
-        assert parsed.entries[0].title == HOSTILE.replace("\x07", "")
+        shown = HOSTILE.replace("\x07", "")
+        title = parsed.entries[0].title_detail
+        if name.endswith(".rss"):
+            # RSS readers may take a title for HTML: it is HTML that shows the text.
+            assert html.escape(shown, quote=False) in titles
+            assert title.type == "text/html" and html.unescape(title.value) == shown
+        else:
+            assert shown in titles
+            assert title.type == "text/plain" and title.value == shown
 
 
 def test_a_rebuild_without_new_items_is_byte_identical_and_writes_nothing(
@@ -270,3 +278,63 @@ def test_cli_feeds_build_writes_to_the_feeds_folder(tmp_path: Path, sqlite_url: 
     assert (elsewhere / "public.fr.rss").is_file()
     help_text = CliRunner().invoke(cli, ["feeds", "build", "--help"])
     assert help_text.exit_code == 0 and "Example:" in help_text.output
+
+
+def test_every_feed_has_an_author_and_ids_that_do_not_follow_base_url(tmp_path: Path) -> None:
+    out = _write(tmp_path)
+    moved = tmp_path / "moved"
+    elsewhere = load_settings(
+        home=tmp_path,
+        base_url="https://news.unesco.example",
+        secret_key="test-secret-key-for-signing-links",
+    )
+    write_feeds(items(), directory(), RULES, elsewhere, out=moved)
+    for path in _all_feeds(out):
+        relative = path.relative_to(out)
+        here = feedparser.parse(path.read_bytes())
+        there = feedparser.parse((moved / relative).read_bytes())
+        if path.suffix == ".atom":
+            assert here.feed.author_detail.name == "NGO-UNESCO Partnership Diffusion"
+            assert here.feed.id == there.feed.id
+            assert here.feed.id.startswith("tag:diffusion.example.org,2026:feed:")
+        else:
+            assert here.feed.author.startswith("newsletter@diffusion.example.org")
+        assert [e.id for e in here.entries] == [e.id for e in there.entries]
+        assert [t.scheme for e in here.entries for t in e.tags] == [
+            t.scheme for e in there.entries for t in e.tags
+        ]
+        # The feed links to its HTML page, which follows base_url.
+        assert here.feed.link.startswith("https://diffusion.example.org/news/")
+
+
+def test_entries_in_another_language_than_the_feed_say_so(tmp_path: Path) -> None:
+    out = _write(tmp_path)
+    french = feedparser.parse((out / "public.fr.atom").read_bytes())
+    languages = {entry.title: entry.title_detail.language for entry in french.entries}
+    assert languages["Action en français"] == "fr"
+    assert languages["World book day"] == "en"
+    raw = (out / "public.fr.atom").read_text()
+    assert '<entry xml:lang="en">' in raw
+    english = (out / "public.en.rss").read_text()
+    assert "<dc:language>fr</dc:language>" in english
+
+
+def test_an_empty_feed_says_it_is_new_and_keeps_its_first_date(tmp_path: Path) -> None:
+    out = tmp_path / "feeds"
+    first = datetime(2026, 11, 1, tzinfo=UTC)
+    write_feeds(items(), directory(), RULES, _settings(tmp_path), out=out, now=first)
+    kenya = out / "country/KE.fr.atom"
+    parsed = feedparser.parse(kenya.read_bytes())
+    assert parsed.entries == []
+    assert parsed.feed.updated_parsed[:3] == (2026, 11, 1)
+    assert parsed.feed.subtitle == "Ce fil est nouveau : ses premières entrées paraîtront ici."
+    english = feedparser.parse((out / "country/KE.en.rss").read_bytes())
+    assert english.feed.subtitle == "This feed is new: its first entries will appear here."
+    before = kenya.read_bytes()
+    later = datetime(2026, 12, 5, tzinfo=UTC)
+    report = write_feeds(items(), directory(), RULES, _settings(tmp_path), out=out, now=later)
+    assert report.written == []
+    assert kenya.read_bytes() == before
+    kenya.unlink()  # a feed whose file is gone is new again
+    write_feeds(items(), directory(), RULES, _settings(tmp_path), out=out, now=later)
+    assert feedparser.parse(kenya.read_bytes()).feed.updated_parsed[:3] == (2026, 12, 5)

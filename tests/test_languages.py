@@ -323,7 +323,7 @@ def test_pages_are_served_in_the_six_languages_by_accept_language_or_picker(
     pages = {
         confirm: words.gettext("Confirm your subscription"),
         "/": words.gettext("Subscribe to the newsletter"),
-        "/archive/": words.gettext("Archive of the newsletter"),
+        "/archive/": words.gettext("Archive"),
         links.preferences_url(settings, subscriber_id): words.gettext("Your preferences"),
         links.unsubscribe_url(settings, subscriber_id): words.gettext("Unsubscribe"),
         "/confirm/not-a-token": words.gettext("This link cannot be used"),

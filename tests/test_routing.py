@@ -109,7 +109,7 @@ def test_bundled_rules_cover_every_audience_and_feed_family() -> None:
     assert set(rules.audiences) == set(AUDIENCES)
     assert rules.audience("liaison_committee").references == ("ngo_directory",)
     assert rules.audience("sector").references == ("expert_ngos",)
-    assert rules.audience("ngo").references == ("focal_points",)
+    assert rules.audience("ngo").references == ("focal_points", "national_commissions")
     assert feed_path(rules, "national_commission", "BD", "fr", "rss") == "country/BD.fr.rss"
     assert feed_path(rules, "public", "", "en", "atom") == "public.en.atom"
     assert feed_path(rules, "liaison_committee", "", "en", "atom") == "public.en.atom"

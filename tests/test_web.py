@@ -433,8 +433,12 @@ def test_archive_lists_public_sent_editions_and_fills_placeholders(
     assert "Colombia October" not in listing.text and "Brouillon" not in listing.text
     public_id, colombia_id, draft_id = (edition.id for edition in editions)
     page = client.get(f"/archive/{public_id}")
-    assert page.status_code == 200 and "Hello," in page.text and "[[diffusion:" not in page.text
-    assert 'href="http://127.0.0.1:8080/"' in page.text
+    assert page.status_code == 200 and "Dear reader," in page.text
+    assert "[[diffusion:" not in page.text and "diffusion-web-version" not in page.text
+    # No link that needs a recipient: the page says where a reader's own links are.
+    assert ">unsubscribe<" not in page.text and ">preferences<" not in page.text
+    assert "use the links at the end of the email you received" in page.text
+    assert '<a href="/archive/?lang=en">Archive</a>' in page.text
     assert page.headers.get("X-Robots-Tag") is None
     missing = client.get("/archive/999999")
     assert missing.status_code == 404
@@ -444,7 +448,7 @@ def test_archive_lists_public_sent_editions_and_fills_placeholders(
     signed = links.archive_url(local_settings, colombia_id)
     assert signed.startswith(f"http://127.0.0.1:8080/archive/{colombia_id}?sig=")
     opened = client.get(signed.removeprefix("http://127.0.0.1:8080"))
-    assert opened.status_code == 200 and "Hello," in opened.text
+    assert opened.status_code == 200 and "Dear reader," in opened.text
     assert opened.headers["Cache-Control"] == "no-store"
     signature = links.archive_signature(local_settings, colombia_id)
     # The first character: the last one's low bits are base64 padding, ignored when decoded.

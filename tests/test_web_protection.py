@@ -35,6 +35,14 @@ with warnings.catch_warnings():
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 PAGES = ("/", "/?lang=fr", "/archive/", "/confirm/x", "/unsubscribe/x", "/healthz", "/nowhere")
+# Pages of what we publish (web/templates/pages/): their styles must be allowed by hash too.
+PUBLISHED = (
+    "/archive/",
+    "/news/public",
+    "/news/sector/ED?lang=fr",
+    "/directory/",
+    "/items/nowhere",
+)
 
 
 @pytest.fixture
@@ -52,7 +60,7 @@ def client(tmp_path: Path, sqlite_url: str) -> Iterator[TestClient]:
 
 
 def test_every_page_carries_the_security_headers(client: TestClient) -> None:
-    for path in PAGES:
+    for path in PAGES + PUBLISHED + ("/feeds/public.en.atom",):
         headers = client.get(path).headers
         policy_ = headers["content-security-policy"]
         assert "script-src 'none'" in policy_ and "frame-ancestors 'none'" in policy_, path
@@ -63,13 +71,15 @@ def test_every_page_carries_the_security_headers(client: TestClient) -> None:
 
 
 def test_the_policy_allows_exactly_the_styles_of_the_page(client: TestClient) -> None:
-    page = client.get("/")
-    allowed = re.findall(r"'sha256-([^']+)'", page.headers["content-security-policy"])
-    blocks = STYLE_BLOCK.findall(page.text)
-    assert blocks and "<script" not in page.text
-    for block in blocks:  # as the browser hashes it: the text between the tags
-        digest = base64.b64encode(hashlib.sha256(block.encode()).digest()).decode()
-        assert digest in allowed
+    for path in ("/", *PUBLISHED):
+        page = client.get(path)
+        allowed = re.findall(r"'sha256-([^']+)'", page.headers["content-security-policy"])
+        blocks = STYLE_BLOCK.findall(page.text)
+        assert blocks and "<script" not in page.text, path
+        assert "style=" not in page.text, path  # an inline style attribute would be refused
+        for block in blocks:  # as the browser hashes it: the text between the tags
+            digest = base64.b64encode(hashlib.sha256(block.encode()).digest()).decode()
+            assert digest in allowed, path
 
 
 def test_over_https_hsts_and_a_host_prefixed_secure_cookie(https_settings: Settings) -> None:

@@ -9,14 +9,17 @@ from pathlib import Path
 
 import click
 from sqlalchemy.engine import Engine
+from sqlmodel import select
 
 from diffusion import db, i18n, render, subscriptions
 from diffusion.audiences import parse_audience
 from diffusion.cli import Context, cli, err_console, parse_now, pass_context
 from diffusion.config import Settings
 from diffusion.deliver.message import MessageTemplate
+from diffusion.digest import Digest
 from diffusion.editions import default_periods_said, digest_for
 from diffusion.errors import InvalidInput, UnknownRecord
+from diffusion.links import archive_url
 from diffusion.models import Edition
 
 FORMATS = ("text", "html", "mjml", "eml")
@@ -63,6 +66,18 @@ def _subscriber(engine: Engine, email: str) -> PreviewRecipient:
         return PreviewRecipient(row.id, row.email, row.name, row.language)
 
 
+def _web_version(engine: Engine, settings: Settings, digest: Digest) -> str | None:
+    """The "view in browser" address the sent email will carry: its edition's archive page,
+    once the edition is built; else the segment's news page (render's default)."""
+    with db.session_scope(engine) as session:
+        edition = session.exec(
+            select(Edition).where(
+                Edition.segment == digest.segment.id, Edition.period == digest.period.label
+            )
+        ).first()
+        return archive_url(settings, edition.id) if edition and edition.id else None
+
+
 def build_preview(
     engine: Engine,
     settings: Settings,
@@ -93,7 +108,8 @@ def build_preview(
         now=now,
         subscriber_email=subscriber_email,
     )
-    rendered = render.render_digest(digest, settings)
+    web_version = _web_version(engine, settings, digest)
+    rendered = render.render_digest(digest, settings, web_url=web_version)
     # The same template delivery builds once per edition: the preview is the message itself.
     edition = Edition(
         id=0,

@@ -1,4 +1,5 @@
-"""Directories: NGOs, Field Offices, Sector focal points and forums, imported from CSV or YAML."""
+"""Directories: NGOs, Field Offices, Sector focal points, forums and National Commissions,
+imported from CSV or YAML."""
 
 import csv
 import io
@@ -14,10 +15,18 @@ from sqlmodel import Session, SQLModel, select
 from diffusion import validate
 from diffusion.collect.report import ImportReport, csv_rows
 from diffusion.errors import InvalidInput
-from diffusion.models import SECTORS, FieldOffice, FocalPoint, Forum, Organisation, Sector
+from diffusion.models import (
+    SECTORS,
+    FieldOffice,
+    FocalPoint,
+    Forum,
+    NationalCommission,
+    Organisation,
+    Sector,
+)
 from diffusion.vocabulary import sector_name
 
-KINDS = ("organisations", "field_offices", "focal_points", "forums")
+KINDS = ("organisations", "field_offices", "focal_points", "forums", "national_commissions")
 LIST_FIELDS = {"sectors", "themes", "countries"}
 
 
@@ -112,6 +121,16 @@ def _forum(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _national_commission(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "country": validate.country(row.get("country")),
+        "name": _required(row, "name"),
+        "contact_name": _optional(row, "contact_name", lambda v: str(v).strip()),
+        "email": _optional(row, "email", validate.email),
+        "website": _optional(row, "website", validate.website),
+    }
+
+
 @dataclass(frozen=True)
 class _Kind:
     model: type[SQLModel]
@@ -162,6 +181,12 @@ _KINDS: dict[str, _Kind] = {
             "website",
         ),
     ),
+    "national_commissions": _Kind(
+        NationalCommission,
+        _national_commission,
+        ("country",),
+        ("country", "name", "contact_name", "email", "website"),
+    ),
 }
 
 
@@ -186,6 +211,8 @@ def detect_kind(columns: list[str]) -> str:
         return "field_offices"
     if "sector" in names and "email" in names:
         return "focal_points"
+    if "country" in names and "city" not in names:
+        return "national_commissions"
     raise InvalidInput(
         f"cannot tell the directory from the header {columns}; give --kind ({'|'.join(KINDS)})"
     )

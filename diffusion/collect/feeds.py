@@ -15,10 +15,10 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 from urllib.request import url2pathname
 
-import feedparser
 import httpx
 import pycountry
 
+from diffusion.collect import fastparse
 from diffusion.collect.sanitize import clean_html, clean_text, excerpt
 from diffusion.errors import CollectError
 from diffusion.models import SECTORS, TAG_KEYS, Item
@@ -28,6 +28,11 @@ MAX_FEED_BYTES = 20_000_000
 # A Retry-After further away than this is taken as this: a wrong header must not stop a source.
 MAX_RETRY_AFTER = timedelta(days=1)
 _LANGUAGE = re.compile(r"[a-zA-Z]{2,3}")
+_WEB_URL = re.compile(r"https?://[^\s/?#]+", re.IGNORECASE)
+_SCHEME = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*:")
+# Entry dates outside [EARLIEST_DATE, now + MAX_AHEAD] cannot be true: they become the fetch time.
+EARLIEST_DATE = datetime(1990, 1, 1, tzinfo=UTC)
+MAX_AHEAD = timedelta(days=2)
 
 
 @dataclass(frozen=True)
@@ -206,18 +211,24 @@ def parse_feed(
     now: datetime,
     default_language: str,
     base_url: str | None = None,
+    fast: bool = True,
 ) -> ParsedFeed:
-    """The entries of a feed, ready to store; raises CollectError if it is not a usable feed."""
+    """The entries of a feed, ready to store; raises CollectError if it is not a usable feed.
+
+    `fast=False` reads every feed with feedparser (see collect/fastparse.py).
+    """
     # The body and headers go in as they came, so that feedparser picks the encoding from the
     # Content-Type, the BOM or the XML declaration. nh3 sanitises and resolves links afterwards;
     # feedparser is given no Content-Location, else it would also turn bare guids ("42") into
-    # URLs on the feed's host, which two feeds of one site would share.
-    parsed = feedparser.parse(
-        body,
-        response_headers={k: v for k, v in headers.items() if k.lower() != "content-location"},
-        sanitize_html=False,
-        resolve_relative_uris=False,
-    )
+    # URLs on the feed's host, which two feeds of one site would share (unless the feed declares
+    # an xml:base, which needs the address to be resolved exactly).
+    given = {k: v for k, v in headers.items() if k.lower() != "content-location"}
+    xml_base = b"xml:base" in body
+    if xml_base:
+        # A relative xml:base is relative to the feed's address, and feedparser mangles the
+        # chain without it; ids (absolute IRIs in Atom) under an xml:base are resolved too.
+        given["content-location"] = base_url or source.url
+    parsed, _parser = fastparse.parse(body, given, fast=fast)
     problem = parsed.get("bozo_exception")
     if not parsed.entries and (parsed.bozo or not parsed.version):
         if parsed.version:
@@ -228,15 +239,33 @@ def parse_feed(
     base = base_url or source.url
     feed_link = urljoin(base, parsed.feed.get("link") or "") or base
     feed_language = _language(parsed.feed.get("language"))
+    atom = str(parsed.version or "").startswith("atom")
     rows: list[dict[str, Any]] = []
+    bad_dates: list[str] = []
     seen: set[str] = set()
     for entry in parsed.entries:
-        row = _row(entry, source, base, feed_link, feed_language, now, default_language)
+        row = _row(
+            entry,
+            source,
+            base,
+            feed_link,
+            feed_language,
+            now,
+            default_language,
+            atom,
+            bad_dates,
+            xml_base,
+        )
         if row["guid"] not in seen:  # the first of duplicate entries wins
             seen.add(row["guid"])
             rows.append(row)
-    warning = f"{type(problem).__name__}: {problem}" if parsed.bozo and problem else None
-    return ParsedFeed(rows, warning)
+    warnings = [f"{type(problem).__name__}: {problem}"] if parsed.bozo and problem else []
+    if bad_dates:
+        warnings.append(
+            f"{len(bad_dates)} entr{'y' if len(bad_dates) == 1 else 'ies'} with an impossible or "
+            f"unreadable date (such as {bad_dates[0]!r}) dated when fetched"
+        )
+    return ParsedFeed(rows, "; ".join(warnings) or None)
 
 
 def _row(
@@ -247,19 +276,25 @@ def _row(
     feed_language: str | None,
     now: datetime,
     default_language: str,
+    atom: bool,
+    bad_dates: list[str],
+    xml_base: bool = False,
 ) -> dict[str, Any]:
-    link = urljoin(base, entry["link"].strip()) if entry.get("link") else None
-    if link and urlsplit(link).scheme not in ("http", "https"):
+    link = _absolute(base, entry["link"].strip()) if entry.get("link") else None
+    if link and not _WEB_URL.match(link):
         link = None  # a javascript: or data: link would end up in every email's href
-    body = _body_html(entry, link or feed_link)
-    title = clean_text(entry.get("title") or "") or excerpt(body, 80) or link or "(untitled)"
+    body = _body_html(entry, base, link or feed_link, xml_base)
+    title = _title(entry, atom) or excerpt(body, 80) or link or "(untitled)"
     if entry.get("content") and entry.get("summary"):
         summary = excerpt(entry["summary"], SUMMARY_LIMIT)
     else:
         summary = excerpt(body, SUMMARY_LIMIT)
     digest = content_hash(title, summary, body, link)
+    published, impossible = _published(entry, now)
+    if impossible is not None:
+        bad_dates.append(impossible)
     guid = (entry.get("id") or "").strip()
-    if guid and not urlsplit(guid).scheme:
+    if guid and not _SCHEME.match(guid):
         # A bare guid ("42") is unique only within its feed: qualify it with the feed's address.
         guid = f"{source.url}#{guid}"
     details = (entry.get("content") or [{}])[0], entry.get("title_detail") or {}
@@ -280,7 +315,7 @@ def _row(
         "translations": {},
         "tags": merge_tags(source.tags, [tag.get("term") or "" for tag in entry.get("tags") or []]),
         "public": source.public,
-        "published_at": _published(entry, now),
+        "published_at": published,
         "collected_at": now,
         "content_hash": digest,
         "source_id": source.id,
@@ -288,7 +323,35 @@ def _row(
     }
 
 
-def _body_html(entry: Any, base_url: str | None) -> str:
+def _absolute(base: str, link: str) -> str:
+    # Most links are absolute already: urljoin would parse both addresses for nothing.
+    return link if _WEB_URL.match(link) else urljoin(base, link)
+
+
+def _title(entry: Any, atom: bool) -> str:
+    """The title as plain text: markup dropped from an HTML title, a text title kept as it is.
+
+    Atom says which a title is (text unless told otherwise); RSS does not, and its readers take
+    titles for HTML, so markup in an RSS title is dropped. A text title that reads `<script>`
+    is shown as those characters wherever it is published.
+    """
+    detail = entry.get("title_detail") or {}
+    value = entry.get("title") or ""
+    if atom and detail.get("type") == "text/plain":
+        return clean_text(value, markup=False)
+    return clean_text(value)
+
+
+def _body_html(
+    entry: Any, document_url: str, fallback_base: str | None, xml_base: bool = True
+) -> str:
+    """The sanitised body, its relative links made absolute.
+
+    Under an `xml:base` (on the feed, the entry or the content element; feedparser joins them,
+    and gives the result as the content's `base`), links resolve against it, itself resolved
+    against the feed's address as RFC 3986 says. Without one, they resolve against the entry's
+    link: RSS has no base, and its writers mean their article's address.
+    """
     contents = entry.get("content") or []
     chosen = next((c for c in contents if "html" in (c.get("type") or "")), None)
     chosen = chosen or (contents[0] if contents else entry.get("summary_detail"))
@@ -297,16 +360,31 @@ def _body_html(entry: Any, base_url: str | None) -> str:
     value: str = chosen["value"]
     if chosen.get("type") == "text/plain":
         value = "".join(f"<p>{html.escape(part)}</p>" for part in value.split("\n\n"))
-    return clean_html(value, base_url)
+    # Only an xml:base declares a base (feedparser-rs gives an RSS channel's link as one).
+    declared = (chosen.get("base") or "").strip() if xml_base else ""
+    return clean_html(value, urljoin(document_url, declared) if declared else fallback_base)
 
 
-def _published(entry: Any, now: datetime) -> datetime:
+def _published(entry: Any, now: datetime) -> tuple[datetime, str | None]:
+    """The entry's date, or `now` with a note when the one it gives cannot be read or be true.
+
+    A date before 1990 or more than two days ahead is a mistake: a Unix timestamp in pubDate
+    (which feedparser reads as the year 1763), a zeroed field, a wrong clock. Stored as it is, it
+    would sink the entry out of every digest, or hold it at the top of every feed for years.
+    """
     for key in ("published_parsed", "updated_parsed", "created_parsed"):
         stamp: time.struct_time | None = entry.get(key)
         if stamp:
             # feedparser normalises dates to UTC struct_time.
-            return datetime.fromtimestamp(calendar.timegm(stamp), UTC)
-    return now
+            moment = datetime.fromtimestamp(calendar.timegm(stamp), UTC)
+            if EARLIEST_DATE <= moment <= now + MAX_AHEAD:
+                return moment, None
+            raw = entry.get(key.removesuffix("_parsed")) or moment.isoformat()
+            return now, str(raw)
+    for key in ("published", "updated", "created"):
+        if str(entry.get(key) or "").strip():  # a date was given, but none can be read in it
+            return now, str(entry[key]).strip()
+    return now, None
 
 
 def _language(value: str | None) -> str | None:

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from diffusion import db
+from diffusion.collect import fastparse
 from diffusion.collect.feeds import FeedSource, FetchResult, ParsedFeed, fetch_feeds, parse_feed
 from diffusion.collect.store import upsert_items
 from diffusion.config import Settings
@@ -70,7 +71,8 @@ def run_collection(
     Sources are fetched concurrently; each one's items are stored and committed as soon as it
     answers, so a failing source never holds back or undoes the others. `workers` is the number
     of parsing processes (0: parse in this process); by default one per core (at most 4) from
-    16 sources on, as feedparser is pure Python.
+    16 sources on, for the feeds that feedparser (pure Python) reads: feedparser-rs parses the
+    others in this process, quicker than a worker could send its rows back.
     """
     with db.session_scope(engine) as session:
         sources = load_sources(session, names)
@@ -151,27 +153,39 @@ async def _collect(
     # feedparser is pure Python: with many sources, parsing goes to worker processes (forkserver:
     # no copy of this process's threads, sockets or database connections) while this process
     # fetches and stores. Storing stays here, between answers: SQLite sees one writer.
-    executor = None
-    if workers >= 1 and len(sources) > 1:
-        context: BaseContext
-        if "forkserver" in multiprocessing.get_all_start_methods():
-            context = multiprocessing.get_context("forkserver")
-            # Imported once in the fork server, not once a worker.
-            multiprocessing.set_forkserver_preload([__name__])
-        else:
-            context = multiprocessing.get_context("spawn")
-        executor = ProcessPoolExecutor(workers, mp_context=context)
+    executor: ProcessPoolExecutor | None = None
+    pooled = workers >= 1 and len(sources) > 1
+
+    def pool() -> ProcessPoolExecutor | None:
+        # Started at the first body to parse: when every source answers 304 there is none, and
+        # starting the workers would cost more than the whole pass.
+        nonlocal executor
+        if executor is None and pooled:
+            context: BaseContext
+            if "forkserver" in multiprocessing.get_all_start_methods():
+                context = multiprocessing.get_context("forkserver")
+                # Imported once in the fork server, not once a worker.
+                multiprocessing.set_forkserver_preload([__name__])
+            else:
+                context = multiprocessing.get_context("spawn")
+            executor = ProcessPoolExecutor(workers, mp_context=context)
+        return executor
+
     loop = asyncio.get_running_loop()
     results: list[SourceResult] = []
 
     async def finish(fetched: FetchResult) -> None:
         parsed: ParsedFeed | str | None = None
         if fetched.body is not None and not fetched.error:
+            # feedparser-rs reads a feed quicker than a worker's answer travels back: only the
+            # feeds that need feedparser go to the workers.
+            slow = not fastparse.fast_parser_fits(fetched.body, fetched.headers)
+            workers_pool = pool() if slow else None
             job = partial(
                 parse_result, fetched, now=now, default_language=settings.default_language
             )
             try:
-                parsed = await loop.run_in_executor(executor, job) if executor else job()
+                parsed = await loop.run_in_executor(workers_pool, job) if workers_pool else job()
             except BrokenProcessPool as exc:  # a worker died (out of memory...): say so
                 parsed = f"the parsing process stopped: {exc}"
         results.append(store_result(engine, fetched, parsed, now=now))
@@ -179,9 +193,6 @@ async def _collect(
             progress(fetched.source.name)
 
     try:
-        if executor:  # workers start while the first answers come
-            for _ in range(workers):
-                executor.submit(_warm_up)
         tasks = []
         async for fetched in fetch_feeds(
             sources,
@@ -195,10 +206,6 @@ async def _collect(
         if executor:
             executor.shutdown(cancel_futures=True)
     return results
-
-
-def _warm_up() -> None:
-    pass
 
 
 def parse_result(result: FetchResult, *, now: datetime, default_language: str) -> ParsedFeed | str:

@@ -66,13 +66,15 @@ def clean_html(html_text: str, base_url: str | None = None) -> str:
         _base_url.reset(token)
 
 
-def clean_text(text: str) -> str:
+def clean_text(text: str, *, markup: bool = True) -> str:
     """One line of plain text: tags and control characters removed, entities decoded.
 
     Titles and summaries end up in email headers and plain-text parts, so no newline or control
-    character may survive, and markup is dropped rather than escaped.
+    character may survive, and markup is dropped rather than escaped. With `markup=False` the
+    text is taken as plain text already (an Atom `type="text"` title): only spaces and control
+    characters are tidied.
     """
-    if "<" in text or "&" in text:
+    if markup and ("<" in text or "&" in text):
         text = html.unescape(_TEXT_CLEANER.clean(text))
     if text.isprintable():  # the common case, far quicker than looking at each character
         return _SPACES.sub(" ", text).strip()

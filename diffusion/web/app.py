@@ -13,7 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
@@ -21,8 +21,7 @@ from starlette.datastructures import FormData
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
-from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
+from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from diffusion import db, i18n, links, render, subscriptions, validate
@@ -30,11 +29,11 @@ from diffusion.audiences import RoutingRules, load_rules, read_directory
 from diffusion.collect.subscribers import check_subscriber
 from diffusion.config import Settings
 from diffusion.errors import DeliveryError, InvalidInput, InvalidToken
-from diffusion.i18n import N_, direction, format_day
+from diffusion.i18n import N_, direction
 from diffusion.models import AUDIENCES, CADENCES, SECTORS, Edition, Person, Subscription
-from diffusion.personalise import fill
 from diffusion.tokens import make_token, read_token
 from diffusion.vocabulary import audience_label, labelled, sector_name
+from diffusion.web import archive, pages
 from diffusion.web.headers import SecurityHeaders
 from diffusion.web.limits import BodyLimit, row_id_in_range
 from diffusion.web.protection import (
@@ -921,39 +920,6 @@ def _unsubscribed(request: Request, language: str, email: str) -> Response:
 # Archive and health -----------------------------------------------------------------------------
 
 
-def _listed_editions(web: Web) -> list[Edition]:
-    with Session(web.engine) as session:
-        return list(
-            session.exec(
-                select(Edition)
-                .where(Edition.status == "sent", col(Edition.audience).in_(LISTED_AUDIENCES))
-                .order_by(col(Edition.sent_at).desc(), col(Edition.id).desc())
-                .limit(500)
-            )
-        )
-
-
-async def archive_index(request: Request) -> Response:
-    web = _web(request)
-    language = choose_language(request, web.settings)
-    editions = await run_in_threadpool(_listed_editions, web)
-    listed = [
-        {
-            "id": edition.id,
-            "subject": edition.subject or edition.period,
-            "language": edition.language,
-            "sent": i18n.words(language).gettext(
-                "sent on %(day)s",
-                day=format_day(edition.sent_at or edition.created_at, language),
-            ),
-        }
-        for edition in editions
-    ]
-    return _page(
-        request, "archive.html", language, N_("Archive of the newsletter"), editions=listed
-    )
-
-
 def _edition(web: Web, edition_id: int, signature: str | None) -> Edition | None:
     """A sent edition the request may see: a public one, or any with its link's signature."""
     if not row_id_in_range(edition_id):
@@ -983,18 +949,8 @@ async def archive_edition(request: Request) -> Response:
             status=404,
             error=True,
         )
-    # The web version of everyone's email: placeholders get neutral values, links go home.
-    home = web.settings.base_url.rstrip("/") + "/"
-    html = fill(
-        edition.html,
-        {
-            "greeting": i18n.words(edition.language).gettext("Hello,"),
-            "name": "",
-            "email": "",
-            "unsubscribe_url": home,
-            "preferences_url": home,
-        },
-    )
+    # The web version of everyone's email: no recipient, and the archive's way around.
+    html = archive.web_version(edition, web.settings)
     headers = dict(SECURITY_HEADERS)
     if edition.audience in LISTED_AUDIENCES:
         del headers["Cache-Control"]  # a public page may be cached; a signed one is not kept
@@ -1055,11 +1011,11 @@ def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
             Route("/confirm/{token}", confirm, methods=["GET", "POST"]),
             Route("/preferences/{token}", preferences, methods=["GET", "POST"]),
             Route("/unsubscribe/{token}", unsubscribe, methods=["GET", "POST"]),
-            Route("/archive/", archive_index, methods=["GET"]),
+            Route("/archive/", archive.archive_index, methods=["GET"]),
             Route("/archive/{edition_id:int}", archive_edition, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
-            # StaticFiles answers conditional requests with 304 and refuses paths outside.
-            Mount("/feeds", StaticFiles(directory=settings.feeds_dir, check_dir=False)),
+            # Items, news pages and the feed files (from memory, with ETags): web/pages.py.
+            *pages.routes(),
         ],
         lifespan=lifespan,
         middleware=[
@@ -1072,4 +1028,5 @@ def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
         ],
     )
     app.state.web = web
+    app.state.feed_files = pages.FeedFiles(settings.feeds_dir)
     return app

@@ -17,9 +17,10 @@ HSTS = "max-age=31536000"
 
 
 def style_hashes(templates: Path) -> list[str]:
-    """CSP sources for the <style> blocks of the page templates (they hold no variables)."""
+    """CSP sources for the <style> blocks of the page templates, those of the published pages
+    (templates/pages/) included; they hold no variables."""
     found: set[str] = set()
-    for template in sorted(templates.glob("*.html")):
+    for template in sorted(templates.rglob("*.html")):
         for block in STYLE_BLOCK.findall(template.read_text("utf-8")):
             digest = hashlib.sha256(block.encode("utf-8")).digest()
             found.add(f"'sha256-{base64.b64encode(digest).decode('ascii')}'")
