@@ -135,7 +135,10 @@ def web_version(edition: Edition, settings: Settings) -> str:
         },
     )
     # "You receive this email at ..." says nothing true in a browser.
-    page = re.sub(rf"<p\b[^>]*>[^<]*{_MARK['email']}[^<]*</p>", "", page)
+    # (The address may sit in a <bdi>: the paragraph is matched up to its own </p>.)
+    page = re.sub(
+        rf"<p\b[^>]*>(?:(?!</p>).)*?{_MARK['email']}(?:(?!</p>).)*</p>", "", page, flags=re.DOTALL
+    )
     page = page.replace(_MARK["email"], "")
     # Where the email had the recipient's own links, say where to find them.
     instructions = html.escape(i18n.words(language).gettext(WEB_VERSION_NOTE))
