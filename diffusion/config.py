@@ -30,7 +30,13 @@ from diffusion import i18n, keys
 from diffusion.errors import ConfigError
 
 # Secrets are read from the environment only, so that a config file can be shared or committed.
-SECRET_KEYS = ("smtp_password", "secret_key", "secret_keys")
+SECRET_KEYS = (
+    "smtp_password",
+    "secret_key",
+    "secret_keys",
+    "bounce_imap_password",
+    "mailgun_signing_key",
+)
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -223,6 +229,34 @@ class Settings(BaseSettings):
     bounce_maildir: Path | None = Field(
         None,
         description="Maildir where the bounce address's mail arrives; read by the bounces job.",
+    )
+    # Bounces, complaints and emailed unsubscribes (diffusion/bounces/).
+    bounce_mailbox: str | None = Field(
+        None,
+        description="Where returned mail arrives, read by the bounces job: a maildir or mbox path, "
+        "or imaps://user@host/INBOX (password in DIFFUSION_BOUNCE_IMAP_PASSWORD).",
+    )
+    bounce_imap_password: SecretStr | None = Field(
+        None, description="Password of the bounce IMAP mailbox (environment only)."
+    )
+    bounce_imap_done_folder: str | None = Field(
+        None, description="IMAP folder read reports are moved to; default: only marked \\Seen."
+    )
+    bounce_local_part: str = Field(
+        "bounces", description="Local part of the VERP envelope sender, bounces+<token>@domain."
+    )
+    bounce_domain: str | None = Field(
+        None, description="Domain of the VERP envelope sender; default: from_address's domain."
+    )
+    bounce_quiet_days: int = Field(
+        7, ge=1, description="Days without a soft bounce after which the bounce score restarts."
+    )
+    mailgun_signing_key: SecretStr | None = Field(
+        None, description="Mailgun webhook signing key (environment only); unset: no webhook."
+    )
+    sns_cert_url_pattern: str = Field(
+        r"https://sns\.[a-z0-9-]+\.amazonaws\.com/[^?#]*\.pem",
+        description="Regular expression an Amazon SNS SigningCertURL must match (SES webhook).",
     )
     schedule_misfire_grace_hours: float = Field(
         12.0,

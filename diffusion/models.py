@@ -235,6 +235,8 @@ class Person(SQLModel, table=True):
     language: str = "en"
     status: str = Field(default="active", index=True)
     soft_bounces: int = 0
+    # The bounce score's clock: a soft bounce after a quiet period starts the score again.
+    last_bounce_at: datetime | None = _timestamp(nullable=True)
     consent_at: datetime | None = _timestamp(nullable=True)
     status_changed_at: datetime = _timestamp()
     created_at: datetime = _timestamp()

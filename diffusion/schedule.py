@@ -107,7 +107,7 @@ def _send(engine: Engine, settings: Settings, now: datetime, _period: str | None
 
 
 def _bounces(engine: Engine, settings: Settings, now: datetime, _period: str | None) -> str:
-    from diffusion.deliver.bounces import process_bounces
+    from diffusion.bounces.process import process_bounces
 
     return process_bounces(engine, settings, now=now).summary()
 
@@ -170,11 +170,11 @@ def jobs(settings: Settings) -> list[Job]:
                 f"every {settings.schedule_retry_minutes} min",
             )
         )
-    if settings.schedule_bounces_minutes and settings.bounce_maildir:
+    if settings.schedule_bounces_minutes and (settings.bounce_mailbox or settings.bounce_maildir):
         found.append(
             Job(
                 "bounces",
-                "read delivery reports in the bounce maildir, stop mailing bounced addresses",
+                "read bounces, complaints and emailed unsubscribes in the bounce mailbox",
                 every(settings.schedule_bounces_minutes),
                 _bounces,
                 f"every {settings.schedule_bounces_minutes} min",

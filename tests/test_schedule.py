@@ -16,9 +16,11 @@ from diffusion.cli import cli
 from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
 from diffusion.collect.subscribers import add_subscriber
 from diffusion.config import Settings, load_settings
+from diffusion.deliver import outbox
 from diffusion.errors import ConfigError, InvalidInput, UnknownRecord
 from diffusion.models import JobRun
 from tests import digest_dataset
+from tests.smtpserver import make_edition
 
 
 def _utc(*parts: int) -> datetime:
@@ -261,7 +263,12 @@ def test_bounces_job_reads_the_configured_maildir(paris: Settings) -> None:
     assert schedule.job_named(settings, "bounces").when == "every 30 min"
     engine = db.engine_for(settings)
     with db.session_scope(engine) as session:
-        add_subscriber(session, email="gone@example.org", audience="public", now=_utc(2026, 1, 1))
+        gone = add_subscriber(
+            session, email="gone@example.org", audience="public", now=_utc(2026, 1, 1)
+        )
+        # A bounce counts for someone we have mailed: the edition went out to them.
+        edition = make_edition(session, audience="public")
+        outbox.enqueue(session, edition, [gone], settings, now=_utc(2026, 11, 1))
     summary = schedule.run_job("bounces", engine, settings, now=_utc(2026, 11, 2, 8))
     assert "1 hard" in summary
     with engine.connect() as connection:

@@ -8,7 +8,6 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from types import FrameType
 from typing import cast
 
@@ -19,9 +18,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from diffusion import db
+from diffusion.bounces.process import process_bounces
 from diffusion.cli import Context, cli, console, err_console, pass_context
 from diffusion.config import Settings
-from diffusion.deliver import bounces, outbox, sender
+from diffusion.deliver import outbox, sender
 from diffusion.deliver.message import MessageTemplate
 from diffusion.deliver.transport import make_transport
 from diffusion.models import OUTBOX_STATES, Edition
@@ -346,18 +346,23 @@ def bounces_group() -> None:
 
 
 @bounces_group.command("process")
-@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.argument("source", required=False)
+@click.option("--verbose", "-v", is_flag=True, help="Say what each report was, or why skipped.")
 @pass_context
-def bounces_process(ctx: Context, path: Path) -> None:
-    """Read bounce reports from a maildir or mbox and stop mailing bounced addresses.
+def bounces_process(ctx: Context, source: str | None, verbose: bool) -> None:
+    """Read bounces, complaints and emailed unsubscribes; stop mailing those they name.
+
+    SOURCE is a maildir, an mbox or imaps://user@host/INBOX (password in
+    DIFFUSION_BOUNCE_IMAP_PASSWORD); default: the bounce_mailbox setting.
 
     \b
     Example:
       diffusion bounces process /var/mail/bounces/
-      diffusion bounces process bounces.mbox
+      diffusion bounces process --verbose bounces.mbox
+      diffusion bounces process imaps://bounces@mail.example.org/INBOX
     """
     engine = ctx.engine
-    report = bounces.process_bounces(engine, ctx.settings, now=_now(), path=path)
-    console.print(report.summary(), highlight=False)
-    for problem in report.problems:
-        console.print(f"  {problem}", highlight=False)
+    report = process_bounces(engine, ctx.settings, now=_now(), path=source)
+    console.print(report.summary(), highlight=False, markup=False)
+    for line in report.lines if verbose else report.problems:
+        console.print(f"  {line}", highlight=False, markup=False)

@@ -13,11 +13,11 @@ from rich.table import Table
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
-from diffusion import db, render, schedule
+from diffusion import db, render, schedule, subscriptions
 from diffusion.cli import Context, cli, console, pass_context
 from diffusion.config import Settings
 from diffusion.deliver import outbox
-from diffusion.models import Edition, Source
+from diffusion.models import Edition, Person, Source
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -180,6 +180,13 @@ def status(ctx: Context) -> None:
         sources = session.exec(select(Source).order_by(col(Source.name))).all()
         per_edition = outbox.counts(session)
         drafts = session.exec(select(sa.func.count()).where(Edition.status == "draft")).one()
+        suppressed = dict(
+            session.exec(
+                select(Person.status, sa.func.count())
+                .where(col(Person.status).in_(subscriptions.SUPPRESSED))
+                .group_by(Person.status)
+            ).all()
+        )
     collected = Table("source", "last fetched", "HTTP", "new items", "error", title="Sources")
     for source in sources:
         collected.add_row(
@@ -200,4 +207,10 @@ def status(ctx: Context) -> None:
         box.add_row(state, str(totals.get(state, 0)))
     console.print(box)
     console.print(f"Editions waiting for approval: {drafts}")
+    console.print(
+        f"Not mailed any more: {suppressed.get('bounced', 0)} bounced, "
+        f"{suppressed.get('complained', 0)} complained (spam reports), "
+        f"{suppressed.get('unsubscribed', 0)} unsubscribed",
+        highlight=False,
+    )
     engine.dispose()

@@ -1,4 +1,4 @@
-"""Delivery: the outbox, message templates, SMTP and maildir transports, bounces."""
+"""Delivery: the outbox, message templates, SMTP and maildir transports."""
 
 from diffusion.deliver.message import MessageTemplate
 from diffusion.deliver.sender import SendSummary, send_pending

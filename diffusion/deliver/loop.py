@@ -262,7 +262,7 @@ class SendLoop:
         if self.limiter.active:
             await self.limiter.acquire()
         outcomes = await self.transport.deliver(
-            template.sender, [item.email], data, wire_ready=template.wire_ready
+            template.envelope_sender(item), [item.email], data, wire_ready=template.wire_ready
         )
         outcome = outcomes.get(item.email, Outcome("temporary", "no answer for this recipient"))
         self.breaker.observe(outcome)

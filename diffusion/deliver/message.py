@@ -17,6 +17,7 @@ from typing import Protocol
 from pydantic import SecretStr
 
 from diffusion import i18n, links
+from diffusion.bounces import verp
 from diffusion.config import Settings
 from diffusion.deliver.dkim import Signer
 from diffusion.errors import InvalidInput
@@ -216,6 +217,7 @@ class MessageTemplate:
     text: _Part
     html: _Part
     signer: Signer | None
+    addresses: verp.AddressMaker  # the signed Return-Path and mailto: address of each recipient
     # The unsubscribe link leaves the subscriptions this email covers: those of its cadence.
     cadence: str | None = None
 
@@ -261,6 +263,7 @@ class MessageTemplate:
             text=_Part.parse(edition.text, escape=False),
             html=_Part.parse(edition.html, escape=True),
             signer=Signer.from_settings(settings),
+            addresses=verp.AddressMaker(link_settings, link_settings.signing_key(), edition.id),
             cadence=edition.cadence,
         )
 
@@ -293,11 +296,24 @@ class MessageTemplate:
         """
         return self.signer is None
 
+    def envelope_sender(self, recipient: Recipient) -> str:
+        """The Return-Path of this edition to this recipient: a signed VERP address, so that
+        whatever comes back to it names them without parsing it (diffusion/bounces/verp.py)."""
+        if recipient.id is None:
+            raise InvalidInput(f"subscriber {recipient.email} has no id: store it first")
+        return self.addresses.bounce(recipient.id)
+
     def message_id(self, recipient: Recipient) -> str:
         """The Message-ID of this edition to this recipient: stable across retries."""
         if recipient.id is None:
             raise InvalidInput(f"subscriber {recipient.email} has no id: store it first")
         return self.message_ids(recipient.id)
+
+    def unsubscribe_address(self, recipient: Recipient) -> str:
+        """The per-recipient mailto: List-Unsubscribe address, unsubscribe+<token>@domain."""
+        if recipient.id is None:
+            raise InvalidInput(f"subscriber {recipient.email} has no id: store it first")
+        return self.addresses.unsubscribe(recipient.id)
 
     def values(self, recipient: Recipient) -> dict[str, str]:
         if recipient.id is None:
@@ -336,7 +352,7 @@ class MessageTemplate:
                 b"\r\nList-Unsubscribe: <",
                 one_line(unsubscribe).replace(">", "%3E").encode("ascii"),
                 b">,\r\n <mailto:",
-                check_address(self.settings.unsubscribe_mailto).encode("ascii"),
+                check_address(self.unsubscribe_address(recipient)).encode("ascii"),
                 b"?subject=unsubscribe>\r\n\r\n",
             )
         )

@@ -975,6 +975,12 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok", "database": "ok"})
 
 
+def webhook_routes() -> list[Route]:
+    from diffusion.web.webhooks import ROUTES  # imported late: webhooks imports this module
+
+    return ROUTES
+
+
 def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
     """The ASGI application of `diffusion serve`; it disposes of the engine it creates.
 
@@ -1014,6 +1020,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
             Route("/archive/", archive.archive_index, methods=["GET"]),
             Route("/archive/{edition_id:int}", archive_edition, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
+            *webhook_routes(),
             # Items, news pages and the feed files (from memory, with ETags): web/pages.py.
             *pages.routes(),
         ],
