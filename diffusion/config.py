@@ -194,6 +194,11 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest request body the web pages accept; a larger one gets 413 unread.",
     )
+    web_webhook_max_body_bytes: int = Field(
+        320 * 1024,
+        ge=1024,
+        description="Largest body accepted under /webhooks/ (an SNS notification is up to 256 KB).",
+    )
     web_keep_alive_seconds: int = Field(
         5, ge=1, description="Seconds an idle connection is kept open after an answer."
     )

@@ -1031,7 +1031,11 @@ def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
                 templates=TEMPLATES_DIR,
                 https=settings.base_url.startswith("https://"),
             ),
-            Middleware(BodyLimit, max_bytes=settings.web_max_body_bytes),
+            Middleware(
+                BodyLimit,
+                max_bytes=settings.web_max_body_bytes,
+                webhook_max_bytes=settings.web_webhook_max_body_bytes,
+            ),
         ],
     )
     app.state.web = web
