@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from diffusion import db
+from diffusion.collect.directories import ensure_sectors
 from diffusion.config import Settings, load_settings
 from diffusion.editions import build_editions
 from diffusion.feeds import build_feeds
@@ -28,7 +29,6 @@ from diffusion.models import (
     Item,
     Organisation,
     Person,
-    Sector,
     Subscription,
 )
 
@@ -41,9 +41,7 @@ def seed(url: str, n_items: int, n_segments: int, rng: random.Random) -> None:
     engine = db.make_engine(url)
     sectors = list(SECTORS)
     with db.session_scope(engine) as session:
-        for code, (name, name_fr) in SECTORS.items():
-            session.add(Sector(code=code, name=name, name_fr=name_fr))
-        session.flush()
+        ensure_sectors(session)
         orgs = [
             Organisation(
                 slug=f"ngo{n}",

@@ -27,7 +27,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from diffusion import keys
+from diffusion import i18n, keys
 from diffusion.errors import ConfigError
 
 # Secrets are read from the environment only, so that a config file can be shared or committed.
@@ -128,13 +128,26 @@ class Settings(BaseSettings):
         None, description="SQLAlchemy URL; default: SQLite file var/diffusion.db under home."
     )
     timezone: str = Field("Europe/Paris", description="Time zone of the schedule and of dates.")
-    languages: list[str] = Field(["en", "fr"], description="Languages editions are built in.")
+    languages: list[str] = Field(
+        ["ar", "zh", "en", "fr", "ru", "es"],
+        description="Languages editions, pages and feeds are offered in (default: the six UN "
+        "languages); each needs a catalogue diffusion/locale/LANG/LC_MESSAGES/diffusion.po.",
+    )
     default_language: str = Field("en", description="Language used when none is asked for.")
     base_url: str = Field(
         "http://127.0.0.1:8080", description="Public address of the web pages, used in links."
     )
     organisation_name: str = Field(
         "NGO-UNESCO Partnership Diffusion", description="Name shown as the sender of editions."
+    )
+    newsletter_names: dict[str, str] = Field(
+        {},
+        description='The newsletter\'s name per language, e.g. {fr = "Lettre des partenaires"}; '
+        "a language not given uses organisation_name (its translation when left as default).",
+    )
+    sender_names: dict[str, str] = Field(
+        {},
+        description="The From display name per language; default: the newsletter's name.",
     )
     from_address: str = Field(EXAMPLE_FROM, description="Address editions are sent from.")
     reply_to: str | None = Field(None, description="Reply-To address, if other than From.")
@@ -216,6 +229,11 @@ class Settings(BaseSettings):
         64 * 1024,
         ge=1024,
         description="Largest request body the web pages accept; a larger one gets 413 unread.",
+    )
+    web_webhook_max_body_bytes: int = Field(
+        320 * 1024,
+        ge=1024,
+        description="Largest body accepted under /webhooks/ (an SNS notification is up to 256 KB).",
     )
     web_keep_alive_seconds: int = Field(
         5, ge=1, description="Seconds an idle connection is kept open after an answer."
@@ -360,6 +378,16 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"default_language: {self.default_language!r} is not in languages {self.languages}"
             )
+        missing = [code for code in self.languages if not i18n.has_catalogue(code)]
+        if missing:
+            raise ValueError(
+                f"languages: no catalogue for {', '.join(missing)}; have "
+                f"{', '.join(i18n.available_languages())} (see diffusion/locale/README.md)"
+            )
+        for key in ("newsletter_names", "sender_names"):
+            for code in getattr(self, key):
+                if code not in self.languages:
+                    raise ValueError(f"{key}: {code!r} is not in languages {self.languages}")
         if self.smtp_url and urlsplit(self.smtp_url).scheme not in ("smtp", "smtps"):
             raise ValueError(f"smtp_url: scheme must be smtp:// or smtps://, not {self.smtp_url!r}")
         if self.smtp_url and not _host_of(self.smtp_url):

@@ -6,12 +6,12 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from babel import Locale, UnknownLocaleError
 from babel.dates import format_skeleton
 
+from diffusion import i18n
 from diffusion.audiences import (
     AudienceRules,
     Directory,
@@ -24,8 +24,7 @@ from diffusion.audiences import (
 )
 from diffusion.errors import InvalidInput
 from diffusion.models import SECTORS, Item, Organisation
-
-_T = TypeVar("_T")
+from diffusion.vocabulary import audience_title, columns, heading, sector_name
 
 # The shapes below are the contract between the digest builder and the renderer (render.py):
 # the builder fills them from the database, the renderer turns them into MJML, HTML and text.
@@ -234,90 +233,20 @@ class Digest:
 
 # --- the builder -----------------------------------------------------------------------------
 
-# Section headings and titles in the reader's language; the renderer owns the interface
-# catalogue, these few words belong to the digest. Other languages fall back to English.
-HEADINGS: dict[str, dict[str, str]] = {
-    "en": {
-        "ngo_action": "NGO actions",
-        "ngo_plan": "Planned work of NGOs",
-        "field_office_activity": "Field Office activities",
-        "programme_update": "Programme implementation",
-        "forum_conclusion": "Forum recommendations and conclusions",
-        "event": "Events",
-        "focal_points": "Sector focal points",
-        "expert_ngos": "Expert NGOs",
-        "ngo_directory": "NGO directory",
-        "national_commissions": "National Commissions for UNESCO",
-    },
-    "fr": {
-        "ngo_action": "Actions des ONG",
-        "ngo_plan": "Travaux prévus des ONG",
-        "field_office_activity": "Activités des bureaux hors Siège",
-        "programme_update": "Mise en œuvre du programme",
-        "forum_conclusion": "Recommandations et conclusions des forums",
-        "event": "Événements",
-        "focal_points": "Points focaux des secteurs",
-        "expert_ngos": "ONG expertes",
-        "ngo_directory": "Répertoire des ONG",
-        "national_commissions": "Commissions nationales pour l'UNESCO",
-    },
-}
-AUDIENCE_TITLES: dict[str, dict[str, str]] = {
-    "en": {
-        "ngo": "NGO partners' newsletter",
-        "sector": "NGO actions and plans",
-        "field_office": "NGO actions in your countries",
-        "member_state": "NGO actions and forum conclusions",
-        "national_commission": "NGO actions and Field Office activities",
-        "liaison_committee": "Liaison Committee digest",
-        "public": "NGO-UNESCO partnership news",
-    },
-    "fr": {
-        "ngo": "Lettre d'information des partenaires ONG",
-        "sector": "Actions et projets des ONG",
-        "field_office": "Actions des ONG dans vos pays",
-        "member_state": "Actions des ONG et conclusions des forums",
-        "national_commission": "Actions des ONG et activités des bureaux hors Siège",
-        "liaison_committee": "Bulletin du Comité de liaison",
-        "public": "Actualités du partenariat ONG-UNESCO",
-    },
-}
-COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
-    "en": {
-        "focal_points": ("Sector", "Name", "Email", "Role"),
-        "organisations": ("Organisation", "Fields", "Countries", "Contact", "Website"),
-        "national_commissions": ("National Commission", "Country", "Contact", "Email", "Website"),
-    },
-    "fr": {
-        "focal_points": ("Secteur", "Nom", "Courriel", "Fonction"),
-        "organisations": ("Organisation", "Domaines", "Pays", "Contact", "Site web"),
-        "national_commissions": ("Commission nationale", "Pays", "Contact", "Courriel", "Site web"),
-    },
-}
-WEEK = {"en": "week {week}, {year}", "fr": "semaine {week}, {year}"}
-# The title of a newsletter that holds several subscriptions, before their names.
-COMBINED_TITLE = {"en": "Your newsletter", "fr": "Votre lettre d'information"}
-
-
-def _words(table: dict[str, dict[str, _T]], language: str) -> dict[str, _T]:
-    return table.get(language.split("-")[0], table["en"])
-
-
-def heading(kind: str, language: str) -> str:
-    """The section heading of a content kind or reference list in the reader's language."""
-    return _words(HEADINGS, language)[kind]
-
 
 def period_name(period: Period, language: str) -> str:
     """`November 2026` / `novembre 2026`, or `week 47, 2026` for a week."""
     week = re.fullmatch(r"(\d{4})-W(\d{2})", period.label)
     if week:
-        template = WEEK.get(language.split("-")[0], WEEK["en"])
-        return template.format(week=int(week.group(2)), year=week.group(1))
-    year, month = (int(part) for part in period.label.split("-")[:2])
+        return i18n.words(language).pgettext(
+            "period",
+            "week %(week)s, %(year)s",
+            week=i18n.format_number(int(week.group(2)), language),
+            year=format_skeleton("y", period.start.date(), locale=i18n.locale_for(language)),
+        )
     try:
-        return format_skeleton("yMMMM", date(year, month, 1), locale=language.replace("-", "_"))
-    except (UnknownLocaleError, ValueError):
+        return i18n.format_month(period.start, language)
+    except InvalidInput:
         return period.label
 
 
@@ -329,14 +258,11 @@ def key_name(audience: str, key: str, language: str, directory: Directory) -> st
         org = directory.organisations[key]
         return org.acronym or org.name
     if audience == "sector" and key in SECTORS:
-        return SECTORS[key][1 if language.startswith("fr") else 0]
+        return sector_name(key, language)
     if audience == "field_office" and key in directory.offices:
         return directory.offices[key].name
     if audience in ("member_state", "national_commission"):
-        try:
-            return str(Locale.parse(language.replace("-", "_")).territories.get(key, key))
-        except (UnknownLocaleError, ValueError):
-            return key
+        return i18n.country_name(key, language)
     return key
 
 
@@ -447,15 +373,14 @@ def build_digest(
             more = sum(1 for p, item in left_out if p is part and item.kind == kind)
             if entries:
                 words = heading(kind, language)
-                sections.append(
-                    Section(
-                        kind,
-                        f"{words} · {reason}" if reason else words,
-                        entries,
-                        more_count=more,
-                        reason=reason,
+                if reason:
+                    words = i18n.words(language).pgettext(
+                        "section heading",
+                        "%(heading)s · %(reason)s",
+                        heading=words,
+                        reason=_isolated(reason, language),
                     )
-                )
+                sections.append(Section(kind, words, entries, more_count=more, reason=reason))
     references: list[ReferenceList] = []
     listed: set[tuple[str, str]] = set()
     for part in parts:
@@ -467,10 +392,16 @@ def build_digest(
                 references.append(
                     reference_list(name, part, directory, max_rows=max_items, period=period)
                 )
+    title = i18n.words(language).pgettext(
+        "edition title",
+        "%(title)s, %(period)s",
+        title=_title(segment, language, directory),
+        period=period_name(period, language),
+    )
     return Digest(
         segment=segment,
         period=period,
-        title=f"{_title(segment, language, directory)}, {period_name(period, language)}",
+        title=title,
         sections=tuple(sections),
         references=tuple(references),
         more_url=more_url,
@@ -480,24 +411,27 @@ def build_digest(
 
 def why(part: Segment, language: str, directory: Directory) -> str:
     """Why an item reached the reader, in their words: the subscription that brought it."""
-    return (
-        key_name(part.audience, part.key, language, directory)
-        or (_words(AUDIENCE_TITLES, language)[part.audience])
+    return key_name(part.audience, part.key, language, directory) or audience_title(
+        part.audience, language
     )
+
+
+def _isolated(name: str, language: str) -> str:
+    # "IFLA" keeps its place in an Arabic title or heading.
+    return i18n.isolate(name) if name and i18n.direction(language) == "rtl" else name
 
 
 def _title(segment: Segment, language: str, directory: Directory) -> str:
     if segment.also:
-        names = ", ".join(why(part, language, directory) for part in segment.parts)
-        combined = COMBINED_TITLE.get(language.split("-")[0], COMBINED_TITLE["en"])
-        return f"{combined} : {names}" if language.startswith("fr") else f"{combined}: {names}"
-    title_words = _words(AUDIENCE_TITLES, language)[segment.audience]
-    who = key_name(segment.audience, segment.key, language, directory)
-    if who and language.startswith("fr"):
-        # French puts a space before the colon and no capital after it (except in "ONG").
-        lowered = title_words[:1].lower() + title_words[1:]
-        return f"{who} : {lowered if title_words[1:2].islower() else title_words}"
-    return f"{who}: {title_words}" if who else title_words
+        names = i18n.format_items(
+            (_isolated(why(part, language, directory), language) for part in segment.parts),
+            language,
+        )
+        return i18n.words(language).pgettext(
+            "edition title", "Your newsletter: %(names)s", names=names
+        )
+    who = _isolated(key_name(segment.audience, segment.key, language, directory), language)
+    return audience_title(segment.audience, language, who)
 
 
 def _changed_in(org: Organisation, period: Period | None) -> bool:
@@ -530,14 +464,14 @@ def reference_list(
             key=lambda nc: nc.country,
         )
         nc_rows = [
-            (nc.name, _country_name(nc.country, language), nc.contact_name or "", nc.email or "",
-             nc.website or "")
+            (nc.name, i18n.country_name(nc.country, language), nc.contact_name or "",
+             nc.email or "", nc.website or "")
             for nc in commissions
         ]  # fmt: skip
         return ReferenceList(
             kind=name,
             heading=heading(name, language),
-            columns=_words(COLUMNS, language)["national_commissions"],
+            columns=columns("national_commissions", language),
             rows=tuple(nc_rows[:max_rows]),
             more_count=max(0, len(nc_rows) - max_rows),
         )
@@ -550,9 +484,9 @@ def reference_list(
             key=lambda point: (point.sector_code not in own, point.sector_code, point.name),
         )
         rows: list[tuple[str, ...]] = [
-            (p.sector_code, p.name, p.email, p.role or "") for p in points
+            (sector_name(p.sector_code, language), p.name, p.email, p.role or "") for p in points
         ]
-        columns = _words(COLUMNS, language)["focal_points"]
+        labels = columns("focal_points", language)
     else:
         orgs = sorted(directory.organisations.values(), key=lambda org: org.name.lower())
         if name == "expert_ngos":
@@ -570,33 +504,33 @@ def reference_list(
         rows = [
             (
                 org.name + (f" ({org.acronym})" if org.acronym else ""),
-                ", ".join(sorted(org.sectors) + sorted(org.themes)),
-                ", ".join(sorted(org.countries)),
+                i18n.format_items(
+                    [sector_name(code, language) for code in sorted(org.sectors)]
+                    + sorted(org.themes),
+                    language,
+                ),
+                i18n.format_items(
+                    [i18n.country_name(code, language) for code in sorted(org.countries)],
+                    language,
+                ),
                 org.contact_email or "",
                 org.website or "",
             )
             for org in orgs
         ]
-        columns = _words(COLUMNS, language)["organisations"]
+        labels = columns("organisations", language)
         shown = rows[:max_rows]
         return ReferenceList(
             kind=name,
             heading=heading(name, language),
-            columns=columns,
+            columns=labels,
             rows=tuple(shown),
             more_count=total - len(shown),
         )
     return ReferenceList(
         kind=name,
         heading=heading(name, language),
-        columns=columns,
+        columns=labels,
         rows=tuple(rows[:max_rows]),
         more_count=max(0, len(rows) - max_rows),
     )
-
-
-def _country_name(code: str, language: str) -> str:
-    try:
-        return str(Locale.parse(language.replace("-", "_")).territories.get(code, code))
-    except (UnknownLocaleError, ValueError):
-        return code

@@ -14,7 +14,7 @@ import pycountry
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
-from diffusion import db
+from diffusion import db, i18n
 from diffusion.audiences import (
     Directory,
     FeedFamily,
@@ -26,11 +26,12 @@ from diffusion.audiences import (
     routes_to,
 )
 from diffusion.config import Settings
-from diffusion.digest import AUDIENCE_TITLES, DigestEntry, entry_for, key_name
+from diffusion.digest import DigestEntry, entry_for, key_name
 from diffusion.feedwriter import FeedDocument, render_entry, tag_uri
 from diffusion.keyindex import KeyIndex
 from diffusion.links import news_url
 from diffusion.models import SECTORS, Item
+from diffusion.vocabulary import audience_title
 
 FEED_MAX_ENTRIES = 50
 FORMATS = ("rss", "atom")
@@ -194,10 +195,16 @@ def feed_titles(
     settings: Settings, family: FeedFamily, key: str, language: str, directory: Directory
 ) -> tuple[str, str]:
     audience = _FAMILY_KEY_AUDIENCE.get(family.key_type, family.audiences[0])
-    words = AUDIENCE_TITLES.get(language.split("-")[0], AUDIENCE_TITLES["en"])
-    description = words.get(family.audiences[0], words["public"])
+    description = audience_title(family.audiences[0], language)
     who = key_name(audience, key, language, directory)
-    title = f"{who} — {settings.organisation_name}" if who else settings.organisation_name
+    if who and i18n.direction(language) == "rtl":
+        who = i18n.isolate(who)
+    name = i18n.newsletter_name(settings, language)
+    if not who:
+        return name, description
+    title = i18n.words(language).pgettext(
+        "feed title", "%(who)s — %(newsletter)s", who=who, newsletter=name
+    )
     return title, description
 
 

@@ -32,12 +32,7 @@ RSS_NAMESPACES = (
 )
 
 
-def N_(message: str) -> str:  # noqa: N802  (the name `pybabel extract` looks for)
-    """Marks a message for the catalogue; it is translated where it is used."""
-    return message
-
-
-NEW_FEED = N_("This feed is new: its first entries will appear here.")
+NEW_FEED = i18n.N_("This feed is new: its first entries will appear here.")
 
 
 def xml_text(value: str) -> str:
@@ -85,7 +80,7 @@ def render_entry(
     link = entry.link
     if not link and item.public and item.id:
         link = links.item_url(settings, item.guid, item.id)  # its own page, when it has none
-    title = entry.title or "(untitled)"
+    title = entry.title or i18n.words(feed_language).pgettext("feed entry", "(untitled)")
     summary = entry.summary
     body = entry.body_html
     categories = [
@@ -152,7 +147,7 @@ class FeedDocument:
         alternate = xml_text(self.alternate)
         description = self.description
         if not entries:
-            description = i18n.gettext(self.language, NEW_FEED)
+            description = i18n.words(self.language).gettext(NEW_FEED)
         author = xml_text(settings.organisation_name)
         lang = xml_text(self.language)
         head: list[str] = ["<?xml version='1.0' encoding='UTF-8'?>"]

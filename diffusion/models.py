@@ -17,13 +17,9 @@ CONTENT_KINDS = (
     "event",
 )
 REFERENCE_LISTS = ("ngo_directory", "focal_points", "expert_ngos", "national_commissions")
-SECTORS = {
-    "ED": ("Education", "Éducation"),
-    "SC": ("Natural Sciences", "Sciences exactes et naturelles"),
-    "SHS": ("Social and Human Sciences", "Sciences sociales et humaines"),
-    "CLT": ("Culture", "Culture"),
-    "CI": ("Communication and Information", "Communication et information"),
-}
+# The five programme Sectors by code; their names in each language are in the catalogue
+# (diffusion.vocabulary.sector_name).
+SECTORS = ("ED", "SC", "SHS", "CLT", "CI")
 # Every item's tags are a dict of these keys, each a list of strings.
 TAG_KEYS = (
     "sectors",

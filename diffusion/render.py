@@ -2,7 +2,6 @@
 
 import dataclasses
 import html
-import textwrap
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,7 +13,6 @@ from typing import Any
 import jinja2
 import markupsafe
 import nh3
-from babel import Locale
 from mjml import mjml2html
 
 from diffusion import i18n, links
@@ -23,6 +21,7 @@ from diffusion.config import Settings
 from diffusion.digest import Digest, DigestEntry, ReferenceList, Section
 from diffusion.errors import TemplateError
 from diffusion.personalise import FIELDS, fill, placeholder
+from diffusion.textwidth import display_width, wrap_width
 
 # Gmail clips a message's HTML beyond this many bytes, hiding the rest (and the unsubscribe link).
 GMAIL_CLIP_BYTES = 102_400
@@ -87,41 +86,40 @@ class RenderedEdition:
 
 
 def greeting(language: str, name: str) -> str:
-    """The salutation at the top of an email: "Dear Ana," / "Bonjour Ana,"."""
-    translations = i18n.translations(language)
+    """The salutation at the top of an email: "Dear Ana," / "Bonjour Ana,"; a name of the
+    other direction is isolated, so "Ana Sample" does not pull the Arabic comma to its side."""
+    words = i18n.words(language)
     name = " ".join(name.split())
     if name:
-        return translations.ugettext("Dear %(name)s,") % {"name": name}
-    return translations.ugettext("Dear reader,")
+        shown = i18n.isolate(name) if i18n.direction(language) == "rtl" else name
+        return words.gettext("Dear %(name)s,", name=shown)
+    return words.gettext("Dear reader,")
+
+
+# Unicode's directional isolates are not "printable" but carry meaning in a right-to-left title.
+_BIDI_ISOLATES = frozenset("\u2066\u2067\u2068\u2069")
 
 
 def subject_line(title: str) -> str:
     """A header-safe subject: no CR/LF or other control characters, runs of spaces folded."""
-    return " ".join("".join(ch if ch.isprintable() else " " for ch in title).split())
+    kept = "".join(ch if ch.isprintable() or ch in _BIDI_ISOLATES else " " for ch in title)
+    return " ".join(kept.split())
 
 
 # -- the Jinja environment ------------------------------------------------------------------
 
 
 def _wrap(value: str, width: int = TEXT_WIDTH, indent: str = "", first: str | None = None) -> str:
-    """Wrap text for a terminal; URLs and long words are never split."""
-    text = " ".join(str(value).split())
-    if not text:
-        return ""
-    return textwrap.fill(
-        text,
-        width=width,
-        initial_indent=indent if first is None else first,
-        subsequent_indent=indent,
-        break_long_words=False,
-        break_on_hyphens=False,
-    )
+    """Wrap text for a terminal by display width; URLs and long words are never split,
+    Chinese is broken between characters where Unicode line breaking allows it."""
+    return wrap_width(str(value), width, indent, first)
 
 
 def _underline(value: str, char: str = "=", width: int = TEXT_WIDTH) -> str:
-    """A heading wrapped like every other line, underlined as wide as its longest line."""
+    """A heading wrapped like every other line, underlined as wide as its longest line
+    (by display width: a CJK character takes two columns)."""
     heading = _wrap(value, width)
-    longest = max((len(line) for line in heading.splitlines()), default=0)
+    longest = max((display_width(line) for line in heading.splitlines()), default=0)
     return f"{heading}\n{char * max(longest, 3)}"
 
 
@@ -157,7 +155,13 @@ def _environment(templates: Path, language: str) -> jinja2.Environment:
     env.install_gettext_translations(  # type: ignore[attr-defined]
         i18n.translations(language), newstyle=True
     )
+    rtl = i18n.direction(language) == "rtl"
     env.filters.update(
+        # Text of another direction (a name, a code, an address) inside the reader's text:
+        # <bdi> in HTML, Unicode isolates in the text part of a right-to-left email.
+        bdi=lambda value: markupsafe.Markup("<bdi>%s</bdi>") % value if value else value,
+        isolate=lambda value: i18n.isolate(str(value)) if rtl and value else value,
+        items=lambda values: i18n.format_items(values, language),
         wrap=_wrap,
         underline=_underline,
         plain=_plain,
@@ -168,13 +172,6 @@ def _environment(templates: Path, language: str) -> jinja2.Environment:
         number=lambda number: i18n.format_number(number, language),
     )
     return env
-
-
-def _language_name(code: str, reader_language: str) -> str:
-    try:
-        return Locale.parse(code).get_display_name(i18n.locale_for(reader_language)) or code
-    except (ValueError, LookupError):
-        return code
 
 
 # -- errors, with the template and line -----------------------------------------------------
@@ -324,15 +321,16 @@ def _placeholders() -> dict[str, str]:
 
 
 def _preheader(digest: Digest, language: str) -> str:
-    translations = i18n.translations(language)
+    words = i18n.words(language)
     count = digest.item_count
     if count == 0:
-        return translations.ugettext("Nothing new this period.")
-    first = next(entry.title for section in digest.sections for entry in section.entries)
-    lead = translations.ungettext("%(num)s new item", "%(num)s new items", count) % {
-        "num": i18n.format_number(count, language)
-    }
-    return subject_line(f"{lead}: {_shorten(first, 90)}")
+        return words.gettext("Nothing new this period.")
+    titles = (entry.title for section in digest.sections for entry in section.entries)
+    first = _shorten(next(titles), 90)
+    if i18n.direction(language) == "rtl":
+        first = i18n.isolate(first)  # an English title after Arabic words keeps its own order
+    lead = words.ngettext("%(num)s new item", "%(num)s new items", count)
+    return subject_line(words.gettext("%(label)s: %(value)s", label=lead, value=first))
 
 
 def _context(
@@ -350,24 +348,24 @@ def _context(
         "subject": subject_line(digest.title),
         "preheader": _preheader(full, language),
         "period_label": _period_label(digest, language),
-        "organisation": settings.organisation_name,
+        "organisation": i18n.newsletter_name(settings, language),
         "web_url": web_url,
         "more_url": digest.more_url or web_url,
         "trimmed": trimmed,
         "trimmed_summary_chars": TRIMMED_SUMMARY_CHARS if trimmed else 0,
         "palette": PALETTE,
         "p": _placeholders(),
-        "language_name": lambda code: _language_name(code, language),
+        "language_name": lambda code: i18n.language_name(code, language),
+        "direction": i18n.direction,
         "zip": zip,
     }
 
 
 def _period_label(digest: Digest, language: str) -> str:
     if "-W" in digest.period.label:
-        translations = i18n.translations(language)
-        return translations.ugettext("week of %(day)s") % {
-            "day": i18n.format_day(digest.period.start, language)
-        }
+        return i18n.words(language).gettext(
+            "week of %(day)s", day=i18n.format_day(digest.period.start, language)
+        )
     return i18n.format_month(digest.period.start, language)
 
 

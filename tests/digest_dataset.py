@@ -9,6 +9,7 @@ from sqlalchemy.engine import Engine
 from diffusion import db
 from diffusion.audiences import Directory
 from diffusion.models import SECTORS, FieldOffice, FocalPoint, Forum, Item, Organisation, Sector
+from diffusion.vocabulary import sector_name
 
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 
@@ -123,8 +124,10 @@ def items() -> list[Item]:
 def store(engine: Engine, extra_items: list[Item] | None = None) -> None:
     """Write the directory and the items to the database."""
     with db.session_scope(engine) as session:
-        for code, (name, name_fr) in SECTORS.items():
-            session.add(Sector(code=code, name=name, name_fr=name_fr))
+        for code in SECTORS:
+            session.add(
+                Sector(code=code, name=sector_name(code, "en"), name_fr=sector_name(code, "fr"))
+            )
         session.flush()
         session.add_all([*organisations(), *offices(), *forums(), *focal_points()])
         # The database numbers the items itself (explicit ids would not move PostgreSQL's sequence).

@@ -77,7 +77,11 @@ def test_ngo_digest_groups_its_items_by_kind_in_rule_order() -> None:
     focal = digest.references[0]
     assert focal.kind == "focal_points"
     # IFLA's own Sectors (CI, ED) come before the others.
-    assert [row[0] for row in focal.rows] == ["CI", "ED", "SC"]
+    assert [row[0] for row in focal.rows] == [
+        "Communication and Information",
+        "Education",
+        "Natural Sciences",
+    ]
 
 
 def test_items_about_the_key_come_first_then_the_newest() -> None:

@@ -26,10 +26,10 @@ from sqlalchemy.engine import Engine
 from diffusion import db, links, subscriptions
 from diffusion.collect.subscribers import add_subscriber
 from diffusion.config import Settings, load_settings
-from diffusion.models import AUDIENCES, Edition
+from diffusion.models import Edition
 from diffusion.personalise import placeholder
 from diffusion.tokens import make_token
-from diffusion.web import catalogue, create_app
+from diffusion.web import create_app
 from diffusion.web.protection import RateLimiter
 
 with warnings.catch_warnings():  # Starlette 1.x suggests httpx2; httpx is what we have
@@ -323,10 +323,6 @@ def test_a_form_error_is_said_in_the_language_of_the_page(client: TestClient) ->
     assert status == 400 and "Les thèmes sont des mots" in page
 
 
-def test_field_errors_are_translated_into_french() -> None:
-    assert all("fr" in versions for versions in catalogue.FIELD_ERRORS.values())
-
-
 def test_language_from_query_then_accept_language(client: TestClient) -> None:
     assert 'lang="en"' in client.get("/").text
     assert 'lang="fr"' in client.get("/", headers={"Accept-Language": "fr-CA,en;q=0.5"}).text
@@ -477,13 +473,6 @@ def test_archive_lists_public_sent_editions_and_fills_placeholders(
     # A draft stays hidden even with its signature.
     assert draft_id is not None
     assert client.get(links.archive_url(local_settings, draft_id)).status_code == 404
-
-
-def test_catalogue_has_every_string_in_english_and_french() -> None:
-    for key, versions in catalogue.STRINGS.items():
-        assert set(versions) == {"en", "fr"}, key
-        assert versions["en"].count("{") == versions["fr"].count("{"), key
-    assert set(catalogue.AUDIENCE_LABELS) == set(AUDIENCES)
 
 
 def test_serve_runs_the_scheduler_and_the_pages_and_stops_on_sigterm(

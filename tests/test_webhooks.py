@@ -168,6 +168,20 @@ def test_ses_requests_with_bad_signatures_get_403_and_change_nothing(
         assert all(r.state == "sent" for r in session.exec(select(OutboxMessage)).all())
 
 
+def test_a_notification_larger_than_any_form_reaches_the_webhook(
+    client: TestClient, hooked: Settings, engine: Engine, signer: KeyPair, cert_server: FeedServer
+) -> None:
+    # SNS notifications run up to 256 KB, past the 64 KiB the forms accept.
+    mailed(engine, hooked, ["large@example.org"])
+    notice = dict(ses_bounce("large@example.org", "Permanent"), padding="x" * 200_000)
+    signed = sns(signer, cert_server.url("/SimpleNotificationService-test.pem"), notice, "m-big")
+    body = json.dumps(signed).encode()
+    assert len(body) > hooked.web_max_body_bytes
+    assert client.post("/webhooks/ses", content=body).status_code == 200
+    assert status(engine, "large@example.org") == "bounced"
+    assert client.post("/unsubscribe/x", content=body).status_code == 413
+
+
 def mailgun_body(event_data: dict[str, Any], *, key: str = MAILGUN_KEY, token: str = "t" * 50,
                  timestamp: int | None = None) -> bytes:  # fmt: skip
     stamp = str(int(time.time()) if timestamp is None else timestamp)

@@ -12,7 +12,7 @@ import click
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from diffusion import db, render, subscriptions
+from diffusion import db, i18n, render, subscriptions
 from diffusion.audiences import parse_audience
 from diffusion.cli import PERIOD, Context, cli, err_console, open_output, parse_now, pass_context
 from diffusion.config import Settings
@@ -92,7 +92,7 @@ def build_preview(
     """Build, render and personalise an edition as it would be sent, storing nothing."""
     if not audience and not subscriber_email:
         raise InvalidInput("preview: give --audience AUDIENCE[:KEY] or --subscriber EMAIL")
-    language = language or settings.default_language
+    language = i18n.offered_language(language or settings.default_language, settings.languages)
     name, key = parse_audience(audience or "")
     recipient = (
         _subscriber(engine, subscriber_email)

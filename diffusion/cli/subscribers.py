@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from sqlmodel import Session
 
-from diffusion import db, subscriptions
+from diffusion import db, i18n, subscriptions
 from diffusion.audiences import load_rules
 from diffusion.cli import (
     Context,
@@ -116,7 +116,9 @@ def subscribers_list(
 @click.option("--audience", required=True, type=click.Choice(AUDIENCES))
 @click.option("--key", default="", help="Organisation slug, Sector, Field Office or country code.")
 @click.option("--name", default="", help="How the greeting addresses them.")
-@click.option("--language", help="Two-letter code (default: en, or the person's own).")
+@click.option(
+    "--language", help="One of the configured `languages` (default: en, or the person's own)."
+)
 @click.option("--sector", "sectors", multiple=True, type=click.Choice(list(SECTORS)))
 @click.option("--theme", "themes", multiple=True, help="Only items with this theme (repeat).")
 @click.option("--cadence", type=click.Choice(CADENCES), default="monthly", show_default=True)
@@ -142,6 +144,8 @@ def subscribers_add(
       diffusion subscribers add librarian@ifla.example.org --audience ngo --key ifla --language fr
       diffusion subscribers add desk@unesco.example.org --audience sector --key ED --cadence weekly
     """
+    if language is not None:
+        language = i18n.offered_language(language, ctx.settings.languages)
     try:
         with db.session_scope(ctx.engine) as session:
             person = add_subscriber(

@@ -24,6 +24,7 @@ from diffusion.models import (
     Organisation,
     Sector,
 )
+from diffusion.vocabulary import sector_name
 
 KINDS = ("organisations", "field_offices", "focal_points", "forums", "national_commissions")
 LIST_FIELDS = {"sectors", "themes", "countries"}
@@ -192,8 +193,9 @@ _KINDS: dict[str, _Kind] = {
 def ensure_sectors(session: Session) -> None:
     """Seed the five programme Sectors from models.SECTORS; a no-op when they are there."""
     present = set(session.exec(select(Sector.code)).all())
-    for code, (name, name_fr) in SECTORS.items():
+    for code in SECTORS:
         if code not in present:
+            name, name_fr = sector_name(code, "en"), sector_name(code, "fr")
             session.add(Sector(code=code, name=name, name_fr=name_fr))
     session.flush()
 

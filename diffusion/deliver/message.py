@@ -17,7 +17,7 @@ from typing import Protocol
 
 from pydantic import SecretStr
 
-from diffusion import links
+from diffusion import i18n, links
 from diffusion.bounces import verp
 from diffusion.config import Settings
 from diffusion.deliver.dkim import Signer
@@ -262,10 +262,14 @@ class MessageTemplate:
         sender = check_address(settings.from_address)
         domain = sender.rpartition("@")[2]
         headers = EmailMessage()
-        headers["From"] = formataddr((clean_name(settings.organisation_name), sender))
+        headers["From"] = formataddr(
+            (clean_name(i18n.sender_name(settings, edition.language)), sender)
+        )
         if settings.reply_to:
             headers["Reply-To"] = check_address(settings.reply_to)
-        subject = one_line(edition.subject) or one_line(settings.organisation_name)
+        subject = one_line(edition.subject) or one_line(
+            i18n.newsletter_name(settings, edition.language)
+        )
         headers["Subject"] = _SUBJECT_SLOT  # folded by subject_header below, in its place
         headers["Date"] = format_datetime(now or edition.approved_at or edition.created_at)
         after = EmailMessage()  # the headers that follow List-Id, which is written as it is

@@ -24,15 +24,16 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
-from diffusion import db, links, render, subscriptions, validate
+from diffusion import db, i18n, links, render, subscriptions, validate
 from diffusion.audiences import RoutingRules, load_rules, read_directory
 from diffusion.collect.subscribers import check_subscriber
 from diffusion.config import Settings
 from diffusion.errors import DeliveryError, InvalidInput, InvalidToken
-from diffusion.i18n import direction
-from diffusion.models import CADENCES, SECTORS, Edition, Person, Subscription
+from diffusion.i18n import N_, direction
+from diffusion.models import AUDIENCES, CADENCES, SECTORS, Edition, Person, Subscription
 from diffusion.tokens import make_token, read_token
-from diffusion.web import archive, catalogue, pages
+from diffusion.vocabulary import audience_label, labelled, sector_name
+from diffusion.web import archive, pages
 from diffusion.web.headers import SecurityHeaders
 from diffusion.web.limits import BodyLimit, row_id_in_range
 from diffusion.web.protection import (
@@ -112,7 +113,7 @@ def choose_language(
                 quality = float(params.strip()[2:])
             except ValueError:
                 quality = 0.0
-        if tag:
+        if tag and quality > 0:  # q=0 says "not this one" (RFC 9110)
             ranked.append((quality, tag.split("-")[0].lower()))
     for _quality, language in sorted(ranked, key=lambda pair: -pair[0]):
         if language in allowed:
@@ -124,18 +125,17 @@ def _page(
     request: Request,
     template: str,
     language: str,
-    title_key: str,
+    title: str,
     *,
     status: int = 200,
     **context: Any,
 ) -> Response:
+    """A page in `language`; `title` is a msgid (marked with N_), translated here."""
     web = _web(request)
     cookie = usable_cookie(request.cookies.get(web.csrf_cookie))
     fresh = cookie is None
     cookie = cookie or new_csrf_cookie()
-
-    def translate(key: str, **fields: object) -> str:
-        return catalogue.text(language, key, **fields)
+    words = i18n.words(language)
 
     response = web.templates.TemplateResponse(
         request,
@@ -143,16 +143,16 @@ def _page(
         {
             "lang": language,
             "dir": direction(language),
-            "_": translate,
-            "title": translate(title_key),
-            "organisation": web.settings.organisation_name,
-            "languages": [
-                (code, catalogue.LANGUAGE_NAMES.get(code, code)) for code in web.settings.languages
-            ],
-            "sectors": [
-                (code, names[1] if language == "fr" else names[0])
-                for code, names in SECTORS.items()
-            ],
+            "_": words.gettext,
+            "gettext": words.gettext,
+            "ngettext": words.ngettext,
+            "pgettext": words.pgettext,
+            "direction": direction,
+            "title": words.gettext(title),
+            "organisation": i18n.newsletter_name(web.settings, language),
+            # The picker: each language in its own name, whatever the page's language.
+            "languages": [(code, i18n.own_name(code)) for code in web.settings.languages],
+            "sectors": [(code, sector_name(code, language)) for code in SECTORS],
             "csrf_token": csrf_token(web.secret, cookie),
             **context,
         },
@@ -174,7 +174,7 @@ def _page(
 def _message(
     request: Request,
     language: str,
-    title_key: str,
+    title: str,
     message: str,
     *,
     status: int = 200,
@@ -186,7 +186,7 @@ def _message(
         request,
         "message.html",
         language,
-        title_key,
+        title,
         status=status,
         message=message,
         error=error,
@@ -199,18 +199,29 @@ def _invalid_link(request: Request, language: str) -> Response:
     return _message(
         request,
         language,
-        "invalid_link_title",
-        catalogue.text(language, "invalid_link"),
+        N_("This link cannot be used"),
+        i18n.words(language).gettext(
+            "The link is not valid, has already been used or has expired. You can subscribe "
+            "again from the subscription page."
+        ),
         status=400,
         error=True,
         link="/?lang=" + language,
-        link_text=catalogue.text(language, "back_to_subscribe"),
+        link_text=i18n.words(language).gettext("Go to the subscription page"),
     )
 
 
 def _csrf_refused(request: Request, language: str) -> Response:
     return _message(
-        request, language, "csrf_title", catalogue.text(language, "csrf"), status=403, error=True
+        request,
+        language,
+        N_("This form has expired"),
+        i18n.words(language).gettext(
+            "For your security the form could not be accepted. Go back, reload the page and "
+            "submit it again (cookies must be allowed for this site)."
+        ),
+        status=403,
+        error=True,
     )
 
 
@@ -255,8 +266,33 @@ def _form_error(language: str, error: InvalidInput) -> str:
     what is wrong with the field in its own words, where the catalogue has them.
     """
     if language != "en" and error.field:
-        return catalogue.field_error(language, error.field) or str(error)
+        return _field_error(language, error.field) or str(error)
     return str(error)
+
+
+def _field_error(language: str, field: str) -> str | None:
+    """What is wrong with one form field, said for pages not in English."""
+    words = i18n.words(language)
+    errors = {
+        "email": words.gettext(
+            "This email address cannot be used. Check it: an address looks like "
+            "name@domain.org, and accented letters are not yet accepted before the @."
+        ),
+        "language": words.gettext("This language is not offered here."),
+        "audience": words.gettext("Choose an audience from the list."),
+        "key": words.gettext(
+            "We do not know this organisation, Sector, office or country for the chosen "
+            "audience. For an NGO, its short name (e.g. ifla); for a Sector, ED, SC, SHS, CLT "
+            "or CI; for a country, its code (e.g. CO)."
+        ),
+        "sectors": words.gettext("Choose the Sectors from the list: ED, SC, SHS, CLT or CI."),
+        "themes": words.gettext(
+            "Themes are words separated by commas, with no other signs (e.g. inclusion, "
+            "lifelong learning)."
+        ),
+        "cadence": words.gettext("Choose a monthly newsletter or a weekly digest."),
+    }
+    return errors.get(field)
 
 
 def _subscribe_page(
@@ -266,7 +302,7 @@ def _subscribe_page(
         request,
         "subscribe.html",
         language,
-        "subscribe_title",
+        N_("Subscribe to the newsletter"),
         status=400 if error else 200,
         values=values,
         audiences=_audience_choices(_web(request), language),
@@ -277,10 +313,12 @@ def _subscribe_page(
 def _audience_choices(web: Web, language: str) -> list[tuple[str, str]]:
     """The audiences of the forms, each saying whether it needs an editor's approval."""
     choices = []
-    for code in catalogue.AUDIENCE_LABELS:
-        label = catalogue.audience_label(language, code)
+    for code in AUDIENCES:
+        label = audience_label(code, language)
         if code in web.rules.audiences and subscriptions.needs_approval(web.rules, code):
-            label = f"{label} ({catalogue.text(language, 'needs_approval')})"
+            label = i18n.words(language).pgettext(
+                "audience", "%(audience)s (needs an editor's approval)", audience=label
+            )
         choices.append((code, label))
     return choices
 
@@ -330,24 +368,43 @@ def confirmation_message(settings: Settings, confirmation: Confirmation) -> Emai
     """The double opt-in message (or the "already subscribed" one), plain text, in the
     subscriber's language."""
     language = confirmation.language
-    kind = "already_mail" if confirmation.already else "confirm_mail"
+    words = i18n.words(language)
+    rtl = i18n.direction(language) == "rtl"
     fields = {
-        "organisation": settings.organisation_name,
-        "email": confirmation.email,
+        "organisation": i18n.newsletter_name(settings, language),
+        "email": i18n.isolate(confirmation.email) if rtl else confirmation.email,
         "days": settings.confirm_token_days,
         "url": confirmation.url,
     }
     message = EmailMessage()
-    message["From"] = formataddr((settings.organisation_name, settings.from_address))
+    message["From"] = formataddr((i18n.sender_name(settings, language), settings.from_address))
     message["To"] = confirmation.email
-    message["Subject"] = catalogue.text(language, f"{kind}_subject", **fields)
+    if confirmation.already:
+        subject = words.gettext("Your subscription to %(organisation)s", **fields)
+        body = words.gettext(
+            "Hello,\n\nSomeone, probably you, asked to subscribe %(email)s to the newsletter of "
+            "%(organisation)s. This address already receives it.\n\nTo change what you "
+            "receive, how often or in which language, open this link:\n\n%(url)s\n\nIf you "
+            "did not ask, ignore this message: nothing changes.\n",
+            **fields,
+        )
+    else:
+        subject = words.gettext("Confirm your subscription to %(organisation)s", **fields)
+        body = words.gettext(
+            "Hello,\n\nSomeone, probably you, asked to receive the newsletter of "
+            "%(organisation)s at %(email)s.\n\nTo confirm, open this link (valid for %(days)s "
+            "days) and press the button:\n\n%(url)s\n\nIf you did not ask for it, ignore "
+            "this message: nothing will be sent to you.\n",
+            **fields,
+        )
+    message["Subject"] = subject
     message["Date"] = formatdate(localtime=False, usegmt=True)
     message["Message-ID"] = make_msgid(domain=settings.from_address.rpartition("@")[2])
-    message["Content-Language"] = language
     message["Auto-Submitted"] = "auto-generated"
     if settings.reply_to:
         message["Reply-To"] = settings.reply_to
-    message.set_content(catalogue.text(language, f"{kind}_body", **fields))
+    message.set_content(body)
+    message["Content-Language"] = language  # after set_content, which drops Content-* headers
     return message
 
 
@@ -393,9 +450,12 @@ async def subscribe(request: Request) -> Response:
     response = _message(
         request,
         language,
-        "subscribe_sent_title",
-        catalogue.text(
-            language, "subscribe_sent", email=address, days=web.settings.confirm_token_days
+        N_("Check your inbox"),
+        i18n.words(language).gettext(
+            "If %(email)s can receive the newsletter, a message with a confirmation link is on "
+            "its way. The link is valid for %(days)s days. Nothing is sent until you confirm.",
+            email=address,
+            days=web.settings.confirm_token_days,
         ),
     )
     # Recorded and mailed after the answer, known address or not: the answer and its timing
@@ -426,8 +486,11 @@ def _rate_limited(request: Request, language: str) -> Response:
     response = _message(
         request,
         language,
-        "rate_limited_title",
-        catalogue.text(language, "rate_limited"),
+        N_("Too many requests"),
+        i18n.words(language).gettext(
+            "Too many subscription requests were made for this address or from your network. "
+            "Please try again in an hour."
+        ),
         status=429,
         error=True,
     )
@@ -540,7 +603,13 @@ async def confirm(request: Request) -> Response:
     status = await run_in_threadpool(_holds, web, _id(person), wish)
     if status is None:
         if form is None:
-            return _page(request, "confirm.html", language, "confirm_title", email=person.email)
+            return _page(
+                request,
+                "confirm.html",
+                language,
+                N_("Confirm your subscription"),
+                email=person.email,
+            )
         if not _csrf_valid(request, form):
             return _csrf_refused(request, language)
         try:
@@ -551,13 +620,22 @@ async def confirm(request: Request) -> Response:
             return _invalid_link(request, language)
     preferences = make_token(web.secret, "preferences", _id(person))
     waits = status == "awaiting_approval"
+    words = i18n.words(language)
     return _message(
         request,
         language,
-        "awaiting_approval_title" if waits else "confirmed_title",
-        catalogue.text(language, "awaiting_approval" if waits else "confirmed", email=person.email),
+        N_("Confirmed, awaiting approval") if waits else N_("Subscription confirmed"),
+        words.gettext(
+            "Thank you: %(email)s is confirmed. This subscription receives items that are not "
+            "public, so an editor approves it before you receive its newsletter.",
+            email=person.email,
+        )
+        if waits
+        else words.gettext(
+            "Thank you: %(email)s will receive the next edition.", email=person.email
+        ),
         link=f"/preferences/{preferences}?lang={language}",
-        link_text=catalogue.text(language, "preferences_link"),
+        link_text=words.gettext("Change your preferences"),
     )
 
 
@@ -568,8 +646,11 @@ def _id(person: Person) -> int:
 
 
 def _subscription_label(language: str, subscription: Subscription) -> str:
-    label = catalogue.audience_label(language, subscription.audience)
-    return f"{label}: {subscription.key}" if subscription.key else label
+    label = audience_label(subscription.audience, language)
+    if not subscription.key:
+        return label
+    key = i18n.isolate(subscription.key) if direction(language) == "rtl" else subscription.key
+    return labelled(i18n.words(language), label, key)
 
 
 def _save_preferences(
@@ -658,7 +739,7 @@ def _view(web: Web, person_id: int, language: str) -> tuple[Person, list[dict[st
             "id": s.id,
             "label": _subscription_label(language, s),
             "status": s.status,
-            "status_label": catalogue.text(language, f"status_{s.status}"),
+            "status_label": _status_label(language, s.status),
             "values": {
                 "sectors": list(s.sectors),
                 "themes": ", ".join(s.themes),
@@ -667,6 +748,18 @@ def _view(web: Web, person_id: int, language: str) -> tuple[Person, list[dict[st
         }
         for s in held
     ]
+
+
+def _status_label(language: str, status: str) -> str:
+    """A subscription's status as its holder reads it on the preferences page."""
+    words = i18n.words(language)
+    labels = {
+        "active": words.pgettext("subscription status", "active"),
+        "awaiting_approval": words.pgettext("subscription status", "awaiting an editor's approval"),
+        "pending": words.pgettext("subscription status", "not confirmed yet"),
+        "left": words.pgettext("subscription status", "left"),
+    }
+    return labels.get(status, status)
 
 
 def _number(value: object) -> int | None:
@@ -698,7 +791,9 @@ async def preferences(request: Request) -> Response:
                 what = await run_in_threadpool(
                     _leave, web, _id(person), subscription_id, language, now
                 )
-                notice = catalogue.text(language, "left", what=what)
+                notice = i18n.words(language).gettext(
+                    "You left %(what)s; your other subscriptions are unchanged.", what=what
+                )
             elif action == "add" and not web.per_address.allow(person.email):
                 return _rate_limited(request, language)
             elif action == "add":
@@ -711,7 +806,11 @@ async def preferences(request: Request) -> Response:
                     _ask_to_add, web, _id(person), add_values, now
                 )
                 background = BackgroundTask(_send_confirmation, web.settings, confirmation)
-                notice = catalogue.text(language, "add_sent", email=person.email)
+                notice = i18n.words(language).gettext(
+                    "A link to confirm this subscription is on its way to %(email)s. Nothing "
+                    "changes until you confirm.",
+                    email=person.email,
+                )
             else:
                 values = {
                     **_choices(form),
@@ -734,7 +833,7 @@ async def preferences(request: Request) -> Response:
         request,
         "preferences.html",
         language,
-        "preferences_title",
+        N_("Your preferences"),
         status=400 if error else 200,
         email=shown.email,
         values={"language": shown.language},
@@ -788,7 +887,7 @@ async def unsubscribe(request: Request) -> Response:
     if form is None:
         if person is None or person.status == "unsubscribed":
             return _unsubscribed(request, language, email)
-        return _page(request, "unsubscribe.html", language, "unsubscribe_title", email=email)
+        return _page(request, "unsubscribe.html", language, N_("Unsubscribe"), email=email)
     # RFC 8058: the one-click POST carries no CSRF token and gets 200, never a redirect.
     if not one_click and not _csrf_valid(request, form):
         return _csrf_refused(request, language)
@@ -808,10 +907,13 @@ def _unsubscribed(request: Request, language: str, email: str) -> Response:
     return _message(
         request,
         language,
-        "unsubscribed_title",
-        catalogue.text(language, "unsubscribed", email=email),
+        N_("You are unsubscribed"),
+        i18n.words(language).gettext(
+            "%(email)s will receive no more editions. You can subscribe again at any time.",
+            email=email,
+        ),
         link="/?lang=" + language,
-        link_text=catalogue.text(language, "back_to_subscribe"),
+        link_text=i18n.words(language).gettext("Go to the subscription page"),
     )
 
 
@@ -842,8 +944,8 @@ async def archive_edition(request: Request) -> Response:
         return _message(
             request,
             language,
-            "not_found_title",
-            catalogue.text(language, "not_found"),
+            N_("Page not found"),
+            i18n.words(language).gettext("There is no page at this address."),
             status=404,
             error=True,
         )
@@ -929,7 +1031,11 @@ def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
                 templates=TEMPLATES_DIR,
                 https=settings.base_url.startswith("https://"),
             ),
-            Middleware(BodyLimit, max_bytes=settings.web_max_body_bytes),
+            Middleware(
+                BodyLimit,
+                max_bytes=settings.web_max_body_bytes,
+                webhook_max_bytes=settings.web_webhook_max_body_bytes,
+            ),
         ],
     )
     app.state.web = web

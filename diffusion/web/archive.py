@@ -30,16 +30,11 @@ _NARROWING = ("sectors=", "themes=", "regions=")
 _MARK = {name: f"diffusion-web-version-{name}" for name in ("email", "unsubscribe", "prefs")}
 
 
-def N_(message: str) -> str:  # noqa: N802  (the name `pybabel extract` looks for)
-    """Marks a message for the catalogue; it is translated where it is used."""
-    return message
-
-
-WEB_VERSION_NOTE = N_(
+WEB_VERSION_NOTE = i18n.N_(
     "This is the web version of an email. To change your preferences or to unsubscribe, use "
     "the links at the end of the email you received."
 )
-ARCHIVE, SUBSCRIBE = N_("Archive"), N_("Subscribe")
+ARCHIVE, SUBSCRIBE = i18n.N_("Archive"), i18n.N_("Subscribe")
 
 
 @dataclass
@@ -140,10 +135,13 @@ def web_version(edition: Edition, settings: Settings) -> str:
         },
     )
     # "You receive this email at ..." says nothing true in a browser.
-    page = re.sub(rf"<p\b[^>]*>[^<]*{_MARK['email']}[^<]*</p>", "", page)
+    # (The address may sit in a <bdi>: the paragraph is matched up to its own </p>.)
+    page = re.sub(
+        rf"<p\b[^>]*>(?:(?!</p>).)*?{_MARK['email']}(?:(?!</p>).)*</p>", "", page, flags=re.DOTALL
+    )
     page = page.replace(_MARK["email"], "")
     # Where the email had the recipient's own links, say where to find them.
-    instructions = html.escape(i18n.gettext(language, WEB_VERSION_NOTE))
+    instructions = html.escape(i18n.words(language).gettext(WEB_VERSION_NOTE))
     marks = f"{_MARK['prefs']}|{_MARK['unsubscribe']}"
     page, replaced = re.subn(
         rf"<p\b[^>]*>(?:(?!</p>).)*?(?:{marks})(?:(?!</p>).)*</p>",
@@ -167,14 +165,15 @@ def _navigation(edition: Edition) -> str:
     language = edition.language
 
     def link(path: str, label: str) -> str:
-        return f'<a href="{html.escape(path)}">{html.escape(i18n.gettext(language, label))}</a>'
+        text = html.escape(i18n.words(language).gettext(label))
+        return f'<a href="{html.escape(path)}">{text}</a>'
 
     parts = [
         link(f"/archive/?lang={language}", ARCHIVE),
         link(f"/?lang={language}", SUBSCRIBE),
     ]
     nav = (
-        f'<nav aria-label="{html.escape(i18n.gettext(language, ARCHIVE))}" '
+        f'<nav aria-label="{html.escape(i18n.words(language).gettext(ARCHIVE))}" '
         'style="max-width:600px;margin:0 auto;padding:12px 24px;font:15px Arial,sans-serif;">'
         + " &middot; ".join(parts)
         + "</nav>"

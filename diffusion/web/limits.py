@@ -23,19 +23,26 @@ class BodyLimit:
     limit. Either way the server holds at most `max_bytes` of it.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, webhook_max_bytes: int | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # A provider's notification can be larger than any form (Amazon SNS: up to 256 KB).
+        self.webhook_max_bytes = max(max_bytes, webhook_max_bytes or 0)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = (
+            self.webhook_max_bytes
+            if str(scope.get("path", "")).startswith("/webhooks/")
+            else self.max_bytes
+        )
         declared = _content_length(scope)
         if declared is None:
             await _refuse(send, 400, b"Bad Request: Content-Length is not a number\n")
             return
-        if declared > self.max_bytes:
+        if declared > limit:
             await _refuse(send, 413, b"Content Too Large\n")
             return
         received = 0
@@ -46,7 +53,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     raise BodyTooLarge
             return message
 

@@ -60,9 +60,7 @@ def _render(
 ) -> Response:
     web = _web(request)
 
-    def gettext(message: str, **fields: object) -> str:
-        text = i18n.gettext(language, message)
-        return text % fields if fields else text
+    words = i18n.words(language)
 
     response = TEMPLATES.TemplateResponse(
         request,
@@ -70,9 +68,12 @@ def _render(
         {
             "lang": language,
             "dir": i18n.direction(language),
-            "_": gettext,
-            "organisation": web.settings.organisation_name,
-            "languages": [(code, _language_name(code, code)) for code in web.settings.languages],
+            "_": words.gettext,
+            "gettext": words.gettext,
+            "ngettext": words.ngettext,
+            "pgettext": words.pgettext,
+            "organisation": i18n.newsletter_name(web.settings, language),
+            "languages": [(code, i18n.own_name(code)) for code in web.settings.languages],
             **context,
         },
         status_code=status,

@@ -1,0 +1,54 @@
+"""Wrapping the text part by display width, breaking where Unicode line breaking allows.
+
+Chinese (and Japanese) are written without spaces and each character takes two columns in a
+terminal: `textwrap` would leave a whole paragraph on one line. Words that hold such wide
+characters are cut into the units UAX #14 allows a break between (uniseg: no break before
+"，" or "。", none inside a number), and widths are counted as a terminal shows them
+(wcwidth). Words without wide characters (Latin, Cyrillic, Arabic, URLs) are never split.
+"""
+
+import unicodedata
+from collections.abc import Iterator
+
+from uniseg.linebreak import line_break_units
+from wcwidth import wcswidth
+
+
+def display_width(text: str) -> int:
+    """Columns `text` takes in a terminal; control characters count as nothing."""
+    return sum(max(wcswidth(char), 0) for char in text)
+
+
+def _is_wide(char: str) -> bool:
+    return unicodedata.east_asian_width(char) in ("W", "F")
+
+
+def _pieces(word: str) -> Iterator[str]:
+    """The word whole, or the units a line may break between when it holds wide characters."""
+    if any(_is_wide(char) for char in word):
+        yield from line_break_units(word)
+    else:
+        yield word
+
+
+def wrap_width(text: str, width: int, indent: str = "", first: str | None = None) -> str:
+    """Greedy fill to `width` columns; the first line starts with `first` (else `indent`)."""
+    lines: list[str] = []
+    line = indent if first is None else first
+    used = display_width(line)
+    has_content = False
+    for word in text.split():
+        for index, piece in enumerate(_pieces(word)):
+            space = 1 if has_content and index == 0 else 0
+            needed = space + display_width(piece)
+            if has_content and used + needed > width:
+                lines.append(line.rstrip())
+                line, used = indent, display_width(indent)
+                space = 0
+                needed = display_width(piece)
+            line += " " * space + piece
+            used += needed
+            has_content = True
+    if has_content:
+        lines.append(line.rstrip())
+    return "\n".join(lines)
