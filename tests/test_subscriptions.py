@@ -483,6 +483,34 @@ def test_a_link_mailed_before_an_unsubscribe_cannot_bring_the_person_back(
     assert _person(world, "late@example.org").status == "unsubscribed"
 
 
+def test_a_used_confirmation_link_cannot_resubscribe_after_an_unsubscribe(
+    settings: Settings, world: Engine, client: TestClient
+) -> None:
+    _subscribe(client, "back@example.org", "public")
+    (used,) = _confirmations(settings, "back@example.org")
+    _confirm(client, used)
+    assert _held(world, "back@example.org") == {"public": "active"}
+    person = _person(world, "back@example.org")
+    unsubscribe = f"/unsubscribe/{make_token(SECRET, 'unsubscribe', person.id or 0)}"
+    assert client.post(unsubscribe, data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    assert _person(world, "back@example.org").status == "unsubscribed"
+    # The spent link, followed again (a browser's history, a forwarded mail), is refused.
+    assert client.get(used).status_code == 400
+    token = CSRF.search(client.get("/").text).group(1)  # type: ignore[union-attr]
+    assert client.post(used, data={"csrf_token": token}).status_code == 400
+    assert _person(world, "back@example.org").status == "unsubscribed"
+    assert _held(world, "back@example.org") == {"public": "left"}
+    _send_month(world, settings)
+    assert _newsletters(settings, "back@example.org") == []
+    # A new request, confirmed, is the way back.
+    _subscribe(client, "back@example.org", "public")
+    fresh = _confirmations(settings, "back@example.org")[-1]
+    assert fresh != used
+    _confirm(client, fresh)
+    assert _person(world, "back@example.org").status == "active"
+    assert _held(world, "back@example.org") == {"public": "active"}
+
+
 def test_never_confirmed_requests_are_purged_after_the_configured_days(
     settings: Settings, world: Engine, tmp_path: Path
 ) -> None:
