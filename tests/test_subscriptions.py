@@ -2,6 +2,7 @@
 import, private audiences by approval, safe pending state; through the real web app, the real
 send job (maildir and SMTP) and the CLI, on SQLite and PostgreSQL."""
 
+import functools
 import json
 import mailbox
 import os
@@ -22,6 +23,7 @@ from sqlmodel import Session, select
 
 import diffusion.cli.commands  # noqa: F401  (registers the commands)
 from diffusion import db, subscriptions
+from diffusion.audiences import load_rules, read_directory
 from diffusion.cli import cli
 from diffusion.collect.subscribers import import_subscribers
 from diffusion.config import Settings
@@ -509,6 +511,36 @@ def test_a_used_confirmation_link_cannot_resubscribe_after_an_unsubscribe(
     _confirm(client, fresh)
     assert _person(world, "back@example.org").status == "active"
     assert _held(world, "back@example.org") == {"public": "active"}
+
+
+def test_confirming_refuses_a_link_made_before_the_person_left_whoever_calls_it(
+    settings: Settings, world: Engine
+) -> None:
+    """The rule lives in the subscriptions module, not only on the web page that calls it."""
+    wish = subscriptions.Request(
+        email="left@example.org", name="", language="en", audience="public", key=""
+    )
+    origin = subscriptions.Origin.web("en", "confirm")
+    with db.session_scope(world) as session:
+        person = subscriptions.request(session, wish, origin=origin, now=NOW).person
+        issued_at = NOW + timedelta(minutes=1)  # the link is made, then the person leaves
+        subscriptions.unsubscribe(session, person, origin=origin, now=NOW + timedelta(minutes=2))
+        confirm = functools.partial(
+            subscriptions.confirm,
+            session,
+            person,
+            wish,
+            rules=load_rules(settings.routing),
+            directory=read_directory(session),
+            origin=origin,
+            now=NOW + timedelta(minutes=3),
+        )
+        with pytest.raises(subscriptions.Suppressed, match="left@example.org is unsubscribed"):
+            confirm(issued_at=issued_at)
+        assert person.status == "unsubscribed"
+        # A link made after they left is their own new opt-in.
+        assert confirm(issued_at=NOW + timedelta(minutes=2, seconds=1)).status == "active"
+        assert person.status == "active"
 
 
 def test_never_confirmed_requests_are_purged_after_the_configured_days(
