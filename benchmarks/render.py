@@ -25,8 +25,8 @@ from zoneinfo import ZoneInfo
 
 from diffusion import render
 from diffusion.config import load_settings
+from diffusion.contracts import Digest, DigestEntry, Period, ReferenceList, Section, Segment
 from diffusion.deliver.message import MessageTemplate
-from diffusion.digest import Digest, DigestEntry, Period, ReferenceList, Section, Segment
 from diffusion.models import CONTENT_KINDS, SECTORS, Edition
 
 NOW = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)

@@ -221,7 +221,7 @@ class Settings(BaseSettings):
     )
     templates_dir: Path | None = Field(None, description="Email templates; default: bundled.")
     routing_dir: Path | None = Field(
-        None, description="Routing rules (audiences.toml); default: home/subscribers, else bundled."
+        None, description="Routing rules (audiences.toml); default: home/routing, else bundled."
     )
     web_host: str = Field("127.0.0.1", description="Address `diffusion serve` listens on.")
     web_port: int = Field(8080, ge=0, le=65535, description="Port `diffusion serve` listens on.")
@@ -472,8 +472,8 @@ class Settings(BaseSettings):
     def routing(self) -> Path:
         if self.routing_dir:
             return self.routing_dir
-        local = self.home / "subscribers"
-        return local if (local / "audiences.toml").is_file() else bundled_path("subscribers")
+        local = self.home / "routing"
+        return local if (local / "audiences.toml").is_file() else bundled_path("routing")
 
     @property
     def zone(self) -> ZoneInfo:

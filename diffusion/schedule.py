@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 
 from diffusion import db
 from diffusion.config import Settings
-from diffusion.digest import Period
+from diffusion.contracts import Period
 from diffusion.errors import DiffusionError, InvalidInput, UnknownRecord
 from diffusion.models import JobRun
 
@@ -80,7 +80,7 @@ def _summary(result: Any) -> str:
 
 def _collect(engine: Engine, settings: Settings, now: datetime, _period: str | None) -> str:
     from diffusion.collect import run_collection
-    from diffusion.feeds import build_feeds
+    from diffusion.deliver.feeds import build_feeds
 
     collected = run_collection(engine, settings, now=now)
     feeds = build_feeds(engine, settings, out=settings.feeds_dir, now=now)
