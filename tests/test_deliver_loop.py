@@ -166,7 +166,7 @@ def test_a_store_away_for_good_stops_the_loop_with_one_line(
     assert summary.halted.startswith("the database stopped answering: connection refused")
     assert "\n" not in summary.halted
     # Only what was in flight when the store went away was sent: the loop stopped there.
-    assert len(smtp_server.received) <= 50 + settings.smtp_connections
+    assert len(smtp_server.received) <= 50 + settings.smtp.connections
 
 
 def test_rows_taken_over_by_another_worker_are_neither_sent_nor_recorded(

@@ -373,7 +373,7 @@ def confirmation_message(settings: Settings, confirmation: Confirmation) -> Emai
     fields = {
         "organisation": i18n.newsletter_name(settings, language),
         "email": i18n.isolate(confirmation.email) if rtl else confirmation.email,
-        "days": settings.confirm_token_days,
+        "days": settings.subscribe.confirm_token_days,
         "url": confirmation.url,
     }
     message = EmailMessage()
@@ -455,7 +455,7 @@ async def subscribe(request: Request) -> Response:
             "If %(email)s can receive the newsletter, a message with a confirmation link is on "
             "its way. The link is valid for %(days)s days. Nothing is sent until you confirm.",
             email=address,
-            days=web.settings.confirm_token_days,
+            days=web.settings.subscribe.confirm_token_days,
         ),
     )
     # Recorded and mailed after the answer, known address or not: the answer and its timing
@@ -506,7 +506,7 @@ def _person(web: Web, purpose: str, token: str) -> tuple[Person | None, dict[str
 
     People's ids are never reused, so a link made for someone removed names nobody.
     """
-    max_age = web.settings.confirm_token_days * 86400 if purpose == "confirm" else None
+    max_age = web.settings.subscribe.confirm_token_days * 86400 if purpose == "confirm" else None
     claims = read_token(web.secret, purpose, token, max_age)
     with Session(web.engine, expire_on_commit=False) as session:
         person = session.get(Person, claims["sub"])
@@ -998,8 +998,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
         settings=settings,
         engine=engine,
         templates=Jinja2Templates(directory=TEMPLATES_DIR),
-        per_address=RateLimiter(settings.subscribe_limit_per_address),
-        per_client=RateLimiter(settings.subscribe_limit_per_client),
+        per_address=RateLimiter(settings.subscribe.limit_per_address),
+        per_client=RateLimiter(settings.subscribe.limit_per_client),
         rules=load_rules(settings.routing),
     )
 
@@ -1033,8 +1033,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
             ),
             Middleware(
                 BodyLimit,
-                max_bytes=settings.web_max_body_bytes,
-                webhook_max_bytes=settings.web_webhook_max_body_bytes,
+                max_bytes=settings.web.max_body_bytes,
+                webhook_max_bytes=settings.web.webhook_max_body_bytes,
             ),
         ],
     )
