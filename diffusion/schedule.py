@@ -118,7 +118,9 @@ def _purge(engine: Engine, settings: Settings, now: datetime, _period: str | Non
 
     with db.session_scope(engine) as session:
         count = subscriptions.purge_pending(
-            session, older_than=timedelta(days=settings.subscribe.pending_purge_days), now=now
+            session,
+            older_than=timedelta(days=settings.subscribe.pending_purge_days),
+            now=now,
         )
     return f"purged {count} subscription request(s) never confirmed"
 

@@ -164,7 +164,10 @@ class SendLoop:
         # Never more than about a minute's sending at the configured rate.
         per_minute = [
             rate * 60 / rate_share
-            for rate in (settings.send.rate_per_second, (settings.send.rate_per_hour or 0) / 60)
+            for rate in (
+                settings.send.rate_per_second,
+                (settings.send.rate_per_hour or 0) / 60,
+            )
             if rate
         ]
         self.batch_cap = max(1, min([CLAIM_BATCH, *(int(r) for r in per_minute)]))
