@@ -167,6 +167,11 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = Field(None, description="SMTP password (environment only).")
     smtp_connections: int = Field(4, ge=1, description="SMTP connections kept open per worker.")
     smtp_timeout: float = Field(30.0, gt=0, description="Seconds before an SMTP command times out.")
+    smtp_pipelining: bool = Field(
+        True,
+        description="Pipeline SMTP commands (RFC 2920) when the relay offers PIPELINING: "
+        "about one round trip per message instead of four.",
+    )
     rate_per_second: float | None = Field(None, gt=0, description="Most messages sent a second.")
     rate_per_hour: int | None = Field(None, gt=0, description="Most messages sent an hour.")
     retry_base_seconds: float = Field(
