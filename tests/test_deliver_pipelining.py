@@ -30,7 +30,9 @@ def relay(request: pytest.FixtureRequest) -> Iterator[RecordingServer]:
         server.stop()
 
 
-def configured(tmp_path: Path, sqlite_url: str, relay: RecordingServer, **extra: object) -> Settings:
+def configured(
+    tmp_path: Path, sqlite_url: str, relay: RecordingServer, **extra: object
+) -> Settings:
     return load_settings(
         home=tmp_path,
         database_url=sqlite_url,

@@ -393,7 +393,8 @@ class SMTPTransport:
         sent: _Job | None = None  # its data written, its final answer not read yet
         job: _Job | None = None
         try:
-            job = self._start(pipe, first)
+            job, commands = self._commands(pipe, first)
+            pipe.write(commands)
             while job is not None or sent is not None:
                 if sent is not None:
                     sent.finish(self._delivered(pipe, sent, await pipe.reply()))
@@ -405,13 +406,19 @@ class SMTPTransport:
                 if job is None:
                     return
                 if not await self._envelope_accepted(pipe, job):
-                    job = self._start(pipe, self._ready()) if pipe.open else None
+                    job, commands = (
+                        self._commands(pipe, self._ready()) if pipe.open else (None, b"")
+                    )
+                    pipe.write(commands)
                     continue
-                pipe.write(pipe.content(job.data, job.wire_ready))
-                sent, job = job, None
-                # Let the sender whose message was just answered hand over its next one.
+                # Let the sender whose message was just answered hand over its next one, whose
+                # commands then go in the same write as this one's data: a relay that answers
+                # the end of data at once (smtp-sink does) would otherwise send its next replies
+                # in a second small segment, which Nagle's algorithm holds until our delayed ACK.
                 await asyncio.sleep(0)
-                job = self._start(pipe, self._ready())
+                following, commands = self._commands(pipe, self._ready())
+                pipe.write(pipe.content(job.data, job.wire_ready, commands))
+                sent, job = job, following
         except (*_CONNECTION_ERRORS, aiosmtplib.SMTPException) as exc:
             fault = _connection_fault(exc, self.server)
             for held in (sent, job):
@@ -424,8 +431,8 @@ class SMTPTransport:
                     held.abandon(exc)
             raise
 
-    def _start(self, pipe: Pipeline, job: _Job | None) -> _Job | None:
-        """Write the commands before the data of `job`, or of the next message that can go."""
+    def _commands(self, pipe: Pipeline, job: _Job | None) -> tuple[_Job | None, bytes]:
+        """The commands before the data of `job`, or of the next message that can go."""
         while job is not None:
             try:
                 commands = pipe.envelope(job.sender, job.recipients, len(job.data), pipe.dirty)
@@ -434,9 +441,8 @@ class SMTPTransport:
                 job = self._ready()
                 continue
             job.rset, pipe.dirty = pipe.dirty, False
-            pipe.write(commands)
-            return job
-        return None
+            return job, commands
+        return None, b""
 
     async def _envelope_accepted(self, pipe: Pipeline, job: _Job) -> bool:
         """Read the replies to the commands before the data; False when the data is not to go.
