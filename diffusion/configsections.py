@@ -60,6 +60,11 @@ class SmtpSettings(Section):
     password: SecretStr | None = Field(None, description="SMTP password (environment only).")
     connections: int = Field(4, ge=1, description="SMTP connections kept open per worker.")
     timeout: float = Field(30.0, gt=0, description="Seconds before an SMTP command times out.")
+    pipelining: bool = Field(
+        True,
+        description="Pipeline SMTP commands (RFC 2920) when the relay offers PIPELINING: "
+        "about one round trip per message instead of four.",
+    )
 
     @field_validator("url")
     @classmethod
