@@ -134,7 +134,7 @@ def test_implicit_tls_with_credentials_from_the_environment(
         settings = load_settings(
             home=tmp_path, database_url=sqlite_url, smtp_url=server.url, smtp_username="relay"
         )
-        settings = settings.model_copy(update={"smtp_password": SecretStr("secret")})
+        settings = settings.replace(smtp_password=SecretStr("secret"))
         assert set(send_to_three(settings).values()) == {"sent"}
         assert len(server.received) == 3
 

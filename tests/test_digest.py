@@ -290,7 +290,7 @@ def test_build_editions_stores_one_rendered_edition_per_segment(
 def test_drafts_and_empty_editions_are_rebuilt_and_filtered_by_audience(
     engine: Engine, settings: Settings
 ) -> None:
-    settings = settings.model_copy(update={"require_approval": True})
+    settings = settings.replace(require_approval=True)
     store(engine)
     _subscribe(engine, *SUBSCRIBERS)
     first = _by_segment(

@@ -34,7 +34,7 @@ from diffusion.select.digest import build_digest
 from diffusion.select.rules import load_rules
 from diffusion.vocabulary import sector_name
 from diffusion.web import create_app
-from diffusion.web.app import Confirmation, confirmation_message
+from diffusion.web.confirmation import Confirmation, confirmation_message
 
 # Read at import: the isolation fixture clears DIFFUSION_* variables before each test.
 REGENERATE = os.environ.get("DIFFUSION_REGENERATE_GOLDEN") == "1"

@@ -346,7 +346,7 @@ def subscribers_purge_pending(ctx: Context, days: int | None) -> None:
     with db.session_scope(ctx.engine) as session:
         count = subscriptions.purge_pending(
             session,
-            older_than=timedelta(days=days or ctx.settings.pending_purge_days),
+            older_than=timedelta(days=days or ctx.settings.subscribe.pending_purge_days),
             now=datetime.now(UTC),
         )
     console.print(f"Purged {count} request(s) never confirmed.")

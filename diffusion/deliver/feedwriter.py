@@ -53,8 +53,8 @@ def rss_title(value: str) -> str:
 
 def tag_uri(settings: Settings, specific: str) -> str:
     """A tag: URI (RFC 4151) under the configured authority: it never depends on base_url."""
-    authority = settings.feed_tag_authority or settings.from_address.rpartition("@")[2]
-    return f"tag:{authority or 'diffusion.invalid'},{settings.feed_tag_date}:{specific}"
+    authority = settings.feeds.tag_authority or settings.from_address.rpartition("@")[2]
+    return f"tag:{authority or 'diffusion.invalid'},{settings.feeds.tag_date}:{specific}"
 
 
 def entry_id(settings: Settings, item: Item) -> str:

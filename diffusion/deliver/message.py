@@ -272,9 +272,7 @@ class MessageTemplate:
         boundary = f"=_diffusion_{secrets.token_hex(12)}"
         after["Content-Type"] = f'multipart/alternative; boundary="{boundary}"'
         # Links are signed per recipient: read the signing key once, not once per message.
-        link_settings = settings.model_copy(
-            update={"secret_key": SecretStr(settings.signing_key())}
-        )
+        link_settings = settings.replace(secret_key=SecretStr(settings.signing_key()))
         return cls(
             settings=link_settings,
             edition_id=edition.id,
