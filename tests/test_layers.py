@@ -175,8 +175,6 @@ KNOWN_BREAKS = {
 KNOWN_CYCLES = {
     # cli/__init__.py imports the command modules to register them; they import its group.
     "diffusion.cli",
-    # web/app.py and the pages, archive and webhooks it mounts, which import its Web.
-    "diffusion.web.app",
 }
 
 
