@@ -143,7 +143,7 @@ def test_worker_processes_share_the_outbox(
     edition_id = seed(engine, count)
     refused = {f"reader{n}@example.org" for n in range(0, count, 25)}
     smtp_server.rcpt_reply = lambda a: "550 5.1.1 no such mailbox" if a in refused else None
-    config = settings.model_copy(update={"smtp_url": smtp_server.url, "smtp_connections": 2})
+    config = settings.replace(smtp_url=smtp_server.url, smtp_connections=2)
     summary = send_pending(engine, config, now=NOW, workers=2)
     # Each worker counts its own; the summary adds them up, failures included.
     assert (summary.sent, summary.failed) == (count - len(refused), len(refused))

@@ -17,15 +17,15 @@ from sqlalchemy.engine import Engine
 
 import diffusion.cli.feeds  # noqa: F401  (registers the commands)
 from diffusion import db
-from diffusion.audiences import load_rules
 from diffusion.cli import cli
 from diffusion.config import Settings, bundled_path, load_settings
-from diffusion.feeds import FEED_MAX_ENTRIES, build_feeds, write_feeds
+from diffusion.deliver.feeds import FEED_MAX_ENTRIES, build_feeds, write_feeds
 from diffusion.models import Item
+from diffusion.select.rules import load_rules
 from tests import goldens
 
 GOLDEN = goldens.ROOT / "feeds"
-RULES = load_rules(bundled_path("subscribers"))
+RULES = load_rules(bundled_path("routing"))
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)> & ]]> \x07bell'
 
 
