@@ -26,11 +26,11 @@ from starlette.templating import Jinja2Templates
 
 from diffusion import db, i18n, links, render, subscriptions, validate
 from diffusion.audiences import RoutingRules, load_rules, read_directory
-from diffusion.collect.subscribers import check_subscriber
 from diffusion.config import Settings
 from diffusion.errors import DeliveryError, InvalidInput, InvalidToken
 from diffusion.i18n import N_, direction
 from diffusion.models import AUDIENCES, CADENCES, SECTORS, Edition, Person, Subscription
+from diffusion.subscriptions import check_subscriber
 from diffusion.tokens import make_token, read_token
 from diffusion.vocabulary import audience_label, labelled, sector_name
 from diffusion.web import archive, pages
