@@ -56,9 +56,14 @@ def served(tmp_path: Path, sqlite_url: str) -> Iterator[Settings]:
 def _subscriber(settings: Settings, email: str) -> SimpleNamespace:
     """The person, with `held`: {audience[:key]: (status, sectors)} of their subscriptions."""
     engine = db.engine_for(settings)
+    # The request is recorded just after the page answers: give it a moment to be stored.
+    deadline = time.monotonic() + 30
     try:
         with Session(engine) as session:
             person = subscriptions.find_person(session, email)
+            while person is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+                person = subscriptions.find_person(session, email)
             assert person is not None
             held = {
                 (f"{s.audience}:{s.key}" if s.key else s.audience): (s.status, sorted(s.sectors))

@@ -33,7 +33,7 @@ from diffusion.feeds import render_feed, write_feeds
 from diffusion.textwidth import display_width, wrap_width
 from diffusion.vocabulary import sector_name
 from diffusion.web import create_app
-from diffusion.web.app import Confirmation, confirmation_message
+from diffusion.web.confirmation import Confirmation, confirmation_message
 
 # Read at import: the isolation fixture clears DIFFUSION_* variables before each test.
 REGENERATE = os.environ.get("DIFFUSION_REGENERATE_GOLDEN") == "1"

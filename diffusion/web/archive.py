@@ -4,21 +4,20 @@ import html
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 
 from diffusion import i18n, links, render
 from diffusion.config import Settings
 from diffusion.models import Edition
 from diffusion.personalise import fill
-from diffusion.web.pages import _language, _render, _web
-
-if TYPE_CHECKING:
-    from diffusion.web.app import Web
+from diffusion.web.base import SECURITY_HEADERS, Web, choose_language, message_page, web_of
+from diffusion.web.limits import row_id_in_range
+from diffusion.web.pages import _language, _render
 
 # The audiences whose sent editions are listed in the public archive and open to anyone.
 LISTED_AUDIENCES = ("public",)
@@ -54,7 +53,7 @@ def _narrowing(segment: str) -> str:
     return "|".join(part for part in segment.split("|") if part.startswith(_NARROWING))
 
 
-def _listed_rows(web: "Web") -> list[Any]:
+def _listed_rows(web: Web) -> list[Any]:
     # Only the columns the list shows: an edition's HTML is some 50 kB, and 500 of them a page.
     columns = (
         Edition.id,
@@ -114,10 +113,49 @@ def archive_list(rows: list[Any], language: str) -> list[Listed]:
 
 
 async def archive_index(request: Request) -> Response:
-    web = _web(request)
+    web = web_of(request)
     language = _language(request)
     rows = await run_in_threadpool(_listed_rows, web)
     return _render(request, "archive.html", language, editions=archive_list(rows, language))
+
+
+def _edition(web: Web, edition_id: int, signature: str | None) -> Edition | None:
+    """A sent edition the request may see: a public one, or any with its link's signature."""
+    if not row_id_in_range(edition_id):
+        return None
+    with Session(web.engine) as session:
+        edition = session.get(Edition, edition_id)
+    if edition is None or edition.status not in ("sending", "sent"):
+        return None
+    if edition.audience in LISTED_AUDIENCES:
+        return edition
+    return edition if links.archive_signature_ok(web.settings, edition_id, signature) else None
+
+
+async def archive_edition(request: Request) -> Response:
+    web = web_of(request)
+    edition = await run_in_threadpool(
+        _edition, web, request.path_params["edition_id"], request.query_params.get("sig")
+    )
+    # A non-public edition without its signature gets the answer of a missing one: 404.
+    if edition is None:
+        language = choose_language(request, web.settings)
+        return message_page(
+            request,
+            language,
+            i18n.N_("Page not found"),
+            i18n.words(language).gettext("There is no page at this address."),
+            status=404,
+            error=True,
+        )
+    # The web version of everyone's email: no recipient, and the archive's way around.
+    page = web_version(edition, web.settings)
+    headers = dict(SECURITY_HEADERS)
+    if edition.audience in LISTED_AUDIENCES:
+        del headers["Cache-Control"]  # a public page may be cached; a signed one is not kept
+    else:
+        headers["X-Robots-Tag"] = "noindex"
+    return HTMLResponse(page, headers={**headers, "Content-Language": edition.language})
 
 
 def web_version(edition: Edition, settings: Settings) -> str:

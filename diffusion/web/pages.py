@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from email.utils import formatdate, parsedate_to_datetime
 from pathlib import Path
 from threading import Lock
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from babel import Locale
 from sqlmodel import Session, col, or_, select
@@ -23,9 +23,7 @@ from diffusion.collect.sanitize import clean_html
 from diffusion.digest import DigestEntry, entry_for, key_name
 from diffusion.feeds import FORMATS, family_keys, feed_items, feed_titles
 from diffusion.models import SECTORS, Item, Organisation
-
-if TYPE_CHECKING:
-    from diffusion.web.app import Web
+from diffusion.web.base import Web, choose_language, web_of
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates" / "pages")
 # How many of the newest public items a /news/ page routes at request time: a feed shows at
@@ -43,11 +41,6 @@ FEED_TYPES = {"atom": "application/atom+xml", "rss": "application/rss+xml"}
 HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
 
 
-def _web(request: Request) -> "Web":
-    web: Web = request.app.state.web
-    return web
-
-
 def _language_name(code: str, reader: str) -> str:
     try:
         return Locale.parse(code).get_display_name(i18n.locale_for(reader)) or code
@@ -58,7 +51,7 @@ def _language_name(code: str, reader: str) -> str:
 def _render(
     request: Request, template: str, language: str, status: int = 200, **context: Any
 ) -> Response:
-    web = _web(request)
+    web = web_of(request)
 
     words = i18n.words(language)
 
@@ -84,9 +77,7 @@ def _render(
 
 
 def _language(request: Request, *preferred: str | None) -> str:
-    from diffusion.web.app import choose_language  # one rule for every page's language
-
-    return choose_language(request, _web(request).settings, *preferred)
+    return choose_language(request, web_of(request).settings, *preferred)
 
 
 def _not_found(request: Request, language: str) -> Response:
@@ -109,13 +100,13 @@ def find_public_item(session: Session, reference: str, now: datetime) -> Item | 
     return session.exec(query).first()
 
 
-def _item_and_directory(web: "Web", reference: str, now: datetime) -> tuple[Item | None, Directory]:
+def _item_and_directory(web: Web, reference: str, now: datetime) -> tuple[Item | None, Directory]:
     with Session(web.engine, expire_on_commit=False) as session:
         return find_public_item(session, reference, now), read_directory(session)
 
 
 def _tag_links(
-    web: "Web", entry: DigestEntry, language: str, directory: Directory
+    web: Web, entry: DigestEntry, language: str, directory: Directory
 ) -> list[dict[str, str | None]]:
     shown: list[dict[str, str | None]] = []
     for tag, values in entry.tags.items():
@@ -133,7 +124,7 @@ def _tag_links(
 
 
 async def item_page(request: Request) -> Response:
-    web = _web(request)
+    web = web_of(request)
     reference = request.path_params["reference"]
     now = datetime.now(UTC)
     item, directory = await run_in_threadpool(_item_and_directory, web, reference, now)
@@ -189,9 +180,7 @@ class NewsPage:
     feeds: list[dict[str, str]] = field(default_factory=list)
 
 
-def _news(
-    web: "Web", family: FeedFamily, key: str, language: str, now: datetime
-) -> NewsPage | None:
+def _news(web: Web, family: FeedFamily, key: str, language: str, now: datetime) -> NewsPage | None:
     with Session(web.engine) as session:
         directory = read_directory(session)
         items = list(
@@ -226,7 +215,7 @@ def _news(
 
 
 async def news_page(request: Request) -> Response:
-    web = _web(request)
+    web = web_of(request)
     language = _language(request)
     family = family_of(web.rules, request.path_params["family"])
     key = request.path_params.get("key", "")
@@ -244,7 +233,7 @@ async def news_page(request: Request) -> Response:
 # The directory --------------------------------------------------------------------------------
 
 
-def _directory(web: "Web") -> Directory:
+def _directory(web: Web) -> Directory:
     with Session(web.engine) as session:
         return read_directory(session)
 
@@ -268,7 +257,7 @@ def directory_rows(
 
 
 async def directory_page(request: Request) -> Response:
-    web = _web(request)
+    web = web_of(request)
     language = _language(request)
     sector = request.query_params.get("sector", "").strip().upper()
     country = request.query_params.get("country", "").strip().upper()

@@ -18,16 +18,11 @@ from starlette.routing import Route
 from diffusion.bounces import providers
 from diffusion.bounces.events import Event
 from diffusion.bounces.process import BounceReport, apply_once
-from diffusion.web.app import Web
+from diffusion.web.base import Web, web_of
 
 log = logging.getLogger("diffusion.webhooks")
 # Larger bodies are no provider notification.
 MAX_BODY = 256 * 1024
-
-
-def _web(request: Request) -> Web:
-    web: Web = request.app.state.web
-    return web
 
 
 def _key(provider: str, identifier: str) -> str:
@@ -58,7 +53,7 @@ def _refused(provider: str, reason: str) -> Response:
 
 async def ses(request: Request) -> Response:
     """SNS posts SES bounce and complaint notifications, and its subscription confirmation."""
-    web = _web(request)
+    web = web_of(request)
     body = await _body(request)
     if body is None:
         return PlainTextResponse("too large\n", status_code=413)
@@ -96,7 +91,7 @@ async def ses(request: Request) -> Response:
 
 async def mailgun(request: Request) -> Response:
     """Mailgun posts one signed event per request (failed, complained, unsubscribed...)."""
-    web = _web(request)
+    web = web_of(request)
     body = await _body(request)
     if body is None:
         return PlainTextResponse("too large\n", status_code=413)
