@@ -7,9 +7,10 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from diffusion.audiences import Directory, RoutingRules
 from diffusion.errors import InvalidInput
 from diffusion.models import Person, Subscription
+from diffusion.select.directory import Directory
+from diffusion.select.rules import RoutingRules
 
 from .lookups import find_person, subscription_to
 from .states import SUPPRESSED, Origin, Suppressed, same_fields, transition, update_fields

@@ -9,7 +9,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from diffusion.digest import Segment
+from diffusion.contracts import Segment
 from diffusion.models import Person, Subscription
 
 from .states import NARROWING
