@@ -50,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 
 from diffusion import db  # noqa: E402
 from diffusion.config import load_settings  # noqa: E402
-from diffusion.contracts import Segment  # noqa: E402
+from diffusion.contracts import Recipient, Segment  # noqa: E402
 from diffusion.deliver import MessageTemplate, send_pending  # noqa: E402
 from diffusion.models import Edition, Person, Subscription  # noqa: E402
 
@@ -214,7 +214,7 @@ def child(count: int, port: int, connections: int) -> None:
             subscriber = session.get(Person, 1)
             assert subscriber is not None
             sample = MessageTemplate.from_edition(edition, settings, now=NOW).personalise(
-                subscriber
+                Recipient.of(subscriber)
             )
         # The machine's load changes: measure the ceilings before and after, and use the means.
         n = min(count, 20000)

@@ -1,5 +1,6 @@
 """Edition messages read back with the email parser: headers, parts, encoding, DKIM, send_one."""
 
+import dataclasses
 import mailbox
 import random
 import re
@@ -16,10 +17,10 @@ from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 
 from diffusion.bounces import verp
 from diffusion.config import Settings, load_settings
-from diffusion.contracts import Segment
+from diffusion.contracts import Recipient, Segment
 from diffusion.deliver import MessageTemplate, send_one
 from diffusion.errors import DeliveryError, InvalidInput
-from diffusion.models import Edition, Person
+from diffusion.models import Edition
 from diffusion.personalise import fill, greeting
 from diffusion.tokens import read_token
 from tests.smtpserver import EDITION_HTML, EDITION_TEXT, RecordingServer, smtp_server
@@ -52,13 +53,8 @@ def edition(subject: str = "NGO partners' newsletter, November 2026", **fields: 
     )
 
 
-def reader(number: int = 3, name: str = "Amina Diallo", email: str = "") -> Person:
-    return Person(
-        id=number,
-        email=email or f"reader{number}@example.org",
-        name=name,
-        language="en",
-    )
+def reader(number: int = 3, name: str = "Amina Diallo", email: str = "") -> Recipient:
+    return Recipient(number, email or f"reader{number}@example.org", name, "en")
 
 
 def parse(data: bytes) -> EmailMessage:
@@ -171,8 +167,7 @@ def test_placeholders_survive_quoted_printable_wherever_they_fall(
 
 
 def test_greeting_follows_the_reader_language(mail_settings: Settings) -> None:
-    french = reader(name="Amina")
-    french.language = "fr"
+    french = dataclasses.replace(reader(name="Amina"), language="fr")
     template = MessageTemplate.from_edition(edition(), mail_settings, now=NOW)
     assert template.values(french)["greeting"] == greeting("fr", "Amina") == "Bonjour Amina,"
 

@@ -13,7 +13,7 @@ from diffusion import db
 from diffusion.cli import cli
 from diffusion.cli.preview import build_preview
 from diffusion.config import Settings, load_settings
-from diffusion.contracts import Segment
+from diffusion.contracts import Recipient, Segment
 from diffusion.deliver import MessageTemplate
 from diffusion.deliver.message import subject_header
 from diffusion.models import Edition
@@ -100,8 +100,9 @@ def test_a_folded_subject_reads_back_exactly(subject: str, tmp_path: Path) -> No
         created_at=datetime(2026, 12, 1, tzinfo=UTC),
     )
     template = MessageTemplate.from_edition(edition, settings)
-    recipient = type("R", (), {"id": 3, "email": "a@example.org", "name": "", "language": "en"})
-    data = template.personalise(recipient(), "<m.1@diffusion.example.org>")
+    data = template.personalise(
+        Recipient(3, "a@example.org", "", "en"), "<m.1@diffusion.example.org>"
+    )
     message = message_from_bytes(data, policy=policy.default)
     assert message["Subject"] == subject
     head = data.split(b"\r\n\r\n", 1)[0]

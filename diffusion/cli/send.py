@@ -20,20 +20,11 @@ from diffusion.bounces.process import process_bounces
 from diffusion.cli import PERIOD, Context, cli, console, err_console, pass_context
 from diffusion.cli.output import Column, Listing, emit, format_option, plain, resolve
 from diffusion.config import Settings
+from diffusion.contracts import Recipient
 from diffusion.deliver import outbox, sender
 from diffusion.deliver.message import MessageTemplate
 from diffusion.deliver.transport import make_transport
 from diffusion.models import OUTBOX_STATES, Edition
-
-
-class _TestRecipient:
-    """The reader of a --test-to copy: not a subscriber, so its links lead nowhere real."""
-
-    def __init__(self, email: str, language: str) -> None:
-        self.id = 0
-        self.email = email
-        self.name = ""
-        self.language = language
 
 
 def _columns(*names: str) -> list[Column]:
@@ -97,7 +88,8 @@ async def _send_tests(settings: Settings, editions: list[Edition], address: str)
     try:
         for edition in editions:
             template = MessageTemplate.from_edition(edition, settings, now=_now())
-            recipient = _TestRecipient(address, edition.language)
+            # id 0: the reader of a test copy is nobody's subscription, its links lead nowhere
+            recipient = Recipient(0, address, "", edition.language)
             message_id = f"<test.{outbox.worker_name().replace(':', '.')}.{edition.id}@x>"
             message_id = message_id.replace("@x>", f"@{template.domain}>")
             data = template.personalise(recipient, message_id)

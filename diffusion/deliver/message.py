@@ -13,13 +13,13 @@ from email.header import Header
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
-from typing import Protocol
 
 from pydantic import SecretStr
 
 from diffusion import i18n, links
 from diffusion.bounces import verp
 from diffusion.config import Settings
+from diffusion.contracts import Recipient
 from diffusion.deliver.dkim import Signer
 from diffusion.errors import InvalidInput
 from diffusion.models import Edition
@@ -31,19 +31,6 @@ _PLACEHOLDER = re.compile(rb"\[\[diffusion:([a-z_]+)\]\]")
 _QP_LINE = 76
 # An address we put in a header must be one plain token: no way to smuggle a header through it.
 _UNSAFE_ADDRESS = re.compile(r"[\s<>,;\"()\\]|[^\x21-\x7e]")
-
-
-class Recipient(Protocol):
-    """What personalisation reads of a subscriber (a `Subscriber` row, or a lighter record)."""
-
-    @property
-    def id(self) -> int | None: ...
-    @property
-    def email(self) -> str: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def language(self) -> str: ...
 
 
 def one_line(value: str) -> str:
@@ -324,25 +311,17 @@ class MessageTemplate:
     def envelope_sender(self, recipient: Recipient) -> str:
         """The Return-Path of this edition to this recipient: a signed VERP address, so that
         whatever comes back to it names them without parsing it (diffusion/bounces/verp.py)."""
-        if recipient.id is None:
-            raise InvalidInput(f"subscriber {recipient.email} has no id: store it first")
         return self.addresses.bounce(recipient.id)
 
     def message_id(self, recipient: Recipient) -> str:
         """The Message-ID of this edition to this recipient: stable across retries."""
-        if recipient.id is None:
-            raise InvalidInput(f"subscriber {recipient.email} has no id: store it first")
         return self.message_ids(recipient.id)
 
     def unsubscribe_address(self, recipient: Recipient) -> str:
         """The per-recipient mailto: List-Unsubscribe address, unsubscribe+<token>@domain."""
-        if recipient.id is None:
-            raise InvalidInput(f"subscriber {recipient.email} has no id: store it first")
         return self.addresses.unsubscribe(recipient.id)
 
     def values(self, recipient: Recipient) -> dict[str, str]:
-        if recipient.id is None:
-            raise InvalidInput(f"subscriber {recipient.email} has no id: store it first")
         name = clean_name(recipient.name)
         return {
             "greeting": greeting(recipient.language, name),

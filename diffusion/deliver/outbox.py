@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 
 from diffusion import subscriptions
 from diffusion.config import Settings
+from diffusion.contracts import Recipient
 from diffusion.deliver.message import message_ids
 from diffusion.deliver.rows import Claimed, Result
 from diffusion.models import Edition, OutboxMessage, Person
@@ -192,7 +193,14 @@ def claim(
         )
     }
     return [
-        Claimed(outbox_id, edition_id, attempts, message_id, subscriber_id, *people[subscriber_id])
+        Claimed(
+            outbox_id,
+            edition_id,
+            attempts,
+            message_id,
+            Recipient(subscriber_id, *people[subscriber_id][:3]),
+            people[subscriber_id][3],
+        )
         for outbox_id, edition_id, subscriber_id, attempts, message_id in claimed
     ]
 
