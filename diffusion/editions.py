@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from diffusion import db, subscriptions
+from diffusion import db, render, subscriptions
 from diffusion.config import Settings
 from diffusion.contracts import Digest, Period, Segment
 from diffusion.errors import InvalidInput, UnknownAudience, UnknownRecord
@@ -259,8 +259,6 @@ def build_editions(
     is still built, with a `warning` in its result.
     Raises TemplateError (template and line) before any work when an email template is broken.
     """
-    from diffusion import render  # the renderer is the next stage; imported where it is used
-
     render.check_templates(settings)
     rules = load_rules(settings.routing)
     if period is not None:
@@ -431,8 +429,6 @@ def _content(digest: Digest, settings: Settings, web_url: str, now: datetime) ->
     if digest.is_empty:
         values["status"] = "empty"
         return values
-    from diffusion import render
-
     rendered = render.render_digest(digest, settings, web_url=web_url)
     values.update(subject=rendered.subject, html=rendered.html, text=rendered.text)
     if settings.require_approval:

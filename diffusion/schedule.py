@@ -17,9 +17,14 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
-from diffusion import db
+from diffusion import db, subscriptions
+from diffusion.bounces.process import process_bounces
+from diffusion.collect import run_collection
 from diffusion.config import Settings
 from diffusion.contracts import Period
+from diffusion.deliver import send_pending
+from diffusion.deliver.feeds import build_feeds
+from diffusion.editions import build_editions
 from diffusion.errors import DiffusionError, InvalidInput, UnknownRecord
 from diffusion.models import JobRun
 
@@ -79,9 +84,6 @@ def _summary(result: Any) -> str:
 
 
 def _collect(engine: Engine, settings: Settings, now: datetime, _period: str | None) -> str:
-    from diffusion.collect import run_collection
-    from diffusion.deliver.feeds import build_feeds
-
     collected = run_collection(engine, settings, now=now)
     feeds = build_feeds(engine, settings, out=settings.feeds_dir, now=now)
     return f"collection: {_summary(collected)}; feeds: {_summary(feeds)}"
@@ -89,9 +91,6 @@ def _collect(engine: Engine, settings: Settings, now: datetime, _period: str | N
 
 def _edition_job(cadence: str) -> JobFunction:
     def run(engine: Engine, settings: Settings, now: datetime, period: str | None) -> str:
-        from diffusion.deliver import send_pending
-        from diffusion.editions import build_editions
-
         label = period or (previous_month if cadence == "monthly" else previous_week)(now, settings)
         built = build_editions(engine, settings, now=now, period=label)
         # Drafts wait for `diffusion digest approve`; send_pending only takes approved editions.
@@ -102,20 +101,14 @@ def _edition_job(cadence: str) -> JobFunction:
 
 
 def _send(engine: Engine, settings: Settings, now: datetime, _period: str | None) -> str:
-    from diffusion.deliver import send_pending
-
     return f"sending: {_summary(send_pending(engine, settings, now=now, stop_event=STOP))}"
 
 
 def _bounces(engine: Engine, settings: Settings, now: datetime, _period: str | None) -> str:
-    from diffusion.bounces.process import process_bounces
-
     return process_bounces(engine, settings, now=now).summary()
 
 
 def _purge(engine: Engine, settings: Settings, now: datetime, _period: str | None) -> str:
-    from diffusion import subscriptions
-
     with db.session_scope(engine) as session:
         count = subscriptions.purge_pending(
             session,
