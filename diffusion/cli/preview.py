@@ -17,11 +17,12 @@ from diffusion.cli import PERIOD, Context, cli, err_console, open_output, parse_
 from diffusion.config import Settings
 from diffusion.contracts import Digest, Recipient, RenderedEdition
 from diffusion.deliver.message import MessageTemplate
-from diffusion.editions import default_periods_said, digest_for
+from diffusion.editions import digest_for
 from diffusion.errors import InvalidInput, UnknownRecord
 from diffusion.links import archive_url
 from diffusion.models import Edition
 from diffusion.personalise import personalise
+from diffusion.select.periods import default_periods_said
 from diffusion.select.rules import parse_audience
 
 FORMATS = ("text", "html", "mjml", "eml")

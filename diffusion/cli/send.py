@@ -149,7 +149,7 @@ def send(
     if rate:
         settings = settings.replace(rate_per_second=rate)
     if period is None and not resume:
-        from diffusion.editions import default_periods_said
+        from diffusion.select.periods import default_periods_said
 
         err_console.print(default_periods_said(_now(), settings))
     if dry_run or test_to:
