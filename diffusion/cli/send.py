@@ -22,6 +22,7 @@ from diffusion.cli.output import Column, Listing, emit, format_option, plain, re
 from diffusion.config import Settings
 from diffusion.contracts import Recipient
 from diffusion.deliver import outbox, sender
+from diffusion.deliver.enqueue import segment_subscribers
 from diffusion.deliver.message import MessageTemplate
 from diffusion.deliver.transport import make_transport
 from diffusion.models import OUTBOX_STATES, Edition
@@ -77,7 +78,7 @@ def _print_dry_run(editions: list[Edition], counts: list[tuple[int, int]], fmt: 
 def _recipient_count(engine: Engine, edition: Edition) -> tuple[int, int]:
     """(subscribers of the segment, of whom already sent)."""
     with db.session_scope(engine) as session:
-        people = sum(1 for _ in outbox.segment_subscribers(session, edition))
+        people = sum(1 for _ in segment_subscribers(session, edition))
         done = outbox.counts(session, [edition.id or 0]).get(edition.id or 0, {})
     return people, done.get("sent", 0)
 
