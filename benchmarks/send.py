@@ -17,6 +17,15 @@ has statistics for the new rows: the case where a claim written `id IN (subquery
 SKIP LOCKED)` re-ran its subquery per row and took every row at once.
 
     .venv/bin/python benchmarks/send.py --sizes 2000 --postgres-size 0   # SQLite only
+
+With --rtt-ms, the sends go through a latency proxy written here (asyncio, loopback only, a bounded
+number of connections and bytes in flight) that holds each direction's bytes for half the round trip
+in front of smtp-sink: 2,000 recipients (--rtt-size) with 4 and 16 connections, start-up (enqueue,
+connecting) included, against the one-round-trip-per-message figure (connections / RTT), against
+Postfix's `smtp-source` through the same proxy (it does not pipeline), and against the same send on
+loopback; the CPU share of the sending process says whether it waited for the network or the CPU.
+
+    .venv/bin/python benchmarks/send.py --rtt-ms 20
 """
 
 import argparse
@@ -41,12 +50,13 @@ sys.path.insert(0, str(ROOT))
 
 from diffusion import db  # noqa: E402
 from diffusion.config import load_settings  # noqa: E402
+from diffusion.contracts import Segment  # noqa: E402
 from diffusion.deliver import MessageTemplate, send_pending  # noqa: E402
-from diffusion.digest import Segment  # noqa: E402
 from diffusion.models import Edition, Person, Subscription  # noqa: E402
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 SINK = "/usr/sbin/smtp-sink"
+SOURCE = "/usr/sbin/smtp-source"
 POSTGRES = os.environ.get(
     "DIFFUSION_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
@@ -307,6 +317,136 @@ def postgres_runs(port: int, size: int, connections: int) -> None:
         )
 
 
+class LatencyProxy:
+    """Forwards 127.0.0.1:port to 127.0.0.1:target, each direction's bytes held rtt/2 seconds."""
+
+    MAX_CONNECTIONS = 256
+    CHUNKS_IN_FLIGHT = 128  # per direction, of at most 64 KiB: 8 MiB held at most
+
+    def __init__(self, target: int, rtt: float) -> None:
+        self.target = target
+        self.delay = rtt / 2
+        self.open = 0
+
+    async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        loop = asyncio.get_running_loop()
+        held: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue(self.CHUNKS_IN_FLIGHT)
+
+        async def take() -> None:
+            while chunk := await reader.read(65536):
+                await held.put((loop.time() + self.delay, chunk))
+            await held.put((loop.time() + self.delay, b""))
+
+        async def give() -> None:
+            while True:
+                due, chunk = await held.get()
+                if due > loop.time():
+                    await asyncio.sleep(due - loop.time())
+                if not chunk:
+                    break
+                writer.write(chunk)
+                await writer.drain()
+
+        try:
+            await asyncio.gather(take(), give())
+        except OSError:
+            pass
+        finally:
+            writer.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.open >= self.MAX_CONNECTIONS:
+            writer.close()
+            return
+        self.open += 1
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
+            await asyncio.gather(self._forward(reader, up_writer), self._forward(up_reader, writer))
+        except OSError:
+            writer.close()
+        finally:
+            self.open -= 1
+
+    async def run(self) -> None:
+        server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        print(server.sockets[0].getsockname()[1], flush=True)
+        async with server:
+            await server.serve_forever()
+
+
+def latency_child(count: int, port: int, connections: int) -> None:
+    """One send of `count` recipients through `port`, timed from the call: start-up included."""
+    folder = Path(tempfile.mkdtemp(prefix="diffusion-bench-"))
+    try:
+        url = f"sqlite:///{folder / 'bench.db'}"
+        db.upgrade(url)
+        seed(url, count)
+        settings = load_settings(
+            home=folder,
+            database_url=url,
+            secret_key="bench-for-signing-links-0123456789",
+            smtp_url=f"smtp://127.0.0.1:{port}",
+            smtp_connections=connections,
+        )
+        engine = db.engine_for(settings)
+        cpu, started = time.process_time(), time.perf_counter()
+        summary = send_pending(engine, settings, now=NOW)
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        print(json.dumps({"sent": summary.sent, "seconds": elapsed, "cpu": cpu / elapsed}))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def smtp_source(port: int, connections: int, count: int, size: int) -> float:
+    """msg/s of Postfix's smtp-source: `connections` sessions, each reused (-d), one command at
+    a time (it does not pipeline)."""
+    started = time.perf_counter()
+    subprocess.run(
+        [SOURCE, "-d", "-s", str(connections), "-m", str(count), "-l", str(size),
+         "-f", "newsletter@bench.example.org", "-t", "reader@bench.example.org",
+         f"127.0.0.1:{port}"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return count / (time.perf_counter() - started)
+
+
+def latency_runs(sink_port: int, rtt_ms: float, count: int) -> None:
+    proxy = subprocess.Popen(
+        [sys.executable, __file__, "--proxy-to", str(sink_port), "--rtt-ms", str(rtt_ms)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proxy.stdout is not None
+        port = int(proxy.stdout.readline())
+        size = len(edition_body()[0]) + len(edition_body()[1])
+        print(f"through a proxy adding {rtt_ms:g} ms a round trip, {count} recipients:")
+        for connections in (4, 16):
+            runs = {}
+            for where, target in (("proxy", port), ("loopback", sink_port)):
+                out = subprocess.run(
+                    [sys.executable, __file__, "--child", str(count), "--port", str(target),
+                     "--connections", str(connections), "--latency-child"],
+                    check=True, capture_output=True, text=True,
+                ).stdout  # fmt: skip
+                runs[where] = json.loads(out.strip().splitlines()[-1])
+            result, local = runs["proxy"], runs["loopback"]
+            rate = result["sent"] / result["seconds"]
+            one_trip = connections / (rtt_ms / 1000)
+            source = smtp_source(port, connections, min(count, 1000), size)
+            print(
+                f"  {connections:>2} connections: {result['sent']} sent in "
+                f"{result['seconds']:.1f} s = {rate:.0f} msg/s (CPU {result['cpu']:.0%} of the "
+                f"run); one round trip a message: {one_trip:.0f} msg/s -> ratio "
+                f"{rate / one_trip:.2f}; smtp-source: {source:.0f} msg/s -> ratio "
+                f"{rate / source:.2f}; the same send on loopback: "
+                f"{local['sent'] / local['seconds']:.0f} msg/s (CPU {local['cpu']:.0%})",
+                flush=True,
+            )
+    finally:
+        proxy.terminate()
+        proxy.wait()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="20000,100000", help="Subscriber counts.")
@@ -314,10 +454,22 @@ def main() -> None:
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--postgres-workers", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--latency-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--proxy-to", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--rtt-ms", type=float, help="Send through a proxy adding this round trip, not loopback."
+    )
+    parser.add_argument("--rtt-size", type=int, default=2000, help="Recipients of --rtt-ms runs.")
     parser.add_argument(
         "--postgres-size", type=int, default=100_000, help="PostgreSQL run's subscribers; 0: none."
     )
     args = parser.parse_args()
+    if args.proxy_to:
+        asyncio.run(LatencyProxy(args.proxy_to, args.rtt_ms / 1000).run())
+        return
+    if args.child and args.latency_child:
+        latency_child(args.child, args.port, args.connections)
+        return
     if args.child and args.postgres_workers:
         postgres_child(args.child, args.port, args.connections, args.postgres_workers)
         return
@@ -330,6 +482,9 @@ def main() -> None:
     sink = subprocess.Popen([SINK, "-u", "root", f"127.0.0.1:{port}", "1000"])
     try:
         time.sleep(0.5)
+        if args.rtt_ms:
+            latency_runs(port, args.rtt_ms, args.rtt_size)
+            return
         results = []
         for size in (int(value) for value in args.sizes.split(",")):
             out = subprocess.run(

@@ -7,6 +7,7 @@ Use the `smtp_server` fixture (imported into a test module), or `RecordingServer
     server.rcpt_delay = lambda address: 5.0          # seconds before answering RCPT
     server.verb_fault = lambda verb: "530 5.7.0 Authentication required" if verb == "MAIL" else None
     server.verb_fault = lambda verb: "hang"          # never answer EHLO/MAIL/DATA...
+    RecordingServer(pipelining=False)                # a relay that does not offer PIPELINING
 """
 
 import asyncio
@@ -39,6 +40,14 @@ class Received:
 class _Handler:
     def __init__(self, server: "RecordingServer") -> None:
         self.server = server
+
+    async def handle_EHLO(
+        self, smtp: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.server.pipelining:  # aiosmtpd reads a line at a time: pipelined input works
+            responses.insert(-1, "250-PIPELINING")
+        return responses
 
     async def handle_RCPT(
         self, smtp: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -93,6 +102,10 @@ class _FaultySMTP(SMTP):
             await super().smtp_HELO(hostname)
 
     async def smtp_MAIL(self, arg: str | None) -> None:
+        # Commands already waiting behind MAIL, before it was answered: the client pipelines.
+        if self._reader is not None and getattr(self._reader, "_buffer", b""):
+            with self.recording.lock:
+                self.recording.pipelined += 1
         if not await self._fault("MAIL"):
             await super().smtp_MAIL(arg)
 
@@ -114,7 +127,10 @@ class RecordingServer:
         tls: ssl.SSLContext | None = None,
         implicit_tls: bool = False,
         login: tuple[str, str] | None = None,
+        pipelining: bool = True,
     ) -> None:
+        self.pipelining = pipelining  # advertise PIPELINING, as Postfix and most relays do
+        self.pipelined = 0  # MAIL commands that arrived with the next commands behind them
         self.tls = tls  # offered with STARTTLS, or wrapping the connection if implicit_tls
         self.implicit_tls = implicit_tls
         self.login = login  # required AUTH credentials
@@ -233,7 +249,7 @@ def make_edition(
     status: str = "approved",
 ) -> Any:
     """An approved edition of the segment `audience|language|monthly`, stored."""
-    from diffusion.digest import Segment
+    from diffusion.contracts import Segment
     from diffusion.models import Edition
 
     segment = Segment(audience=audience, language=language)

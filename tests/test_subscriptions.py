@@ -23,7 +23,6 @@ from sqlmodel import Session, select
 import diffusion.cli.commands  # noqa: F401  (registers the commands)
 from diffusion import db, subscriptions
 from diffusion.cli import cli
-from diffusion.collect.subscribers import import_subscribers
 from diffusion.config import Settings
 from diffusion.deliver import send_pending
 from diffusion.editions import build_editions
@@ -36,6 +35,7 @@ from diffusion.models import (
     Subscription,
     Suppression,
 )
+from diffusion.subscriptions import import_subscribers
 from diffusion.tokens import make_token
 from diffusion.web import create_app
 from tests.smtpserver import RecordingServer, make_edition, smtp_server
@@ -215,7 +215,7 @@ def test_a_550_at_send_time_is_a_hard_bounce_that_a_reimport_keeps(
         "gone@example.org": "550 5.1.1 <gone@example.org>: no such user",
         "full@example.org": "552 5.3.4 message too big for this system",
     }.get(address)
-    config = settings.model_copy(update={"smtp_url": smtp_server.url})
+    config = settings.replace(smtp_url=smtp_server.url)
     send_pending(engine, config, now=NOW)
     assert _person(engine, "gone@example.org").status == "bounced"
     # A refusal of the message (not of the recipient) is not a bounce of the person.

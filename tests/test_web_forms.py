@@ -18,9 +18,9 @@ from click.testing import CliRunner
 import diffusion.cli.commands  # noqa: F401  (registers the commands)
 from diffusion import db, i18n, subscriptions
 from diffusion.cli import cli
-from diffusion.collect.subscribers import add_subscriber
 from diffusion.config import Settings, load_settings
 from diffusion.editions import digest_for
+from diffusion.subscriptions import add_subscriber
 from diffusion.tokens import make_token
 from diffusion.vocabulary import sector_name
 from diffusion.web import create_app

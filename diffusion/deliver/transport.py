@@ -4,7 +4,7 @@ import asyncio
 import mailbox
 import ssl
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import getaddresses
 from pathlib import Path
@@ -16,6 +16,7 @@ from aiosmtplib.status import SMTPStatus
 
 from diffusion.config import Settings
 from diffusion.deliver.message import check_address, serialise
+from diffusion.deliver.pipelining import Pipeline
 from diffusion.errors import ConfigError, DeliveryError
 
 # "relay": the SMTP session itself failed (connection, TLS, login, greeting, sender, 421,
@@ -93,24 +94,24 @@ class SMTPServer:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "SMTPServer":
-        if not settings.smtp_url:
+        if not settings.smtp.url:
             raise ConfigError("smtp_url is not set: there is no SMTP server to connect to")
-        url = urlsplit(settings.smtp_url)
+        url = urlsplit(settings.smtp.url)
         implicit = url.scheme == "smtps"
         try:
             port = url.port or (465 if implicit else 25)
         except ValueError as exc:
-            raise ConfigError(f"smtp_url: bad port in {settings.smtp_url!r}") from exc
+            raise ConfigError(f"smtp_url: bad port in {settings.smtp.url!r}") from exc
         if not url.hostname:
-            raise ConfigError(f"smtp_url: no host in {settings.smtp_url!r}")
-        username = unquote(url.username) if url.username else settings.smtp_username
+            raise ConfigError(f"smtp_url: no host in {settings.smtp.url!r}")
+        username = unquote(url.username) if url.username else settings.smtp.username
         if url.password:
             password: str | None = unquote(url.password)
-        elif settings.smtp_password:
-            password = settings.smtp_password.get_secret_value()
+        elif settings.smtp.password:
+            password = settings.smtp.password.get_secret_value()
         else:
             password = None
-        return cls(url.hostname, port, implicit, username, password, settings.smtp_timeout)
+        return cls(url.hostname, port, implicit, username, password, settings.smtp.timeout)
 
     def client(self) -> aiosmtplib.SMTP:
         return aiosmtplib.SMTP(
@@ -242,25 +243,258 @@ def _connection_fault(exc: BaseException, server: SMTPServer) -> Outcome:
     return Outcome("relay", f"the relay {where} could not be reached: {detail}")
 
 
-class SMTPTransport:
-    """A pool of reused SMTP connections; a dropped one is reopened for the next message."""
+# Messages the send loop keeps handed to each connection: one waiting for its final reply while
+# the next one's commands go out with the end of its data, and one more ready to follow, so that
+# a pipelining connection waits about one round trip per message.
+IN_FLIGHT = 3
 
-    def __init__(self, server: SMTPServer, connections: int) -> None:
+
+@dataclass
+class _Job:
+    """One message handed to the connections, and where its outcomes go."""
+
+    sender: str
+    recipients: Sequence[str]
+    data: bytes
+    wire_ready: bool
+    done: "asyncio.Future[dict[str, Outcome]]"
+    rset: bool = False  # its commands start with RSET: one more reply to read first
+    refused: dict[str, Outcome] = field(default_factory=dict)
+
+    @property
+    def accepted(self) -> list[str]:
+        return [r for r in self.recipients if r not in self.refused]
+
+    def finish(self, outcomes: dict[str, Outcome]) -> None:
+        if not self.done.done():
+            self.done.set_result(outcomes)
+
+    def fail(self, outcome: Outcome) -> None:
+        self.finish(dict.fromkeys(self.recipients, outcome))
+
+    def abandon(self, exc: BaseException) -> None:
+        if self.done.done():
+            return
+        if isinstance(exc, asyncio.CancelledError):
+            self.done.cancel()
+        else:
+            self.done.set_exception(exc)
+
+
+class _Link:
+    """One connection of the pool: aiosmtplib's client, and its pipeline once it pipelines."""
+
+    def __init__(self, server: SMTPServer) -> None:
         self.server = server
-        self.concurrency = connections
-        self._idle: asyncio.Queue[aiosmtplib.SMTP] = asyncio.Queue()
-        self._clients = [server.client() for _ in range(connections)]
-        for client in self._clients:
-            self._idle.put_nowait(client)
+        self.client = server.client()
+        self.pipe: Pipeline | None = None
+
+    async def open(self, pipelining: bool) -> Outcome | None:
+        """Connected, greeted and logged in, or the relay's fault that prevented it."""
+        if self.pipe is not None:
+            if self.pipe.open:
+                return None
+            self.pipe.close()
+            self.pipe, self.client = None, self.server.client()
+        if self.client.is_connected:
+            return None
+        try:
+            await self.client.connect()
+            if self.client.is_ehlo_or_helo_needed:
+                try:
+                    await self.client.ehlo()
+                except aiosmtplib.SMTPHeloError:
+                    await self.client.helo()
+            if pipelining and self.client.supports_extension("pipelining"):
+                self.pipe = Pipeline(self.client, self.server.timeout)
+        except aiosmtplib.SMTPResponseException as exc:
+            self.client.close()
+            return _session_fault(exc)
+        except (*_CONNECTION_ERRORS, aiosmtplib.SMTPException) as exc:
+            self.client.close()
+            return _connection_fault(exc, self.server)
+        return None
+
+    async def close(self) -> None:
+        if self.pipe is not None:
+            await self.pipe.quit()
+        elif self.client.is_connected:
+            try:
+                await self.client.quit()
+            except (aiosmtplib.SMTPException, OSError):
+                self.client.close()
+
+
+class SMTPTransport:
+    """A pool of reused SMTP connections; a dropped one is reopened for the next message.
+
+    Each connection is driven by one task taking messages from a shared queue. When the relay
+    offers PIPELINING (and `pipelining` is on), a connection writes MAIL, RCPT and DATA in one
+    group and the end of one message's data with the next message's commands, reading the
+    replies in order; otherwise it sends one message at a time, waiting for each reply.
+    """
+
+    def __init__(self, server: SMTPServer, connections: int, *, pipelining: bool = True) -> None:
+        self.server = server
+        self.connections = connections
+        self.pipelining = pipelining
+        self.concurrency = connections * IN_FLIGHT
+        self._jobs: asyncio.Queue[_Job] = asyncio.Queue()
+        self._links = [_Link(server) for _ in range(connections)]
+        self._drivers: list[asyncio.Task[None]] = []
 
     async def deliver(
         self, sender: str, recipients: Sequence[str], data: bytes, *, wire_ready: bool = False
     ) -> dict[str, Outcome]:
-        client = await self._idle.get()
+        if not self._drivers:
+            self._drivers = [asyncio.create_task(self._drive(link)) for link in self._links]
+        job = _Job(sender, recipients, data, wire_ready, asyncio.get_running_loop().create_future())
+        self._jobs.put_nowait(job)
+        return await job.done
+
+    def _ready(self) -> _Job | None:
+        """The next waiting message, if one is waiting; those whose sender gave up are dropped."""
+        while not self._jobs.empty():
+            job = self._jobs.get_nowait()
+            if not job.done.done():
+                return job
+        return None
+
+    async def _drive(self, link: _Link) -> None:
+        job: _Job | None = None
         try:
-            return await self._send(client, sender, recipients, data, wire_ready)
-        finally:
-            self._idle.put_nowait(client)
+            while True:
+                job = await self._jobs.get()
+                if job.done.done():
+                    continue  # its sender was cancelled: never sent, so never recorded
+                fault = await link.open(self.pipelining)
+                if fault is not None:
+                    job.fail(fault)
+                elif link.pipe is None:
+                    job.finish(
+                        await self._send(
+                            link.client, job.sender, job.recipients, job.data, job.wire_ready
+                        )
+                    )
+                else:
+                    await self._pipelined(link.pipe, job)
+        except BaseException as exc:
+            # A bug, or close() cancelling: nobody waits for ever on a message this task held.
+            if job is not None:
+                job.abandon(exc)
+            raise
+
+    async def _pipelined(self, pipe: Pipeline, first: _Job) -> None:
+        """Send `first` and every message that is waiting when its data goes, one group each.
+
+        Replies come in the order of the commands: the final answer to the data of `sent`,
+        then RSET (if any), MAIL, each RCPT and DATA of `job`.
+        """
+        sent: _Job | None = None  # its data written, its final answer not read yet
+        job: _Job | None = None
+        try:
+            job, commands = self._commands(pipe, first)
+            pipe.write(commands)
+            while job is not None or sent is not None:
+                if sent is not None:
+                    sent.finish(self._delivered(pipe, sent, await pipe.reply()))
+                    sent = None
+                    if not pipe.open:  # the relay closed the session in its final answer
+                        if job is not None:
+                            job.fail(Outcome("relay", "the relay closed the session"))
+                        return
+                if job is None:
+                    return
+                if not await self._envelope_accepted(pipe, job):
+                    job, commands = (
+                        self._commands(pipe, self._ready()) if pipe.open else (None, b"")
+                    )
+                    pipe.write(commands)
+                    continue
+                # Let the sender whose message was just answered hand over its next one, whose
+                # commands then go in the same write as this one's data: a relay that answers
+                # the end of data at once (smtp-sink does) would otherwise send its next replies
+                # in a second small segment, which Nagle's algorithm holds until our delayed ACK.
+                await asyncio.sleep(0)
+                following, commands = self._commands(pipe, self._ready())
+                pipe.write(pipe.content(job.data, job.wire_ready, commands))
+                sent, job = job, following
+        except (*_CONNECTION_ERRORS, aiosmtplib.SMTPException) as exc:
+            fault = _connection_fault(exc, self.server)
+            for held in (sent, job):
+                if held is not None:
+                    held.fail(fault)
+            pipe.close()
+        except BaseException as exc:  # a bug, or close(): nobody waits for ever on these
+            for held in (sent, job):
+                if held is not None:
+                    held.abandon(exc)
+            raise
+
+    def _commands(self, pipe: Pipeline, job: _Job | None) -> tuple[_Job | None, bytes]:
+        """The commands before the data of `job`, or of the next message that can go."""
+        while job is not None:
+            try:
+                commands = pipe.envelope(job.sender, job.recipients, len(job.data), pipe.dirty)
+            except (ValueError, UnicodeEncodeError) as exc:
+                job.fail(Outcome("permanent", f"an address cannot go on an SMTP line: {exc}"))
+                job = self._ready()
+                continue
+            job.rset, pipe.dirty = pipe.dirty, False
+            return job, commands
+        return None, b""
+
+    async def _envelope_accepted(self, pipe: Pipeline, job: _Job) -> bool:
+        """Read the replies to the commands before the data; False when the data is not to go.
+
+        A refused recipient ends as it does without pipelining; a refusal of the session
+        (MAIL, a 421) closes the connection and leaves every recipient to the relay's fault.
+        """
+        if job.rset:
+            reply = await pipe.reply()
+            if reply.code == SMTPStatus.domain_unavailable:
+                pipe.close()
+                job.fail(_refusal(reply.code, reply.message))
+                return False
+        mail = await pipe.reply()
+        rcpts = [await pipe.reply() for _ in job.recipients]
+        data = await pipe.reply()
+        if mail.code != SMTPStatus.completed:
+            pipe.close()
+            job.fail(_session_fault(aiosmtplib.SMTPSenderRefused(mail.code, mail.message, "")))
+            return False
+        for recipient, reply in zip(job.recipients, rcpts, strict=True):
+            if reply.code not in (SMTPStatus.completed, SMTPStatus.will_forward):
+                job.refused[recipient] = _refusal(reply.code, reply.message)
+        closing = [o for o in job.refused.values() if o.kind == "relay"]
+        if closing:
+            pipe.close()
+            job.finish({**dict.fromkeys(job.recipients, closing[0]), **job.refused})
+            return False
+        if data.code == SMTPStatus.start_input and job.accepted:
+            return True
+        pipe.dirty = True  # the server may hold the sender: RSET before the next MAIL
+        if data.code == SMTPStatus.start_input:  # no recipient, yet the server awaits data
+            pipe.close()
+            job.finish(job.refused)
+            return False
+        outcome = _session_fault(aiosmtplib.SMTPDataError(data.code, data.message))
+        if job.accepted and outcome.kind == "relay":
+            pipe.close()
+        job.finish({**dict.fromkeys(job.recipients, outcome), **job.refused})
+        return False
+
+    def _delivered(
+        self, pipe: Pipeline, job: _Job, reply: aiosmtplib.SMTPResponse
+    ) -> dict[str, Outcome]:
+        """The outcome per recipient from the final answer to a message's data."""
+        if reply.code == SMTPStatus.completed:
+            outcome = Outcome("sent", reply.message)
+        else:
+            outcome = _session_fault(aiosmtplib.SMTPDataError(reply.code, reply.message))
+            if outcome.kind == "relay":
+                pipe.close()
+        return {**dict.fromkeys(job.recipients, outcome), **job.refused}
 
     async def _send(
         self,
@@ -294,19 +528,22 @@ class SMTPTransport:
         return result
 
     async def close(self) -> None:
-        for client in self._clients:
-            if client.is_connected:
-                try:
-                    await client.quit()
-                except (aiosmtplib.SMTPException, OSError):
-                    client.close()
+        for task in self._drivers:
+            task.cancel()
+        await asyncio.gather(*self._drivers, return_exceptions=True)
+        self._drivers = []
+        for job in iter(self._ready, None):
+            job.fail(Outcome("relay", "the connections were closed before it was sent"))
+        await asyncio.gather(*(link.close() for link in self._links))
 
 
 def make_transport(settings: Settings, connections: int | None = None) -> Transport:
     """SMTP when DIFFUSION_SMTP_URL is set, else the maildir under var/outbox."""
-    if settings.smtp_url:
+    if settings.smtp.url:
         return SMTPTransport(
-            SMTPServer.from_settings(settings), connections or settings.smtp_connections
+            SMTPServer.from_settings(settings),
+            connections or settings.smtp.connections,
+            pipelining=settings.smtp.pipelining,
         )
     return MaildirTransport(settings.outbox_dir)
 
@@ -340,7 +577,7 @@ async def send_one(settings: Settings, message: EmailMessage) -> None:
         await transport.close()
     missed = {r: o.reply for r, o in outcomes.items() if o.kind != "sent"}
     if missed:
-        url = urlsplit(settings.smtp_url or "")
+        url = urlsplit(settings.smtp.url or "")
         where = f"{url.hostname}:{url.port or ''}" if url.hostname else str(settings.outbox_dir)
         detail = "; ".join(f"{r}: {reply}" for r, reply in missed.items())
         raise DeliveryError(f"{where} did not accept the message for {detail}")

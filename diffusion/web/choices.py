@@ -14,8 +14,9 @@ from sqlmodel import Session, col, select
 from starlette.datastructures import FormData
 
 from diffusion import i18n
-from diffusion.audiences import Directory, RoutingRules
 from diffusion.models import SECTORS, Item
+from diffusion.select.directory import Directory
+from diffusion.select.rules import RoutingRules
 from diffusion.vocabulary import audience_label, labelled, sector_name
 
 # The form field that carries the key of each key type, one `<select>` each.

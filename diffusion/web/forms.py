@@ -7,9 +7,9 @@ from sqlmodel import Session
 from starlette.datastructures import FormData
 
 from diffusion import i18n, subscriptions
-from diffusion.audiences import read_directory
 from diffusion.errors import InvalidInput
 from diffusion.models import AUDIENCES
+from diffusion.select.directory import read_directory
 from diffusion.validate import split_list
 from diffusion.vocabulary import audience_label
 from diffusion.web.base import Web

@@ -10,11 +10,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from diffusion import db, i18n, subscriptions, validate
-from diffusion.audiences import Directory, read_directory
-from diffusion.collect.subscribers import check_subscriber
 from diffusion.errors import InvalidInput, InvalidToken
 from diffusion.i18n import N_
 from diffusion.models import Person, Subscription
+from diffusion.select.directory import Directory, read_directory
+from diffusion.subscriptions import check_subscriber
 from diffusion.tokens import make_token
 from diffusion.web.base import (
     Web,

@@ -11,9 +11,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from diffusion import db, i18n, links, subscriptions, validate
-from diffusion.collect.subscribers import KnownKeys, check_subscriber
 from diffusion.errors import InvalidInput
 from diffusion.i18n import N_
+from diffusion.subscriptions import KnownKeys, check_subscriber
 from diffusion.web.base import (
     Web,
     choose_language,
@@ -107,7 +107,7 @@ async def subscribe(request: Request) -> Response:
             "If %(email)s can receive the newsletter, a message with a confirmation link is on "
             "its way. The link is valid for %(days)s days. Nothing is sent until you confirm.",
             email=address,
-            days=web.settings.confirm_token_days,
+            days=web.settings.subscribe.confirm_token_days,
         ),
     )
     # Recorded and mailed after the answer, known address or not: the answer and its timing
