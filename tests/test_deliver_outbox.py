@@ -90,7 +90,7 @@ def test_people_who_bounced_or_complained_are_not_queued_though_their_subscripti
         session.flush()
         held = {s.status for p in people[1:3] for s in subscriptions.subscriptions_of(session, p)}
         assert held == {"active"}  # what they asked for is kept, should they opt in again
-        assert outbox.enqueue_segment(session, edition, settings, now=NOW) == 2
+        assert enqueue_segment(session, edition, settings, now=NOW) == 2
     assert sorted(states(engine)) == ["reader0@example.org", "reader3@example.org"]
 
 
