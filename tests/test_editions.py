@@ -17,6 +17,7 @@ from diffusion.config import Settings, load_settings
 from diffusion.editions import build_editions
 from diffusion.errors import TemplateError
 from diffusion.models import Edition
+from diffusion.runtime import Runtime
 from diffusion.web import create_app
 from tests.people import enrol
 
@@ -98,7 +99,7 @@ def test_the_emailed_link_opens_a_non_public_edition_and_nothing_else_does(
     stored = _editions(engine)
     colombia, public = stored["member_state:CO|en|monthly"], stored["public|en|monthly"]
     assert colombia.id is not None and public.id is not None
-    with TestClient(create_app(settings, engine)) as client:
+    with TestClient(create_app(Runtime(settings, engine=engine))) as client:
         listing = client.get("/archive/")
         assert f'href="/archive/{public.id}"' in listing.text
         assert f"/archive/{colombia.id}" not in listing.text
@@ -128,7 +129,7 @@ def test_a_broken_template_stops_the_build_and_the_web_service(
         build_editions(engine, broken, now=NOW, period="2026-11")
     assert _editions(engine) == {}  # nothing built, not even the NGO's edition
     with pytest.raises(TemplateError, match=r"member_state\.mjml\.j2, line 3"):
-        create_app(broken, engine)
+        create_app(Runtime(broken, engine=engine))
 
 
 def test_a_segment_whose_key_is_gone_is_reported(engine: Engine, settings: Settings) -> None:

@@ -141,6 +141,7 @@ def test_stored_bodies_are_sanitised(collected: tuple[Engine, Settings]) -> None
 def test_the_web_pages_show_hostile_items_as_text(collected: tuple[Engine, Settings]) -> None:
     import warnings
 
+    from diffusion.runtime import Runtime
     from diffusion.web import create_app
 
     with warnings.catch_warnings():
@@ -150,7 +151,7 @@ def test_the_web_pages_show_hostile_items_as_text(collected: tuple[Engine, Setti
     engine, settings = collected
     with db.session_scope(engine) as session:
         ids = [item.id for item in session.exec(select(Item))]
-    with TestClient(create_app(settings, engine)) as client:
+    with TestClient(create_app(Runtime(settings, engine=engine))) as client:
         pages = [client.get(f"/items/{item_id}").text for item_id in ids]
         pages += [client.get(f"/news/public?lang={lang}").text for lang in ("en", "fr")]
         pages.append(client.get("/news/sector/CI").text)

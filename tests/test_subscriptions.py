@@ -36,6 +36,7 @@ from diffusion.models import (
     Subscription,
     Suppression,
 )
+from diffusion.runtime import Runtime
 from diffusion.tokens import make_token
 from diffusion.web import create_app
 from tests.smtpserver import RecordingServer, make_edition, smtp_server
@@ -160,7 +161,9 @@ def _send_month(engine: Engine, settings: Settings, now: datetime = NOW) -> None
 
 @pytest.fixture
 def client(settings: Settings, world: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, world), follow_redirects=False) as test_client:
+    with TestClient(
+        create_app(Runtime(settings, engine=world)), follow_redirects=False
+    ) as test_client:
         yield test_client
 
 
@@ -175,7 +178,9 @@ def test_one_click_unsubscribe_then_reimport_stays_unsubscribed(
         assert import_subscribers(session, path, now=NOW, secret=SECRET).created == 2
     person = _person(world, "reader@example.org")
     unsubscribe = f"/unsubscribe/{make_token(SECRET, 'unsubscribe', person.id or 0)}"
-    with TestClient(create_app(settings, world)) as mail_client:  # a mail client, RFC 8058
+    with TestClient(
+        create_app(Runtime(settings, engine=world))
+    ) as mail_client:  # a mail client, RFC 8058
         assert mail_client.post(unsubscribe, data={"List-Unsubscribe": "One-Click"}).status_code
     assert _person(world, "reader@example.org").status == "unsubscribed"
 
@@ -277,7 +282,7 @@ def test_an_erased_address_is_kept_out_of_imports_by_its_keyed_hash(
         assert asked.person.id is not None and old_id is not None
         assert asked.person.id > old_id
     # The old preferences link names nobody now.
-    with TestClient(create_app(settings, world)) as web:
+    with TestClient(create_app(Runtime(settings, engine=world))) as web:
         stale = web.get(f"/preferences/{make_token(SECRET, 'preferences', old_id)}")
         assert stale.status_code == 400
 
@@ -431,7 +436,7 @@ def test_one_click_leaves_every_subscription_the_email_covers(
     target = re.search(r"<(http://[^>]+/unsubscribe/[^>]+)>", str(mail["List-Unsubscribe"]))
     assert target is not None
     path = target.group(1).split("127.0.0.1:8080", 1)[1]
-    with TestClient(create_app(settings, world)) as mail_client:
+    with TestClient(create_app(Runtime(settings, engine=world))) as mail_client:
         answer = mail_client.post(path, data={"List-Unsubscribe": "One-Click"})
         assert answer.status_code == 200
     held = _held(world, "many@example.org")

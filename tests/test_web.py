@@ -28,6 +28,7 @@ from diffusion.collect.subscribers import add_subscriber
 from diffusion.config import Settings, load_settings
 from diffusion.models import Edition
 from diffusion.personalise import placeholder
+from diffusion.runtime import Runtime
 from diffusion.tokens import make_token
 from diffusion.web import create_app
 from diffusion.web.protection import RateLimiter
@@ -380,7 +381,7 @@ def test_feeds_are_served_with_validators_and_304(
 def test_healthz_checks_the_database(client: TestClient, local_settings: Settings) -> None:
     assert client.get("/healthz").json() == {"status": "ok", "database": "ok"}
     engine = sa.create_engine(f"sqlite:///{local_settings.home}/no/such/folder/x.db")
-    with TestClient(create_app(local_settings, engine)) as sick:
+    with TestClient(create_app(Runtime(local_settings, engine=engine))) as sick:
         answer = sick.get("/healthz")
         assert answer.status_code == 503 and answer.json()["status"] == "error"
 

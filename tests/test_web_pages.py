@@ -24,6 +24,7 @@ from diffusion.digest import Segment, entry_for
 from diffusion.editions import digest_for, more_url_for
 from diffusion.feeds import build_feeds
 from diffusion.models import Edition, Item
+from diffusion.runtime import Runtime
 from diffusion.web import create_app
 
 with warnings.catch_warnings():  # Starlette 1.x suggests httpx2; httpx is what we have
@@ -57,7 +58,7 @@ def site(tmp_path: Path, sqlite_url: str) -> Iterator[tuple[TestClient, Settings
     )
     store(engine, [unlinked])
     build_feeds(engine, settings, out=settings.feeds_dir, now=NOW)
-    with TestClient(create_app(settings, engine), follow_redirects=False) as client:
+    with TestClient(create_app(Runtime(settings, engine=engine)), follow_redirects=False) as client:
         yield client, settings, engine
     engine.dispose()
 

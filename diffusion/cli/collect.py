@@ -75,7 +75,6 @@ def collect(ctx: Context, names: tuple[str, ...], fmt: str | None) -> None:
             names=list(names) or None,
             progress=lambda name: bar.update(task, advance=1, description=name),
         )
-    engine.dispose()
     listing = Listing(
         [
             Column("source"),
@@ -173,7 +172,6 @@ def sources_add(
     engine = ctx.engine
     with db.session_scope(engine) as session:
         _, state = save_source(session, **fields)
-    engine.dispose()
     console.print(f"Source {fields['name']} {state}: {url}", highlight=False)
 
 
@@ -194,7 +192,6 @@ def sources_import(ctx: Context, file: Path) -> None:
     engine = ctx.engine
     with db.session_scope(engine) as session:
         report = import_sources(session, file)
-    engine.dispose()
     print_report(report, "sources")
 
 
@@ -212,7 +209,6 @@ def sources_list(ctx: Context, fmt: str | None) -> None:
     engine = ctx.engine
     with db.session_scope(engine) as session:
         rows = session.exec(select(Source).order_by(col(Source.name))).all()
-    engine.dispose()
     listing = Listing(
         [
             Column("name"),
@@ -296,7 +292,6 @@ def items_list(
             shown = find_items(session, **filters, limit=limit or TABLE_LIMIT)
         else:
             shown = find_items(session, **filters, limit=limit)
-    engine.dispose()
     if count:
         click.echo(min(total, limit) if limit else total)
         return
@@ -346,5 +341,4 @@ def items_import(ctx: Context, path: Path) -> None:
         report = import_entries(
             session, path, now=datetime.now(UTC), default_language=settings.default_language
         )
-    engine.dispose()
     print_report(report, "entries")

@@ -52,13 +52,10 @@ def demo(ctx: Context) -> None:
     for folder in (settings.var_dir, settings.feeds_dir):
         folder.mkdir(parents=True, exist_ok=True)
     db.upgrade(settings.database)
-    prepare_keys(settings)
+    prepare_keys(ctx.runtime)
     engine = ctx.engine
-    try:
-        with console.status("Loading the demo dataset..."):
-            summary = load_demo(engine, settings, now=datetime.now(UTC))
-    finally:
-        engine.dispose()
+    with console.status("Loading the demo dataset..."):
+        summary = load_demo(engine, settings, now=datetime.now(UTC))
     for table in _summary_tables(summary):
         console.print(table)
     collection = summary.collection

@@ -207,18 +207,15 @@ def preview(
     engine = ctx.engine
     if period is None:
         err_console.print(default_periods_said(parse_now(now), settings))
-    try:
-        result = build_preview(
-            engine,
-            settings,
-            audience=audience,
-            language=language,
-            subscriber_email=subscriber,
-            period=period,
-            now=parse_now(now),
-        )
-    finally:
-        engine.dispose()
+    result = build_preview(
+        engine,
+        settings,
+        audience=audience,
+        language=language,
+        subscriber_email=subscriber,
+        period=period,
+        now=parse_now(now),
+    )
     data = result.as_bytes(fmt)
     written = None if output in (None, "-") else Path(output or "")
     if target is not None:

@@ -82,7 +82,7 @@ def serve(
             from diffusion.web import create_app, server
 
             server.run(
-                create_app(settings, engine),
+                create_app(ctx.runtime),
                 settings,
                 host=host or settings.web.host,
                 port=settings.web.port if port is None else port,
@@ -91,7 +91,6 @@ def serve(
         if scheduler is not None:
             schedule.STOP.set()  # a send in progress stops claiming; the rest stays queued
             scheduler.shutdown(wait=True)
-        engine.dispose()
 
 
 @cli.group("jobs")
@@ -145,7 +144,6 @@ def jobs_list(ctx: Context, fmt: str | None) -> None:
     """
     engine = ctx.engine
     emit(_jobs_listing(ctx.settings, engine, datetime.now(UTC)), fmt, console)
-    engine.dispose()
 
 
 @jobs_group.command("run")
@@ -170,10 +168,7 @@ def jobs_run(ctx: Context, name: str, period: str | None) -> None:
         ctx.settings.require_sending_ready()
     setup_logging()
     engine = ctx.engine
-    try:
-        summary = schedule.run_job(name, engine, ctx.settings, now=datetime.now(UTC), period=period)
-    finally:
-        engine.dispose()
+    summary = schedule.run_job(name, engine, ctx.settings, now=datetime.now(UTC), period=period)
     console.print(f"{name}: {summary}")
 
 
@@ -231,7 +226,6 @@ def status(ctx: Context, fmt: str | None) -> None:
     for state in ("queued", "sending", "sent", "failed_temporary", "failed_permanent"):
         box.add(state, totals.get(state, 0))
     jobs = _jobs_listing(settings, engine, now)
-    engine.dispose()
     sections = {"sources": collected, "jobs": jobs, "outbox": box}
     gone = {name: suppressed.get(name, 0) for name in ("bounced", "complained", "unsubscribed")}
     emit_sections(sections, fmt, console, counts={"drafts": drafts, **gone})
