@@ -19,7 +19,6 @@ from diffusion.audiences import (
     RoutingRules,
     check_key,
     feed_path,
-    load_rules,
     parse_audience,
     read_directory,
 )
@@ -172,6 +171,7 @@ def digest_for(
     engine: Engine,
     settings: Settings,
     *,
+    rules: RoutingRules,
     audience: str,
     key: str,
     language: str,
@@ -180,7 +180,6 @@ def digest_for(
     subscriber_email: str | None = None,
 ) -> Digest:
     """The digest an audience key (or one subscriber's segment) would get; nothing is stored."""
-    rules = load_rules(settings.routing)
     with db.session_scope(engine) as session:
         directory = read_directory(session)
         if subscriber_email:
@@ -253,6 +252,7 @@ def build_editions(
     engine: Engine,
     settings: Settings,
     *,
+    rules: RoutingRules,
     now: datetime,
     period: str | None = None,
     audience: str | None = None,
@@ -268,7 +268,6 @@ def build_editions(
     from diffusion import render  # the renderer is the next stage; imported where it is used
 
     render.check_templates(settings)
-    rules = load_rules(settings.routing)
     if period is not None:
         Period.parse(period, settings.zone)  # a malformed label fails before any work
     plans: list[_Plan] = []

@@ -21,7 +21,6 @@ from diffusion.audiences import (
     Routable,
     RoutingIndex,
     RoutingRules,
-    load_rules,
     read_directory,
     routes_to,
 )
@@ -360,9 +359,10 @@ def _remove_stale(
     return gone
 
 
-def build_feeds(engine: Engine, settings: Settings, *, out: Path, now: datetime) -> FeedsReport:
+def build_feeds(
+    engine: Engine, settings: Settings, *, rules: RoutingRules, out: Path, now: datetime
+) -> FeedsReport:
     """Load the public items published by `now` and the directory, and write every feed."""
-    rules = load_rules(settings.routing)
     with db.session_scope(engine) as session:
         directory = read_directory(session)
         items = list(

@@ -12,6 +12,7 @@ import uvicorn
 from digest_dataset import store
 
 from diffusion import db, links, render
+from diffusion.audiences import load_rules
 from diffusion.config import Settings, load_settings
 from diffusion.editions import digest_for
 from diffusion.feeds import build_feeds
@@ -42,9 +43,18 @@ def served(tmp_path: Path, sqlite_url: str) -> Iterator[tuple[Settings, int]]:
     )
     engine = db.engine_for(settings)
     store(engine)
-    build_feeds(engine, settings, out=settings.feeds_dir, now=NOW)
+    build_feeds(
+        engine, settings, rules=load_rules(settings.routing), out=settings.feeds_dir, now=NOW
+    )
     digest = digest_for(
-        engine, settings, audience="public", key="", language="en", period="2026-11", now=NOW
+        engine,
+        settings,
+        rules=load_rules(settings.routing),
+        audience="public",
+        key="",
+        language="en",
+        period="2026-11",
+        now=NOW,
     )
     with db.session_scope(engine) as session:
         edition = Edition(segment="public|en|monthly", audience="public", language="en",

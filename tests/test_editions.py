@@ -12,6 +12,7 @@ from sqlmodel import select
 
 import diffusion.cli.digest  # noqa: F401  (registers the commands)
 from diffusion import db, links
+from diffusion.audiences import load_rules
 from diffusion.cli import cli
 from diffusion.config import Settings, load_settings
 from diffusion.editions import build_editions
@@ -65,7 +66,9 @@ def test_each_edition_links_to_its_own_signed_web_version(
     )
     drafts = settings.replace(require_approval=True)
     for action in ("created", "rebuilt"):  # a rebuilt draft keeps its id, hence its link
-        results = build_editions(engine, drafts, now=NOW, period="2026-11")
+        results = build_editions(
+            engine, drafts, rules=load_rules(drafts.routing), now=NOW, period="2026-11"
+        )
         assert {result.action for result in results} == {action}
         stored = _editions(engine)
         assert len(stored) == 2
@@ -90,7 +93,7 @@ def test_the_emailed_link_opens_a_non_public_edition_and_nothing_else_does(
         ("f@example.org", "member_state", "CO", "en"),
         ("p@example.org", "public", "", "en"),
     )
-    build_editions(engine, settings, now=NOW, period="2026-11")
+    build_editions(engine, settings, rules=load_rules(settings.routing), now=NOW, period="2026-11")
     with db.session_scope(engine) as session:
         for edition in session.exec(select(Edition)).all():
             edition.status = "sent"
@@ -126,7 +129,7 @@ def test_a_broken_template_stops_the_build_and_the_web_service(
     _subscribe(engine, ("a@example.org", "ngo", "ifla", "en"))
     broken = _broken(tmp_path, settings)
     with pytest.raises(TemplateError, match=r"member_state\.mjml\.j2, line 3"):
-        build_editions(engine, broken, now=NOW, period="2026-11")
+        build_editions(engine, broken, rules=load_rules(broken.routing), now=NOW, period="2026-11")
     assert _editions(engine) == {}  # nothing built, not even the NGO's edition
     with pytest.raises(TemplateError, match=r"member_state\.mjml\.j2, line 3"):
         create_app(Runtime(broken, engine=engine))
@@ -140,7 +143,12 @@ def test_a_segment_whose_key_is_gone_is_reported(engine: Engine, settings: Setti
         ("x@example.org", "ngo", "closed-ngo", "en"),
         ("y@example.org", "ngo", "closed-ngo", "en"),
     )
-    results = {r.segment: r for r in build_editions(engine, settings, now=NOW, period="2026-11")}
+    results = {
+        r.segment: r
+        for r in build_editions(
+            engine, settings, rules=load_rules(settings.routing), now=NOW, period="2026-11"
+        )
+    }
     assert results["ngo:ifla|en|monthly"].warning is None
     warning = results["ngo:closed-ngo|en|monthly"].warning
     assert warning is not None

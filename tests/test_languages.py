@@ -25,11 +25,11 @@ from diffusion import db, i18n, links, render, subscriptions
 from diffusion.audiences import load_rules
 from diffusion.cli import cli
 from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
-from diffusion.cli.preview import SAMPLE_EMAIL, SAMPLE_NAME, build_preview
 from diffusion.config import Settings, bundled_path, load_settings
 from diffusion.digest import Period, Segment, build_digest
 from diffusion.errors import InvalidInput
 from diffusion.feeds import render_feed, write_feeds
+from diffusion.preview import SAMPLE_EMAIL, SAMPLE_NAME, build_preview
 from diffusion.textwidth import display_width, wrap_width
 from diffusion.vocabulary import sector_name
 from diffusion.web import create_app
@@ -138,6 +138,7 @@ def test_previews_speak_the_readers_language_in_its_script(
     preview = build_preview(
         engine,
         settings,
+        rules=load_rules(settings.routing),
         audience=audience,
         language=language,
         subscriber_email=None,
@@ -176,6 +177,7 @@ def test_an_english_item_in_an_arabic_email_keeps_its_own_lang_and_direction(
     preview = build_preview(
         engine,
         settings,
+        rules=load_rules(settings.routing),
         audience="ngo:ifla",
         language="ar",
         subscriber_email=None,
@@ -197,6 +199,7 @@ def test_french_gaps_sender_header_labels_and_sector_names(
     preview = build_preview(
         engine,
         settings,
+        rules=load_rules(settings.routing),
         audience="ngo:ifla",
         language="fr",
         subscriber_email=None,
@@ -217,6 +220,7 @@ def test_french_gaps_sender_header_labels_and_sector_names(
     sector = build_preview(
         engine,
         settings,
+        rules=load_rules(settings.routing),
         audience="sector:ED",
         language="fr",
         subscriber_email=None,
@@ -403,6 +407,7 @@ def test_arabic_and_chinese_previews_match_their_golden_text_and_mjml(
     preview = build_preview(
         engine,
         settings,
+        rules=load_rules(settings.routing),
         audience=audience,
         language=language,
         subscriber_email=None,

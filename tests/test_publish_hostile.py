@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from diffusion import db, render
+from diffusion.audiences import load_rules
 from diffusion.collect import run_collection
 from diffusion.config import Settings, load_settings
 from diffusion.editions import digest_for
@@ -79,7 +80,7 @@ def test_no_published_feed_carries_anything_executable(
 ) -> None:
     engine, settings = collected
     out = tmp_path / "feeds"
-    build_feeds(engine, settings, out=out, now=NOW)
+    build_feeds(engine, settings, rules=load_rules(settings.routing), out=out, now=NOW)
     feeds = sorted(path for path in out.rglob("*") if path.suffix in (".rss", ".atom"))
     assert feeds
     seen_titles: set[str] = set()
@@ -120,7 +121,14 @@ def _text_of(page: str) -> str:
 def test_the_email_shows_hostile_titles_as_text(collected: tuple[Engine, Settings]) -> None:
     engine, settings = collected
     digest = digest_for(
-        engine, settings, audience="public", key="", language="en", period="2026-11", now=NOW
+        engine,
+        settings,
+        rules=load_rules(settings.routing),
+        audience="public",
+        key="",
+        language="en",
+        period="2026-11",
+        now=NOW,
     )
     rendered = render.render_digest(digest, settings)
     assert executable(rendered.html) == []

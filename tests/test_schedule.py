@@ -20,6 +20,7 @@ from diffusion.deliver import outbox
 from diffusion.errors import ConfigError, InvalidInput, UnknownRecord
 from diffusion.models import JobRun
 from tests import digest_dataset
+from tests.people import RULES
 from tests.smtpserver import make_edition
 
 
@@ -192,6 +193,7 @@ def test_with_approval_editions_wait_as_drafts_until_approved(
                 email=f"editor{number}@example.org",
                 audience=audience,
                 now=digest_dataset.NOW,
+                rules=RULES,
             )
     now = _utc(2026, 12, 7, 8)
     summary = schedule.run_job("monthly", engine, settings, now=now, period="2026-11")
@@ -259,7 +261,7 @@ def test_bounces_job_reads_the_configured_maildir(paris: Settings) -> None:
     engine = db.engine_for(settings)
     with db.session_scope(engine) as session:
         gone = add_subscriber(
-            session, email="gone@example.org", audience="public", now=_utc(2026, 1, 1)
+            session, email="gone@example.org", audience="public", now=_utc(2026, 1, 1), rules=RULES
         )
         # A bounce counts for someone we have mailed: the edition went out to them.
         edition = make_edition(session, audience="public")

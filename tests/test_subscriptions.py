@@ -22,6 +22,7 @@ from sqlmodel import Session, select
 
 import diffusion.cli.commands  # noqa: F401  (registers the commands)
 from diffusion import db, subscriptions
+from diffusion.audiences import load_rules
 from diffusion.cli import cli
 from diffusion.collect.subscribers import import_subscribers
 from diffusion.config import Settings
@@ -39,6 +40,7 @@ from diffusion.models import (
 from diffusion.runtime import Runtime
 from diffusion.tokens import make_token
 from diffusion.web import create_app
+from tests.people import RULES
 from tests.smtpserver import RecordingServer, make_edition, smtp_server
 
 with warnings.catch_warnings():  # Starlette 1.x suggests httpx2; httpx is what we have
@@ -155,7 +157,7 @@ def _confirm(client: TestClient, path: str) -> str:
 
 
 def _send_month(engine: Engine, settings: Settings, now: datetime = NOW) -> None:
-    build_editions(engine, settings, now=now, period="2026-11")
+    build_editions(engine, settings, rules=load_rules(settings.routing), now=now, period="2026-11")
     send_pending(engine, settings, now=now)
 
 
@@ -175,7 +177,7 @@ def test_one_click_unsubscribe_then_reimport_stays_unsubscribed(
 ) -> None:
     path = _csv(tmp_path, "reader@example.org,Reader,en,public,", "other@example.org,O,en,public,")
     with db.session_scope(world) as session:
-        assert import_subscribers(session, path, now=NOW, secret=SECRET).created == 2
+        assert import_subscribers(session, path, now=NOW, secret=SECRET, rules=RULES).created == 2
     person = _person(world, "reader@example.org")
     unsubscribe = f"/unsubscribe/{make_token(SECRET, 'unsubscribe', person.id or 0)}"
     with TestClient(
@@ -214,7 +216,7 @@ def test_a_550_at_send_time_is_a_hard_bounce_that_a_reimport_keeps(
         "here@example.org,Here,en,liaison_committee,",
     )
     with db.session_scope(engine) as session:
-        import_subscribers(session, path, now=NOW, secret=SECRET)
+        import_subscribers(session, path, now=NOW, secret=SECRET, rules=RULES)
         make_edition(session)
     smtp_server.rcpt_reply = lambda address: {
         "gone@example.org": "550 5.1.1 <gone@example.org>: no such user",
@@ -231,7 +233,9 @@ def test_a_550_at_send_time_is_a_hard_bounce_that_a_reimport_keeps(
     assert (event.origin, event.action) == ("send", "bounce")
     assert "5.1.1" in event.detail
     with db.session_scope(engine) as session:
-        report = import_subscribers(session, path, now=NOW + timedelta(days=1), secret=SECRET)
+        report = import_subscribers(
+            session, path, now=NOW + timedelta(days=1), secret=SECRET, rules=RULES
+        )
     assert len(report.skipped) == 1 and report.skipped[0].startswith(f"{path}:2: suppressed")
     assert _person(engine, "gone@example.org").status == "bounced"
 
@@ -518,7 +522,7 @@ def test_export_person_gives_subscriptions_consent_and_messages(
 ) -> None:
     path = _csv(tmp_path, "me@example.org,Me,fr,public,", "me@example.org,Me,fr,sector,ED")
     with db.session_scope(world) as session:
-        import_subscribers(session, path, now=NOW, secret=SECRET)
+        import_subscribers(session, path, now=NOW, secret=SECRET, rules=RULES)
     _send_month(world, settings)
     runner = CliRunner()
     base = ["--home", str(tmp_path), "--database-url", settings.database]

@@ -32,6 +32,7 @@ from diffusion.runtime import Runtime
 from diffusion.tokens import make_token
 from diffusion.web import create_app
 from diffusion.web.protection import RateLimiter
+from tests.people import RULES
 
 with warnings.catch_warnings():  # Starlette 1.x suggests httpx2; httpx is what we have
     warnings.simplefilter("ignore")
@@ -87,6 +88,7 @@ def _add(settings: Settings, email: str, status: str = "active", language: str =
                 audience="public",
                 now=NOW,
                 status=status,
+                rules=RULES,
             )
             assert subscriber.id is not None
             return subscriber.id

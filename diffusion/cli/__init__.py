@@ -71,6 +71,10 @@ class Context:
             self._schema_checked = True
         return self.runtime.engine
 
+    def require_schema(self) -> None:
+        """Stop a command before any work if the database is missing or at an older schema."""
+        self.engine  # noqa: B018  (made and checked once, kept for the command)
+
     def require_keys(self) -> None:
         """Stop a command that signs links before it does any work, if the key is unusable."""
         self.runtime.keys  # noqa: B018  (read and checked once, kept for the command)

@@ -55,7 +55,7 @@ def demo(ctx: Context) -> None:
     prepare_keys(ctx.runtime)
     engine = ctx.engine
     with console.status("Loading the demo dataset..."):
-        summary = load_demo(engine, settings, now=datetime.now(UTC))
+        summary = load_demo(engine, settings, rules=ctx.rules, now=datetime.now(UTC))
     for table in _summary_tables(summary):
         console.print(table)
     collection = summary.collection

@@ -56,7 +56,9 @@ def digest_build(
     engine = ctx.engine
     if period is None:
         err_console.print(default_periods_said(parse_now(now), settings))
-    results = build_editions(engine, settings, now=parse_now(now), period=period, audience=audience)
+    results = build_editions(
+        engine, settings, rules=ctx.rules, now=parse_now(now), period=period, audience=audience
+    )
     if not results:
         console.print("No segment to build: no active subscriber matches.")
         return

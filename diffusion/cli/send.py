@@ -23,6 +23,7 @@ from diffusion.config import Settings
 from diffusion.deliver import outbox, sender
 from diffusion.deliver.message import MessageTemplate
 from diffusion.deliver.transport import make_transport
+from diffusion.editions import build_editions
 from diffusion.models import OUTBOX_STATES, Edition
 
 
@@ -53,12 +54,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _build(engine: Engine, settings: Settings, period: str | None, audience: str | None) -> None:
-    try:
-        from diffusion.editions import build_editions
-    except ImportError:  # the digest builder is optional: send what is already approved
-        return
-    build_editions(engine, settings, now=_now(), period=period, audience=audience)
+def _build(engine: Engine, ctx: Context, period: str | None, audience: str | None) -> None:
+    build_editions(
+        engine, ctx.settings, rules=ctx.rules, now=_now(), period=period, audience=audience
+    )
 
 
 @contextmanager
@@ -165,7 +164,7 @@ def send(
         # nothing and queues nothing that the scheduler's next send job could send for real.
         with _rehearsal(ctx.engine) as engine:
             if not resume:
-                _build(engine, settings, period, audience)
+                _build(engine, ctx, period, audience)
             editions = sender.pending_editions(
                 engine, period=period, audience=audience, resume_only=resume
             )
@@ -182,7 +181,7 @@ def send(
     settings.require_sending_ready()  # before anything is built, queued or sent
     engine = ctx.engine
     if not resume:
-        _build(engine, settings, period, audience)
+        _build(engine, ctx, period, audience)
     editions = sender.pending_editions(engine, period=period, audience=audience, resume_only=resume)
     if not editions:
         console.print("Nothing to send: no approved edition" + (f" for {period}" if period else ""))

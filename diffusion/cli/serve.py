@@ -55,12 +55,12 @@ def serve(
     if not no_scheduler:
         settings.require_sending_ready()  # the scheduler's jobs send through SMTP
     setup_logging()
-    engine = ctx.engine
+    ctx.require_schema()
     # A broken email template fails here, naming file and line, before any job can run.
     render.check_templates(settings)
     scheduler = None
     if not no_scheduler:
-        scheduler = schedule.make_scheduler(engine, settings, now=datetime.now(UTC))
+        scheduler = schedule.make_scheduler(ctx.runtime, now=datetime.now(UTC))
         scheduler.start()
         for job in scheduler.get_jobs():
             logging.getLogger("diffusion.schedule").info(
@@ -167,8 +167,8 @@ def jobs_run(ctx: Context, name: str, period: str | None) -> None:
     if name in ("monthly", "weekly", "send"):
         ctx.settings.require_sending_ready()
     setup_logging()
-    engine = ctx.engine
-    summary = schedule.run_job(name, engine, ctx.settings, now=datetime.now(UTC), period=period)
+    ctx.require_schema()
+    summary = schedule.run_job(name, ctx.runtime, now=datetime.now(UTC), period=period)
     console.print(f"{name}: {summary}")
 
 

@@ -9,7 +9,6 @@ import click
 from sqlmodel import Session
 
 from diffusion import db, i18n, subscriptions
-from diffusion.audiences import load_rules
 from diffusion.cli import (
     Context,
     cli,
@@ -65,7 +64,7 @@ def subscribers_import(ctx: Context, file: Path) -> None:
             file,
             now=datetime.now(UTC),
             secret=ctx.settings.signing_keys(),
-            rules=load_rules(ctx.settings.routing),
+            rules=ctx.rules,
         )
     print_report(report, "subscriptions")
 
@@ -160,7 +159,7 @@ def subscribers_add(
                 cadence=cadence,
                 now=datetime.now(UTC),
                 secret=ctx.settings.signing_keys(),
-                rules=load_rules(ctx.settings.routing),
+                rules=ctx.rules,
                 origin=subscriptions.Origin.cli("subscribers add"),
             )
             held = len(subscriptions.subscriptions_of(session, person))

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from diffusion import db
+from diffusion.audiences import RoutingRules
 from diffusion.collect import editorial
 from diffusion.collect.directories import import_directory
 from diffusion.collect.report import ImportReport
@@ -179,7 +180,9 @@ def _count(session: Session, model: type[Any]) -> int:
     return int(session.exec(select(sa.func.count()).select_from(model)).one())
 
 
-def load_demo(engine: Engine, settings: Settings, *, now: datetime) -> DemoSummary:
+def load_demo(
+    engine: Engine, settings: Settings, *, rules: RoutingRules, now: datetime
+) -> DemoSummary:
     """Load the directory and subscribers, write and collect the feeds, import the entries.
 
     Everything is keyed (slugs, codes, addresses, source names, guids), so running it again
@@ -194,7 +197,11 @@ def load_demo(engine: Engine, settings: Settings, *, now: datetime) -> DemoSumma
         directory = import_directory(session, DATA / "directory.yaml", now=now)
         _require_clean(directory)
         subscribers = import_subscribers(
-            session, DATA / "subscribers.csv", now=now, secret=settings.signing_keys()
+            session,
+            DATA / "subscribers.csv",
+            now=now,
+            secret=settings.signing_keys(),
+            rules=rules,
         )
         _require_clean(subscribers)
         _store_sources(session, source_rows)
