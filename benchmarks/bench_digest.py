@@ -15,11 +15,10 @@ from pathlib import Path
 from sqlalchemy.engine import Engine
 
 from diffusion import db
-from diffusion.audiences import load_rules
 from diffusion.collect.directories import ensure_sectors
 from diffusion.config import Settings, load_settings
+from diffusion.deliver.feeds import build_feeds
 from diffusion.editions import build_editions
-from diffusion.feeds import build_feeds
 from diffusion.models import (
     AUDIENCES,
     CONTENT_KINDS,
@@ -32,6 +31,7 @@ from diffusion.models import (
     Person,
     Subscription,
 )
+from diffusion.select.rules import load_rules
 
 COUNTRIES = ["BD", "KE", "CO", "FJ", "SN", "NP", "IN", "VN", "FR", "DE", "BR", "EG", "PE", "MA"]
 THEMES = ["literacy", "inclusion", "climate-action", "heritage", "open-science", "youth"]

@@ -123,7 +123,7 @@ class Settings(BaseSettings):
     )
     templates_dir: Path | None = Field(None, description="Email templates; default: bundled.")
     routing_dir: Path | None = Field(
-        None, description="Routing rules (audiences.toml); default: home/subscribers, else bundled."
+        None, description="Routing rules (audiences.toml); default: home/routing, else bundled."
     )
     smtp: SmtpSettings = Field(default_factory=SmtpSettings, description=SmtpSettings.__doc__)
     send: SendSettings = Field(default_factory=SendSettings, description=SendSettings.__doc__)
@@ -280,8 +280,8 @@ class Settings(BaseSettings):
     def routing(self) -> Path:
         if self.routing_dir:
             return self.routing_dir
-        local = self.home / "subscribers"
-        return local if (local / "audiences.toml").is_file() else bundled_path("subscribers")
+        local = self.home / "routing"
+        return local if (local / "audiences.toml").is_file() else bundled_path("routing")
 
     @property
     def zone(self) -> ZoneInfo:

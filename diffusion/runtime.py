@@ -12,8 +12,8 @@ from types import TracebackType
 from sqlalchemy.engine import Engine
 
 from diffusion import db
-from diffusion.audiences import RoutingRules, load_rules
 from diffusion.config import Settings
+from diffusion.select.rules import RoutingRules, load_rules
 
 
 class Runtime:

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 
 from diffusion import db
 from diffusion.config import Settings
-from diffusion.digest import Period
+from diffusion.contracts import Period
 from diffusion.errors import DiffusionError, InvalidInput, UnknownRecord
 from diffusion.models import JobRun
 from diffusion.runtime import Runtime
@@ -81,7 +81,7 @@ def _summary(result: Any) -> str:
 
 def _collect(runtime: Runtime, now: datetime, _period: str | None) -> str:
     from diffusion.collect import run_collection
-    from diffusion.feeds import build_feeds
+    from diffusion.deliver.feeds import build_feeds
 
     engine, settings = runtime.engine, runtime.settings
     collected = run_collection(engine, settings, now=now)

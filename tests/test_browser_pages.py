@@ -12,11 +12,11 @@ import uvicorn
 from digest_dataset import store
 
 from diffusion import db, links, render
-from diffusion.audiences import load_rules
 from diffusion.config import Settings, load_settings
+from diffusion.deliver.feeds import build_feeds
 from diffusion.editions import digest_for
-from diffusion.feeds import build_feeds
 from diffusion.models import Edition
+from diffusion.select.rules import load_rules
 from diffusion.web import create_app
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -9,9 +9,9 @@ from digest_dataset import NOW, store
 from starlette.testclient import TestClient
 
 from diffusion import db
-from diffusion.audiences import load_rules
 from diffusion.config import Settings, load_settings
 from diffusion.preview import build_preview
+from diffusion.select.rules import load_rules
 from diffusion.web import create_app
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from diffusion.config import Settings, load_settings
+from diffusion.contracts import Segment
 from diffusion.deliver.loop import SendLoop, SendSummary
 from diffusion.deliver.rows import Claimed, Result
 from diffusion.deliver.transport import IN_FLIGHT, make_transport
-from diffusion.digest import Segment
 from diffusion.errors import OutboxUnavailable
 from diffusion.models import Edition
 from tests.smtpserver import EDITION_HTML, EDITION_TEXT, RecordingServer, smtp_server

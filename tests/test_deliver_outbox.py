@@ -17,8 +17,8 @@ from diffusion import db
 from diffusion.cli import cli
 from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
 from diffusion.config import Settings
+from diffusion.contracts import Segment
 from diffusion.deliver import outbox, send_pending
-from diffusion.digest import Segment
 from diffusion.errors import InvalidInput
 from diffusion.models import Edition, OutboxMessage, Person
 from tests.people import enrol

@@ -13,9 +13,9 @@ from sqlmodel import select
 
 from diffusion import db
 from diffusion.config import Settings, load_settings
+from diffusion.contracts import Segment
 from diffusion.deliver import MessageTemplate, send_pending
 from diffusion.deliver.transport import SMTPServer, make_transport
-from diffusion.digest import Segment
 from diffusion.models import Edition, OutboxMessage, Person
 from tests.smtpserver import RecordingServer, make_edition, make_subscribers, smtp_server
 

@@ -12,13 +12,13 @@ from sqlmodel import select
 
 import diffusion.cli.digest  # noqa: F401  (registers the commands)
 from diffusion import db, links
-from diffusion.audiences import load_rules
 from diffusion.cli import cli
 from diffusion.config import Settings, load_settings
 from diffusion.editions import build_editions
 from diffusion.errors import TemplateError
 from diffusion.models import Edition
 from diffusion.runtime import Runtime
+from diffusion.select.rules import load_rules
 from diffusion.web import create_app
 from tests.people import enrol
 

@@ -19,12 +19,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from diffusion import db, render
-from diffusion.audiences import load_rules
 from diffusion.collect import run_collection
 from diffusion.config import Settings, load_settings
+from diffusion.deliver.feeds import build_feeds
 from diffusion.editions import digest_for
-from diffusion.feeds import build_feeds
 from diffusion.models import Item, Source
+from diffusion.select.rules import load_rules
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "hostile"

@@ -22,7 +22,6 @@ from sqlmodel import Session, select
 
 import diffusion.cli.commands  # noqa: F401  (registers the commands)
 from diffusion import db, subscriptions
-from diffusion.audiences import load_rules
 from diffusion.cli import cli
 from diffusion.collect.subscribers import import_subscribers
 from diffusion.config import Settings
@@ -38,6 +37,7 @@ from diffusion.models import (
     Suppression,
 )
 from diffusion.runtime import Runtime
+from diffusion.select.rules import load_rules
 from diffusion.tokens import make_token
 from diffusion.web import create_app
 from tests.people import RULES

@@ -10,15 +10,15 @@ from click.testing import CliRunner
 
 import diffusion.cli.commands  # noqa: F401  (registers the commands)
 from diffusion import db
-from diffusion.audiences import load_rules
 from diffusion.cli import cli
 from diffusion.config import Settings, load_settings
+from diffusion.contracts import Segment
 from diffusion.deliver import MessageTemplate
 from diffusion.deliver.message import subject_header
-from diffusion.digest import Segment
 from diffusion.models import Edition
 from diffusion.preview import build_preview
-from diffusion.render import TEXT_WIDTH
+from diffusion.render.text import TEXT_WIDTH
+from diffusion.select.rules import load_rules
 
 NOW = datetime.now(UTC)
 KEY = "k" * 40

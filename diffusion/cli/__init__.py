@@ -13,12 +13,12 @@ from rich.text import Text
 from sqlalchemy.engine import Engine
 
 from diffusion import db
-from diffusion.audiences import RoutingRules
 from diffusion.cli.output import safe_text
 from diffusion.config import Settings, load_settings, setting_origin
-from diffusion.digest import Period
+from diffusion.contracts import Period
 from diffusion.errors import ConfigError, DiffusionError, InvalidInput, SchemaNotReady
 from diffusion.runtime import Runtime
+from diffusion.select.rules import RoutingRules
 
 # Markup, emoji codes and highlighting are off: what the commands print quotes names, titles
 # and remote servers' errors, and `[/bold]` in a name must print as typed (styles are given

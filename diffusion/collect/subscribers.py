@@ -10,11 +10,13 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from diffusion import audiences, subscriptions, validate
-from diffusion.audiences import Directory, RoutingRules, read_directory
+from diffusion import subscriptions, validate
 from diffusion.collect.report import ImportReport, csv_rows
 from diffusion.errors import InvalidInput, UnknownAudience
 from diffusion.models import Person
+from diffusion.select import directory as routing_directory
+from diffusion.select.directory import Directory, read_directory
+from diffusion.select.rules import RoutingRules
 
 REQUIRED_COLUMNS = ("email", "name", "language", "audience", "key")
 OPTIONAL_COLUMNS = ("sectors", "themes", "regions", "cadence")
@@ -44,7 +46,7 @@ def check_key(keys: KnownKeys, audience: str, key: object) -> str:
     """The audience key in its normal form, as the routing rules' key type for it says."""
     text = "" if key is None else str(key)
     try:
-        return audiences.check_key(keys.rules, audience, text, keys.directory)
+        return routing_directory.check_key(keys.rules, audience, text, keys.directory)
     except UnknownAudience as exc:
         # A subscriber's key is a value given by a person: reported like the other fields.
         raise InvalidInput(str(exc)) from exc

@@ -16,7 +16,6 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from diffusion import db
-from diffusion.audiences import RoutingRules
 from diffusion.collect import editorial
 from diffusion.collect.directories import import_directory
 from diffusion.collect.report import ImportReport
@@ -33,6 +32,7 @@ from diffusion.models import (
     Source,
     Subscription,
 )
+from diffusion.select.rules import RoutingRules
 
 DATA = Path(__file__).resolve().parent
 # Templates count back from the day the demo runs: below 30 days the item falls in the current

@@ -12,11 +12,11 @@ from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
 from diffusion import i18n
-from diffusion.audiences import RoutingRules
 from diffusion.config import Settings
 from diffusion.errors import InvalidToken
 from diffusion.i18n import N_, direction
 from diffusion.models import SECTORS, Person
+from diffusion.select.rules import RoutingRules
 from diffusion.tokens import read_token
 from diffusion.vocabulary import sector_name
 from diffusion.web.protection import (

@@ -17,7 +17,7 @@ from xml.sax.saxutils import escape
 
 from diffusion import i18n, links
 from diffusion.config import Settings
-from diffusion.digest import DigestEntry
+from diffusion.contracts import DigestEntry
 from diffusion.models import TAG_KEYS, Item
 
 # Characters XML 1.0 cannot carry at all (lxml refuses them): dropped from every text.
