@@ -8,7 +8,6 @@ from typing import Any
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
-from sqlmodel import col, select
 
 from diffusion import db, validate
 from diffusion.cli import Context, cli, console, err_console, pass_context
@@ -23,11 +22,12 @@ from diffusion.collect.store import (
     count_items,
     find_items,
     import_sources,
+    list_sources,
     save_source,
     source_name,
 )
 from diffusion.errors import InvalidInput
-from diffusion.models import CONTENT_KINDS, SECTORS, TAG_KEYS, Source
+from diffusion.models import CONTENT_KINDS, SECTORS, TAG_KEYS
 
 TABLE_LIMIT = 50
 
@@ -206,9 +206,8 @@ def sources_list(ctx: Context, fmt: str | None) -> None:
       diffusion sources list
       diffusion sources list --format tsv | cut -f1,3
     """
-    engine = ctx.engine
-    with db.session_scope(engine) as session:
-        rows = session.exec(select(Source).order_by(col(Source.name))).all()
+    with db.session_scope(ctx.engine) as session:
+        rows = list_sources(session)
     listing = Listing(
         [
             Column("name"),

@@ -13,7 +13,6 @@ from typing import Any, cast
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy.engine import Engine
-from sqlmodel import col, select
 
 from diffusion import db
 from diffusion.bounces.process import process_bounces
@@ -21,6 +20,7 @@ from diffusion.cli import PERIOD, Context, cli, console, err_console, pass_conte
 from diffusion.cli.output import Column, Listing, emit, format_option, plain, resolve
 from diffusion.config import Settings
 from diffusion.deliver import outbox, sender
+from diffusion.deliver import status as outbox_report
 from diffusion.deliver.message import MessageTemplate
 from diffusion.deliver.transport import make_transport
 from diffusion.editions import build_editions
@@ -284,25 +284,19 @@ def outbox_status(ctx: Context, fmt: str | None) -> None:
       diffusion outbox status | grep ngo:ifla
       diffusion outbox status --format json
     """
-    engine = ctx.engine
-    with db.session_scope(engine) as session:
-        states = outbox.counts(session)
-        errors = outbox.last_errors(session)
-        editions = {
-            edition.id: edition
-            for edition in session.exec(select(Edition).where(col(Edition.id).in_(list(states))))
-        }
+    with db.session_scope(ctx.engine) as session:
+        editions = outbox_report.outbox_status(session)
     rows: list[dict[str, Any]] = [
         {
-            "edition": edition_id,
-            "segment": editions[edition_id].segment if edition_id in editions else None,
-            "period": editions[edition_id].period if edition_id in editions else None,
-            **{state: found.get(state, 0) for state in OUTBOX_STATES},
+            "edition": edition.edition,
+            "segment": edition.segment,
+            "period": edition.period,
+            **edition.states,
             "last_errors": [
-                {"error": error, "messages": number} for error, number in errors.get(edition_id, [])
+                {"error": error, "messages": number} for error, number in edition.last_errors
             ],
         }
-        for edition_id, found in sorted(states.items())
+        for edition in editions
     ]
     short = {"failed_temporary": "deferred", "failed_permanent": "failed"}
     listing = Listing(
@@ -321,9 +315,9 @@ def outbox_status(ctx: Context, fmt: str | None) -> None:
         return  # the errors are in each row's last_errors
     # The reasons, whole: an operator needs the relay's exact words (in a pipe, on stderr).
     notes = console if resolve(fmt) == "table" else err_console
-    for edition_id, found_errors in sorted(errors.items()):
-        for error, number in found_errors:
-            notes.print(plain(f"edition {edition_id}: {number} x {error}"), soft_wrap=True)
+    for edition in editions:
+        for error, number in edition.last_errors:
+            notes.print(plain(f"edition {edition.edition}: {number} x {error}"), soft_wrap=True)
 
 
 @outbox_group.command("retry")
