@@ -13,9 +13,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from diffusion import db
-from diffusion.collect.subscribers import add_subscriber
 from diffusion.config import Settings
 from diffusion.models import Edition, OutboxMessage
+from diffusion.subscriptions import add_subscriber
 from tests import digest_dataset
 from tests.people import RULES
 from tests.smtpserver import RecordingServer, smtp_server

@@ -11,10 +11,10 @@ from click.testing import CliRunner
 import diffusion.cli.commands  # noqa: F401  (registers the commands)
 from diffusion import db, keys
 from diffusion.cli import cli
-from diffusion.collect.subscribers import check_subscriber
 from diffusion.config import load_settings
 from diffusion.runtime import Runtime
 from diffusion.select.rules import RoutingError
+from diffusion.subscriptions import check_subscriber
 
 
 def _connections(url: str) -> int:

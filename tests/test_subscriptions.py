@@ -23,7 +23,6 @@ from sqlmodel import Session, select
 import diffusion.cli.commands  # noqa: F401  (registers the commands)
 from diffusion import db, subscriptions
 from diffusion.cli import cli
-from diffusion.collect.subscribers import import_subscribers
 from diffusion.config import Settings
 from diffusion.deliver import send_pending
 from diffusion.editions import build_editions
@@ -38,6 +37,7 @@ from diffusion.models import (
 )
 from diffusion.runtime import Runtime
 from diffusion.select.rules import load_rules
+from diffusion.subscriptions import import_subscribers
 from diffusion.tokens import make_token
 from diffusion.web import create_app
 from tests.people import RULES
