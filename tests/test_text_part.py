@@ -12,13 +12,14 @@ from wcwidth import wcswidth
 import diffusion.cli.commands  # noqa: F401  (registers the commands)
 from diffusion import db
 from diffusion.cli import cli
-from diffusion.cli.preview import build_preview
 from diffusion.config import Settings, load_settings
 from diffusion.contracts import Segment
 from diffusion.deliver import MessageTemplate
 from diffusion.deliver.message import subject_header
 from diffusion.models import Edition
+from diffusion.preview import build_preview
 from diffusion.render.text import TEXT_WIDTH
+from diffusion.select.rules import load_rules
 from diffusion.subscriptions import add_subscriber
 
 NOW = datetime.now(UTC)
@@ -56,6 +57,7 @@ def test_every_line_of_the_text_part_fits_72_columns(
             text = build_preview(
                 engine,
                 demo_settings,
+                rules=load_rules(demo_settings.routing),
                 audience=audience,
                 language=language,
                 subscriber_email=None,
@@ -144,7 +146,8 @@ def test_every_personalised_line_fits_72_columns(
         with db.session_scope(engine) as session:
             add_subscriber(session, email=email, name=name, language=language,
                            audience="public", now=NOW)  # fmt: skip
-        preview = build_preview(engine, demo_settings, audience=None, language=language,
+        preview = build_preview(engine, demo_settings, rules=load_rules(demo_settings.routing),
+                                audience=None, language=language,
                                 subscriber_email=email, period=None, now=NOW)  # fmt: skip
     finally:
         engine.dispose()
