@@ -142,13 +142,14 @@ def test_every_personalised_line_fits_72_columns(
     demo_settings: Settings, language: str, email: str, name: str
 ) -> None:
     engine = db.engine_for(demo_settings)
+    rules = load_rules(demo_settings.routing)
     try:
         with db.session_scope(engine) as session:
             add_subscriber(session, email=email, name=name, language=language,
-                           audience="public", now=NOW)  # fmt: skip
-        preview = build_preview(engine, demo_settings, rules=load_rules(demo_settings.routing),
-                                audience=None, language=language,
-                                subscriber_email=email, period=None, now=NOW)  # fmt: skip
+                           audience="public", now=NOW, rules=rules)  # fmt: skip
+        preview = build_preview(engine, demo_settings, rules=rules, audience=None,
+                                language=language, subscriber_email=email, period=None,
+                                now=NOW)  # fmt: skip
     finally:
         engine.dispose()
     message = message_from_bytes(preview.eml, policy=policy.default)
