@@ -449,7 +449,8 @@ def latency_runs(sink_port: int, rtt_ms: float, count: int) -> None:
             print(
                 f"  {connections:>2} connections: {result['sent']} sent in "
                 f"{result['seconds']:.1f} s = {rate:.0f} msg/s (CPU {result['cpu']:.0%} of the "
-                f"run, {result['queued']:.1f} s waiting for a CPU); one round trip a message: {one_trip:.0f} msg/s -> ratio "
+                f"run, {result['queued']:.1f} s waiting for a CPU); one round trip a message: "
+                f"{one_trip:.0f} msg/s -> ratio "
                 f"{rate / one_trip:.2f}; smtp-source: {source:.0f} msg/s -> ratio "
                 f"{rate / source:.2f}; the same send on loopback: "
                 f"{local['sent'] / local['seconds']:.0f} msg/s (CPU {local['cpu']:.0%}, "
