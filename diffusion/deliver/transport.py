@@ -2,7 +2,9 @@
 
 import asyncio
 import mailbox
+import re
 import ssl
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -281,6 +283,84 @@ class _Job:
             self.done.set_exception(exc)
 
 
+_TOO_MANY = re.compile(r"too many|connection limit|concurren", re.IGNORECASE)
+
+
+def _too_many(exc: aiosmtplib.SMTPResponseException) -> bool:
+    """Whether a refusal while connecting says the relay has enough connections from us.
+
+    Postfix answers the greeting "421 4.7.0 ... Too many concurrent SMTP connections"; other
+    relays a 4xx naming the limit at EHLO or AUTH.
+    """
+    if isinstance(exc, aiosmtplib.SMTPConnectResponseError):
+        return exc.code == SMTPStatus.domain_unavailable or bool(_TOO_MANY.search(exc.message))
+    return 400 <= exc.code < 500 and bool(_TOO_MANY.search(exc.message))
+
+
+class ConnectionLimit:
+    """How many of the pool's connections may be open now, chosen by the relay's answers.
+
+    It starts at two and doubles, up to the ceiling, while each doubling raises the messages
+    answered a second by a tenth or more: past the network's limit more connections only cost
+    the relay. A connection refused as one too many sets it to those open then, for the rest
+    of the send (Postfix and listmonk keep per-destination concurrency the same way).
+    """
+
+    START = 2
+    WINDOW = 8  # messages per allowed connection between two measurements
+    GROWTH = 1.1
+
+    def __init__(self, ceiling: int) -> None:
+        self.ceiling = ceiling
+        self.allowed = min(ceiling, self.START)
+        self.growing = self.allowed < ceiling
+        self.holding = 0  # connections open, or about to be, each by one driver
+        self._changed = asyncio.Event()
+        self._since = time.monotonic()
+        self._answered = 0
+        self._rate: float | None = None
+
+    def answered(self) -> None:
+        """One more message answered by the relay (any answer but a fault of its own)."""
+        if not self.growing:
+            return
+        self._answered += 1
+        if self._answered < self.WINDOW * self.allowed:
+            return
+        now = time.monotonic()
+        rate = self._answered / max(now - self._since, 1e-6)
+        if self._rate is None or rate >= self._rate * self.GROWTH:
+            self.allowed = min(self.ceiling, self.allowed * 2)
+            self.growing = self.allowed < self.ceiling
+            self._changed.set()
+        else:
+            self.growing = False
+        self._rate, self._since, self._answered = rate, now, 0
+
+    def crowded(self, open_now: int) -> bool:
+        """The relay refused one more connection: keep to those open. False if none is."""
+        self.growing = False
+        if open_now == 0:
+            return False
+        self.allowed = min(self.allowed, open_now)
+        return True
+
+    @property
+    def over(self) -> bool:
+        return self.holding > self.allowed
+
+    async def acquire(self) -> None:
+        """Until one more connection may be open; then it is counted until `release`."""
+        while self.holding >= self.allowed:
+            self._changed.clear()
+            await self._changed.wait()
+        self.holding += 1
+
+    def release(self) -> None:
+        self.holding -= 1
+        self._changed.set()
+
+
 class _Link:
     """One connection of the pool: aiosmtplib's client, and its pipeline once it pipelines."""
 
@@ -288,6 +368,11 @@ class _Link:
         self.server = server
         self.client = server.client()
         self.pipe: Pipeline | None = None
+        self.crowded = False  # the last connection attempt was refused as one too many
+
+    @property
+    def is_open(self) -> bool:
+        return self.pipe.open if self.pipe is not None else self.client.is_connected
 
     async def open(self, pipelining: bool) -> Outcome | None:
         """Connected, greeted and logged in, or the relay's fault that prevented it."""
@@ -298,6 +383,7 @@ class _Link:
             self.pipe, self.client = None, self.server.client()
         if self.client.is_connected:
             return None
+        self.crowded = False
         try:
             await self.client.connect()
             if self.client.is_ehlo_or_helo_needed:
@@ -309,6 +395,7 @@ class _Link:
                 self.pipe = Pipeline(self.client, self.server.timeout)
         except aiosmtplib.SMTPResponseException as exc:
             self.client.close()
+            self.crowded = _too_many(exc)
             return _session_fault(exc)
         except (*_CONNECTION_ERRORS, aiosmtplib.SMTPException) as exc:
             self.client.close()
@@ -318,6 +405,7 @@ class _Link:
     async def close(self) -> None:
         if self.pipe is not None:
             await self.pipe.quit()
+            self.pipe, self.client = None, self.server.client()
         elif self.client.is_connected:
             try:
                 await self.client.quit()
@@ -339,6 +427,7 @@ class SMTPTransport:
         self.connections = connections
         self.pipelining = pipelining
         self.concurrency = connections * IN_FLIGHT
+        self.limit = ConnectionLimit(connections)
         self._jobs: asyncio.Queue[_Job] = asyncio.Queue()
         self._links = [_Link(server) for _ in range(connections)]
         self._drivers: list[asyncio.Task[None]] = []
@@ -350,7 +439,13 @@ class SMTPTransport:
             self._drivers = [asyncio.create_task(self._drive(link)) for link in self._links]
         job = _Job(sender, recipients, data, wire_ready, asyncio.get_running_loop().create_future())
         self._jobs.put_nowait(job)
-        return await job.done
+        outcomes = await job.done
+        if all(outcome.kind != "relay" for outcome in outcomes.values()):
+            self.limit.answered()
+        return outcomes
+
+    def _open(self) -> int:
+        return sum(link.is_open for link in self._links)
 
     def _ready(self) -> _Job | None:
         """The next waiting message, if one is waiting; those whose sender gave up are dropped."""
@@ -362,13 +457,26 @@ class SMTPTransport:
 
     async def _drive(self, link: _Link) -> None:
         job: _Job | None = None
+        holding = False  # one of the connections the limit allows now
         try:
             while True:
+                job = None
+                if holding and self.limit.over:
+                    await link.close()
+                    self.limit.release()
+                    holding = False
+                if not holding:
+                    await self.limit.acquire()
+                    holding = True
                 job = await self._jobs.get()
                 if job.done.done():
                     continue  # its sender was cancelled: never sent, so never recorded
                 fault = await link.open(self.pipelining)
-                if fault is not None:
+                if fault is not None and link.crowded and self.limit.crowded(self._open()):
+                    self._jobs.put_nowait(job)  # one of the open connections sends it
+                    self.limit.release()
+                    holding = False
+                elif fault is not None:
                     job.fail(fault)
                 elif link.pipe is None:
                     job.finish(
