@@ -17,8 +17,8 @@ from sqlalchemy.engine import Engine
 from diffusion import db
 from diffusion.collect.directories import ensure_sectors
 from diffusion.config import Settings, load_settings
+from diffusion.deliver.feeds import build_feeds
 from diffusion.editions import build_editions
-from diffusion.feeds import build_feeds
 from diffusion.models import (
     AUDIENCES,
     CONTENT_KINDS,

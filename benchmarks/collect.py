@@ -48,9 +48,9 @@ async def _fetch_only(urls: list[str], settings: Settings, *, etags: bool = Fals
     started = time.perf_counter()
     async for _result in fetch_feeds(
         sources,
-        fetch_timeout=settings.fetch_timeout,
-        concurrency=settings.fetch_concurrency,
-        user_agent=settings.user_agent,
+        fetch_timeout=settings.collect.fetch_timeout,
+        concurrency=settings.collect.fetch_concurrency,
+        user_agent=settings.collect.user_agent,
     ):
         pass
     return time.perf_counter() - started
@@ -128,7 +128,8 @@ def main() -> None:
 
     print(
         f"{arguments.feeds} feeds x {arguments.entries} entries, "
-        f"{arguments.delay_ms:g} ms server delay, concurrency {settings.fetch_concurrency}, "
+        f"{arguments.delay_ms:g} ms server delay, "
+        f"concurrency {settings.collect.fetch_concurrency}, "
         f"load average before/after {load[0]:.2f}/{os.getloadavg()[0]:.2f} "
         f"on {os.cpu_count()} cores"
     )

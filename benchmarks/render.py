@@ -25,9 +25,10 @@ from zoneinfo import ZoneInfo
 
 from diffusion import render
 from diffusion.config import load_settings
+from diffusion.contracts import Digest, DigestEntry, Period, ReferenceList, Section, Segment
 from diffusion.deliver.message import MessageTemplate
-from diffusion.digest import Digest, DigestEntry, Period, ReferenceList, Section, Segment
 from diffusion.models import CONTENT_KINDS, SECTORS, Edition
+from diffusion.render import checks
 
 NOW = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)
 ZONE = ZoneInfo("Europe/Paris")
@@ -155,14 +156,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     calls = 0
-    real = render.mjml2html
+    real = checks.mjml2html
 
     def counting(source: str, **options: Any) -> Any:
         nonlocal calls
         calls += 1
         return real(source, **options)
 
-    render.mjml2html = counting  # count every MJML render the renderer makes
+    checks.mjml2html = counting  # count every MJML render the renderer makes
 
     home = Path(tempfile.mkdtemp(prefix="diffusion-bench-"))
     settings = load_settings(home=home, secret_key="benchmark-secret-for-signing-links-0123456789")

@@ -50,8 +50,8 @@ sys.path.insert(0, str(ROOT))
 
 from diffusion import db  # noqa: E402
 from diffusion.config import load_settings  # noqa: E402
+from diffusion.contracts import Segment  # noqa: E402
 from diffusion.deliver import MessageTemplate, send_pending  # noqa: E402
-from diffusion.digest import Segment  # noqa: E402
 from diffusion.models import Edition, Person, Subscription  # noqa: E402
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)

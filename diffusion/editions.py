@@ -13,21 +13,15 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from diffusion import db, subscriptions
-from diffusion.audiences import (
-    Directory,
-    RoutingIndex,
-    RoutingRules,
-    check_key,
-    feed_path,
-    load_rules,
-    parse_audience,
-    read_directory,
-)
 from diffusion.config import Settings
-from diffusion.digest import Digest, Period, Segment, build_digest
+from diffusion.contracts import Digest, Period, Segment
 from diffusion.errors import InvalidInput, UnknownAudience, UnknownRecord
 from diffusion.links import archive_url, news_url
 from diffusion.models import Edition, Item
+from diffusion.select.digest import build_digest
+from diffusion.select.directory import Directory, check_key, read_directory
+from diffusion.select.matchers import RoutingIndex
+from diffusion.select.rules import RoutingRules, feed_path, load_rules, parse_audience
 
 # Editions in these states may be built again; the others are approved or on their way out.
 REBUILDABLE = ("draft", "empty")

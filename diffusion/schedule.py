@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 
 from diffusion import db
 from diffusion.config import Settings
-from diffusion.digest import Period
+from diffusion.contracts import Period
 from diffusion.errors import DiffusionError, InvalidInput, UnknownRecord
 from diffusion.models import JobRun
 
@@ -80,7 +80,7 @@ def _summary(result: Any) -> str:
 
 def _collect(engine: Engine, settings: Settings, now: datetime, _period: str | None) -> str:
     from diffusion.collect import run_collection
-    from diffusion.feeds import build_feeds
+    from diffusion.deliver.feeds import build_feeds
 
     collected = run_collection(engine, settings, now=now)
     feeds = build_feeds(engine, settings, out=settings.feeds_dir, now=now)
@@ -118,7 +118,9 @@ def _purge(engine: Engine, settings: Settings, now: datetime, _period: str | Non
 
     with db.session_scope(engine) as session:
         count = subscriptions.purge_pending(
-            session, older_than=timedelta(days=settings.pending_purge_days), now=now
+            session,
+            older_than=timedelta(days=settings.subscribe.pending_purge_days),
+            now=now,
         )
     return f"purged {count} subscription request(s) never confirmed"
 
@@ -131,23 +133,23 @@ def jobs(settings: Settings) -> list[Job]:
     def every(minutes: int) -> IntervalTrigger:
         return IntervalTrigger(minutes=minutes, timezone=zone)
 
-    if settings.schedule_collect_minutes:
+    if settings.schedule.collect_minutes:
         found.append(
             Job(
                 "collect",
                 "collect every source, then rebuild the feeds",
-                every(settings.schedule_collect_minutes),
+                every(settings.schedule.collect_minutes),
                 _collect,
-                f"every {settings.schedule_collect_minutes} min",
+                f"every {settings.schedule.collect_minutes} min",
             )
         )
     found.append(
         Job(
             "monthly",
             "build the monthly newsletter of the past month and send the approved editions",
-            CronTrigger.from_crontab(settings.schedule_monthly, timezone=zone),
+            CronTrigger.from_crontab(settings.schedule.monthly, timezone=zone),
             _edition_job("monthly"),
-            f"cron {settings.schedule_monthly}",
+            f"cron {settings.schedule.monthly}",
             takes_period=True,
             cadence="monthly",
         )
@@ -156,37 +158,37 @@ def jobs(settings: Settings) -> list[Job]:
         Job(
             "weekly",
             "build the weekly digests of the past week and send the approved editions",
-            CronTrigger.from_crontab(settings.schedule_weekly, timezone=zone),
+            CronTrigger.from_crontab(settings.schedule.weekly, timezone=zone),
             _edition_job("weekly"),
-            f"cron {settings.schedule_weekly}",
+            f"cron {settings.schedule.weekly}",
             takes_period=True,
             cadence="weekly",
         )
     )
-    if settings.schedule_retry_minutes:
+    if settings.schedule.retry_minutes:
         found.append(
             Job(
                 "send",
                 "send approved editions (after approval) and retry temporary failures",
-                every(settings.schedule_retry_minutes),
+                every(settings.schedule.retry_minutes),
                 _send,
-                f"every {settings.schedule_retry_minutes} min",
+                f"every {settings.schedule.retry_minutes} min",
             )
         )
-    if settings.schedule_bounces_minutes and (settings.bounce_mailbox or settings.bounce_maildir):
+    if settings.schedule.bounces_minutes and (settings.bounces.mailbox or settings.bounces.maildir):
         found.append(
             Job(
                 "bounces",
                 "read bounces, complaints and emailed unsubscribes in the bounce mailbox",
-                every(settings.schedule_bounces_minutes),
+                every(settings.schedule.bounces_minutes),
                 _bounces,
-                f"every {settings.schedule_bounces_minutes} min",
+                f"every {settings.schedule.bounces_minutes} min",
             )
         )
     found.append(
         Job(
             "purge",
-            f"remove requests never confirmed after {settings.pending_purge_days} days",
+            f"remove requests never confirmed after {settings.subscribe.pending_purge_days} days",
             CronTrigger.from_crontab("17 3 * * *", timezone=zone),
             _purge,
             "daily at 03:17",
@@ -295,7 +297,7 @@ def make_scheduler(
     The job store is in memory: which runs are due after a restart is read from job_runs,
     and sending exactly once is the database's business (edition and outbox uniqueness).
     """
-    grace = timedelta(hours=settings.schedule_misfire_grace_hours)
+    grace = timedelta(hours=settings.schedule.misfire_grace_hours)
     scheduler = BackgroundScheduler(
         timezone=settings.zone,
         job_defaults={

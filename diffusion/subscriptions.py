@@ -33,8 +33,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, delete, select
 
 from diffusion import validate
-from diffusion.audiences import Directory, RoutingRules
-from diffusion.digest import Segment
+from diffusion.contracts import Segment
 from diffusion.errors import DiffusionError, InvalidInput
 from diffusion.models import (
     ConsentEvent,
@@ -44,6 +43,8 @@ from diffusion.models import (
     Subscription,
     Suppression,
 )
+from diffusion.select.directory import Directory
+from diffusion.select.rules import RoutingRules
 
 # A person in one of these statuses is never mailed, whatever their subscriptions say.
 SUPPRESSED = ("unsubscribed", "bounced", "complained")

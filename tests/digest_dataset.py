@@ -7,8 +7,8 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from diffusion import db
-from diffusion.audiences import Directory
 from diffusion.models import SECTORS, FieldOffice, FocalPoint, Forum, Item, Organisation, Sector
+from diffusion.select.directory import Directory
 from diffusion.vocabulary import sector_name
 
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)

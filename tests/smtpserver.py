@@ -282,7 +282,7 @@ def make_edition(
     status: str = "approved",
 ) -> Any:
     """An approved edition of the segment `audience|language|monthly`, stored."""
-    from diffusion.digest import Segment
+    from diffusion.contracts import Segment
     from diffusion.models import Edition
 
     segment = Segment(audience=audience, language=language)

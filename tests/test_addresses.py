@@ -149,9 +149,9 @@ def test_key_types_follow_the_editors_routing_rules(sqlite_url: str, tmp_path: P
     assert refused.exit_code != 0
     assert "takes no key" in str(refused.exception)
     # An editor's copy of the rules gives it a country key: add and import follow it.
-    local = tmp_path / "subscribers"
+    local = tmp_path / "routing"
     local.mkdir()
-    rules = (bundled_path("subscribers") / "audiences.toml").read_text(encoding="utf-8")
+    rules = (bundled_path("routing") / "audiences.toml").read_text(encoding="utf-8")
     section = '[audiences.liaison_committee]\nlabel = "Liaison Committee"\nkey = "none"'
     assert section in rules
     (local / "audiences.toml").write_text(

@@ -219,7 +219,7 @@ def test_soft_bounces_mark_only_over_the_limit_and_are_forgiven_after_a_quiet_pe
     engine: Engine, settings: Settings, tmp_path: Path
 ) -> None:
     rows = mailed(engine, settings, ["full@example.org", "again@example.org"])
-    limit = settings.soft_bounce_limit
+    limit = settings.bounces.soft_limit
 
     def bounce(address: str, at: datetime) -> BounceReport:
         path = tmp_path / f"box-{next(REPORT_NUMBERS)}"
@@ -245,7 +245,7 @@ def test_soft_bounces_mark_only_over_the_limit_and_are_forgiven_after_a_quiet_pe
     # Quiet for longer than bounce_quiet_days: the old bounces are forgiven.
     for n in range(limit - 1):
         bounce("again@example.org", NOW + n * day)
-    later = NOW + (limit - 2) * day + timedelta(days=settings.bounce_quiet_days + 1)
+    later = NOW + (limit - 2) * day + timedelta(days=settings.bounces.quiet_days + 1)
     bounce("again@example.org", later)
     again = status_of(engine, "again@example.org")
     assert (again.soft_bounces, again.status) == (1, "active")
@@ -254,10 +254,10 @@ def test_soft_bounces_mark_only_over_the_limit_and_are_forgiven_after_a_quiet_pe
 def test_delays_never_mark_however_many(engine: Engine, settings: Settings, tmp_path: Path) -> None:
     rows = mailed(engine, settings, ["slow@example.org"])
     box = mailbox.Maildir(tmp_path / "bounces", create=True)
-    for _ in range(settings.soft_bounce_limit + 2):
+    for _ in range(settings.bounces.soft_limit + 2):
         box.add(dsn("slow@example.org", "4.4.1", "delayed", rows["slow@example.org"].message_id))
     report = process_bounces(engine, settings, now=NOW, path=tmp_path / "bounces")
-    assert report.count("delay") == settings.soft_bounce_limit + 2
+    assert report.count("delay") == settings.bounces.soft_limit + 2
     slow = status_of(engine, "slow@example.org")
     assert (slow.status, slow.soft_bounces) == ("active", 0)
 

@@ -25,7 +25,7 @@ def sent(engine: Engine, settings: Settings, server: RecordingServer, count: int
     with db.session_scope(engine) as session:
         edition = make_edition(session)
         outbox.enqueue(session, edition, make_subscribers(session, count), settings, now=NOW)
-    config = settings.model_copy(update={"smtp_url": server.url})
+    config = settings.replace(smtp_url=server.url)
     summary = send_pending(engine, config, now=NOW)
     assert summary.sent == count
 
@@ -70,7 +70,7 @@ def test_tokens_are_short_verified_and_bound_to_their_purpose() -> None:
 def test_the_envelope_sender_names_each_recipient_and_the_bounce_domain_is_configurable(
     engine: Engine, settings: Settings, smtp_server: RecordingServer
 ) -> None:
-    settings = settings.model_copy(update={"bounce_domain": "returns.diffusion.example.org"})
+    settings = settings.replace(bounce_domain="returns.diffusion.example.org")
     sent(engine, settings, smtp_server, 3)
     secret = settings.signing_key()
     seen = set()
@@ -96,7 +96,7 @@ def test_a_bounce_no_parser_knows_is_attributed_by_verp_alone(
     # The receiving server returns it to its Return-Path in a format of its own, naming no one,
     # once a day: soft bounces by VERP alone, until the score reaches the limit.
     box = mailbox.Maildir(tmp_path / "returns", create=True)
-    limit = settings.soft_bounce_limit
+    limit = settings.bounces.soft_limit
     for day in range(limit):
         box.add(
             f"Return-Path: <>\r\nDelivered-To: {victim.mail_from}\r\nTo: {victim.mail_from}\r\n"

@@ -13,8 +13,8 @@ from digest_dataset import store
 
 from diffusion import db, links, render
 from diffusion.config import Settings, load_settings
+from diffusion.deliver.feeds import build_feeds
 from diffusion.editions import digest_for
-from diffusion.feeds import build_feeds
 from diffusion.models import Edition
 from diffusion.web import create_app
 

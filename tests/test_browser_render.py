@@ -9,7 +9,7 @@ import pytest
 from test_render import contrast, hostile_digest, sample_digest, sample_entry, sample_settings
 
 from diffusion import render
-from diffusion.digest import Digest, Section
+from diffusion.contracts import Digest, Section
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.browser

@@ -141,7 +141,7 @@ def test_worker_processes_share_the_outbox(
 ) -> None:
     count = 300
     edition_id = seed(engine, count)
-    config = settings.model_copy(update={"smtp_url": smtp_server.url, "smtp_connections": 2})
+    config = settings.replace(smtp_url=smtp_server.url, smtp_connections=2)
     summary = send_pending(engine, config, now=NOW, workers=2)
     assert summary.sent == count and summary.editions_sent == [edition_id]
     assert smtp_server.deliveries() == Counter(f"reader{n}@example.org" for n in range(count))

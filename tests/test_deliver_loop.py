@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from diffusion.config import Settings, load_settings
+from diffusion.contracts import Segment
 from diffusion.deliver.loop import SendLoop, SendSummary
 from diffusion.deliver.rows import Claimed, Result
 from diffusion.deliver.transport import IN_FLIGHT, make_transport
-from diffusion.digest import Segment
 from diffusion.errors import OutboxUnavailable
 from diffusion.models import Edition
 from tests.smtpserver import EDITION_HTML, EDITION_TEXT, RecordingServer, smtp_server
@@ -166,7 +166,7 @@ def test_a_store_away_for_good_stops_the_loop_with_one_line(
     assert summary.halted.startswith("the database stopped answering: connection refused")
     assert "\n" not in summary.halted
     # Only what was in flight when the store went away was sent: the loop stopped there.
-    assert len(smtp_server.received) <= 50 + settings.smtp_connections * IN_FLIGHT
+    assert len(smtp_server.received) <= 50 + settings.smtp.connections * IN_FLIGHT
 
 
 def test_rows_taken_over_by_another_worker_are_neither_sent_nor_recorded(

@@ -16,12 +16,11 @@ from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 
 from diffusion.bounces import verp
 from diffusion.config import Settings, load_settings
+from diffusion.contracts import Segment
 from diffusion.deliver import MessageTemplate, send_one
-from diffusion.deliver.message import greeting
-from diffusion.digest import Segment
 from diffusion.errors import DeliveryError, InvalidInput
 from diffusion.models import Edition, Person
-from diffusion.personalise import fill
+from diffusion.personalise import fill, greeting
 from diffusion.tokens import read_token
 from tests.smtpserver import EDITION_HTML, EDITION_TEXT, RecordingServer, smtp_server
 

@@ -17,8 +17,8 @@ from diffusion import db
 from diffusion.cli import cli
 from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
 from diffusion.config import Settings
+from diffusion.contracts import Segment
 from diffusion.deliver import outbox, send_pending
-from diffusion.digest import Segment
 from diffusion.errors import InvalidInput
 from diffusion.models import Edition, OutboxMessage, Person
 from tests.people import enrol
@@ -29,7 +29,7 @@ NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
 
 def smtp(settings: Settings, server: RecordingServer, **changes: Any) -> Settings:
-    return settings.model_copy(update={"smtp_url": server.url, **changes})
+    return settings.replace(smtp_url=server.url, **changes)
 
 
 def seed(engine: Engine, count: int, **edition: Any) -> int:
@@ -131,7 +131,7 @@ def test_each_recipient_ends_in_the_state_its_server_reply_calls_for(
     row = rows["defer@example.org"]
     assert (row.state, row.attempts) == ("failed_temporary", 1)
     assert row.next_attempt_at is not None
-    assert row.next_attempt_at >= NOW + timedelta(seconds=config.retry_base_seconds)
+    assert row.next_attempt_at >= NOW + timedelta(seconds=config.send.retry_base_seconds)
     assert "451" in (rows["defer@example.org"].last_error or "")
     # A dropped connection and a timeout are the relay's faults: queued again as they were,
     # until the breaker stops the send.

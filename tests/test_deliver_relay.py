@@ -152,9 +152,7 @@ def test_a_hung_relay_trips_the_breaker_and_uses_nobodys_attempts(
     engine: Engine, settings: Settings, silent_relay: int
 ) -> None:
     seed(engine, 200)
-    config = settings.model_copy(
-        update={"smtp_url": f"smtp://127.0.0.1:{silent_relay}", "smtp_timeout": 0.5}
-    )
+    config = settings.replace(smtp_url=f"smtp://127.0.0.1:{silent_relay}", smtp_timeout=0.5)
     summary = send_pending(engine, config, now=NOW)
     assert summary.halted == f"the relay 127.0.0.1:{silent_relay} did not answer within 0.5 s"
     assert untouched(engine)
@@ -167,7 +165,7 @@ def test_a_relay_answering_mid_session_then_silent_trips_the_breaker(
 ) -> None:
     seed(engine, 50)
     smtp_server.verb_fault = lambda verb: "hang" if verb == "MAIL" else None
-    config = settings.model_copy(update={"smtp_url": smtp_server.url, "smtp_timeout": 0.5})
+    config = settings.replace(smtp_url=smtp_server.url, smtp_timeout=0.5)
     summary = send_pending(engine, config, now=NOW)
     assert summary.halted is not None and "did not answer within 0.5 s" in summary.halted
     assert untouched(engine)
@@ -193,7 +191,7 @@ def test_recipient_refusals_never_trip_the_breaker(
 ) -> None:
     seed(engine, 30)
     smtp_server.rcpt_reply = lambda a: "550 5.1.1 no such user" if a < "reader2" else None
-    config = settings.model_copy(update={"smtp_url": smtp_server.url, "relay_failure_limit": 2})
+    config = settings.replace(smtp_url=smtp_server.url, relay_failure_limit=2)
     summary = send_pending(engine, config, now=NOW)
     assert summary.halted is None
     assert summary.failed == 12 and summary.sent == 18  # reader0, reader1, reader10-19

@@ -13,9 +13,9 @@ from sqlmodel import select
 
 from diffusion import db
 from diffusion.config import Settings, load_settings
+from diffusion.contracts import Segment
 from diffusion.deliver import MessageTemplate, send_pending
 from diffusion.deliver.transport import SMTPServer, make_transport
-from diffusion.digest import Segment
 from diffusion.models import Edition, OutboxMessage, Person
 from tests.smtpserver import RecordingServer, make_edition, make_subscribers, smtp_server
 
@@ -134,7 +134,7 @@ def test_implicit_tls_with_credentials_from_the_environment(
         settings = load_settings(
             home=tmp_path, database_url=sqlite_url, smtp_url=server.url, smtp_username="relay"
         )
-        settings = settings.model_copy(update={"smtp_password": SecretStr("secret")})
+        settings = settings.replace(smtp_password=SecretStr("secret"))
         assert set(send_to_three(settings).values()) == {"sent"}
         assert len(server.received) == 3
 

@@ -13,8 +13,8 @@ from sqlmodel import Session, select
 import diffusion.cli.commands  # noqa: F401  (registers the commands)
 from diffusion.cli import cli
 from diffusion.config import Settings
+from diffusion.contracts import Period
 from diffusion.demo import demo_date, load_demo
-from diffusion.digest import Period
 from diffusion.models import (
     AUDIENCES,
     CONTENT_KINDS,

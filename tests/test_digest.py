@@ -16,18 +16,19 @@ from sqlmodel import select
 
 import diffusion.cli.digest  # noqa: F401  (registers the commands)
 from diffusion import db
-from diffusion.audiences import load_rules
 from diffusion.cli import cli
 from diffusion.config import Settings, bundled_path, load_settings
-from diffusion.digest import Digest, Period, Segment, build_digest
+from diffusion.contracts import Digest, Period, Segment
 from diffusion.editions import BuildResult, build_editions, digest_for
 from diffusion.errors import InvalidInput, UnknownAudience
 from diffusion.models import Edition, Item
+from diffusion.select.digest import build_digest
+from diffusion.select.rules import load_rules
 from tests.people import enrol
 
 ZONE = load_settings().zone
 NOVEMBER = Period.parse("2026-11", ZONE)
-RULES = load_rules(bundled_path("subscribers"))
+RULES = load_rules(bundled_path("routing"))
 
 
 def _digest(segment: Segment, max_items: int = 40, extra: list[Item] | None = None) -> Digest:
@@ -289,7 +290,7 @@ def test_build_editions_stores_one_rendered_edition_per_segment(
 def test_drafts_and_empty_editions_are_rebuilt_and_filtered_by_audience(
     engine: Engine, settings: Settings
 ) -> None:
-    settings = settings.model_copy(update={"require_approval": True})
+    settings = settings.replace(require_approval=True)
     store(engine)
     _subscribe(engine, *SUBSCRIBERS)
     first = _by_segment(

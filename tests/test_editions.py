@@ -50,7 +50,7 @@ def _broken(tmp_path: Path, settings: Settings) -> Settings:
     lines = (folder / "member_state.mjml.j2").read_text().splitlines()
     lines.insert(2, "{% if %}")
     (folder / "member_state.mjml.j2").write_text("\n".join(lines) + "\n")
-    return settings.model_copy(update={"templates_dir": folder})
+    return settings.replace(templates_dir=folder)
 
 
 def test_each_edition_links_to_its_own_signed_web_version(
@@ -62,7 +62,7 @@ def test_each_edition_links_to_its_own_signed_web_version(
         ("a@example.org", "ngo", "ifla", "en"),
         ("f@example.org", "member_state", "CO", "fr"),
     )
-    drafts = settings.model_copy(update={"require_approval": True})
+    drafts = settings.replace(require_approval=True)
     for action in ("created", "rebuilt"):  # a rebuilt draft keeps its id, hence its link
         results = build_editions(engine, drafts, now=NOW, period="2026-11")
         assert {result.action for result in results} == {action}

@@ -4,12 +4,14 @@ import random
 
 from digest_dataset import directory, forums, items, offices, organisations
 
-from diffusion.audiences import Directory, RoutingIndex, load_rules
 from diffusion.config import bundled_path
-from diffusion.feeds import family_keys, feed_items, route_feeds
+from diffusion.deliver.feeds import family_keys, feed_items, route_feeds
 from diffusion.models import CONTENT_KINDS, SECTORS, Item, Organisation
+from diffusion.select.directory import Directory
+from diffusion.select.matchers import RoutingIndex
+from diffusion.select.rules import load_rules
 
-RULES = load_rules(bundled_path("subscribers"))
+RULES = load_rules(bundled_path("routing"))
 COUNTRIES = ["BD", "KE", "CO", "FJ", "SN", "NP", "FR", "WS", "UG", "RW"]
 THEMES = ["literacy", "civic space", "youth", "ed", "ED", "heritage"]
 

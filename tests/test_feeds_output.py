@@ -18,16 +18,16 @@ from sqlalchemy.engine import Engine
 
 import diffusion.cli.feeds  # noqa: F401  (registers the commands)
 from diffusion import db
-from diffusion.audiences import load_rules
 from diffusion.cli import cli
 from diffusion.config import Settings, bundled_path, load_settings
-from diffusion.feeds import FEED_MAX_ENTRIES, build_feeds, write_feeds
+from diffusion.deliver.feeds import FEED_MAX_ENTRIES, build_feeds, write_feeds
 from diffusion.models import Item
+from diffusion.select.rules import load_rules
 
 # Read at import: the isolation fixture clears DIFFUSION_* variables before each test.
 REGENERATE = os.environ.get("DIFFUSION_REGENERATE_GOLDEN") == "1"
 GOLDEN = Path(__file__).resolve().parent / "golden" / "feeds"
-RULES = load_rules(bundled_path("subscribers"))
+RULES = load_rules(bundled_path("routing"))
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)> & ]]> \x07bell'
 
 

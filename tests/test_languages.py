@@ -21,16 +21,17 @@ from sqlalchemy.engine import Engine
 from starlette.testclient import TestClient
 from test_web import _add, _subscriber
 
-from diffusion import db, i18n, links, render, subscriptions
-from diffusion.audiences import load_rules
+from diffusion import db, i18n, links, personalise, subscriptions
 from diffusion.cli import cli
 from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
 from diffusion.cli.preview import SAMPLE_EMAIL, SAMPLE_NAME, build_preview
 from diffusion.config import Settings, bundled_path, load_settings
-from diffusion.digest import Period, Segment, build_digest
+from diffusion.contracts import Period, Segment
+from diffusion.deliver.feeds import render_feed, write_feeds
 from diffusion.errors import InvalidInput
-from diffusion.feeds import render_feed, write_feeds
-from diffusion.textwidth import display_width, wrap_width
+from diffusion.render.text import display_width, wrap_width
+from diffusion.select.digest import build_digest
+from diffusion.select.rules import load_rules
 from diffusion.vocabulary import sector_name
 from diffusion.web import create_app
 from diffusion.web.confirmation import Confirmation, confirmation_message
@@ -161,7 +162,7 @@ def test_previews_speak_the_readers_language_in_its_script(
             assert phrase not in own, phrase
         assert english.gettext("Dear reader,") != words.gettext("Dear reader,")
     text = preview.text
-    assert render.greeting(language, SAMPLE_NAME) in text
+    assert personalise.greeting(language, SAMPLE_NAME) in text
     assert i18n.newsletter_name(settings, language) in text
     if language == "ar":
         # Embedded left-to-right text is isolated: the name, the address, the key, the links' rows.
@@ -364,7 +365,7 @@ def test_feeds_exist_per_language_with_titles_in_it(
 ) -> None:
     settings = load_settings(home=tmp_path, base_url="https://diffusion.example.org")
     out = tmp_path / "feeds"
-    write_feeds(items(), directory(), load_rules(bundled_path("subscribers")), settings, out=out)
+    write_feeds(items(), directory(), load_rules(bundled_path("routing")), settings, out=out)
     public = feedparser.parse((out / f"public.{language}.atom").read_bytes())
     assert public.bozo == 0 and public.feed.title == name
     assert public.feed.subtitle == i18n.words(language).pgettext(
@@ -466,7 +467,7 @@ def test_a_newsletter_of_several_subscriptions_is_titled_and_headed_in_the_reade
     digest = build_digest(
         items(),
         directory(),
-        load_rules(bundled_path("subscribers")),
+        load_rules(bundled_path("routing")),
         segment=Segment.of_person(language, subscriptions),
         period=Period.parse("2026-11", load_settings().zone),
         now=NOW,

@@ -21,8 +21,8 @@ from sqlmodel import select
 from diffusion import db, render
 from diffusion.collect import run_collection
 from diffusion.config import Settings, load_settings
+from diffusion.deliver.feeds import build_feeds
 from diffusion.editions import digest_for
-from diffusion.feeds import build_feeds
 from diffusion.models import Item, Source
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)

@@ -7,13 +7,15 @@ from digest_dataset import NOW, forums, items, offices, organisations
 from sqlmodel import select
 
 from diffusion import db, render
-from diffusion.audiences import Directory, load_rules, read_directory
 from diffusion.collect.directories import import_directory
 from diffusion.config import bundled_path, load_settings
-from diffusion.digest import Period, Segment, build_digest
+from diffusion.contracts import Period, Segment
 from diffusion.models import NationalCommission
+from diffusion.select.digest import build_digest
+from diffusion.select.directory import Directory, read_directory
+from diffusion.select.rules import load_rules
 
-RULES = load_rules(bundled_path("subscribers"))
+RULES = load_rules(bundled_path("routing"))
 NOVEMBER = Period.parse("2026-11", load_settings().zone)
 COMMISSIONS = [
     NationalCommission(country="BD", name="Bangladesh National Commission for UNESCO",

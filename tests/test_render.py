@@ -15,13 +15,22 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from diffusion import i18n, render
+from diffusion import i18n, personalise, render
 from diffusion.config import Settings, load_settings
+from diffusion.contracts import (
+    Digest,
+    DigestEntry,
+    Period,
+    ReferenceList,
+    RenderedEdition,
+    Section,
+    Segment,
+)
 from diffusion.deliver.message import MessageTemplate
-from diffusion.digest import Digest, DigestEntry, Period, ReferenceList, Section, Segment
 from diffusion.errors import TemplateError
 from diffusion.models import AUDIENCES, Edition
 from diffusion.personalise import FIELDS, placeholder
+from diffusion.render import checks
 
 # Read at import: the autouse fixture of conftest.py clears DIFFUSION_* variables for each test.
 REGENERATE = os.environ.get("DIFFUSION_REGENERATE_GOLDEN") == "1"
@@ -288,13 +297,13 @@ def test_trimming_respects_a_smaller_limit(settings: Settings) -> None:
 
 def test_one_mjml_render_per_digest(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
-    real = render.mjml2html
+    real = checks.mjml2html
 
     def counting(source: str, **options: object) -> str:
         calls.append(len(source))
         return str(real(source, **options))
 
-    monkeypatch.setattr(render, "mjml2html", counting)
+    monkeypatch.setattr(checks, "mjml2html", counting)
     rendered = render.render_digest(sample_digest("sector"), settings)
     assert len(calls) == 1
     # The render is shared: the recipient's values are placeholders, not names or addresses.
@@ -361,7 +370,7 @@ def test_numbers_follow_the_locale(settings: Settings) -> None:
     ],
 )
 def test_greeting(language: str, name: str, expected: str) -> None:
-    assert render.greeting(language, name) == expected
+    assert personalise.greeting(language, name) == expected
 
 
 def test_catalogues_are_complete_for_french() -> None:
@@ -572,7 +581,7 @@ def test_check_templates_compiles_everything(tmp_path: Path, settings: Settings)
 # -- complete messages ----------------------------------------------------------------------
 
 
-def _eml(rendered: render.RenderedEdition, settings: Settings) -> bytes:
+def _eml(rendered: RenderedEdition, settings: Settings) -> bytes:
     edition = Edition(
         id=41,
         segment="sector:ED|en|monthly",

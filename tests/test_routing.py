@@ -6,18 +6,14 @@ from pathlib import Path
 import pytest
 from digest_dataset import directory, items
 
-from diffusion.audiences import (
-    RoutingError,
-    check_key,
-    feed_path,
-    load_rules,
-    routes_to,
-)
 from diffusion.config import bundled_path, load_settings
 from diffusion.errors import InvalidInput, UnknownAudience
 from diffusion.models import AUDIENCES
+from diffusion.select.directory import check_key
+from diffusion.select.matchers import routes_to
+from diffusion.select.rules import RoutingError, feed_path, load_rules
 
-BUNDLED = bundled_path("subscribers")
+BUNDLED = bundled_path("routing")
 
 # (item guid, audience, key, reaches?)
 EXPECTED = [
@@ -117,7 +113,7 @@ def test_bundled_rules_cover_every_audience_and_feed_family() -> None:
 
 def test_settings_read_rules_from_home_when_it_has_them(tmp_path: Path) -> None:
     assert load_settings(home=tmp_path).routing == BUNDLED
-    local = tmp_path / "subscribers"
+    local = tmp_path / "routing"
     local.mkdir()
     shutil.copy(BUNDLED / "audiences.toml", local / "audiences.toml")
     assert load_settings(home=tmp_path).routing == local
@@ -125,7 +121,7 @@ def test_settings_read_rules_from_home_when_it_has_them(tmp_path: Path) -> None:
 
 
 def _rules_with(tmp_path: Path, old: str, new: str) -> Path:
-    folder = tmp_path / "subscribers"
+    folder = tmp_path / "routing"
     folder.mkdir(exist_ok=True)
     text = (BUNDLED / "audiences.toml").read_text()
     assert old in text
@@ -139,8 +135,7 @@ def _rules_with(tmp_path: Path, old: str, new: str) -> Path:
         (
             'kinds = ["ngo_action", "ngo_plan", "programme_update"]',
             'kinds = ["ngo_actoin", "ngo_plan", "programme_update"]',
-            "subscribers/audiences.toml: audiences.sector.rules[0].kinds: "
-            "unknown kind 'ngo_actoin'",
+            "routing/audiences.toml: audiences.sector.rules[0].kinds: unknown kind 'ngo_actoin'",
         ),
         (
             'match = "own_ngo"',
@@ -178,7 +173,7 @@ def _rules_with(tmp_path: Path, old: str, new: str) -> Path:
             'audiences = ["member_state", "sector"]',
             "feeds.country.audiences: audiences with different key types",
         ),
-        ("[audiences.ngo]", "[audiences.ngo", "subscribers/audiences.toml: not valid TOML"),
+        ("[audiences.ngo]", "[audiences.ngo", "routing/audiences.toml: not valid TOML"),
     ],
 )
 def test_rules_file_errors_name_the_file_and_key(
@@ -192,7 +187,7 @@ def test_rules_file_errors_name_the_file_and_key(
 
 
 def test_a_missing_audience_is_named(tmp_path: Path) -> None:
-    folder = tmp_path / "subscribers"
+    folder = tmp_path / "routing"
     folder.mkdir()
     text = (BUNDLED / "audiences.toml").read_text()
     start = text.index("[audiences.public]")

@@ -42,7 +42,7 @@ def test_default_jobs_collect_hourly_send_and_build_editions(paris: Settings) ->
     assert list(jobs) == ["collect", "monthly", "weekly", "send", "purge"]
     assert jobs["collect"].when == "every 60 min"
     assert jobs["monthly"].takes_period and not jobs["collect"].takes_period
-    quiet = paris.model_copy(update={"schedule_collect_minutes": 0, "schedule_retry_minutes": 0})
+    quiet = paris.replace(schedule_collect_minutes=0, schedule_retry_minutes=0)
     assert [job.name for job in schedule.jobs(quiet)] == ["monthly", "weekly", "purge"]
 
 
@@ -110,9 +110,7 @@ def test_a_restarted_scheduler_runs_the_missed_job_once_then_waits(
 ) -> None:
     now = datetime.now(UTC)
     an_hour_ago = (now - timedelta(hours=1)).astimezone(paris.zone)
-    settings = paris.model_copy(
-        update={"schedule_monthly": f"{an_hour_ago.minute} {an_hour_ago.hour} * * *"}
-    )
+    settings = paris.replace(schedule_monthly=f"{an_hour_ago.minute} {an_hour_ago.hour} * * *")
     engine = db.engine_for(settings)
     with db.session_scope(engine) as session:
         session.add(JobRun(name="monthly", last_started_at=now - timedelta(days=2)))
@@ -185,7 +183,7 @@ def _maildir_count(settings: Settings) -> int:
 def test_with_approval_editions_wait_as_drafts_until_approved(
     settings: Settings, engine: Engine
 ) -> None:
-    settings = settings.model_copy(update={"require_approval": True})
+    settings = settings.replace(require_approval=True)
     digest_dataset.store(engine)
     with db.session_scope(engine) as session:
         for number, audience in enumerate(("public", "public", "liaison_committee")):
@@ -256,7 +254,7 @@ def test_bounces_job_reads_the_configured_maildir(paris: Settings) -> None:
     assert "bounces" not in [job.name for job in schedule.jobs(paris)]
     folder = paris.home / "bounces"
     mailbox.Maildir(folder, create=True).add(DSN)
-    settings = paris.model_copy(update={"bounce_maildir": folder})
+    settings = paris.replace(bounce_maildir=folder)
     assert schedule.job_named(settings, "bounces").when == "every 30 min"
     engine = db.engine_for(settings)
     with db.session_scope(engine) as session:

@@ -59,7 +59,7 @@ def test_a_rehearsal_builds_approves_and_queues_nothing(
         assert "1\t2026-11\t1\t0\tngo:ifla|en|monthly\t" in result.output
         assert smtp_server.received == []
     # What the scheduler's send job does next: there is nothing approved for it to send.
-    config = settings.model_copy(update={"smtp_url": smtp_server.url})
+    config = settings.replace(smtp_url=smtp_server.url)
     summary = send_pending(engine, config, now=NOW)
     assert summary.sent == 0
     assert "a@example.org" not in smtp_server.deliveries()

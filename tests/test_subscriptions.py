@@ -215,7 +215,7 @@ def test_a_550_at_send_time_is_a_hard_bounce_that_a_reimport_keeps(
         "gone@example.org": "550 5.1.1 <gone@example.org>: no such user",
         "full@example.org": "552 5.3.4 message too big for this system",
     }.get(address)
-    config = settings.model_copy(update={"smtp_url": smtp_server.url})
+    config = settings.replace(smtp_url=smtp_server.url)
     send_pending(engine, config, now=NOW)
     assert _person(engine, "gone@example.org").status == "bounced"
     # A refusal of the message (not of the recipient) is not a bounce of the person.

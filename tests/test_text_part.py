@@ -13,11 +13,11 @@ from diffusion import db
 from diffusion.cli import cli
 from diffusion.cli.preview import build_preview
 from diffusion.config import Settings, load_settings
+from diffusion.contracts import Segment
 from diffusion.deliver import MessageTemplate
 from diffusion.deliver.message import subject_header
-from diffusion.digest import Segment
 from diffusion.models import Edition
-from diffusion.render import TEXT_WIDTH
+from diffusion.render.text import TEXT_WIDTH
 
 NOW = datetime.now(UTC)
 KEY = "k" * 40

@@ -335,13 +335,13 @@ def test_language_from_query_then_accept_language(client: TestClient) -> None:
 def test_subscriptions_are_rate_limited_per_address_and_per_client(
     client: TestClient, local_settings: Settings
 ) -> None:
-    limit = local_settings.subscribe_limit_per_address
+    limit = local_settings.subscribe.limit_per_address
     answers = [_subscribe(client, "flood@example.org")[0] for _ in range(limit + 1)]
     assert answers == [200] * limit + [429]
     assert len(_mails(local_settings)) == limit
     # Another address from the same client is still served, until the client's own limit.
     assert _subscribe(client, "other@example.org")[0] == 200
-    remaining = local_settings.subscribe_limit_per_client - limit - 2
+    remaining = local_settings.subscribe.limit_per_client - limit - 2
     for number in range(remaining):
         assert _subscribe(client, f"many{number}@example.org")[0] == 200
     assert _subscribe(client, "last@example.org")[0] == 429

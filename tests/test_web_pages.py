@@ -17,13 +17,14 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from diffusion import db, links, render
-from diffusion.audiences import load_rules
 from diffusion.cli.preview import build_preview
 from diffusion.config import Settings, load_settings
-from diffusion.digest import Segment, entry_for
+from diffusion.contracts import Segment
+from diffusion.deliver.feeds import build_feeds
 from diffusion.editions import digest_for, more_url_for
-from diffusion.feeds import build_feeds
 from diffusion.models import Edition, Item
+from diffusion.select.digest import entry_for
+from diffusion.select.rules import load_rules
 from diffusion.web import create_app
 
 with warnings.catch_warnings():  # Starlette 1.x suggests httpx2; httpx is what we have

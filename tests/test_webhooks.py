@@ -50,11 +50,9 @@ def cert_server(signer: KeyPair) -> Iterator[FeedServer]:
 
 @pytest.fixture
 def hooked(settings: Settings) -> Settings:
-    return settings.model_copy(
-        update={
-            "sns_cert_url_pattern": r"http://127\.0\.0\.1:\d+/SimpleNotificationService-[a-z]+\.pem",
-            "mailgun_signing_key": SecretStr(MAILGUN_KEY),
-        }
+    return settings.replace(
+        sns_cert_url_pattern=r"http://127\.0\.0\.1:\d+/SimpleNotificationService-[a-z]+\.pem",
+        mailgun_signing_key=SecretStr(MAILGUN_KEY),
     )
 
 
@@ -176,7 +174,7 @@ def test_a_notification_larger_than_any_form_reaches_the_webhook(
     notice = dict(ses_bounce("large@example.org", "Permanent"), padding="x" * 200_000)
     signed = sns(signer, cert_server.url("/SimpleNotificationService-test.pem"), notice, "m-big")
     body = json.dumps(signed).encode()
-    assert len(body) > hooked.web_max_body_bytes
+    assert len(body) > hooked.web.max_body_bytes
     assert client.post("/webhooks/ses", content=body).status_code == 200
     assert status(engine, "large@example.org") == "bounced"
     assert client.post("/unsubscribe/x", content=body).status_code == 413

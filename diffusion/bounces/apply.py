@@ -114,11 +114,11 @@ def _score(subscriber: Person, settings: Settings, now: datetime) -> str:
     last = subscriber.last_bounce_at
     if last is not None and now - last < ONE_BOUNCE_PER:
         return f"score {subscriber.soft_bounces} (a soft bounce counted already today)"
-    if last is not None and now - last > timedelta(days=settings.bounce_quiet_days):
+    if last is not None and now - last > timedelta(days=settings.bounces.quiet_days):
         subscriber.soft_bounces = 0  # quiet long enough: the old bounces are forgiven
     subscriber.soft_bounces += 1
     subscriber.last_bounce_at = now
-    return f"score {subscriber.soft_bounces}/{settings.soft_bounce_limit}"
+    return f"score {subscriber.soft_bounces}/{settings.bounces.soft_limit}"
 
 
 def apply(session: Session, event: Event, settings: Settings, *, now: datetime) -> Applied:
@@ -137,7 +137,7 @@ def apply(session: Session, event: Event, settings: Settings, *, now: datetime) 
         )
     elif event.kind == "soft":
         note = _score(subscriber, settings, now)
-        if subscriber.soft_bounces >= settings.soft_bounce_limit:
+        if subscriber.soft_bounces >= settings.bounces.soft_limit:
             bounced = _transition(session, subscriber, "bounced", event=event, now=now)
             marked = "bounced" if bounced else None
     else:

@@ -132,7 +132,7 @@ def process_bounces(
     path: Path | str | None = None,
 ) -> BounceReport:
     """Read every new message at `path` (default: bounce_mailbox, else bounce_maildir)."""
-    where = path or settings.bounce_mailbox or settings.bounce_maildir
+    where = path or settings.bounces.mailbox or settings.bounces.maildir
     if where is None:
         raise InvalidInput(
             "no bounce mailbox: give a PATH or imaps:// address, or set bounce_mailbox"

@@ -55,13 +55,13 @@ def _dict(value: object) -> dict[str, Any]:
 
 
 def _public_key(url: str, settings: Settings) -> rsa.RSAPublicKey:
-    if not re.fullmatch(settings.sns_cert_url_pattern, url):
+    if not re.fullmatch(settings.bounces.sns_cert_url_pattern, url):
         raise BadSignature(f"SigningCertURL {url!r} is not an Amazon SNS certificate address")
     with _certificates_lock:
         if url in _certificates:
             return _certificates[url]
     try:
-        answer = httpx.get(url, timeout=settings.fetch_timeout, follow_redirects=False)
+        answer = httpx.get(url, timeout=settings.collect.fetch_timeout, follow_redirects=False)
         answer.raise_for_status()
         key = x509.load_pem_x509_certificate(answer.content).public_key()
     except (httpx.HTTPError, ValueError) as exc:
@@ -158,11 +158,11 @@ def ses_events(message: dict[str, Any], settings: Settings, secret: Keys) -> lis
 
 def verify_mailgun(signature: dict[str, Any], settings: Settings, *, now: datetime) -> str:
     """The request's token once its HMAC verifies under the signing key; else BadSignature."""
-    if settings.mailgun_signing_key is None:
+    if settings.bounces.mailgun_signing_key is None:
         raise BadSignature("no Mailgun signing key is configured")
     timestamp, token = _text(signature.get("timestamp")), _text(signature.get("token"))
     expected = hmac.new(
-        settings.mailgun_signing_key.get_secret_value().encode(),
+        settings.bounces.mailgun_signing_key.get_secret_value().encode(),
         (timestamp + token).encode(),
         hashlib.sha256,
     ).hexdigest()

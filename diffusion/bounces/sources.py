@@ -137,14 +137,14 @@ def open_source(where: str | Path, settings: Settings) -> Source:
     """The source named by a path or an imaps:// address."""
     text = str(where)
     if re.match(r"^imaps?://", text):
-        if settings.bounce_imap_password is None:
+        if settings.bounces.imap_password is None:
             raise InvalidInput(
                 f"{text}: set DIFFUSION_BOUNCE_IMAP_PASSWORD to the mailbox's password"
             )
         return ImapSource(
             text,
-            settings.bounce_imap_password.get_secret_value(),
-            settings.bounce_imap_done_folder,
-            settings.smtp_timeout,
+            settings.bounces.imap_password.get_secret_value(),
+            settings.bounces.imap_done_folder,
+            settings.smtp.timeout,
         )
     return FolderSource(Path(text))

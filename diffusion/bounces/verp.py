@@ -71,7 +71,7 @@ class AddressMaker:
     def __init__(self, settings: Settings, secret: str, edition_id: int) -> None:
         self.edition_id = edition_id
         self.secret = secret
-        self.bounce_prefix = f"{settings.bounce_local_part}+{edition_id}-"
+        self.bounce_prefix = f"{settings.bounces.local_part}+{edition_id}-"
         self.bounce_suffix = f"@{bounce_domain(settings)}"
         local, domain = _split(settings.unsubscribe_mailto)
         self.unsubscribe_prefix, self.unsubscribe_suffix = f"{local}+", f"@{domain}"
@@ -93,13 +93,13 @@ def _split(address: str) -> tuple[str, str]:
 
 
 def bounce_domain(settings: Settings) -> str:
-    return (settings.bounce_domain or _split(settings.from_address)[1]).lower()
+    return (settings.bounces.domain or _split(settings.from_address)[1]).lower()
 
 
 def bounce_address(settings: Settings, secret: str, subscriber_id: int, edition_id: int) -> str:
     """The envelope sender (Return-Path) of one edition to one subscriber."""
     token = make(secret, BOUNCE_PURPOSE, subscriber_id, edition_id)
-    return f"{settings.bounce_local_part}+{token}@{bounce_domain(settings)}"
+    return f"{settings.bounces.local_part}+{token}@{bounce_domain(settings)}"
 
 
 def unsubscribe_address(settings: Settings, secret: str, subscriber_id: int) -> str:
@@ -111,7 +111,7 @@ def unsubscribe_address(settings: Settings, secret: str, subscriber_id: int) -> 
 def _purposes(settings: Settings) -> dict[tuple[str, str], str]:
     unsubscribe_local, unsubscribe_domain = _split(settings.unsubscribe_mailto)
     return {
-        (settings.bounce_local_part.lower(), bounce_domain(settings)): BOUNCE_PURPOSE,
+        (settings.bounces.local_part.lower(), bounce_domain(settings)): BOUNCE_PURPOSE,
         (unsubscribe_local.lower(), unsubscribe_domain): UNSUBSCRIBE_PURPOSE,
     }
 

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from diffusion import db
 from diffusion.cli.output import safe_text
 from diffusion.config import Settings, load_settings, setting_origin
-from diffusion.digest import Period
+from diffusion.contracts import Period
 from diffusion.errors import ConfigError, DiffusionError, InvalidInput, SchemaNotReady
 
 # Markup, emoji codes and highlighting are off: what the commands print quotes names, titles

@@ -5,7 +5,7 @@ from pathlib import Path
 import click
 
 from diffusion.cli import Context, cli, console, parse_now, pass_context
-from diffusion.feeds import build_feeds
+from diffusion.deliver.feeds import build_feeds
 
 
 @cli.group("feeds")

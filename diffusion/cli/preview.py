@@ -13,15 +13,16 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from diffusion import db, i18n, render, subscriptions
-from diffusion.audiences import parse_audience
 from diffusion.cli import PERIOD, Context, cli, err_console, open_output, parse_now, pass_context
 from diffusion.config import Settings
+from diffusion.contracts import Digest, RenderedEdition
 from diffusion.deliver.message import MessageTemplate
-from diffusion.digest import Digest
 from diffusion.editions import default_periods_said, digest_for
 from diffusion.errors import InvalidInput, UnknownRecord
 from diffusion.links import archive_url
 from diffusion.models import Edition
+from diffusion.personalise import personalise
+from diffusion.select.rules import parse_audience
 
 FORMATS = ("text", "html", "mjml", "eml")
 SAMPLE_NAME = "Ana Sample"
@@ -43,7 +44,7 @@ class PreviewRecipient:
 class Preview:
     """One audience's or subscriber's edition, rendered and personalised for one reader."""
 
-    rendered: render.RenderedEdition
+    rendered: RenderedEdition
     recipient: PreviewRecipient
     html: str
     text: str
@@ -131,7 +132,7 @@ def build_preview(
         recipient.id, recipient.email, recipient.name, digest.segment.language
     )
     values = message.values(reader)
-    html_part, text_part = render.personalise(rendered, values)
+    html_part, text_part = personalise(rendered, values)
     return Preview(rendered, reader, html_part, text_part, message.personalise(reader))
 
 

@@ -155,7 +155,7 @@ def send(
     ctx.require_keys()  # it signs links: a bad key stops it here, naming its source
     settings = ctx.settings
     if rate:
-        settings = settings.model_copy(update={"rate_per_second": rate})
+        settings = settings.replace(rate_per_second=rate)
     if period is None and not resume:
         from diffusion.editions import default_periods_said
 

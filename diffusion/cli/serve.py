@@ -84,8 +84,8 @@ def serve(
             server.run(
                 create_app(settings, engine),
                 settings,
-                host=host or settings.web_host,
-                port=settings.web_port if port is None else port,
+                host=host or settings.web.host,
+                port=settings.web.port if port is None else port,
             )
     finally:
         if scheduler is not None:

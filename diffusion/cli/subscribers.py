@@ -9,7 +9,6 @@ import click
 from sqlmodel import Session
 
 from diffusion import db, i18n, subscriptions
-from diffusion.audiences import load_rules
 from diffusion.cli import (
     Context,
     cli,
@@ -24,6 +23,7 @@ from diffusion.cli.output import Column, Listing, emit, emit_sections, format_op
 from diffusion.collect.subscribers import SUBSCRIBER_FIELDS, add_subscriber, import_subscribers
 from diffusion.errors import UnknownRecord
 from diffusion.models import AUDIENCES, CADENCES, SECTORS, SUBSCRIBER_STATUSES, Person
+from diffusion.select.rules import load_rules
 
 # What `list` shows, one row per subscription: every field an import reads (so a CSV export
 # imports again), and the subscription's status (its person's when that is not active).
@@ -346,7 +346,7 @@ def subscribers_purge_pending(ctx: Context, days: int | None) -> None:
     with db.session_scope(ctx.engine) as session:
         count = subscriptions.purge_pending(
             session,
-            older_than=timedelta(days=days or ctx.settings.pending_purge_days),
+            older_than=timedelta(days=days or ctx.settings.subscribe.pending_purge_days),
             now=datetime.now(UTC),
         )
     console.print(f"Purged {count} request(s) never confirmed.")

@@ -196,9 +196,9 @@ async def _collect(
         tasks = []
         async for fetched in fetch_feeds(
             sources,
-            fetch_timeout=settings.fetch_timeout,
-            concurrency=settings.fetch_concurrency,
-            user_agent=settings.user_agent,
+            fetch_timeout=settings.collect.fetch_timeout,
+            concurrency=settings.collect.fetch_concurrency,
+            user_agent=settings.collect.user_agent,
         ):
             tasks.append(asyncio.create_task(finish(fetched)))
         await asyncio.gather(*tasks)

@@ -10,12 +10,14 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from diffusion import audiences, subscriptions, validate
-from diffusion.audiences import Directory, RoutingRules, load_rules, read_directory
+from diffusion import subscriptions, validate
 from diffusion.collect.report import ImportReport, csv_rows
 from diffusion.config import bundled_path
 from diffusion.errors import InvalidInput, UnknownAudience
 from diffusion.models import Person
+from diffusion.select import directory as routing_directory
+from diffusion.select.directory import Directory, read_directory
+from diffusion.select.rules import RoutingRules, load_rules
 
 REQUIRED_COLUMNS = ("email", "name", "language", "audience", "key")
 OPTIONAL_COLUMNS = ("sectors", "themes", "regions", "cadence")
@@ -38,14 +40,14 @@ class KnownKeys:
     @classmethod
     def read(cls, session: Session, rules: RoutingRules | None = None) -> "KnownKeys":
         """The directory as stored now; the bundled routing rules unless `rules` are given."""
-        return cls(rules or load_rules(bundled_path("subscribers")), read_directory(session))
+        return cls(rules or load_rules(bundled_path("routing")), read_directory(session))
 
 
 def check_key(keys: KnownKeys, audience: str, key: object) -> str:
     """The audience key in its normal form, as the routing rules' key type for it says."""
     text = "" if key is None else str(key)
     try:
-        return audiences.check_key(keys.rules, audience, text, keys.directory)
+        return routing_directory.check_key(keys.rules, audience, text, keys.directory)
     except UnknownAudience as exc:
         # A subscriber's key is a value given by a person: reported like the other fields.
         raise InvalidInput(str(exc)) from exc

@@ -33,16 +33,16 @@ class Signer:
     @classmethod
     def from_settings(cls, settings: Settings) -> "Signer | None":
         """The signer the settings describe, or None when DKIM is not configured."""
-        if not (settings.dkim_domain and settings.dkim_selector and settings.dkim_private_key_file):
+        if not (settings.dkim.domain and settings.dkim.selector and settings.dkim.private_key_file):
             return None
         try:
-            key = settings.dkim_private_key_file.read_bytes()
+            key = settings.dkim.private_key_file.read_bytes()
         except OSError as exc:
             raise ConfigError(
-                f"dkim_private_key_file: cannot read {settings.dkim_private_key_file}: "
+                f"dkim_private_key_file: cannot read {settings.dkim.private_key_file}: "
                 f"{exc.strerror}"
             ) from exc
-        return cls(settings.dkim_domain.encode(), settings.dkim_selector.encode(), key)
+        return cls(settings.dkim.domain.encode(), settings.dkim.selector.encode(), key)
 
     def sign(self, message: bytes) -> bytes:
         """The message with its DKIM-Signature header prepended."""

@@ -156,15 +156,18 @@ class SendLoop:
         self.progress = progress
         self.retry_within = retry_within
         self.summary = SendSummary()
-        self.breaker = Breaker(settings.relay_failure_limit)
+        self.breaker = Breaker(settings.send.relay_failure_limit)
         self.limiter = RateLimiter(
-            settings.rate_per_second / rate_share if settings.rate_per_second else None,
-            settings.rate_per_hour / rate_share if settings.rate_per_hour else None,
+            settings.send.rate_per_second / rate_share if settings.send.rate_per_second else None,
+            settings.send.rate_per_hour / rate_share if settings.send.rate_per_hour else None,
         )
         # Never more than about a minute's sending at the configured rate.
         per_minute = [
             rate * 60 / rate_share
-            for rate in (settings.rate_per_second, (settings.rate_per_hour or 0) / 60)
+            for rate in (
+                settings.send.rate_per_second,
+                (settings.send.rate_per_hour or 0) / 60,
+            )
             if rate
         ]
         self.batch_cap = max(1, min([CLAIM_BATCH, *(int(r) for r in per_minute)]))
@@ -200,7 +203,7 @@ class SendLoop:
         if done == 0 or elapsed <= 0:
             wanted = self.transport.concurrency * 8
         else:
-            wanted = int(done / elapsed * self.settings.send_lease_seconds * CLAIM_LEASE_SHARE)
+            wanted = int(done / elapsed * self.settings.send.lease_seconds * CLAIM_LEASE_SHARE)
         return max(self.transport.concurrency, min(self.batch_cap, wanted))
 
     # Claiming and recording run in the event loop's own thread. They are short (a claim of 500
@@ -241,7 +244,9 @@ class SendLoop:
             self.summary.reasons[reason] = self.summary.reasons.get(reason, 0) + 1
             if result.kind == "relay":
                 self.summary.requeued += 1
-            elif result.kind == "permanent" or result.attempts + 1 >= self.settings.max_attempts:
+            elif (
+                result.kind == "permanent" or result.attempts + 1 >= self.settings.send.max_attempts
+            ):
                 self.summary.failed += 1
         if self.progress is not None:
             self.progress(self.summary)
@@ -308,7 +313,7 @@ class SendLoop:
 
     async def heartbeat(self) -> None:
         """Renew the lease of the held rows every third of it; note those taken over."""
-        every = max(0.05, self.settings.send_lease_seconds / 3)
+        every = max(0.05, self.settings.send.lease_seconds / 3)
         while True:
             await asyncio.sleep(every)
             if not self.held or self.database_down:
@@ -327,7 +332,7 @@ class SendLoop:
         Returns False, with `summary.halted` saying why, when it does not answer within
         `database_outage_seconds`: the rows stay held until their lease runs out.
         """
-        deadline = time.monotonic() + self.settings.database_outage_seconds
+        deadline = time.monotonic() + self.settings.send.database_outage_seconds
         pause = 0.25
         while True:
             try:
@@ -338,7 +343,7 @@ class SendLoop:
                 if time.monotonic() + pause > deadline:
                     self.summary.halted = (
                         f"{self.outage}; gave up after "
-                        f"{self.settings.database_outage_seconds:g} s with "
+                        f"{self.settings.send.database_outage_seconds:g} s with "
                         f"{len(self.results)} results not recorded "
                         "(those messages may go out again on resume)"
                     )

@@ -23,7 +23,7 @@ from diffusion.config import Settings
 from diffusion.deliver.dkim import Signer
 from diffusion.errors import InvalidInput
 from diffusion.models import Edition
-from diffusion.personalise import FIELDS
+from diffusion.personalise import FIELDS, greeting
 from diffusion.validate import without_controls
 
 _PLACEHOLDER = re.compile(rb"\[\[diffusion:([a-z_]+)\]\]")
@@ -56,13 +56,6 @@ def check_address(address: str) -> str:
     if not address or _UNSAFE_ADDRESS.search(address) or address.count("@") != 1:
         raise InvalidInput(f"email address {address!r} cannot be used in a message header")
     return address
-
-
-def greeting(language: str, name: str) -> str:
-    """The opening line in the reader's language, as the renderer words it."""
-    from diffusion import render  # imported late: the renderer's preview imports this module
-
-    return render.greeting(language, name)
 
 
 def _cut(line: bytes, width: int) -> int:
@@ -279,9 +272,7 @@ class MessageTemplate:
         boundary = f"=_diffusion_{secrets.token_hex(12)}"
         after["Content-Type"] = f'multipart/alternative; boundary="{boundary}"'
         # Links are signed per recipient: read the signing key once, not once per message.
-        link_settings = settings.model_copy(
-            update={"secret_key": SecretStr(settings.signing_key())}
-        )
+        link_settings = settings.replace(secret_key=SecretStr(settings.signing_key()))
         return cls(
             settings=link_settings,
             edition_id=edition.id,

@@ -303,8 +303,8 @@ def record(
         if r.kind in ("sent", "relay"):
             continue
         attempts = r.attempts + 1
-        final = r.kind in ("permanent", "skipped") or attempts >= settings.max_attempts
-        delay = settings.retry_base_seconds * 2 ** (attempts - 1)
+        final = r.kind in ("permanent", "skipped") or attempts >= settings.send.max_attempts
+        delay = settings.send.retry_base_seconds * 2 ** (attempts - 1)
         failed.append(
             {
                 "b_id": r.outbox_id,

@@ -46,7 +46,7 @@ class DatabaseOutbox:
         self.engine = engine
         self.settings = settings
         self.edition_ids = list(edition_ids)
-        self.lease = timedelta(seconds=settings.send_lease_seconds)
+        self.lease = timedelta(seconds=settings.send.lease_seconds)
 
     def claim(self, worker: str, *, limit: int, now: datetime) -> list[Claimed]:
         with answering(self.engine) as session:

@@ -96,24 +96,24 @@ class SMTPServer:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "SMTPServer":
-        if not settings.smtp_url:
+        if not settings.smtp.url:
             raise ConfigError("smtp_url is not set: there is no SMTP server to connect to")
-        url = urlsplit(settings.smtp_url)
+        url = urlsplit(settings.smtp.url)
         implicit = url.scheme == "smtps"
         try:
             port = url.port or (465 if implicit else 25)
         except ValueError as exc:
-            raise ConfigError(f"smtp_url: bad port in {settings.smtp_url!r}") from exc
+            raise ConfigError(f"smtp_url: bad port in {settings.smtp.url!r}") from exc
         if not url.hostname:
-            raise ConfigError(f"smtp_url: no host in {settings.smtp_url!r}")
-        username = unquote(url.username) if url.username else settings.smtp_username
+            raise ConfigError(f"smtp_url: no host in {settings.smtp.url!r}")
+        username = unquote(url.username) if url.username else settings.smtp.username
         if url.password:
             password: str | None = unquote(url.password)
-        elif settings.smtp_password:
-            password = settings.smtp_password.get_secret_value()
+        elif settings.smtp.password:
+            password = settings.smtp.password.get_secret_value()
         else:
             password = None
-        return cls(url.hostname, port, implicit, username, password, settings.smtp_timeout)
+        return cls(url.hostname, port, implicit, username, password, settings.smtp.timeout)
 
     def client(self) -> aiosmtplib.SMTP:
         return aiosmtplib.SMTP(
@@ -647,11 +647,11 @@ class SMTPTransport:
 
 def make_transport(settings: Settings, connections: int | None = None) -> Transport:
     """SMTP when DIFFUSION_SMTP_URL is set, else the maildir under var/outbox."""
-    if settings.smtp_url:
+    if settings.smtp.url:
         return SMTPTransport(
             SMTPServer.from_settings(settings),
-            connections or settings.smtp_connections,
-            pipelining=settings.smtp_pipelining,
+            connections or settings.smtp.connections,
+            pipelining=settings.smtp.pipelining,
         )
     return MaildirTransport(settings.outbox_dir)
 
@@ -685,7 +685,7 @@ async def send_one(settings: Settings, message: EmailMessage) -> None:
         await transport.close()
     missed = {r: o.reply for r, o in outcomes.items() if o.kind != "sent"}
     if missed:
-        url = urlsplit(settings.smtp_url or "")
+        url = urlsplit(settings.smtp.url or "")
         where = f"{url.hostname}:{url.port or ''}" if url.hostname else str(settings.outbox_dir)
         detail = "; ".join(f"{r}: {reply}" for r, reply in missed.items())
         raise DeliveryError(f"{where} did not accept the message for {detail}")

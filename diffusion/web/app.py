@@ -15,8 +15,8 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from diffusion import db, render
-from diffusion.audiences import load_rules
 from diffusion.config import Settings
+from diffusion.select.rules import load_rules
 from diffusion.web import archive, confirm, pages, preferences, subscribe, unsubscribe, webhooks
 from diffusion.web.base import TEMPLATES_DIR, Web, web_of
 from diffusion.web.headers import SecurityHeaders
@@ -60,8 +60,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
         settings=settings,
         engine=engine,
         templates=Jinja2Templates(directory=TEMPLATES_DIR),
-        per_address=RateLimiter(settings.subscribe_limit_per_address),
-        per_client=RateLimiter(settings.subscribe_limit_per_client),
+        per_address=RateLimiter(settings.subscribe.limit_per_address),
+        per_client=RateLimiter(settings.subscribe.limit_per_client),
         rules=load_rules(settings.routing),
     )
 
@@ -95,8 +95,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
             ),
             Middleware(
                 BodyLimit,
-                max_bytes=settings.web_max_body_bytes,
-                webhook_max_bytes=settings.web_webhook_max_body_bytes,
+                max_bytes=settings.web.max_body_bytes,
+                webhook_max_bytes=settings.web.webhook_max_body_bytes,
             ),
         ],
     )

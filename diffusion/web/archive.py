@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from diffusion import i18n, links, render
+from diffusion import i18n, links, personalise
 from diffusion.config import Settings
 from diffusion.models import Edition
 from diffusion.personalise import fill
@@ -165,7 +165,7 @@ def web_version(edition: Edition, settings: Settings) -> str:
     page = fill(
         edition.html or "",
         {
-            "greeting": html.escape(render.greeting(language, "")),
+            "greeting": html.escape(personalise.greeting(language, "")),
             "name": "",
             "email": _MARK["email"],
             "unsubscribe_url": _MARK["unsubscribe"],

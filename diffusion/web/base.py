@@ -12,11 +12,11 @@ from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
 from diffusion import i18n
-from diffusion.audiences import RoutingRules
 from diffusion.config import Settings
 from diffusion.errors import InvalidToken
 from diffusion.i18n import N_, direction
 from diffusion.models import SECTORS, Person
+from diffusion.select.rules import RoutingRules
 from diffusion.tokens import read_token
 from diffusion.vocabulary import sector_name
 from diffusion.web.protection import (
@@ -225,7 +225,7 @@ def person_of(web: Web, purpose: str, token: str) -> tuple[Person | None, dict[s
 
     People's ids are never reused, so a link made for someone removed names nobody.
     """
-    max_age = web.settings.confirm_token_days * 86400 if purpose == "confirm" else None
+    max_age = web.settings.subscribe.confirm_token_days * 86400 if purpose == "confirm" else None
     claims = read_token(web.secret, purpose, token, max_age)
     with Session(web.engine, expire_on_commit=False) as session:
         person = session.get(Person, claims["sub"])

@@ -9,10 +9,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from diffusion import db, i18n, subscriptions
-from diffusion.audiences import read_directory
 from diffusion.errors import InvalidInput, InvalidToken
 from diffusion.i18n import N_
 from diffusion.models import Person
+from diffusion.select.directory import read_directory
 from diffusion.tokens import make_token
 from diffusion.web.base import (
     Web,

@@ -42,7 +42,7 @@ def confirmation_message(settings: Settings, confirmation: Confirmation) -> Emai
     fields = {
         "organisation": i18n.newsletter_name(settings, language),
         "email": i18n.isolate(confirmation.email) if rtl else confirmation.email,
-        "days": settings.confirm_token_days,
+        "days": settings.subscribe.confirm_token_days,
         "url": confirmation.url,
     }
     message = EmailMessage()

@@ -18,11 +18,13 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from diffusion import i18n, links
-from diffusion.audiences import Directory, FeedFamily, RoutingRules, read_directory
 from diffusion.collect.sanitize import clean_html
-from diffusion.digest import DigestEntry, entry_for, key_name
-from diffusion.feeds import FORMATS, family_keys, feed_items, feed_titles
+from diffusion.contracts import DigestEntry
+from diffusion.deliver.feeds import FORMATS, family_keys, feed_items, feed_titles
 from diffusion.models import SECTORS, Item, Organisation
+from diffusion.select.digest import entry_for, key_name
+from diffusion.select.directory import Directory, read_directory
+from diffusion.select.rules import FeedFamily, RoutingRules
 from diffusion.web.base import Web, choose_language, web_of
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates" / "pages")

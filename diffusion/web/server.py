@@ -80,13 +80,13 @@ def raise_descriptor_limit(wanted: int) -> int:
 
 def connection_limit(settings: Settings) -> int:
     """The most connections served at once: the setting, within the descriptors available."""
-    available = raise_descriptor_limit(settings.web_max_connections + SPARE_DESCRIPTORS)
-    limit = min(settings.web_max_connections, available - SPARE_DESCRIPTORS)
-    if limit < settings.web_max_connections:
+    available = raise_descriptor_limit(settings.web.max_connections + SPARE_DESCRIPTORS)
+    limit = min(settings.web.max_connections, available - SPARE_DESCRIPTORS)
+    if limit < settings.web.max_connections:
         log.warning(
             "web_max_connections %d lowered to %d: the process may open %d files "
             "(raise `ulimit -n` or LimitNOFILE=)",
-            settings.web_max_connections,
+            settings.web.max_connections,
             limit,
             available,
         )
@@ -98,7 +98,7 @@ def run(app: ASGIApp, settings: Settings, host: str, port: int) -> None:
     import uvicorn
 
     protocol = type(
-        "Protocol", (HeadTimeoutProtocol,), {"head_timeout": settings.web_header_timeout_seconds}
+        "Protocol", (HeadTimeoutProtocol,), {"head_timeout": settings.web.header_timeout_seconds}
     )
     logging.getLogger("uvicorn.access").addFilter(RedactTokens())
     uvicorn.run(
@@ -108,7 +108,7 @@ def run(app: ASGIApp, settings: Settings, host: str, port: int) -> None:
         http=protocol,
         proxy_headers=True,
         log_config=None,
-        timeout_keep_alive=settings.web_keep_alive_seconds,
+        timeout_keep_alive=settings.web.keep_alive_seconds,
         limit_concurrency=connection_limit(settings),
         h11_max_incomplete_event_size=16 * 1024,  # a request head (line and headers) at most
     )

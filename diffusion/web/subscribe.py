@@ -100,7 +100,7 @@ async def subscribe(request: Request) -> Response:
             "If %(email)s can receive the newsletter, a message with a confirmation link is on "
             "its way. The link is valid for %(days)s days. Nothing is sent until you confirm.",
             email=address,
-            days=web.settings.confirm_token_days,
+            days=web.settings.subscribe.confirm_token_days,
         ),
     )
     # Recorded and mailed after the answer, known address or not: the answer and its timing

@@ -68,7 +68,7 @@ async def ses(request: Request) -> Response:
         if url is None:
             return _refused("ses", "SubscribeURL is not on the certificate's host")
         try:
-            async with httpx.AsyncClient(timeout=web.settings.fetch_timeout) as client:
+            async with httpx.AsyncClient(timeout=web.settings.collect.fetch_timeout) as client:
                 (await client.get(url)).raise_for_status()
         except httpx.HTTPError as exc:
             log.warning("webhook ses: could not confirm the subscription: %s", exc)

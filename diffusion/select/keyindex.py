@@ -10,7 +10,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
 
-from diffusion.audiences import AudienceRules, Directory, Routable, routes_to
+from diffusion.select.directory import Directory
+from diffusion.select.matchers import Routable, routes_to
+from diffusion.select.rules import AudienceRules
 
 
 class KeyIndex:

@@ -1,4 +1,4 @@
-"""Wrapping the text part by display width, breaking where Unicode line breaking allows.
+"""The text part: wrapping by display width, breaking where Unicode line breaking allows.
 
 Chinese (and Japanese) are written without spaces and each character takes two columns in a
 terminal: `textwrap` would leave a whole paragraph on one line. Words that hold such wide
@@ -7,9 +7,11 @@ characters are cut into the units UAX #14 allows a break between (uniseg: no bre
 (wcwidth). Words without wide characters (Latin, Cyrillic, Arabic, URLs) are never split.
 """
 
+import html
 import unicodedata
 from collections.abc import Iterator
 
+import nh3
 from uniseg.linebreak import line_break_units
 from wcwidth import wcswidth
 
@@ -52,3 +54,40 @@ def wrap_width(text: str, width: int, indent: str = "", first: str | None = None
     if has_content:
         lines.append(line.rstrip())
     return "\n".join(lines)
+
+
+TEXT_WIDTH = 72
+
+
+# Unicode's directional isolates are not "printable" but carry meaning in a right-to-left title.
+_BIDI_ISOLATES = frozenset("\u2066\u2067\u2068\u2069")
+
+
+def subject_line(title: str) -> str:
+    """A header-safe subject: no CR/LF or other control characters, runs of spaces folded."""
+    kept = "".join(ch if ch.isprintable() or ch in _BIDI_ISOLATES else " " for ch in title)
+    return " ".join(kept.split())
+
+
+def wrap(value: str, width: int = TEXT_WIDTH, indent: str = "", first: str | None = None) -> str:
+    """Wrap text for a terminal by display width; URLs and long words are never split,
+    Chinese is broken between characters where Unicode line breaking allows it."""
+    return wrap_width(str(value), width, indent, first)
+
+
+def underline(value: str, char: str = "=", width: int = TEXT_WIDTH) -> str:
+    """A heading wrapped like every other line, underlined as wide as its longest line
+    (by display width: a CJK character takes two columns)."""
+    heading = wrap(value, width)
+    longest = max((display_width(line) for line in heading.splitlines()), default=0)
+    return f"{heading}\n{char * max(longest, 3)}"
+
+
+def plain(value: str) -> str:
+    """Text of an HTML fragment: every tag dropped, script and style contents too."""
+    return html.unescape(nh3.clean(str(value), tags=set()))
+
+
+def shorten(value: str, chars: int) -> str:
+    text = " ".join(str(value).split())
+    return text if len(text) <= chars else text[: chars - 1].rsplit(" ", 1)[0] + "…"

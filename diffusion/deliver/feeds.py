@@ -15,22 +15,16 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from diffusion import db, i18n
-from diffusion.audiences import (
-    Directory,
-    FeedFamily,
-    Routable,
-    RoutingIndex,
-    RoutingRules,
-    load_rules,
-    read_directory,
-    routes_to,
-)
 from diffusion.config import Settings
-from diffusion.digest import DigestEntry, entry_for, key_name
-from diffusion.feedwriter import FeedDocument, render_entry, tag_uri
-from diffusion.keyindex import KeyIndex
+from diffusion.contracts import DigestEntry
+from diffusion.deliver.feedwriter import FeedDocument, render_entry, tag_uri
 from diffusion.links import news_url
 from diffusion.models import SECTORS, Item
+from diffusion.select.digest import entry_for, key_name
+from diffusion.select.directory import Directory, read_directory
+from diffusion.select.keyindex import KeyIndex
+from diffusion.select.matchers import Routable, RoutingIndex, routes_to
+from diffusion.select.rules import FeedFamily, RoutingRules, load_rules
 from diffusion.vocabulary import audience_title
 
 FEED_MAX_ENTRIES = 50

@@ -17,7 +17,7 @@ from xml.sax.saxutils import escape
 
 from diffusion import i18n, links
 from diffusion.config import Settings
-from diffusion.digest import DigestEntry
+from diffusion.contracts import DigestEntry
 from diffusion.models import TAG_KEYS, Item
 
 # Characters XML 1.0 cannot carry at all (lxml refuses them): dropped from every text.
@@ -53,8 +53,8 @@ def rss_title(value: str) -> str:
 
 def tag_uri(settings: Settings, specific: str) -> str:
     """A tag: URI (RFC 4151) under the configured authority: it never depends on base_url."""
-    authority = settings.feed_tag_authority or settings.from_address.rpartition("@")[2]
-    return f"tag:{authority or 'diffusion.invalid'},{settings.feed_tag_date}:{specific}"
+    authority = settings.feeds.tag_authority or settings.from_address.rpartition("@")[2]
+    return f"tag:{authority or 'diffusion.invalid'},{settings.feeds.tag_date}:{specific}"
 
 
 def entry_id(settings: Settings, item: Item) -> str:

@@ -1,0 +1,1 @@
+"""Selection: routing rules, the directory, matchers, and the digest of one segment and period."""
