@@ -1,4 +1,4 @@
-"""Transports: a pool of SMTP connections, or the local maildir; one small interface for both."""
+"""Transports: pools of SMTP connections, or the local maildir; one small interface for both."""
 
 import asyncio
 import mailbox
@@ -10,47 +10,21 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import getaddresses
 from pathlib import Path
-from typing import Literal, Protocol
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 from aiosmtplib.status import SMTPStatus
 
 from diffusion.config import Settings
+from diffusion.configsections import relay_urls
 from diffusion.deliver.message import check_address, serialise
+
+# Outcome and Transport live in outcome.py (relays.py builds on them); importable from here too.
+from diffusion.deliver.outcome import Outcome as Outcome
+from diffusion.deliver.outcome import Transport as Transport
 from diffusion.deliver.pipelining import Pipeline
+from diffusion.deliver.relays import Relay, RelayPool
 from diffusion.errors import ConfigError, DeliveryError
-
-# "relay": the SMTP session itself failed (connection, TLS, login, greeting, sender, 421,
-# timeout): the relay's state, never a recipient's; the row goes back to the queue as it was.
-Kind = Literal["sent", "temporary", "permanent", "relay"]
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What became of one recipient of one message."""
-
-    kind: Kind
-    reply: str = ""
-
-    @classmethod
-    def from_code(cls, code: int, text: str) -> "Outcome":
-        """4xx (and anything not 5xx) is worth retrying; 5xx is the server's final word."""
-        return cls("permanent" if 500 <= code < 600 else "temporary", f"{code} {text}".strip())
-
-
-class Transport(Protocol):
-    """Hands one message to its recipients and says, per recipient, what became of it."""
-
-    concurrency: int
-
-    async def deliver(
-        self, sender: str, recipients: Sequence[str], data: bytes, *, wire_ready: bool = False
-    ) -> dict[str, Outcome]:
-        """`wire_ready`: data has CRLF line ends and no line starting with "." (see _data)."""
-        ...
-
-    async def close(self) -> None: ...
 
 
 class MaildirTransport:
@@ -96,16 +70,30 @@ class SMTPServer:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "SMTPServer":
+        """The first relay of smtp_url."""
+        return cls.all_from_settings(settings)[0][0]
+
+    @classmethod
+    def all_from_settings(cls, settings: Settings) -> list[tuple["SMTPServer", int]]:
+        """Every relay of smtp_url, with its weight."""
         if not settings.smtp.url:
             raise ConfigError("smtp_url is not set: there is no SMTP server to connect to")
-        url = urlsplit(settings.smtp.url)
+        try:
+            relays = relay_urls(settings.smtp.url)
+        except ValueError as exc:
+            raise ConfigError(f"smtp_url: {exc}") from exc
+        return [(cls.from_url(url, settings), weight) for url, weight in relays]
+
+    @classmethod
+    def from_url(cls, address: str, settings: Settings) -> "SMTPServer":
+        url = urlsplit(address)
         implicit = url.scheme == "smtps"
         try:
             port = url.port or (465 if implicit else 25)
         except ValueError as exc:
-            raise ConfigError(f"smtp_url: bad port in {settings.smtp.url!r}") from exc
+            raise ConfigError(f"smtp_url: bad port in {address!r}") from exc
         if not url.hostname:
-            raise ConfigError(f"smtp_url: no host in {settings.smtp.url!r}")
+            raise ConfigError(f"smtp_url: no host in {address!r}")
         username = unquote(url.username) if url.username else settings.smtp.username
         if url.password:
             password: str | None = unquote(url.password)
@@ -114,6 +102,11 @@ class SMTPServer:
         else:
             password = None
         return cls(url.hostname, port, implicit, username, password, settings.smtp.timeout)
+
+    @property
+    def name(self) -> str:
+        """host:port, what the outbox records of the relay that took a message."""
+        return f"{self.host}:{self.port}"
 
     def client(self) -> aiosmtplib.SMTP:
         return aiosmtplib.SMTP(
@@ -646,14 +639,26 @@ class SMTPTransport:
 
 
 def make_transport(settings: Settings, connections: int | None = None) -> Transport:
-    """SMTP when DIFFUSION_SMTP_URL is set, else the maildir under var/outbox."""
-    if settings.smtp.url:
-        return SMTPTransport(
-            SMTPServer.from_settings(settings),
-            connections or settings.smtp.connections,
-            pipelining=settings.smtp.pipelining,
+    """SMTP when DIFFUSION_SMTP_URL is set (a pool per relay), else the maildir under var/outbox."""
+    if not settings.smtp.url:
+        return MaildirTransport(settings.outbox_dir)
+    relays = [
+        Relay(
+            server.name,
+            SMTPTransport(
+                server,
+                connections or settings.smtp.connections,
+                pipelining=settings.smtp.pipelining,
+            ),
+            weight,
         )
-    return MaildirTransport(settings.outbox_dir)
+        for server, weight in SMTPServer.all_from_settings(settings)
+    ]
+    return RelayPool(
+        relays,
+        failure_limit=settings.send.relay_failure_limit,
+        rest_seconds=settings.send.relay_rest_seconds,
+    )
 
 
 def _recipients(message: EmailMessage) -> list[str]:
