@@ -17,9 +17,9 @@ from pathlib import Path
 
 from diffusion import db
 from diffusion.collect.directories import import_directory
-from diffusion.collect.report import ImportReport
-from diffusion.collect.subscribers import import_subscribers
 from diffusion.models import AUDIENCES, SECTORS
+from diffusion.rows import ImportReport
+from diffusion.subscriptions import import_subscribers
 
 COUNTRIES = ["BD", "NP", "VN", "KE", "IN", "CO", "SN", "FR", "DE", "BR", "EG", "PE", "MA", "FJ"]
 THEMES = ["literacy", "inclusion", "climate-action", "heritage", "open-science", "youth"]

@@ -1,7 +1,7 @@
 """The database: engine, sessions and Alembic migrations, alike on SQLite and PostgreSQL."""
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -11,8 +11,9 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import Session, SQLModel
 
 from diffusion.config import Settings
 from diffusion.errors import DatabaseError, SchemaNotReady
@@ -100,6 +101,45 @@ def once_more_on_conflict(work: Callable[P, T], *args: P.args, **kwargs: P.kwarg
         return work(*args, **kwargs)
     except sa.exc.IntegrityError:
         return work(*args, **kwargs)
+
+
+# What a statement is run on: its dialect says which INSERT ... ON CONFLICT to write.
+Bind = Engine | Connection | Session
+Upsert = postgresql.Insert | sqlite.Insert
+
+
+def _dialect_insert(bind: Bind, table: sa.Table | type[SQLModel]) -> Upsert:
+    """The INSERT of the bind's dialect, the one that knows ON CONFLICT (SQLite, PostgreSQL)."""
+    engine = bind.get_bind() if isinstance(bind, Session) else bind
+    target = table if isinstance(table, sa.Table) else table.__table__  # type: ignore[attr-defined]
+    name = engine.dialect.name
+    if name == "postgresql":
+        return postgresql.insert(target)
+    if name == "sqlite":
+        return sqlite.insert(target)
+    raise DatabaseError(f"database {name!r}: Diffusion supports SQLite and PostgreSQL")
+
+
+def insert_or_ignore(bind: Bind, table: sa.Table | type[SQLModel], unique: Sequence[str]) -> Upsert:
+    """INSERT ... ON CONFLICT (`unique`) DO NOTHING, on SQLite and PostgreSQL alike.
+
+    A row whose `unique` columns are taken is left out without an error, also when another
+    process inserted it a moment before; add `.returning(table.c.id)` to learn which rows went
+    in (rowcount is not portable for an executemany).
+    """
+    return _dialect_insert(bind, table).on_conflict_do_nothing(index_elements=list(unique))
+
+
+def insert_or_update(
+    bind: Bind,
+    table: sa.Table | type[SQLModel],
+    unique: Sequence[str],
+    values: Mapping[str, Any],
+) -> Upsert:
+    """INSERT ... ON CONFLICT (`unique`) DO UPDATE SET `values`, on SQLite and PostgreSQL."""
+    return _dialect_insert(bind, table).on_conflict_do_update(
+        index_elements=list(unique), set_=dict(values)
+    )
 
 
 def alembic_config(url: str) -> AlembicConfig:

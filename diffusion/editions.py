@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -378,7 +377,8 @@ def _build_one(
         if existing is not None:
             edition_id = existing.id
         else:
-            inserted = session.execute(_insert_ignoring_conflict(engine, values)).first()
+            claim = db.insert_or_ignore(session, Edition, ["segment", "period"]).values(**values)
+            inserted = session.execute(claim.returning(col(Edition.id))).first()
             edition_id = inserted[0] if inserted is not None else None
         if edition_id is None:
             action = "kept"
@@ -440,27 +440,6 @@ def _content(digest: Digest, settings: Settings, web_url: str, now: datetime) ->
     else:
         values.update(status="approved", approved_at=now)
     return values
-
-
-def _insert_ignoring_conflict(engine: Engine, values: dict[str, object]) -> sa.Executable:
-    """INSERT ... ON CONFLICT (segment, period) DO NOTHING RETURNING id, on both databases."""
-    table = cast(sa.Table, Edition.__table__)  # type: ignore[attr-defined]
-    dialect = engine.dialect.name
-    if dialect == "postgresql":
-        return (
-            postgresql.insert(table)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["segment", "period"])
-            .returning(table.c.id)
-        )
-    if dialect == "sqlite":
-        return (
-            sqlite.insert(table)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=["segment", "period"])
-            .returning(table.c.id)
-        )
-    raise InvalidInput(f"database {dialect!r}: Diffusion supports SQLite and PostgreSQL")
 
 
 def _result(

@@ -222,7 +222,7 @@ class Person(SQLModel, table=True):
 
     The global status says whether they may be mailed at all (`active`); unsubscribed, bounced
     and complained people are suppressed whatever their subscriptions say. Only
-    diffusion/subscriptions.py changes these rows.
+    diffusion/subscriptions/ changes these rows.
     """
 
     __tablename__ = "people"

@@ -14,7 +14,6 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from diffusion import db
@@ -243,11 +242,9 @@ def last_runs(engine: Engine) -> dict[str, JobRun]:
 
 def _record(engine: Engine, name: str, **values: Any) -> None:
     """Insert or update the job's row; two processes may do so at the same moment."""
-    dialect = engine.dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table = JobRun.__table__  # type: ignore[attr-defined]
-    statement = insert(table).values({"name": name, "last_outcome": "", **values})
-    statement = statement.on_conflict_do_update(index_elements=["name"], set_=values)
+    statement = db.insert_or_update(engine, JobRun, ["name"], values).values(
+        {"name": name, "last_outcome": "", **values}
+    )
     with engine.begin() as connection:
         connection.execute(statement)
 

@@ -12,10 +12,10 @@ import diffusion.cli.commands  # noqa: F401  (registers the commands)
 from diffusion import db, validate
 from diffusion.cli import cli
 from diffusion.collect.directories import import_directory
-from diffusion.collect.subscribers import add_subscriber, import_subscribers
 from diffusion.config import bundled_path
 from diffusion.errors import InvalidInput
 from diffusion.models import Person, Subscription
+from diffusion.subscriptions import add_subscriber, import_subscribers
 from diffusion.subscriptions import find_person as find_subscriber
 
 SECRET = "test-secret-key-for-signing-links"

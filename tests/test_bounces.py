@@ -19,10 +19,10 @@ from diffusion.bounces.process import BounceReport, process_bounces
 from diffusion.bounces.recognise import recognise
 from diffusion.cli import cli
 from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
-from diffusion.collect.subscribers import add_subscriber
 from diffusion.config import Settings
 from diffusion.deliver import outbox
 from diffusion.models import ConsentEvent, OutboxMessage, Person
+from diffusion.subscriptions import add_subscriber
 from tests.smtpserver import make_edition, make_subscribers
 
 NOW = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)

@@ -25,7 +25,7 @@ from rich.console import Console
 import diffusion.cli.commands  # noqa: F401  (registers the commands)
 from diffusion.cli import cli
 from diffusion.cli.output import Column, Listing, column_widths, print_table, to_csv, to_tsv
-from diffusion.collect.report import neutralise_formula, restore_formula
+from diffusion.rows import neutralise_formula, restore_formula
 
 DIFFUSION = str(Path(sys.executable).parent / "diffusion")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")

@@ -14,9 +14,9 @@ from click.testing import CliRunner
 from diffusion import db, keys, links
 from diffusion.cli import cli
 from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
-from diffusion.collect.subscribers import add_subscriber
 from diffusion.config import load_settings
 from diffusion.errors import ConfigError
+from diffusion.subscriptions import add_subscriber
 from diffusion.tokens import make_token, read_token
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)

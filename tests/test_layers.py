@@ -166,11 +166,7 @@ def _loop(group: list[str], following: dict[str, set[str]]) -> list[str]:
 
 # Breaks being mended as this is written (issue 16), each named so that it cannot grow and must
 # be struck here once mended (the tests below fail on a break that is no longer there, too).
-KNOWN_BREAKS = {
-    # The subscriber registry leaves collect/ (it checks audience keys against the rules).
-    ("diffusion.collect.subscribers", "diffusion.select.directory"),
-    ("diffusion.collect.subscribers", "diffusion.select.rules"),
-}
+KNOWN_BREAKS: set[tuple[str, str]] = set()
 # Cycles by the first module of each, in sorted order.
 KNOWN_CYCLES = {
     # cli/__init__.py imports the command modules to register them; they import its group.

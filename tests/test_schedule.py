@@ -14,11 +14,11 @@ from sqlalchemy.engine import Engine
 from diffusion import db, schedule
 from diffusion.cli import cli
 from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
-from diffusion.collect.subscribers import add_subscriber
 from diffusion.config import Settings, load_settings
 from diffusion.deliver import outbox
 from diffusion.errors import ConfigError, InvalidInput, UnknownRecord
 from diffusion.models import JobRun
+from diffusion.subscriptions import add_subscriber
 from tests import digest_dataset
 from tests.smtpserver import make_edition
 

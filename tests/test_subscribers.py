@@ -13,9 +13,9 @@ import diffusion.cli.commands  # noqa: F401  (registers the commands)
 from diffusion import db, subscriptions
 from diffusion.cli import cli, main
 from diffusion.collect.directories import import_directory
-from diffusion.collect.subscribers import add_subscriber, import_subscribers
 from diffusion.errors import InvalidInput
 from diffusion.models import Edition, OutboxMessage, Person, Subscription
+from diffusion.subscriptions import add_subscriber, import_subscribers
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 LATER = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)

@@ -24,10 +24,10 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy.engine import Engine
 
 from diffusion import db, links, subscriptions
-from diffusion.collect.subscribers import add_subscriber
 from diffusion.config import Settings, load_settings
 from diffusion.models import Edition
 from diffusion.personalise import placeholder
+from diffusion.subscriptions import add_subscriber
 from diffusion.tokens import make_token
 from diffusion.web import create_app
 from diffusion.web.protection import RateLimiter

@@ -19,10 +19,10 @@ from click.testing import CliRunner
 from diffusion import db, validate
 from diffusion.cli import cli, console
 from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
-from diffusion.collect.subscribers import check_subscriber
 from diffusion.config import Settings, load_settings
 from diffusion.deliver.message import MessageTemplate
 from diffusion.models import Edition, Person, Source
+from diffusion.subscriptions import check_subscriber
 from diffusion.web import create_app
 from diffusion.web.headers import STYLE_BLOCK
 from diffusion.web.protection import RateLimiter

@@ -9,7 +9,7 @@ import click
 from diffusion import db
 from diffusion.cli import Context, cli, console, err_console, open_output, pass_context
 from diffusion.collect.directories import KINDS, export_directory, import_directory
-from diffusion.collect.report import ImportReport
+from diffusion.rows import ImportReport
 
 
 def print_report(report: ImportReport, what: str) -> None:

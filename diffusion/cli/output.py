@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from diffusion.collect.report import neutralise_formula
+from diffusion.rows import neutralise_formula
 
 FORMATS = ("table", "tsv", "csv", "json")
 Cell = str | int | float | bool | None | Sequence[str]

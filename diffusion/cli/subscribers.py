@@ -20,10 +20,10 @@ from diffusion.cli import (
 )
 from diffusion.cli.directory import print_report
 from diffusion.cli.output import Column, Listing, emit, emit_sections, format_option
-from diffusion.collect.subscribers import SUBSCRIBER_FIELDS, add_subscriber, import_subscribers
 from diffusion.errors import UnknownRecord
 from diffusion.models import AUDIENCES, CADENCES, SECTORS, SUBSCRIBER_STATUSES, Person
 from diffusion.select.rules import load_rules
+from diffusion.subscriptions import SUBSCRIBER_FIELDS, add_subscriber, import_subscribers
 
 # What `list` shows, one row per subscription: every field an import reads (so a CSV export
 # imports again), and the subscription's status (its person's when that is not active).

@@ -13,7 +13,6 @@ import yaml
 from sqlmodel import Session, SQLModel, select
 
 from diffusion import validate
-from diffusion.collect.report import ImportReport, csv_rows, neutralise_formula
 from diffusion.errors import InvalidInput
 from diffusion.models import (
     SECTORS,
@@ -24,6 +23,7 @@ from diffusion.models import (
     Organisation,
     Sector,
 )
+from diffusion.rows import ImportReport, csv_rows, neutralise_formula
 from diffusion.vocabulary import sector_name
 
 KINDS = ("organisations", "field_offices", "focal_points", "forums", "national_commissions")

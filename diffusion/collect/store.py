@@ -13,10 +13,10 @@ from sqlalchemy.dialects import postgresql
 from sqlmodel import Session, col, select
 
 from diffusion import validate
-from diffusion.collect.report import ImportReport, csv_rows
 from diffusion.collect.sanitize import clean_text
 from diffusion.errors import InvalidInput
 from diffusion.models import TAG_KEYS, Item, Source
+from diffusion.rows import ImportReport, csv_rows
 
 # What a re-collected entry may change; identity (guid, source, origin) and first sighting stay.
 _UPDATABLE = (

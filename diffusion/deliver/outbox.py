@@ -9,10 +9,9 @@ from itertools import islice
 from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from diffusion import subscriptions
+from diffusion import db, subscriptions
 from diffusion.config import Settings
 from diffusion.deliver.message import message_ids
 from diffusion.deliver.rows import Claimed, Result
@@ -67,11 +66,6 @@ class _Member:
     id: int
 
 
-def _insert(session: Session) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_table)
-
-
 def enqueue(
     session: Session,
     edition: Edition,
@@ -96,9 +90,9 @@ def enqueue(
             for subscriber in chunk
         ]
         statement = (
-            _insert(session)
-            .on_conflict_do_nothing(index_elements=["edition_id", "subscriber_id"])
-            .returning(_table.c.id)  # only the inserted rows: rowcount is not portable here
+            db.insert_or_ignore(session, _table, ["edition_id", "subscriber_id"]).returning(
+                _table.c.id
+            )  # only the inserted rows: rowcount is not portable here
         )
         # executemany: compiled once, sent in batches (SQLAlchemy's insertmanyvalues)
         added += len(session.execute(statement, rows).all())

@@ -18,9 +18,7 @@ from sqlmodel import Session, select
 from diffusion import db
 from diffusion.collect import editorial
 from diffusion.collect.directories import import_directory
-from diffusion.collect.report import ImportReport
 from diffusion.collect.run import CollectionSummary, run_collection
-from diffusion.collect.subscribers import import_subscribers
 from diffusion.config import Settings
 from diffusion.errors import InvalidInput
 from diffusion.models import (
@@ -32,6 +30,8 @@ from diffusion.models import (
     Source,
     Subscription,
 )
+from diffusion.rows import ImportReport
+from diffusion.subscriptions import import_subscribers
 
 DATA = Path(__file__).resolve().parent
 # Templates count back from the day the demo runs: below 30 days the item falls in the current

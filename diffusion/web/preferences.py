@@ -10,10 +10,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from diffusion import db, i18n, subscriptions, validate
-from diffusion.collect.subscribers import check_subscriber
 from diffusion.errors import InvalidInput, InvalidToken
 from diffusion.i18n import N_, direction
 from diffusion.models import Person, Subscription
+from diffusion.subscriptions import check_subscriber
 from diffusion.tokens import make_token
 from diffusion.vocabulary import audience_label, labelled
 from diffusion.web.base import (

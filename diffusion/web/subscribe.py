@@ -11,9 +11,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from diffusion import db, i18n, links, subscriptions, validate
-from diffusion.collect.subscribers import check_subscriber
 from diffusion.errors import InvalidInput
 from diffusion.i18n import N_
+from diffusion.subscriptions import check_subscriber
 from diffusion.web.base import (
     Web,
     choose_language,

@@ -1,4 +1,4 @@
-"""Subscribers' files: reading and checking CSV rows; the subscriptions module applies them."""
+"""Subscribers' files and additions: checking the rows, then adding them as subscriptions."""
 
 import csv
 import io
@@ -10,14 +10,20 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from diffusion import subscriptions, validate
-from diffusion.collect.report import ImportReport, csv_rows
+from diffusion import validate
 from diffusion.config import bundled_path
 from diffusion.errors import InvalidInput, UnknownAudience
 from diffusion.models import Person
+from diffusion.rows import ImportReport, csv_rows
 from diffusion.select import directory as routing_directory
 from diffusion.select.directory import Directory, read_directory
 from diffusion.select.rules import RoutingRules, load_rules
+
+from .adding import add
+from .confirming import Request, request
+from .lookups import find_person
+from .states import Origin, Suppressed
+from .suppression import Keys
 
 REQUIRED_COLUMNS = ("email", "name", "language", "audience", "key")
 OPTIONAL_COLUMNS = ("sectors", "themes", "regions", "cadence")
@@ -99,10 +105,10 @@ def import_subscribers(
     path: Path,
     *,
     now: datetime,
-    secret: subscriptions.Keys,
+    secret: Keys,
     rules: RoutingRules | None = None,
 ) -> ImportReport:
-    """Import a subscribers CSV through the subscriptions module; rows are active subscriptions.
+    """Import a subscribers CSV: rows are active subscriptions.
 
     An import asserts consent was collected, except from whoever is suppressed (unsubscribed,
     bounced, complained, erased, or left that subscription): those rows are skipped and named
@@ -150,15 +156,15 @@ def import_subscribers(
             continue
         seen[which] = line
         try:
-            _, outcome = subscriptions.add(
+            _, outcome = add(
                 session,
                 values,
-                origin=subscriptions.Origin.imported(path, line),
+                origin=Origin.imported(path, line),
                 now=now,
                 secret=secret,
                 known=known,
             )
-        except subscriptions.Suppressed as exc:
+        except Suppressed as exc:
             report.skip(line, f"suppressed, not imported: {exc}")
             continue
         report.count(outcome)
@@ -179,10 +185,10 @@ def add_subscriber(
     regions: Iterable[str] = (),
     cadence: str = "monthly",
     now: datetime,
-    secret: subscriptions.Keys = "",
+    secret: Keys = "",
     status: str = "active",
     rules: RoutingRules | None = None,
-    origin: subscriptions.Origin | None = None,
+    origin: Origin | None = None,
 ) -> Person:
     """Check the values, then add the subscription (active) or ask for it (pending).
 
@@ -193,7 +199,7 @@ def add_subscriber(
     """
     if status not in ("pending", "active"):
         raise InvalidInput(f"status {status!r}: a new subscription is pending or active")
-    known = subscriptions.find_person(session, email)
+    known = find_person(session, email)
     if known is not None:
         name = name or known.name
         language = language or known.language
@@ -211,12 +217,12 @@ def add_subscriber(
             "cadence": cadence,
         },
     )
-    origin = origin or subscriptions.Origin.cli("subscribers add")
+    origin = origin or Origin.cli("subscribers add")
     if status == "pending":
-        wish = subscriptions.Request.of(values)
-        person = subscriptions.request(session, wish, origin=origin, now=now).person
+        wish = Request.of(values)
+        person = request(session, wish, origin=origin, now=now).person
     else:
-        subscription, _ = subscriptions.add(session, values, origin=origin, now=now, secret=secret)
+        subscription, _ = add(session, values, origin=origin, now=now, secret=secret)
         found = session.get(Person, subscription.person_id)
         assert found is not None, "the subscription was added with its person"
         person = found
