@@ -7,6 +7,7 @@ Use the `smtp_server` fixture (imported into a test module), or `RecordingServer
     server.rcpt_delay = lambda address: 5.0          # seconds before answering RCPT
     server.verb_fault = lambda verb: "530 5.7.0 Authentication required" if verb == "MAIL" else None
     server.verb_fault = lambda verb: "hang"          # never answer EHLO/MAIL/DATA...
+    server.verb_fault = lambda verb: "354 go+drop" if verb == "DATA" else None  # reply, then cut
     RecordingServer(pipelining=False)                # a relay that does not offer PIPELINING
     server.max_sessions = 2                          # "421 too many connections" beyond two
 """
@@ -118,7 +119,11 @@ class _FaultySMTP(SMTP):
         fault = self.recording.verb_fault(verb) if self.recording.verb_fault else None
         if fault == "hang":
             await asyncio.sleep(3600)  # a relay that accepted the connection and went silent
-        if fault:
+        if fault and fault.endswith("+drop"):  # the reply, then the connection goes away
+            await self.push(fault.removesuffix("+drop"))
+            assert self.transport is not None
+            self.transport.abort()
+        elif fault:
             await self.push(fault)
         return bool(fault)
 

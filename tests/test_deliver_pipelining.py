@@ -237,3 +237,41 @@ def test_connections_open_as_throughput_grows_and_stop_when_it_does_not() -> Non
     assert (limit.allowed, limit.growing) == (8, False)
     assert limit.crowded(open_now=5) and limit.allowed == 5
     assert not limit.crowded(open_now=0)  # then it is the relay's fault, as before
+
+
+def test_a_connection_cut_right_after_the_go_ahead_leaves_no_message_waiting(
+    tmp_path: Path, relay: RecordingServer
+) -> None:
+    """The relay says 354 and goes: that message and the one taken to follow it get answers."""
+    cuts = [1]
+
+    def go_ahead_then_cut(verb: str) -> str | None:
+        if verb != "DATA" or not cuts:
+            return None
+        cuts.pop()
+        return "354 End data with <CR><LF>.<CR><LF>+drop"
+
+    relay.verb_fault = go_ahead_then_cut
+    settings = load_settings(home=tmp_path, smtp_url=relay.url)
+    data = b"Subject: cut\r\n\r\nHello\r\n"
+
+    async def send() -> list[str]:
+        transport = make_transport(settings, connections=1)
+        try:
+            answers = await asyncio.wait_for(  # a message nobody answers would hang here
+                asyncio.gather(
+                    *(
+                        transport.deliver("news@example.org", [f"r{n}@example.org"], data)
+                        for n in range(4)
+                    )
+                ),
+                timeout=60,
+            )
+        finally:
+            await transport.close()
+        return [next(iter(answer.values())).kind for answer in answers]
+
+    kinds = asyncio.run(send())
+    assert kinds[0] == "relay"  # cut off: back to the queue, untouched
+    assert kinds.count("sent") >= 2 and set(kinds) <= {"sent", "relay"}
+    assert len(relay.received) == kinds.count("sent")

@@ -518,8 +518,8 @@ class SMTPTransport:
                 # in a second small segment, which Nagle's algorithm holds until our delayed ACK.
                 await asyncio.sleep(0)
                 following, commands = self._commands(pipe, self._ready())
-                pipe.write(pipe.content(job.data, job.wire_ready, commands))
-                sent, job = job, following
+                sent, job = job, following  # held before the write: a fault there is theirs
+                pipe.write(pipe.content(sent.data, sent.wire_ready, commands))
         except (*_CONNECTION_ERRORS, aiosmtplib.SMTPException) as exc:
             fault = _connection_fault(exc, self.server)
             for held in (sent, job):
