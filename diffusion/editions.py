@@ -31,7 +31,7 @@ from diffusion.select.periods import (
     period_of,
     with_late,
 )
-from diffusion.select.rules import RoutingRules, load_rules, parse_audience
+from diffusion.select.rules import RoutingRules, parse_audience
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,7 @@ def digest_for(
     engine: Engine,
     settings: Settings,
     *,
+    rules: RoutingRules,
     audience: str,
     key: str,
     language: str,
@@ -65,7 +66,6 @@ def digest_for(
     subscriber_email: str | None = None,
 ) -> Digest:
     """The digest an audience key (or one subscriber's segment) would get; nothing is stored."""
-    rules = load_rules(settings.routing)
     with db.session_scope(engine) as session:
         directory = read_directory(session)
         if subscriber_email:
@@ -138,6 +138,7 @@ def build_editions(
     engine: Engine,
     settings: Settings,
     *,
+    rules: RoutingRules,
     now: datetime,
     period: str | None = None,
     audience: str | None = None,
@@ -151,7 +152,6 @@ def build_editions(
     Raises TemplateError (template and line) before any work when an email template is broken.
     """
     render.check_templates(settings)
-    rules = load_rules(settings.routing)
     if period is not None:
         Period.parse(period, settings.zone)  # a malformed label fails before any work
     plans: list[_Plan] = []

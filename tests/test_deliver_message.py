@@ -21,7 +21,7 @@ from diffusion.contracts import Recipient, Segment
 from diffusion.deliver import MessageTemplate, send_one
 from diffusion.errors import DeliveryError, InvalidInput
 from diffusion.models import Edition
-from diffusion.personalise import fill, greeting
+from diffusion.personalise import fill_text, greeting
 from diffusion.tokens import read_token
 from tests.smtpserver import EDITION_HTML, EDITION_TEXT, RecordingServer, smtp_server
 
@@ -93,7 +93,8 @@ def test_a_personalised_message_has_the_headers_and_parts_of_a_newsletter(
     text, html = message.iter_parts()
     assert [text.get_content_type(), html.get_content_type()] == ["text/plain", "text/html"]
     assert text.get_content_charset() == html.get_content_charset() == "utf-8"
-    assert text.get_content().replace("\r\n", "\n") == fill(EDITION_TEXT, values)
+    # The text part: lines holding a placeholder are wrapped once filled.
+    assert text.get_content().replace("\r\n", "\n") == fill_text(EDITION_TEXT, values)
     assert "Dear Amina Diallo," in text.get_content()
     assert f'href="{values["unsubscribe_url"]}"' in html.get_content()
     assert "[[diffusion:" not in data.decode("ascii")  # every placeholder filled, 7-bit clean
@@ -162,7 +163,7 @@ def test_placeholders_survive_quoted_printable_wherever_they_fall(
         assert normalize_message_line_endings(data) == data
         assert not PERIOD_REGEX.search(data)
         part = next(iter(parse(data).iter_parts()))
-        expected = fill(text, values)
+        expected = fill_text(text, values)
         assert part.get_content().replace("\r\n", "\n") == expected
 
 

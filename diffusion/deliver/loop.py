@@ -278,7 +278,14 @@ class SendLoop:
         )
         self.breaker.observe(outcome)
         self.results.append(
-            Result(item.outbox_id, item.attempts, outcome.kind, outcome.reply, to_store)
+            Result(
+                item.outbox_id,
+                item.attempts,
+                outcome.kind,
+                outcome.reply,
+                to_store,
+                outcome.relay or None,
+            )
         )
 
     def claimed(self) -> Iterator[Claimed]:

@@ -188,8 +188,8 @@ def record(
     held = _held_by(worker)
     sent = [r for r in results if r.kind == "sent"]
     # Every sent row gets the same values: one statement per attempt count (usually one).
-    for attempts in sorted({r.attempts for r in sent}):
-        ids = [r.outbox_id for r in sent if r.attempts == attempts]
+    for attempts, relay_name in sorted({(r.attempts, r.relay or "") for r in sent}):
+        ids = [r.outbox_id for r in sent if (r.attempts, r.relay or "") == (attempts, relay_name)]
         for chunk in batched(ids, 1000):
             session.execute(
                 sa.update(_table)
@@ -201,6 +201,7 @@ def record(
                     last_error=None,
                     next_attempt_at=None,
                     updated_at=now,
+                    relay=relay_name or None,
                 )
             )
     named = [{"b_id": r.outbox_id, "b_mid": r.message_id} for r in sent if r.message_id]

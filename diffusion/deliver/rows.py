@@ -28,3 +28,4 @@ class Result:
     kind: str
     reply: str = ""
     message_id: str | None = None  # to store, when the row had none yet
+    relay: str | None = None  # host:port of the relay that took it
