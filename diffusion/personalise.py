@@ -114,23 +114,60 @@ def lay_out(line: str, width: int = TEXT_WIDTH) -> str:
     return "\n".join(lines)
 
 
-class TextLine:
-    """A line of the text part holding placeholders, filled per recipient and then wrapped."""
+def _breaks(start: int, lengths: list[int], width: int) -> list[int]:
+    """Where each line begins, in a line of ASCII words of these lengths after `start` columns:
+    the same greedy fill as `lay_out`."""
+    breaks, used = [0], start
+    for index, length in enumerate(lengths):
+        if index == breaks[-1]:
+            used += length
+        elif used + 1 + length > width:
+            breaks.append(index)
+            used = start + length
+        else:
+            used += 1 + length
+    return breaks
 
-    __slots__ = ("template",)
+
+class TextLine:
+    """A line of the text part holding placeholders, filled per recipient and then wrapped.
+
+    An ASCII line is laid out by its words' lengths alone: the layout of each set of lengths is
+    kept (an address's length takes a few dozen values), so most recipients only split and join.
+    """
+
+    __slots__ = ("_layouts", "template")
+    _KEPT = 256  # layouts kept per line
 
     def __init__(self, template: str) -> None:
         self.template = template
+        self._layouts: dict[tuple[int, ...], list[int]] = {}
 
     def fill(self, values: Mapping[str, str], width: int = TEXT_WIDTH) -> str:
         filled = fill(self.template, values)
         plain = filled.replace(BREAK, "")
-        # Most lines fit as they are (a greeting), or are one link: measured, not laid out.
-        if plain.isascii() and (len(plain) <= width or " " not in plain.strip()):
-            return plain
+        if plain.isascii():
+            # Most lines fit as they are (a greeting), or are one link: measured, not laid out.
+            if len(plain) <= width or " " not in plain.strip():
+                return plain
+            return self._ascii(plain, width)
         if text_width(plain) <= width:
             return plain
         return lay_out(filled, width)
+
+    def _ascii(self, plain: str, width: int) -> str:
+        prefix = _PREFIX.match(plain).group(0)  # type: ignore[union-attr]
+        words = plain[len(prefix) :].split()
+        lengths = [len(word) for word in words]
+        key = (width, len(prefix), *lengths)
+        breaks = self._layouts.get(key)
+        if breaks is None:
+            if len(self._layouts) >= self._KEPT:
+                self._layouts.clear()
+            breaks = self._layouts[key] = _breaks(len(prefix), lengths, width)
+        ends = [*breaks[1:], len(words)]
+        lines = [" ".join(words[begin:end]) for begin, end in zip(breaks, ends, strict=True)]
+        return prefix + ("\n" + " " * len(prefix)).join(lines)
 
 
 def fill_text(template: str, values: Mapping[str, str]) -> str:
