@@ -20,6 +20,7 @@ from diffusion.contracts import (
     Digest,
     DigestEntry,
     Period,
+    Recipient,
     ReferenceList,
     RenderedEdition,
     Section,
@@ -632,13 +633,7 @@ def _eml(rendered: RenderedEdition, settings: Settings) -> bytes:
     )
     template = MessageTemplate.from_edition(edition, settings)
 
-    class Reader:
-        id = 7
-        email = "reader@example.org"
-        name = "Zoë <Reader> & co"
-        language = "en"
-
-    return template.personalise(Reader())
+    return template.personalise(Recipient(7, "reader@example.org", "Zoë <Reader> & co", "en"))
 
 
 def _parts(message: EmailMessage) -> Iterator[tuple[str, str]]:

@@ -20,13 +20,15 @@ from diffusion import db, validate
 from diffusion.cli import cli, console
 from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
 from diffusion.config import Settings, load_settings
+from diffusion.contracts import Recipient
 from diffusion.deliver.message import MessageTemplate
-from diffusion.models import Edition, Person, Source
+from diffusion.models import Edition, Source
 from diffusion.subscriptions import check_subscriber
 from diffusion.web import create_app
 from diffusion.web.headers import STYLE_BLOCK
 from diffusion.web.protection import RateLimiter
 from diffusion.web.server import RedactTokens
+from tests.people import RULES
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -165,6 +167,7 @@ def test_names_lose_control_characters_at_the_door(sqlite_url: str) -> None:
                 "audience": "public",
                 "name": "Ada\x00\x1b[31m\u202e\tLove\r\n",
             },
+            rules=RULES,
         )
     engine.dispose()
     assert checked["name"] == "Ada [31m Love"
@@ -187,8 +190,7 @@ def test_a_stored_name_with_control_characters_never_reaches_the_to_header(
         created_at=NOW,
     )
     template = MessageTemplate.from_edition(edition, load_settings(home=tmp_path), now=NOW)
-    old = Person(id=4, email="old@example.org", name="Old\x00\x1bName")
-    raw = template.personalise(old)
+    raw = template.personalise(Recipient(4, "old@example.org", "Old\x00\x1bName", "en"))
     assert b"\x00" not in raw and b"\x1b" not in raw
     parsed = message_from_bytes(raw, policy=policy.default)
     assert parsed["To"].addresses[0].display_name == "Old Name"

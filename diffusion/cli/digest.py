@@ -8,14 +8,9 @@ from rich.text import Text
 
 from diffusion.cli import PERIOD, Context, cli, console, err_console, parse_now, pass_context
 from diffusion.cli.output import Column, Listing, emit, format_option, resolve
-from diffusion.editions import (
-    approve_editions,
-    build_editions,
-    default_periods_said,
-    get_edition,
-    list_editions,
-)
+from diffusion.editions import approve_editions, build_editions, get_edition, list_editions
 from diffusion.models import EDITION_STATUSES
+from diffusion.select.periods import default_periods_said
 
 SHOW_FORMATS = ("text", "html", "json")
 
@@ -56,12 +51,9 @@ def digest_build(
     engine = ctx.engine
     if period is None:
         err_console.print(default_periods_said(parse_now(now), settings))
-    try:
-        results = build_editions(
-            engine, settings, now=parse_now(now), period=period, audience=audience
-        )
-    finally:
-        engine.dispose()
+    results = build_editions(
+        engine, settings, rules=ctx.rules, now=parse_now(now), period=period, audience=audience
+    )
     if not results:
         console.print("No segment to build: no active subscriber matches.")
         return
@@ -118,10 +110,7 @@ def digest_list(ctx: Context, period: str | None, status: str | None, fmt: str |
       diffusion digest list --format tsv | grep ngo:ifla
     """
     engine = ctx.engine
-    try:
-        editions = list_editions(engine, period=period, status=status)
-    finally:
-        engine.dispose()
+    editions = list_editions(engine, period=period, status=status)
     if not editions and resolve(fmt) == "table":
         console.print("No editions.")
         return
@@ -161,10 +150,7 @@ def digest_show(ctx: Context, edition_id: int, fmt: str) -> None:
       diffusion digest show 12 --format html > edition.html
     """
     engine = ctx.engine
-    try:
-        edition = get_edition(engine, edition_id)
-    finally:
-        engine.dispose()
+    edition = get_edition(engine, edition_id)
     if fmt == "json":
         click.echo(json.dumps(edition.model_dump(mode="json"), ensure_ascii=False, indent=2))
     elif fmt == "html":
@@ -193,12 +179,9 @@ def digest_approve(
     if bool(edition_ids) == approve_all:
         raise click.UsageError("give edition IDs, or --all (with --period to narrow it)")
     engine = ctx.engine
-    try:
-        approved = approve_editions(
-            engine, now=datetime.now(UTC), edition_ids=edition_ids, period=period
-        )
-    finally:
-        engine.dispose()
+    approved = approve_editions(
+        engine, now=datetime.now(UTC), edition_ids=edition_ids, period=period
+    )
     if not approved:
         console.print("No draft to approve.")
         return

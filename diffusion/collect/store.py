@@ -203,6 +203,11 @@ _TAG_CHECKS: dict[str, Callable[..., str]] = {
 }
 
 
+def list_sources(session: Session) -> list[Source]:
+    """Every feed source by name, with the outcome of its last collection."""
+    return list(session.exec(select(Source).order_by(col(Source.name))).all())
+
+
 def save_source(
     session: Session,
     *,
