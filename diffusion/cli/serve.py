@@ -11,7 +11,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.engine import Engine
 
 from diffusion import db, render, schedule
-from diffusion.cli import PERIOD, Context, cli, console, pass_context
+from diffusion.cli import PERIOD, Context, cli, console, parse_now, pass_context
 from diffusion.cli.output import Column, Listing, emit, emit_sections, format_option, resolve
 from diffusion.config import Settings
 from diffusion.status import service_status
@@ -130,8 +130,9 @@ def _local(moment: datetime | None, settings: Settings) -> str:
 
 @jobs_group.command("list")
 @format_option
+@click.option("--now", hidden=True, help="Pretend it is this ISO date-time (for tests).")
 @pass_context
-def jobs_list(ctx: Context, fmt: str | None) -> None:
+def jobs_list(ctx: Context, fmt: str | None, now: str | None) -> None:
     """Show the configured jobs, their next run time and their last run.
 
     \b
@@ -140,7 +141,7 @@ def jobs_list(ctx: Context, fmt: str | None) -> None:
       diffusion jobs list --format json
     """
     engine = ctx.engine
-    emit(_jobs_listing(ctx.settings, engine, datetime.now(UTC)), fmt, console)
+    emit(_jobs_listing(ctx.settings, engine, parse_now(now)), fmt, console)
 
 
 @jobs_group.command("run")
@@ -171,8 +172,9 @@ def jobs_run(ctx: Context, name: str, period: str | None) -> None:
 
 @cli.command()
 @format_option
+@click.option("--now", hidden=True, help="Pretend it is this ISO date-time (for tests).")
 @pass_context
-def status(ctx: Context, fmt: str | None) -> None:
+def status(ctx: Context, fmt: str | None, now: str | None) -> None:
     """Show the last collection of each source, the next job runs and the outbox.
 
     In a pipe (tsv, csv) the three listings follow each other, a blank line between them;
@@ -185,7 +187,7 @@ def status(ctx: Context, fmt: str | None) -> None:
     """
     settings = ctx.settings
     engine = ctx.engine
-    now = datetime.now(UTC)
+    moment = parse_now(now)
     with db.session_scope(engine) as session:
         found = service_status(session)
     collected = Listing(
@@ -209,7 +211,7 @@ def status(ctx: Context, fmt: str | None) -> None:
     box = Listing([Column("state"), Column("messages", numeric=True)], title="Outbox")
     for state in ("queued", "sending", "sent", "failed_temporary", "failed_permanent"):
         box.add(state, found.outbox.get(state, 0))
-    jobs = _jobs_listing(settings, engine, now)
+    jobs = _jobs_listing(settings, engine, moment)
     sections = {"sources": collected, "jobs": jobs, "outbox": box}
     drafts, gone = found.drafts, found.gone
     emit_sections(sections, fmt, console, counts={"drafts": drafts, **gone})
