@@ -16,16 +16,9 @@ from diffusion.cli.directory import print_report
 from diffusion.cli.output import Column, Listing, emit, format_option, resolve
 from diffusion.collect import run_collection
 from diffusion.collect.editorial import import_entries
+from diffusion.collect.items import check_tags, count_items, find_items
 from diffusion.collect.run import load_sources
-from diffusion.collect.store import (
-    check_tags,
-    check_url,
-    count_items,
-    find_items,
-    import_sources,
-    save_source,
-    source_name,
-)
+from diffusion.collect.sources import check_url, import_sources, save_source, source_name
 from diffusion.errors import InvalidInput
 from diffusion.models import CONTENT_KINDS, SECTORS, TAG_KEYS, Source
 

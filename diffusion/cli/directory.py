@@ -13,7 +13,8 @@ from diffusion.rows import ImportReport
 
 
 def print_report(report: ImportReport, what: str) -> None:
-    """Counts, then every problem line; exits 1 when some rows were bad (the good ones are kept)."""
+    """Counts, then every warning and problem line; exits 1 when some rows were bad (the good
+    ones are kept). A warning (an unknown column, ignored) does not fail the import."""
     console.print(
         f"{report.source}: {report.created} {what} created, {report.updated} updated, "
         f"{report.unchanged} unchanged, {len(report.problems)} rejected"
@@ -22,6 +23,8 @@ def print_report(report: ImportReport, what: str) -> None:
     )
     for skipped in report.skipped:
         console.print(skipped, soft_wrap=True)
+    for warning in report.warnings:
+        err_console.print(f"warning: {warning}", soft_wrap=True)
     for problem in report.problems:
         err_console.print(problem, soft_wrap=True)
     if report.problems:
