@@ -129,7 +129,7 @@ def test_rows_are_numbered_where_they_start_headers_are_read_loosely_blank_rows_
         'ifla,"International Federation\nof Library Associations",\n'
         ",,\n"
         "\n"
-        "bad slug!,Bad,\n"
+        'bad slug!,"Bad\nname",\n'
         "'=icom,ICOM,https://icom.museum/\n",
         encoding="utf-8",
     )
@@ -140,7 +140,7 @@ def test_rows_are_numbered_where_they_start_headers_are_read_loosely_blank_rows_
     # A neutralised formula gets its value back before it is checked, as an export's would.
     assert [problem.split(": use")[0] for problem in report.problems] == [
         f"{path}:6: slug 'bad slug!'",
-        f"{path}:7: slug '=icom'",
+        f"{path}:8: slug '=icom'",
     ]
     with Session(engine) as session:
         rows = {row.slug: row.name for row in session.exec(select(Organisation))}
