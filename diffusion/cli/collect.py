@@ -178,7 +178,8 @@ def sources_import(ctx: Context, file: Path) -> None:
 
     Columns: name,url,kind, and optionally language, public and tag columns (sectors,
     countries, themes...) whose values are separated by `;` or `,`. Bad rows are listed as
-    FILE:LINE: reason and the command exits 1, while the good rows are imported.
+    FILE:LINE: reason and the command exits 1, while the good rows are imported. An unknown
+    column is named in a warning and ignored.
 
     \b
     Example:

@@ -51,7 +51,8 @@ def directory_import(ctx: Context, file: Path, kind: str | None) -> None:
 
     A YAML file may hold the lists organisations, field_offices, focal_points and forums;
     a CSV file holds one of them. Bad rows are listed as FILE:LINE: reason and the command
-    exits 1, while the good rows are imported.
+    exits 1, while the good rows are imported. An unknown column or field is named in a
+    warning and ignored.
 
     \b
     Example:
