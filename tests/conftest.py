@@ -21,6 +21,21 @@ POSTGRES_ADMIN_URL = os.environ.get(
 TEST_KEY = "test-key-of-the-environment-32-bytes-long"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--regenerate-golden",
+        action="store_true",
+        help="rewrite the golden files under tests/golden from what the code produces now",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from tests import goldens
+
+    if config.getoption("--regenerate-golden"):
+        goldens.REGENERATE = True
+
+
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test reads the developer's own DIFFUSION_* settings or diffusion.toml."""

@@ -41,6 +41,13 @@ HOSTILE = [
     "<style>body{display:none}</style>",
     '<math><mtext><table><mglyph><style><img src=x onerror="alert(6)">',
     '<div onmouseover="alert(7)">hover</div>',
+    # Schemes the sanitiser's own defaults allow, that open another program from an email:
+    # only http, https and mailto are ours.
+    '<a href="ftp://files.evil.example.org/setup.exe">ftp</a>',
+    '<a href="tel:+99912345">call</a>',
+    '<a href="sms:+99912345">text</a>',
+    '<a href="magnet:?xt=urn:btih:0">torrent</a>',
+    '<a href="webcal://evil.example.org/c.ics">calendar</a>',
 ]
 
 

@@ -141,10 +141,16 @@ def test_worker_processes_share_the_outbox(
 ) -> None:
     count = 300
     edition_id = seed(engine, count)
+    refused = {f"reader{n}@example.org" for n in range(0, count, 25)}
+    smtp_server.rcpt_reply = lambda a: "550 5.1.1 no such mailbox" if a in refused else None
     config = settings.replace(smtp_url=smtp_server.url, smtp_connections=2)
     summary = send_pending(engine, config, now=NOW, workers=2)
-    assert summary.sent == count and summary.editions_sent == [edition_id]
-    assert smtp_server.deliveries() == Counter(f"reader{n}@example.org" for n in range(count))
+    # Each worker counts its own; the summary adds them up, failures included.
+    assert (summary.sent, summary.failed) == (count - len(refused), len(refused))
+    assert sum(summary.reasons.values()) == len(refused)
+    assert summary.editions_sent == [edition_id]
+    sent = Counter(f"reader{n}@example.org" for n in range(count))
+    assert smtp_server.deliveries() == sent - Counter(refused)
 
 
 def test_sigterm_finishes_what_is_in_flight_and_records_it(

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
-from diffusion import db
+from diffusion import db, subscriptions
 from diffusion.cli import cli
 from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
 from diffusion.config import Settings
@@ -75,6 +75,22 @@ def test_enqueue_adds_the_segment_once(engine: Engine, settings: Settings) -> No
         members = outbox.segment_subscribers(session, narrowed)
         assert outbox.enqueue(session, narrowed, members, settings, now=NOW) == 2
     assert sorted(states(engine, narrowed.id)) == ["ed2@example.org", "ed@example.org"]
+
+
+def test_people_who_bounced_or_complained_are_not_queued_though_their_subscriptions_stay(
+    engine: Engine, settings: Settings
+) -> None:
+    with db.session_scope(engine) as session:
+        edition = make_edition(session)
+        people = make_subscribers(session, 4)
+        origin = subscriptions.Origin.bounce("550 5.1.1 no such mailbox")
+        assert subscriptions.mark_bounced(session, people[1], origin=origin, now=NOW)
+        assert subscriptions.mark_complained(session, people[2], origin=origin, now=NOW)
+        session.flush()
+        held = {s.status for p in people[1:3] for s in subscriptions.subscriptions_of(session, p)}
+        assert held == {"active"}  # what they asked for is kept, should they opt in again
+        assert outbox.enqueue_segment(session, edition, settings, now=NOW) == 2
+    assert sorted(states(engine)) == ["reader0@example.org", "reader3@example.org"]
 
 
 def test_enqueueing_a_segment_in_one_statement_takes_the_same_people_with_their_ids(

@@ -3,7 +3,6 @@
 import functools
 import html
 import http.server
-import os
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -23,10 +22,9 @@ from diffusion.config import Settings, bundled_path, load_settings
 from diffusion.deliver.feeds import FEED_MAX_ENTRIES, build_feeds, write_feeds
 from diffusion.models import Item
 from diffusion.select.rules import load_rules
+from tests import goldens
 
-# Read at import: the isolation fixture clears DIFFUSION_* variables before each test.
-REGENERATE = os.environ.get("DIFFUSION_REGENERATE_GOLDEN") == "1"
-GOLDEN = Path(__file__).resolve().parent / "golden" / "feeds"
+GOLDEN = goldens.ROOT / "feeds"
 RULES = load_rules(bundled_path("routing"))
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)> & ]]> \x07bell'
 
@@ -209,15 +207,8 @@ def test_a_rebuild_without_new_items_is_byte_identical_and_writes_nothing(
 
 @pytest.mark.parametrize("relative", ["sector/CI.en.rss", "ngo/ifla.fr.atom", "public.fr.rss"])
 def test_golden_feeds(tmp_path: Path, relative: str) -> None:
-    """Set DIFFUSION_REGENERATE_GOLDEN=1 to rewrite tests/golden/feeds after a deliberate change."""
-    produced = (_write(tmp_path) / relative).read_bytes()
-    golden = GOLDEN / relative
-    if REGENERATE or not golden.exists():
-        golden.parent.mkdir(parents=True, exist_ok=True)
-        golden.write_bytes(produced)
-        if not REGENERATE:
-            pytest.fail(f"{golden} did not exist and was written: check it and commit it")
-    assert produced == golden.read_bytes()
+    """pytest --regenerate-golden rewrites tests/golden/feeds after a deliberate change."""
+    goldens.check(GOLDEN / relative, (_write(tmp_path) / relative).read_bytes())
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 import, private audiences by approval, safe pending state; through the real web app, the real
 send job (maildir and SMTP) and the CLI, on SQLite and PostgreSQL."""
 
+import functools
 import json
 import mailbox
 import os
@@ -35,6 +36,8 @@ from diffusion.models import (
     Subscription,
     Suppression,
 )
+from diffusion.select.directory import read_directory
+from diffusion.select.rules import load_rules
 from diffusion.subscriptions import import_subscribers
 from diffusion.tokens import make_token
 from diffusion.web import create_app
@@ -325,7 +328,7 @@ def test_a_stranger_gets_no_private_item_until_an_editor_approves(
     _send_month(world, settings)
     assert _newsletters(settings, "stranger@elsewhere.example") == []
     (public,) = _newsletters(settings, "public@example.org")  # the public newsletter as before
-    assert "Ifla reading bd" in public or "Public ed bd" in public
+    assert "Ifla reading bd" in public and "Public ed bd" in public
     assert not any(title in public for title in PRIVATE_TITLES)
 
     runner = CliRunner()
@@ -481,6 +484,63 @@ def test_a_link_mailed_before_an_unsubscribe_cannot_bring_the_person_back(
     token = CSRF.search(client.get("/").text).group(1)  # type: ignore[union-attr]
     assert client.post(pending_link, data={"csrf_token": token}).status_code == 400
     assert _person(world, "late@example.org").status == "unsubscribed"
+
+
+def test_a_used_confirmation_link_cannot_resubscribe_after_an_unsubscribe(
+    settings: Settings, world: Engine, client: TestClient
+) -> None:
+    _subscribe(client, "back@example.org", "public")
+    (used,) = _confirmations(settings, "back@example.org")
+    _confirm(client, used)
+    assert _held(world, "back@example.org") == {"public": "active"}
+    person = _person(world, "back@example.org")
+    unsubscribe = f"/unsubscribe/{make_token(SECRET, 'unsubscribe', person.id or 0)}"
+    assert client.post(unsubscribe, data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    assert _person(world, "back@example.org").status == "unsubscribed"
+    # The spent link, followed again (a browser's history, a forwarded mail), is refused.
+    assert client.get(used).status_code == 400
+    token = CSRF.search(client.get("/").text).group(1)  # type: ignore[union-attr]
+    assert client.post(used, data={"csrf_token": token}).status_code == 400
+    assert _person(world, "back@example.org").status == "unsubscribed"
+    assert _held(world, "back@example.org") == {"public": "left"}
+    _send_month(world, settings)
+    assert _newsletters(settings, "back@example.org") == []
+    # A new request, confirmed, is the way back.
+    _subscribe(client, "back@example.org", "public")
+    (fresh,) = [link for link in _confirmations(settings, "back@example.org") if link != used]
+    _confirm(client, fresh)
+    assert _person(world, "back@example.org").status == "active"
+    assert _held(world, "back@example.org") == {"public": "active"}
+
+
+def test_confirming_refuses_a_link_made_before_the_person_left_whoever_calls_it(
+    settings: Settings, world: Engine
+) -> None:
+    """The rule lives in the subscriptions module, not only on the web page that calls it."""
+    wish = subscriptions.Request(
+        email="left@example.org", name="", language="en", audience="public", key=""
+    )
+    origin = subscriptions.Origin.web("en", "confirm")
+    with db.session_scope(world) as session:
+        person = subscriptions.request(session, wish, origin=origin, now=NOW).person
+        issued_at = NOW + timedelta(minutes=1)  # the link is made, then the person leaves
+        subscriptions.unsubscribe(session, person, origin=origin, now=NOW + timedelta(minutes=2))
+        confirm = functools.partial(
+            subscriptions.confirm,
+            session,
+            person,
+            wish,
+            rules=load_rules(settings.routing),
+            directory=read_directory(session),
+            origin=origin,
+            now=NOW + timedelta(minutes=3),
+        )
+        with pytest.raises(subscriptions.Suppressed, match="left@example.org is unsubscribed"):
+            confirm(issued_at=issued_at)
+        assert person.status == "unsubscribed"
+        # A link made after they left is their own new opt-in.
+        assert confirm(issued_at=NOW + timedelta(minutes=2, seconds=1)).status == "active"
+        assert person.status == "active"
 
 
 def test_never_confirmed_requests_are_purged_after_the_configured_days(

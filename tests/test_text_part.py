@@ -108,4 +108,5 @@ def test_a_folded_subject_reads_back_exactly(subject: str, tmp_path: Path) -> No
     assert head.count(b"Subject:") == 1
     folded = subject_header(subject)
     assert folded in head  # in its place among the headers
-    assert all(len(line) <= 78 for line in folded.splitlines()) or "x" * 90 in subject
+    for line in folded.splitlines():  # only a word longer than a line may stand alone past 78
+        assert len(line) <= 78 or "x" * 90 in line, line

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 
 from diffusion import db, links, subscriptions
 from diffusion.config import Settings, load_settings
-from diffusion.models import Edition
+from diffusion.models import Edition, FieldOffice, Organisation
 from diffusion.personalise import placeholder
 from diffusion.subscriptions import add_subscriber
 from diffusion.tokens import make_token
@@ -89,6 +89,34 @@ def _add(settings: Settings, email: str, status: str = "active", language: str =
             )
             assert subscriber.id is not None
             return subscriber.id
+    finally:
+        engine.dispose()
+
+
+def _directory(settings: Settings) -> None:
+    """Two NGOs and a Field Office, whose themes are the themes in use."""
+    engine = _engine(settings)
+    try:
+        with db.session_scope(engine) as session:
+            session.add(
+                Organisation(
+                    slug="icae",
+                    name="International Council for Adult Education",
+                    acronym="ICAE",
+                    themes=["lifelong-learning", "inclusion"],
+                )
+            )
+            session.add(
+                Organisation(
+                    slug="ifla",
+                    name="International Federation of Library Associations and Institutions",
+                    acronym="IFLA",
+                    themes=["libraries"],
+                )
+            )
+            session.add(
+                FieldOffice(code="dhaka", name="UNESCO Dhaka Office", city="Dhaka", country="BD")
+            )
     finally:
         engine.dispose()
 
@@ -280,16 +308,20 @@ def test_preferences_change_language_sectors_themes_and_cadence(
     client: TestClient, local_settings: Settings
 ) -> None:
     subscriber_id = _add(local_settings, "prefs@example.org")
+    _directory(local_settings)
     path = f"/preferences/{make_token(KEY, 'preferences', subscriber_id)}"
     page = client.get(path)
     assert page.status_code == 200 and 'lang="en"' in page.text
     assert '<label for="language">' in page.text  # every field has its label
+    # The themes offered are the ones in use, as checkboxes: no free text.
+    assert 'name="themes" value="lifelong-learning"' in page.text
+    assert '<input type="text" id="themes' not in page.text
     token = CSRF.search(page.text).group(1)  # type: ignore[union-attr]
     form = {
         "csrf_token": token,
         "language": "fr",
         "sectors": ["ED", "CI"],
-        "themes": "Lifelong learning, inclusion",
+        "themes": ["lifelong-learning", "inclusion"],
         "cadence": "weekly",
     }
     saved = client.post(path, data=form)  # type: ignore[arg-type]
@@ -304,6 +336,13 @@ def test_preferences_change_language_sectors_themes_and_cadence(
     assert bad.status_code == 400 and 'role="alert"' in bad.text
     assert "Choisissez les Secteurs dans la liste" in bad.text  # the page is in French now
     assert _subscriber(local_settings, "prefs@example.org").sectors == ["ED", "CI"]  # type: ignore[union-attr]
+    # A theme nothing carries would empty the digest: refused, pointing to the list.
+    unused = client.post(path, data={**form, "themes": ["lifelong learning", "knitting"]})  # type: ignore[dict-item]
+    assert unused.status_code == 400 and "Choisissez les thèmes dans la liste" in unused.text
+    assert _subscriber(local_settings, "prefs@example.org").themes == [  # type: ignore[union-attr]
+        "lifelong-learning",
+        "inclusion",
+    ]
     tampered = client.get(path[:-2])
     assert tampered.status_code == 400
 
@@ -318,9 +357,9 @@ def test_a_form_error_is_said_in_the_language_of_the_page(client: TestClient) ->
     assert "Cette adresse électronique ne peut pas être utilisée" in page
     assert "broken-address" in page  # still in the field, to correct
     status, page = _subscribe(client, "ok@example.org", lang="fr", audience="ngo", key="nobody")
-    assert status == 400 and "Nous ne connaissons pas cette organisation" in page
+    assert status == 400 and "choisissez dans la liste « ONG »" in page
     status, page = _subscribe(client, "ok@example.org", lang="fr", themes="<b>bold</b>")
-    assert status == 400 and "Les thèmes sont des mots" in page
+    assert status == 400 and "Choisissez les thèmes dans la liste" in page
 
 
 def test_language_from_query_then_accept_language(client: TestClient) -> None:

@@ -11,11 +11,11 @@ from starlette.responses import Response
 
 from diffusion import db, i18n, subscriptions, validate
 from diffusion.errors import InvalidInput, InvalidToken
-from diffusion.i18n import N_, direction
+from diffusion.i18n import N_
 from diffusion.models import Person, Subscription
+from diffusion.select.directory import Directory, read_directory
 from diffusion.subscriptions import check_subscriber
 from diffusion.tokens import make_token
-from diffusion.vocabulary import audience_label, labelled
 from diffusion.web.base import (
     Web,
     choose_language,
@@ -28,16 +28,23 @@ from diffusion.web.base import (
     render_page,
     web_of,
 )
+from diffusion.web.choices import (
+    chosen_key,
+    key_lists,
+    picked,
+    subscribed_as,
+    theme_options,
+    themes_in_use,
+)
 from diffusion.web.confirmation import Confirmation, confirmation_for, send_confirmation
-from diffusion.web.forms import audience_choices, form_choices, form_error
+from diffusion.web.forms import audience_choices, form_choices, form_error, known_themes
 
 
-def subscription_label(language: str, subscription: Subscription) -> str:
-    label = audience_label(subscription.audience, language)
-    if not subscription.key:
-        return label
-    key = i18n.isolate(subscription.key) if direction(language) == "rtl" else subscription.key
-    return labelled(i18n.words(language), label, key)
+def subscription_label(
+    web: Web, language: str, subscription: Subscription, directory: Directory
+) -> str:
+    """What the subscription is, by name: `NGO partner: International Federation of ...`."""
+    return subscribed_as(web.rules, subscription.audience, subscription.key, language, directory)
 
 
 def _save_preferences(
@@ -72,6 +79,10 @@ def _save_preferences(
         chosen = next((s for s in held if s.id == subscription_id), None)
         if chosen is None and subscription_id is None and len(held) == 1:
             chosen = held[0]
+        if narrowing is not None:
+            # A theme already held stays choosable, even once nothing carries it any more.
+            in_use = themes_in_use(session, read_directory(session))
+            known_themes(narrowing["themes"], in_use | set(chosen.themes if chosen else ()))
         subscriptions.change(
             session,
             person,
@@ -98,7 +109,7 @@ def _leave(web: Web, person_id: int, subscription_id: int, language: str, now: d
             origin=subscriptions.Origin.web(language, "preferences"),
             now=now,
         )
-        return subscription_label(language, subscription)
+        return subscription_label(web, language, subscription, read_directory(session))
 
 
 def _ask_to_add(web: Web, person_id: int, values: dict[str, Any], now: datetime) -> Confirmation:
@@ -115,26 +126,27 @@ def _ask_to_add(web: Web, person_id: int, values: dict[str, Any], now: datetime)
     return confirmation_for(web, person, subscriptions.Request.of(checked), now)
 
 
-def _view(web: Web, person_id: int, language: str) -> tuple[Person, list[dict[str, Any]]]:
+def _view(web: Web, person_id: int, language: str) -> tuple[Person, dict[str, Any]]:
+    """The person, and what the page shows: their subscriptions and the lists to choose from."""
     with Session(web.engine, expire_on_commit=False) as session:
         person = session.get(Person, person_id)
         if person is None:
             raise InvalidToken("this preferences link names no stored subscription")
         held = subscriptions.subscriptions_of(session, person)
-    return person, [
+        directory = read_directory(session)
+        in_use = themes_in_use(session, directory)
+    shown = [
         {
             "id": s.id,
-            "label": subscription_label(language, s),
+            "label": subscription_label(web, language, s, directory),
             "status": s.status,
             "status_label": _status_label(language, s.status),
-            "values": {
-                "sectors": list(s.sectors),
-                "themes": ", ".join(s.themes),
-                "cadence": s.cadence,
-            },
+            "values": {"sectors": list(s.sectors), "themes": list(s.themes), "cadence": s.cadence},
+            "theme_choices": theme_options(in_use | set(s.themes)),
         }
         for s in held
     ]
+    return person, {"subscriptions": shown, "key_lists": key_lists(directory, language)}
 
 
 def _status_label(language: str, status: str) -> str:
@@ -184,9 +196,10 @@ async def preferences(request: Request) -> Response:
             elif action == "add" and not web.per_address.allow(person.email):
                 return rate_limited(request, language)
             elif action == "add":
+                audience = str(form.get("audience") or "public")
                 add_values = {
-                    "audience": str(form.get("audience") or "public"),
-                    "key": str(form.get("key") or "").strip(),
+                    "audience": audience,
+                    "key": chosen_key(form, web.rules, audience),
                     "cadence": str(form.get("cadence") or "monthly"),
                 }
                 confirmation = await run_in_threadpool(
@@ -211,10 +224,10 @@ async def preferences(request: Request) -> Response:
                 # The page answers in the language just chosen: it is the latest wish.
                 language = person.language
         except InvalidInput as exc:
-            error = form_error(language, exc)
+            error = form_error(web, language, exc, add_values["audience"])
         except InvalidToken:
             return invalid_link(request, language)
-    shown, held = await run_in_threadpool(_view, web, person_id(person), language)
+    shown, lists = await run_in_threadpool(_view, web, person_id(person), language)
     unsubscribe = make_token(web.secret, "unsubscribe", person_id(shown))
     response = render_page(
         request,
@@ -224,8 +237,9 @@ async def preferences(request: Request) -> Response:
         status=400 if error else 200,
         email=shown.email,
         values={"language": shown.language},
-        subscriptions=held,
+        **lists,
         add_values=add_values,
+        add_picked=picked(web.rules, add_values["audience"], add_values["key"]),
         audiences=audience_choices(web, language),
         saved=saved,
         notice=notice,

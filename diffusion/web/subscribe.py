@@ -13,7 +13,7 @@ from starlette.responses import Response
 from diffusion import db, i18n, links, subscriptions, validate
 from diffusion.errors import InvalidInput
 from diffusion.i18n import N_
-from diffusion.subscriptions import check_subscriber
+from diffusion.subscriptions import KnownKeys, check_subscriber
 from diffusion.web.base import (
     Web,
     choose_language,
@@ -25,8 +25,9 @@ from diffusion.web.base import (
     render_page,
     web_of,
 )
+from diffusion.web.choices import chosen_key, picked, themes_in_use
 from diffusion.web.confirmation import Confirmation, confirmation_for, send_confirmation
-from diffusion.web.forms import audience_choices, form_choices, form_error
+from diffusion.web.forms import audience_choices, form_choices, form_error, form_lists, known_themes
 
 log = logging.getLogger("diffusion.web")
 
@@ -41,15 +42,16 @@ async def subscribe_form(request: Request) -> Response:
         "key": "",
         "language": language,
         "sectors": [],
-        "themes": "",
+        "themes": [],
         "cadence": "monthly",
     }
-    return _subscribe_page(request, language, values)
+    return await _subscribe_page(request, language, values)
 
 
-def _subscribe_page(
+async def _subscribe_page(
     request: Request, language: str, values: dict[str, Any], error: str | None = None
 ) -> Response:
+    lists = await run_in_threadpool(form_lists, web_of(request), language)
     return render_page(
         request,
         "subscribe.html",
@@ -59,6 +61,8 @@ def _subscribe_page(
         values=values,
         audiences=audience_choices(web_of(request), language),
         error=error,
+        picked=picked(web_of(request).rules, values["audience"], values["key"]),
+        **lists,
     )
 
 
@@ -68,11 +72,12 @@ async def subscribe(request: Request) -> Response:
     language = choose_language(request, web.settings, form=form)
     if not csrf_valid(request, form):
         return csrf_refused(request, language)
+    audience = str(form.get("audience") or "public")
     values = {
         "email": str(form.get("email") or "").strip(),
         "name": str(form.get("name") or "").strip()[:200],
-        "audience": str(form.get("audience") or "public"),
-        "key": str(form.get("key") or "").strip(),
+        "audience": audience,
+        "key": chosen_key(form, web.rules, audience),
         **form_choices(form),
     }
     checked_values = {**values, "page_language": language}
@@ -85,13 +90,15 @@ async def subscribe(request: Request) -> Response:
         if values["language"] not in web.settings.languages:
             raise InvalidInput(f"language {values['language']!r}: not offered", field="language")
     except InvalidInput as exc:
-        return _subscribe_page(request, language, values, error=form_error(language, exc))
+        error = form_error(web, language, exc, audience)
+        return await _subscribe_page(request, language, values, error=error)
     if not web.per_address.allow(address):
         return rate_limited(request, language)
     try:
         await run_in_threadpool(_check, web, values)
     except InvalidInput as exc:
-        return _subscribe_page(request, language, values, error=form_error(language, exc))
+        error = form_error(web, language, exc, audience)
+        return await _subscribe_page(request, language, values, error=error)
     response = message_page(
         request,
         language,
@@ -112,7 +119,9 @@ async def subscribe(request: Request) -> Response:
 def _check(web: Web, values: dict[str, Any]) -> None:
     """The form's values validated without looking the address up: the same work for any."""
     with Session(web.engine) as session:
-        check_subscriber(session, values, rules=web.rules)
+        keys = KnownKeys.read(session, web.rules)
+        checked = check_subscriber(keys, values)
+        known_themes(checked["themes"], themes_in_use(session, keys.directory))
 
 
 def _subscribe(web: Web, values: dict[str, Any], now: datetime) -> Confirmation:
