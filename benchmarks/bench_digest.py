@@ -31,6 +31,7 @@ from diffusion.models import (
     Person,
     Subscription,
 )
+from diffusion.select.rules import load_rules
 
 COUNTRIES = ["BD", "KE", "CO", "FJ", "SN", "NP", "IN", "VN", "FR", "DE", "BR", "EG", "PE", "MA"]
 THEMES = ["literacy", "inclusion", "climate-action", "heritage", "open-science", "youth"]
@@ -119,7 +120,9 @@ def seed(url: str, n_items: int, n_segments: int, rng: random.Random) -> None:
 
 def editions(engine: Engine, settings: Settings) -> None:
     start = time.perf_counter()
-    results = build_editions(engine, settings, now=NOW, period="2026-11")
+    results = build_editions(
+        engine, settings, rules=load_rules(settings.routing), now=NOW, period="2026-11"
+    )
     built = time.perf_counter() - start
     items = sum(result.item_count for result in results)
     print(
@@ -127,7 +130,9 @@ def editions(engine: Engine, settings: Settings) -> None:
         f"{built:.2f} s ({built / max(len(results), 1) * 1000:.1f} ms a segment)"
     )
     start = time.perf_counter()
-    again = build_editions(engine, settings, now=NOW, period="2026-11")
+    again = build_editions(
+        engine, settings, rules=load_rules(settings.routing), now=NOW, period="2026-11"
+    )
     print(f"build_editions again (all kept): {time.perf_counter() - start:.2f} s, "
           f"{sum(r.action == 'kept' for r in again)} kept")  # fmt: skip
 
@@ -152,7 +157,9 @@ def main() -> None:
             editions(engine, settings)
         for run in ("first", "second (no new items)"):
             start = time.perf_counter()
-            report = build_feeds(engine, settings, out=home / "feeds", now=NOW)
+            report = build_feeds(
+                engine, settings, rules=load_rules(settings.routing), out=home / "feeds", now=NOW
+            )
             print(
                 f"build_feeds {run}: {report.summary()}, {report.entries} entries, "
                 f"{time.perf_counter() - start:.2f} s"

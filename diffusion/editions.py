@@ -20,7 +20,7 @@ from diffusion.models import Edition, Item
 from diffusion.select.digest import build_digest
 from diffusion.select.directory import Directory, check_key, read_directory
 from diffusion.select.matchers import RoutingIndex
-from diffusion.select.rules import RoutingRules, feed_path, load_rules, parse_audience
+from diffusion.select.rules import RoutingRules, feed_path, parse_audience
 
 # Editions in these states may be built again; the others are approved or on their way out.
 REBUILDABLE = ("draft", "empty")
@@ -165,6 +165,7 @@ def digest_for(
     engine: Engine,
     settings: Settings,
     *,
+    rules: RoutingRules,
     audience: str,
     key: str,
     language: str,
@@ -173,7 +174,6 @@ def digest_for(
     subscriber_email: str | None = None,
 ) -> Digest:
     """The digest an audience key (or one subscriber's segment) would get; nothing is stored."""
-    rules = load_rules(settings.routing)
     with db.session_scope(engine) as session:
         directory = read_directory(session)
         if subscriber_email:
@@ -246,6 +246,7 @@ def build_editions(
     engine: Engine,
     settings: Settings,
     *,
+    rules: RoutingRules,
     now: datetime,
     period: str | None = None,
     audience: str | None = None,
@@ -261,7 +262,6 @@ def build_editions(
     from diffusion import render  # the renderer is the next stage; imported where it is used
 
     render.check_templates(settings)
-    rules = load_rules(settings.routing)
     if period is not None:
         Period.parse(period, settings.zone)  # a malformed label fails before any work
     plans: list[_Plan] = []

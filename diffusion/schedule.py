@@ -21,6 +21,7 @@ from diffusion.config import Settings
 from diffusion.contracts import Period
 from diffusion.errors import DiffusionError, InvalidInput, UnknownRecord
 from diffusion.models import JobRun
+from diffusion.runtime import Runtime
 
 log = logging.getLogger("diffusion.schedule")
 # Set when the service stops: a send in progress stops claiming, and what it has not claimed
@@ -29,7 +30,7 @@ STOP = threading.Event()
 
 # What a job does, given the engine, the settings, the time and an optional period label;
 # it returns a one-line summary for the log and for `diffusion status`.
-JobFunction = Callable[[Engine, Settings, datetime, str | None], str]
+JobFunction = Callable[[Runtime, datetime, str | None], str]
 
 
 @dataclass(frozen=True)
@@ -77,22 +78,24 @@ def _summary(result: Any) -> str:
     return ", ".join(counts) if counts else str(result)
 
 
-def _collect(engine: Engine, settings: Settings, now: datetime, _period: str | None) -> str:
+def _collect(runtime: Runtime, now: datetime, _period: str | None) -> str:
     from diffusion.collect import run_collection
     from diffusion.deliver.feeds import build_feeds
 
+    engine, settings = runtime.engine, runtime.settings
     collected = run_collection(engine, settings, now=now)
-    feeds = build_feeds(engine, settings, out=settings.feeds_dir, now=now)
+    feeds = build_feeds(engine, settings, rules=runtime.rules, out=settings.feeds_dir, now=now)
     return f"collection: {_summary(collected)}; feeds: {_summary(feeds)}"
 
 
 def _edition_job(cadence: str) -> JobFunction:
-    def run(engine: Engine, settings: Settings, now: datetime, period: str | None) -> str:
+    def run(runtime: Runtime, now: datetime, period: str | None) -> str:
         from diffusion.deliver import send_pending
         from diffusion.editions import build_editions
 
+        engine, settings = runtime.engine, runtime.settings
         label = period or (previous_month if cadence == "monthly" else previous_week)(now, settings)
-        built = build_editions(engine, settings, now=now, period=label)
+        built = build_editions(engine, settings, rules=runtime.rules, now=now, period=label)
         # Drafts wait for `diffusion digest approve`; send_pending only takes approved editions.
         sent = send_pending(engine, settings, now=now, stop_event=STOP)
         return f"period {label}: editions: {_summary(built)}; sending: {_summary(sent)}"
@@ -100,22 +103,24 @@ def _edition_job(cadence: str) -> JobFunction:
     return run
 
 
-def _send(engine: Engine, settings: Settings, now: datetime, _period: str | None) -> str:
+def _send(runtime: Runtime, now: datetime, _period: str | None) -> str:
     from diffusion.deliver import send_pending
 
-    return f"sending: {_summary(send_pending(engine, settings, now=now, stop_event=STOP))}"
+    sent = send_pending(runtime.engine, runtime.settings, now=now, stop_event=STOP)
+    return f"sending: {_summary(sent)}"
 
 
-def _bounces(engine: Engine, settings: Settings, now: datetime, _period: str | None) -> str:
+def _bounces(runtime: Runtime, now: datetime, _period: str | None) -> str:
     from diffusion.bounces.process import process_bounces
 
-    return process_bounces(engine, settings, now=now).summary()
+    return process_bounces(runtime.engine, runtime.settings, now=now).summary()
 
 
-def _purge(engine: Engine, settings: Settings, now: datetime, _period: str | None) -> str:
+def _purge(runtime: Runtime, now: datetime, _period: str | None) -> str:
     from diffusion import subscriptions
 
-    with db.session_scope(engine) as session:
+    settings = runtime.settings
+    with db.session_scope(runtime.engine) as session:
         count = subscriptions.purge_pending(
             session,
             older_than=timedelta(days=settings.subscribe.pending_purge_days),
@@ -249,10 +254,9 @@ def _record(engine: Engine, name: str, **values: Any) -> None:
         connection.execute(statement)
 
 
-def run_job(
-    name: str, engine: Engine, settings: Settings, *, now: datetime, period: str | None = None
-) -> str:
+def run_job(name: str, runtime: Runtime, *, now: datetime, period: str | None = None) -> str:
     """Run one job now, record it in job_runs and log one line; errors propagate."""
+    engine, settings = runtime.engine, runtime.settings
     job = job_named(settings, name)
     if period is not None and not job.takes_period:
         raise UnknownRecord(f"job {name!r} takes no period; run it without --period")
@@ -267,7 +271,7 @@ def run_job(
     _record(engine, name, last_started_at=now)
     started = time.perf_counter()
     try:
-        summary = job.function(engine, settings, now, period)
+        summary = job.function(runtime, now, period)
     except BaseException as exc:
         outcome = f"failed: {exc}"
         _record(engine, name, last_finished_at=datetime.now(UTC), last_outcome=outcome[:500])
@@ -278,22 +282,23 @@ def run_job(
     return summary
 
 
-def _scheduled(name: str, engine: Engine, settings: Settings) -> None:
+def _scheduled(name: str, runtime: Runtime) -> None:
     """What APScheduler calls: the job at the current time; Diffusion's errors are logged."""
     try:
-        run_job(name, engine, settings, now=datetime.now(UTC))
+        run_job(name, runtime, now=datetime.now(UTC))
     except DiffusionError:
         pass  # already logged in one line by run_job; the next run tries again
 
 
 def make_scheduler(
-    engine: Engine, settings: Settings, *, now: datetime, only: Iterable[str] | None = None
+    runtime: Runtime, *, now: datetime, only: Iterable[str] | None = None
 ) -> BackgroundScheduler:
     """A scheduler (not started) with the configured jobs, catching up on missed runs once.
 
     The job store is in memory: which runs are due after a restart is read from job_runs,
     and sending exactly once is the database's business (edition and outbox uniqueness).
     """
+    engine, settings = runtime.engine, runtime.settings
     grace = timedelta(hours=settings.schedule.misfire_grace_hours)
     scheduler = BackgroundScheduler(
         timezone=settings.zone,
@@ -316,7 +321,7 @@ def make_scheduler(
         scheduler.add_job(
             _scheduled,
             job.trigger,
-            args=(job.name, engine, settings),
+            args=(job.name, runtime),
             id=job.name,
             name=job.description,
             **options,

@@ -6,9 +6,13 @@ from datetime import UTC, datetime
 
 from sqlmodel import Session
 
+from diffusion.config import bundled_path
 from diffusion.models import Person, Subscription
+from diffusion.select.rules import load_rules
 
 CREATED = datetime(2026, 1, 1, tzinfo=UTC)
+# The bundled routing rules: the audiences and keys of the tests' people are checked against them.
+RULES = load_rules(bundled_path("routing"))
 
 
 def enrol(

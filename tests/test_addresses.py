@@ -17,6 +17,7 @@ from diffusion.errors import InvalidInput
 from diffusion.models import Person, Subscription
 from diffusion.subscriptions import add_subscriber, import_subscribers
 from diffusion.subscriptions import find_person as find_subscriber
+from tests.people import RULES
 
 SECRET = "test-secret-key-for-signing-links"
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -68,7 +69,7 @@ def test_internationalised_domains_are_kept_in_the_form_mail_servers_take(
     )
     with db.session_scope(engine) as session:
         report = import_subscribers(
-            session, path, now=NOW, secret="test-secret-key-for-signing-links"
+            session, path, now=NOW, secret="test-secret-key-for-signing-links", rules=RULES
         )
     assert report.created == 1
     assert len(report.problems) == 1 and f"{path}:3:" in report.problems[0]
@@ -87,7 +88,7 @@ def test_import_and_add_treat_capitals_as_the_same_person(engine: Engine, tmp_pa
     )
     with db.session_scope(engine) as session:
         report = import_subscribers(
-            session, first, now=NOW, secret="test-secret-key-for-signing-links"
+            session, first, now=NOW, secret="test-secret-key-for-signing-links", rules=RULES
         )
     assert report.created == 1
     assert report.problems == [
@@ -96,12 +97,17 @@ def test_import_and_add_treat_capitals_as_the_same_person(engine: Engine, tmp_pa
     again = _csv(tmp_path, "again.csv", "HELEN@ifla.example.org,Helen H.,fr,ngo,IFLA,,,")
     with db.session_scope(engine) as session:
         report = import_subscribers(
-            session, again, now=NOW, secret="test-secret-key-for-signing-links"
+            session, again, now=NOW, secret="test-secret-key-for-signing-links", rules=RULES
         )
     assert (report.created, report.updated) == (0, 1)
     with db.session_scope(engine) as session:
         added = add_subscriber(
-            session, email="helen@Ifla.Example.ORG", audience="ngo", key="ifla", now=NOW
+            session,
+            email="helen@Ifla.Example.ORG",
+            audience="ngo",
+            key="ifla",
+            now=NOW,
+            rules=RULES,
         )
         assert added.language == "fr"  # adding a subscription keeps the person's language
     assert _addresses(engine) == ["helen@ifla.example.org"]

@@ -23,6 +23,7 @@ from diffusion.config import Settings
 from diffusion.deliver import outbox
 from diffusion.models import ConsentEvent, OutboxMessage, Person
 from diffusion.subscriptions import add_subscriber
+from tests.people import RULES
 from tests.smtpserver import make_edition, make_subscribers
 
 NOW = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
@@ -81,7 +82,7 @@ def mailed(engine: Engine, settings: Settings, addresses: list[str]) -> dict[str
     with db.session_scope(engine) as session:
         edition = make_edition(session)
         people = [
-            add_subscriber(session, email=a, audience="liaison_committee", now=NOW)
+            add_subscriber(session, email=a, audience="liaison_committee", now=NOW, rules=RULES)
             for a in addresses
         ]
         outbox.enqueue(session, edition, people, settings, now=NOW)
@@ -206,7 +207,11 @@ def test_a_notice_naming_someone_we_never_mailed_changes_nothing(
 ) -> None:
     with db.session_scope(engine) as session:
         add_subscriber(
-            session, email="yuki.tanaka@bunka-ngo.example.jp", audience="liaison_committee", now=NOW
+            session,
+            email="yuki.tanaka@bunka-ngo.example.jp",
+            audience="liaison_committee",
+            now=NOW,
+            rules=RULES,
         )
     box = mailbox.Maildir(tmp_path / "bounces", create=True)
     box.add(notice("japanese-iso2022jp-dsn.eml", settings, None))

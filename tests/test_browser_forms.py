@@ -23,6 +23,7 @@ from diffusion import db, i18n, subscriptions, vocabulary
 from diffusion.cli import cli
 from diffusion.config import Settings, load_settings
 from diffusion.editions import digest_for
+from diffusion.select.rules import load_rules
 from diffusion.vocabulary import sector_name
 from diffusion.web import create_app
 
@@ -102,6 +103,7 @@ def _approve_and_digest(settings: Settings, email: str) -> tuple[dict[str, list[
         digest = digest_for(
             engine,
             settings,
+            rules=load_rules(settings.routing),
             audience="",
             key="",
             language="en",

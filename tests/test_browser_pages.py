@@ -16,6 +16,7 @@ from diffusion.config import Settings, load_settings
 from diffusion.deliver.feeds import build_feeds
 from diffusion.editions import digest_for
 from diffusion.models import Edition
+from diffusion.select.rules import load_rules
 from diffusion.web import create_app
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -42,9 +43,18 @@ def served(tmp_path: Path, sqlite_url: str) -> Iterator[tuple[Settings, int]]:
     )
     engine = db.engine_for(settings)
     store(engine)
-    build_feeds(engine, settings, out=settings.feeds_dir, now=NOW)
+    build_feeds(
+        engine, settings, rules=load_rules(settings.routing), out=settings.feeds_dir, now=NOW
+    )
     digest = digest_for(
-        engine, settings, audience="public", key="", language="en", period="2026-11", now=NOW
+        engine,
+        settings,
+        rules=load_rules(settings.routing),
+        audience="public",
+        key="",
+        language="en",
+        period="2026-11",
+        now=NOW,
     )
     with db.session_scope(engine) as session:
         edition = Edition(segment="public|en|monthly", audience="public", language="en",

@@ -9,8 +9,9 @@ from digest_dataset import NOW, store
 from starlette.testclient import TestClient
 
 from diffusion import db
-from diffusion.cli.preview import build_preview
 from diffusion.config import Settings, load_settings
+from diffusion.preview import build_preview
+from diffusion.select.rules import load_rules
 from diffusion.web import create_app
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -72,6 +73,7 @@ def _email(settings: Settings, language: str) -> str:
         preview = build_preview(
             engine,
             settings,
+            rules=load_rules(settings.routing),
             audience="ngo:ifla",
             language=language,
             subscriber_email=None,

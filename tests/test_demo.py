@@ -26,6 +26,7 @@ from diffusion.models import (
     Source,
     Subscription,
 )
+from tests.people import RULES
 
 NOW = datetime(2026, 11, 3, 10, 0, tzinfo=UTC)
 
@@ -50,7 +51,7 @@ def test_demo_dates_fall_in_this_month_or_the_last_and_never_after_now(
 
 
 def test_demo_loads_everything_once(engine: Engine, settings: Settings) -> None:
-    first = load_demo(engine, settings, now=NOW)
+    first = load_demo(engine, settings, now=NOW, rules=RULES)
     with Session(engine) as session:
         items = session.exec(select(Item)).all()
         subscribers = session.exec(select(Subscription)).all()
@@ -84,7 +85,7 @@ def test_demo_loads_everything_once(engine: Engine, settings: Settings) -> None:
     assert {"icngo-2020", "iclc-2019", "lnob-dhaka-2018"} <= forums
     assert first.audiences == dict(sorted(Counter(s.audience for s in subscribers).items()))
 
-    again = load_demo(engine, settings, now=NOW + timedelta(hours=1))
+    again = load_demo(engine, settings, now=NOW + timedelta(hours=1), rules=RULES)
     assert again.collection.new == 0
     assert (again.directory.created, again.subscribers.created, again.entries.created) == (0, 0, 0)
     with Session(engine) as session:
@@ -94,7 +95,7 @@ def test_demo_loads_everything_once(engine: Engine, settings: Settings) -> None:
 
 
 def test_demo_files_are_real_feeds_and_markdown(engine: Engine, settings: Settings) -> None:
-    load_demo(engine, settings, now=NOW)
+    load_demo(engine, settings, now=NOW, rules=RULES)
     feeds = sorted((settings.var_dir / "demo" / "feeds").glob("*.xml"))
     versions = set()
     for path in feeds:

@@ -253,7 +253,11 @@ def test_build_editions_stores_one_rendered_edition_per_segment(
     _subscribe(engine, *SUBSCRIBERS)
     with db.session_scope(engine) as session:
         enrol(session, email="gone@example.org", audience="sector", key="SC", status="unsubscribed")
-    results = _by_segment(build_editions(engine, settings, now=NOW, period="2026-11"))
+    results = _by_segment(
+        build_editions(
+            engine, settings, rules=load_rules(settings.routing), now=NOW, period="2026-11"
+        )
+    )
     assert set(results) == {
         "ngo:ifla|en|monthly",
         "ngo:ifla|fr|monthly",
@@ -281,7 +285,13 @@ def test_build_editions_stores_one_rendered_edition_per_segment(
 
     # Built again: approved editions are kept as they are.
     again = _by_segment(
-        build_editions(engine, settings, now=NOW + timedelta(hours=1), period="2026-11")
+        build_editions(
+            engine,
+            settings,
+            rules=load_rules(settings.routing),
+            now=NOW + timedelta(hours=1),
+            period="2026-11",
+        )
     )
     assert {result.action for result in again.values()} == {"kept"}
     assert again["ngo:ifla|en|monthly"].edition_id == ifla.edition_id
@@ -294,7 +304,14 @@ def test_drafts_and_empty_editions_are_rebuilt_and_filtered_by_audience(
     store(engine)
     _subscribe(engine, *SUBSCRIBERS)
     first = _by_segment(
-        build_editions(engine, settings, now=NOW, period="2026-11", audience="ngo:ifla")
+        build_editions(
+            engine,
+            settings,
+            rules=load_rules(settings.routing),
+            now=NOW,
+            period="2026-11",
+            audience="ngo:ifla",
+        )
     )
     assert set(first) == {"ngo:ifla|en|monthly", "ngo:ifla|fr|monthly"}
     assert {result.status for result in first.values()} == {"draft"}
@@ -309,7 +326,14 @@ def test_drafts_and_empty_editions_are_rebuilt_and_filtered_by_audience(
     with db.session_scope(engine) as session:
         session.add(extra)
     second = _by_segment(
-        build_editions(engine, settings, now=NOW, period="2026-11", audience="ngo")
+        build_editions(
+            engine,
+            settings,
+            rules=load_rules(settings.routing),
+            now=NOW,
+            period="2026-11",
+            audience="ngo",
+        )
     )
     assert second["ngo:ifla|en|monthly"].action == "rebuilt"
     assert second["ngo:ifla|en|monthly"].item_count == 7
@@ -318,14 +342,20 @@ def test_drafts_and_empty_editions_are_rebuilt_and_filtered_by_audience(
     # A weekly period builds weekly segments only; nothing this week: an empty edition.
     with db.session_scope(engine) as session:
         enrol(session, email="w@example.org", audience="field_office", key="apia", cadence="weekly")
-    weekly = build_editions(engine, settings, now=NOW, period="2026-W47")
+    weekly = build_editions(
+        engine, settings, rules=load_rules(settings.routing), now=NOW, period="2026-W47"
+    )
     assert [(r.segment, r.status, r.item_count) for r in weekly] == [
         ("field_office:apia|en|weekly", "empty", 0)
     ]
     with pytest.raises(UnknownAudience, match="unknown Sector 'XX'"):
-        build_editions(engine, settings, now=NOW, audience="sector:XX")
+        build_editions(
+            engine, settings, rules=load_rules(settings.routing), now=NOW, audience="sector:XX"
+        )
     with pytest.raises(InvalidInput, match="period '2026-13'"):
-        build_editions(engine, settings, now=NOW, period="2026-13")
+        build_editions(
+            engine, settings, rules=load_rules(settings.routing), now=NOW, period="2026-13"
+        )
 
 
 def test_without_a_period_an_edition_covers_the_time_since_the_previous_one(
@@ -338,13 +368,22 @@ def test_without_a_period_an_edition_covers_the_time_since_the_previous_one(
             session.add(found)
     _subscribe(engine, ("d@example.org", "sector", "CI", "en"))
     october = build_editions(
-        engine, settings, now=datetime(2026, 10, 31, tzinfo=UTC), period="2026-10"
+        engine,
+        settings,
+        rules=load_rules(settings.routing),
+        now=datetime(2026, 10, 31, tzinfo=UTC),
+        period="2026-10",
     )
     assert october[0].item_count == 1
     # The previous edition was built on 31 October: the October item published the 15th is
     # not repeated, and November's are in.
     # Without a period, the past month: on 1 December, November (what the scheduler sends).
-    current = build_editions(engine, settings, now=datetime(2026, 12, 1, 9, tzinfo=UTC))
+    current = build_editions(
+        engine,
+        settings,
+        rules=load_rules(settings.routing),
+        now=datetime(2026, 12, 1, 9, tzinfo=UTC),
+    )
     assert current[0].period == "2026-11"
     assert current[0].item_count == 2  # ifla-reading-bd and the French action
 
@@ -357,6 +396,7 @@ def test_digest_for_previews_an_audience_or_a_subscriber_without_storing(
     digest = digest_for(
         engine,
         settings,
+        rules=load_rules(settings.routing),
         audience="member_state",
         key="co",
         language="en",
@@ -368,6 +408,7 @@ def test_digest_for_previews_an_audience_or_a_subscriber_without_storing(
     mine = digest_for(
         engine,
         settings,
+        rules=load_rules(settings.routing),
         audience="",
         key="",
         language="en",
@@ -381,7 +422,14 @@ def test_digest_for_previews_an_audience_or_a_subscriber_without_storing(
         assert session.exec(select(Edition)).all() == []
     with pytest.raises(UnknownAudience, match="unknown organisation 'nobody'"):
         digest_for(
-            engine, settings, audience="ngo", key="nobody", language="en", period=None, now=NOW
+            engine,
+            settings,
+            rules=load_rules(settings.routing),
+            audience="ngo",
+            key="nobody",
+            language="en",
+            period=None,
+            now=NOW,
         )
 
 
@@ -409,7 +457,11 @@ def test_two_concurrent_builds_make_one_edition_per_segment(
         own = db.engine_for(settings)  # each "process" with its own connection pool
         try:
             barrier.wait()
-            outcomes.append(build_editions(own, settings, now=NOW, period="2026-11"))
+            outcomes.append(
+                build_editions(
+                    own, settings, rules=load_rules(settings.routing), now=NOW, period="2026-11"
+                )
+            )
         except BaseException as exc:  # reported to the test thread below
             errors.append(exc)
         finally:
@@ -540,7 +592,9 @@ def test_an_item_collected_after_its_period_went_out_is_in_the_next_edition_once
     store(engine)
     _subscribe(engine, ("d@example.org", "sector", "CI", "en"))
     built_october = datetime(2026, 11, 2, 9, tzinfo=UTC)
-    october = build_editions(engine, settings, now=built_october, period="2026-10")
+    october = build_editions(
+        engine, settings, rules=load_rules(settings.routing), now=built_october, period="2026-10"
+    )
     with db.session_scope(engine) as session:
         for found in session.exec(select(Edition)):
             found.status, found.sent_at = "sent", built_october
@@ -551,11 +605,19 @@ def test_an_item_collected_after_its_period_went_out_is_in_the_next_edition_once
 
     december = datetime(2026, 12, 1, 9, tzinfo=UTC)
     for period in ("2026-11", None):  # as the scheduler names it, and by default
-        result = build_editions(engine, settings, now=december, period=period)[0]
+        result = build_editions(
+            engine, settings, rules=load_rules(settings.routing), now=december, period=period
+        )[0]
         digest = digest_for(
-            engine, settings, audience="sector", key="CI", language="en",
-            period=period, now=december,
-        )  # fmt: skip
+            engine,
+            settings,
+            rules=load_rules(settings.routing),
+            audience="sector",
+            key="CI",
+            language="en",
+            period=period,
+            now=december,
+        )
         guids = {entry.title for section in digest.sections for entry in section.entries}
         assert "late-october" in guids  # it missed October's edition
         assert "in-time-october" not in guids  # it was collected in time for it

@@ -17,6 +17,8 @@ from diffusion.config import Settings, load_settings
 from diffusion.editions import build_editions
 from diffusion.errors import TemplateError
 from diffusion.models import Edition
+from diffusion.runtime import Runtime
+from diffusion.select.rules import load_rules
 from diffusion.web import create_app
 from tests.people import enrol
 
@@ -64,7 +66,9 @@ def test_each_edition_links_to_its_own_signed_web_version(
     )
     drafts = settings.replace(require_approval=True)
     for action in ("created", "rebuilt"):  # a rebuilt draft keeps its id, hence its link
-        results = build_editions(engine, drafts, now=NOW, period="2026-11")
+        results = build_editions(
+            engine, drafts, rules=load_rules(drafts.routing), now=NOW, period="2026-11"
+        )
         assert {result.action for result in results} == {action}
         stored = _editions(engine)
         assert len(stored) == 2
@@ -89,7 +93,7 @@ def test_the_emailed_link_opens_a_non_public_edition_and_nothing_else_does(
         ("f@example.org", "member_state", "CO", "en"),
         ("p@example.org", "public", "", "en"),
     )
-    build_editions(engine, settings, now=NOW, period="2026-11")
+    build_editions(engine, settings, rules=load_rules(settings.routing), now=NOW, period="2026-11")
     with db.session_scope(engine) as session:
         for edition in session.exec(select(Edition)).all():
             edition.status = "sent"
@@ -98,7 +102,7 @@ def test_the_emailed_link_opens_a_non_public_edition_and_nothing_else_does(
     stored = _editions(engine)
     colombia, public = stored["member_state:CO|en|monthly"], stored["public|en|monthly"]
     assert colombia.id is not None and public.id is not None
-    with TestClient(create_app(settings, engine)) as client:
+    with TestClient(create_app(Runtime(settings, engine=engine))) as client:
         listing = client.get("/archive/")
         assert f'href="/archive/{public.id}"' in listing.text
         assert f"/archive/{colombia.id}" not in listing.text
@@ -125,10 +129,10 @@ def test_a_broken_template_stops_the_build_and_the_web_service(
     _subscribe(engine, ("a@example.org", "ngo", "ifla", "en"))
     broken = _broken(tmp_path, settings)
     with pytest.raises(TemplateError, match=r"member_state\.mjml\.j2, line 3"):
-        build_editions(engine, broken, now=NOW, period="2026-11")
+        build_editions(engine, broken, rules=load_rules(broken.routing), now=NOW, period="2026-11")
     assert _editions(engine) == {}  # nothing built, not even the NGO's edition
     with pytest.raises(TemplateError, match=r"member_state\.mjml\.j2, line 3"):
-        create_app(broken, engine)
+        create_app(Runtime(broken, engine=engine))
 
 
 def test_a_segment_whose_key_is_gone_is_reported(engine: Engine, settings: Settings) -> None:
@@ -139,7 +143,12 @@ def test_a_segment_whose_key_is_gone_is_reported(engine: Engine, settings: Setti
         ("x@example.org", "ngo", "closed-ngo", "en"),
         ("y@example.org", "ngo", "closed-ngo", "en"),
     )
-    results = {r.segment: r for r in build_editions(engine, settings, now=NOW, period="2026-11")}
+    results = {
+        r.segment: r
+        for r in build_editions(
+            engine, settings, rules=load_rules(settings.routing), now=NOW, period="2026-11"
+        )
+    }
     assert results["ngo:ifla|en|monthly"].warning is None
     warning = results["ngo:closed-ngo|en|monthly"].warning
     assert warning is not None

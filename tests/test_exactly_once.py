@@ -17,6 +17,7 @@ from diffusion.config import Settings
 from diffusion.models import Edition, OutboxMessage
 from diffusion.subscriptions import add_subscriber
 from tests import digest_dataset
+from tests.people import RULES
 from tests.smtpserver import RecordingServer, smtp_server
 
 __all__ = ["smtp_server"]
@@ -47,6 +48,7 @@ def _store(engine: Engine) -> list[str]:
                 audience=audience,
                 key=key,
                 now=digest_dataset.NOW,
+                rules=RULES,
             )
             addresses.append(address)
     return addresses

@@ -239,7 +239,7 @@ def test_build_feeds_from_the_database_served_over_http(
         content_hash="7" * 64,
     )
     store(engine, [future])
-    report = build_feeds(engine, settings, out=out, now=NOW)
+    report = build_feeds(engine, settings, rules=load_rules(settings.routing), out=out, now=NOW)
     assert report.files == len(report.written) > 0
     parsed = feedparser.parse(f"{base}/sector/ED.fr.atom")
     assert parsed.bozo == 0 and parsed.status == 200
@@ -250,7 +250,10 @@ def test_build_feeds_from_the_database_served_over_http(
     ]
     public = feedparser.parse(f"{base}/public.en.rss")
     assert "Not yet published" not in {entry.title for entry in public.entries}
-    assert build_feeds(engine, settings, out=out, now=NOW).written == []
+    assert (
+        build_feeds(engine, settings, rules=load_rules(settings.routing), out=out, now=NOW).written
+        == []
+    )
 
 
 def test_cli_feeds_build_writes_to_the_feeds_folder(tmp_path: Path, sqlite_url: str) -> None:

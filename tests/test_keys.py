@@ -18,6 +18,7 @@ from diffusion.config import load_settings
 from diffusion.errors import ConfigError
 from diffusion.subscriptions import add_subscriber
 from diffusion.tokens import make_token, read_token
+from tests.people import RULES
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 DIFFUSION = str(Path(sys.executable).with_name("diffusion"))
@@ -108,7 +109,7 @@ def test_a_missing_key_file_where_links_were_issued_is_an_error_not_a_new_key(
     settings = load_settings(home=tmp_path, database_url=sqlite_url)
     engine = db.engine_for(settings)
     with db.session_scope(engine) as session:
-        add_subscriber(session, email="ada@example.org", audience="public", now=NOW)
+        add_subscriber(session, email="ada@example.org", audience="public", now=NOW, rules=RULES)
     engine.dispose()
     base = ["--home", str(tmp_path), "--database-url", sqlite_url]
     # Serving, sending, previewing: refused, naming the file and what to do.

@@ -23,11 +23,11 @@ from test_web import _add, _subscriber
 from diffusion import db, i18n, links, personalise, subscriptions
 from diffusion.cli import cli
 from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
-from diffusion.cli.preview import SAMPLE_EMAIL, SAMPLE_NAME, build_preview
 from diffusion.config import Settings, bundled_path, load_settings
 from diffusion.contracts import Period, Segment
 from diffusion.deliver.feeds import render_feed, write_feeds
 from diffusion.errors import InvalidInput
+from diffusion.preview import SAMPLE_EMAIL, SAMPLE_NAME, build_preview
 from diffusion.render.text import display_width, wrap_width
 from diffusion.select.digest import build_digest
 from diffusion.select.rules import load_rules
@@ -137,6 +137,7 @@ def test_previews_speak_the_readers_language_in_its_script(
     preview = build_preview(
         engine,
         settings,
+        rules=load_rules(settings.routing),
         audience=audience,
         language=language,
         subscriber_email=None,
@@ -175,6 +176,7 @@ def test_an_english_item_in_an_arabic_email_keeps_its_own_lang_and_direction(
     preview = build_preview(
         engine,
         settings,
+        rules=load_rules(settings.routing),
         audience="ngo:ifla",
         language="ar",
         subscriber_email=None,
@@ -196,6 +198,7 @@ def test_french_gaps_sender_header_labels_and_sector_names(
     preview = build_preview(
         engine,
         settings,
+        rules=load_rules(settings.routing),
         audience="ngo:ifla",
         language="fr",
         subscriber_email=None,
@@ -216,6 +219,7 @@ def test_french_gaps_sender_header_labels_and_sector_names(
     sector = build_preview(
         engine,
         settings,
+        rules=load_rules(settings.routing),
         audience="sector:ED",
         language="fr",
         subscriber_email=None,
@@ -402,6 +406,7 @@ def test_arabic_and_chinese_previews_match_their_golden_text_and_mjml(
     preview = build_preview(
         engine,
         settings,
+        rules=load_rules(settings.routing),
         audience=audience,
         language=language,
         subscriber_email=None,

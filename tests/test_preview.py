@@ -18,9 +18,10 @@ from digest_dataset import NOW, store
 from diffusion import db, render
 from diffusion.cli import cli
 from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
-from diffusion.cli.preview import SAMPLE_EMAIL, build_preview
 from diffusion.config import Settings, load_settings
-from tests.people import enrol
+from diffusion.preview import SAMPLE_EMAIL, build_preview
+from diffusion.select.rules import load_rules
+from tests.people import RULES, enrol
 
 HEADERS = (
     "From",
@@ -222,7 +223,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     settings = load_settings(home=home, secret_key="test-secret-key-for-signing-links")
     db.upgrade(settings.database)
     engine = db.engine_for(settings)
-    load_demo(engine, settings, now=DEMO_NOW)
+    load_demo(engine, settings, now=DEMO_NOW, rules=RULES)
     engine.dispose()
     yield settings
 
@@ -235,6 +236,7 @@ def test_demo_preview_of_every_audience(demo: Settings, audience: str, language:
         preview = build_preview(
             engine,
             demo,
+            rules=load_rules(demo.routing),
             audience=audience,
             language=language,
             subscriber_email=None,

@@ -24,6 +24,7 @@ from diffusion.config import Settings, load_settings
 from diffusion.deliver.feeds import build_feeds
 from diffusion.editions import digest_for
 from diffusion.models import Item, Source
+from diffusion.select.rules import load_rules
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "hostile"
@@ -79,7 +80,7 @@ def test_no_published_feed_carries_anything_executable(
 ) -> None:
     engine, settings = collected
     out = tmp_path / "feeds"
-    build_feeds(engine, settings, out=out, now=NOW)
+    build_feeds(engine, settings, rules=load_rules(settings.routing), out=out, now=NOW)
     feeds = sorted(path for path in out.rglob("*") if path.suffix in (".rss", ".atom"))
     assert feeds
     seen_titles: set[str] = set()
@@ -120,7 +121,14 @@ def _text_of(page: str) -> str:
 def test_the_email_shows_hostile_titles_as_text(collected: tuple[Engine, Settings]) -> None:
     engine, settings = collected
     digest = digest_for(
-        engine, settings, audience="public", key="", language="en", period="2026-11", now=NOW
+        engine,
+        settings,
+        rules=load_rules(settings.routing),
+        audience="public",
+        key="",
+        language="en",
+        period="2026-11",
+        now=NOW,
     )
     rendered = render.render_digest(digest, settings)
     assert executable(rendered.html) == []
@@ -141,6 +149,7 @@ def test_stored_bodies_are_sanitised(collected: tuple[Engine, Settings]) -> None
 def test_the_web_pages_show_hostile_items_as_text(collected: tuple[Engine, Settings]) -> None:
     import warnings
 
+    from diffusion.runtime import Runtime
     from diffusion.web import create_app
 
     with warnings.catch_warnings():
@@ -150,7 +159,7 @@ def test_the_web_pages_show_hostile_items_as_text(collected: tuple[Engine, Setti
     engine, settings = collected
     with db.session_scope(engine) as session:
         ids = [item.id for item in session.exec(select(Item))]
-    with TestClient(create_app(settings, engine)) as client:
+    with TestClient(create_app(Runtime(settings, engine=engine))) as client:
         pages = [client.get(f"/items/{item_id}").text for item_id in ids]
         pages += [client.get(f"/news/public?lang={lang}").text for lang in ("en", "fr")]
         pages.append(client.get("/news/sector/CI").text)

@@ -102,6 +102,7 @@ def test_the_directory_page_searches_by_sector_country_and_field(
 
     from digest_dataset import store
 
+    from diffusion.runtime import Runtime
     from diffusion.web import create_app
 
     with warnings.catch_warnings():
@@ -115,7 +116,7 @@ def test_the_directory_page_searches_by_sector_country_and_field(
     store(engine)
     with db.session_scope(engine) as session:
         session.add_all([NationalCommission(**nc.model_dump()) for nc in COMMISSIONS])
-    with TestClient(create_app(settings, engine)) as client:
+    with TestClient(create_app(Runtime(settings, engine=engine))) as client:
         page = client.get("/directory/?country=KE&lang=fr").text
         assert '<html lang="fr"' in page and "Répertoire des ONG partenaires" in page
         assert "<h3>International Civil Society Centre</h3>" in page

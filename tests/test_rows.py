@@ -23,6 +23,7 @@ from diffusion.errors import InvalidInput
 from diffusion.models import Organisation, Person, Source
 from diffusion.rows import ImportReport
 from diffusion.subscriptions import import_subscribers
+from tests.people import RULES
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 SECRET = "test-secret-key-for-signing-links"
@@ -35,7 +36,7 @@ def _sources(session: Session, path: Path) -> ImportReport:
 
 
 def _subscribers(session: Session, path: Path) -> ImportReport:
-    return import_subscribers(session, path, now=NOW, secret=SECRET)
+    return import_subscribers(session, path, now=NOW, secret=SECRET, rules=RULES)
 
 
 def _directory(session: Session, path: Path) -> ImportReport:

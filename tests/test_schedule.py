@@ -18,8 +18,10 @@ from diffusion.config import Settings, load_settings
 from diffusion.deliver import outbox
 from diffusion.errors import ConfigError, InvalidInput, UnknownRecord
 from diffusion.models import JobRun
+from diffusion.runtime import Runtime
 from diffusion.subscriptions import add_subscriber
 from tests import digest_dataset
+from tests.people import RULES
 from tests.smtpserver import make_edition
 
 
@@ -116,7 +118,7 @@ def test_a_restarted_scheduler_runs_the_missed_job_once_then_waits(
         session.add(JobRun(name="monthly", last_started_at=now - timedelta(days=2)))
     caplog.set_level(logging.INFO, logger="diffusion.schedule")
 
-    scheduler = schedule.make_scheduler(engine, settings, now=now, only=["monthly"])
+    scheduler = schedule.make_scheduler(Runtime(settings, engine=engine), now=now, only=["monthly"])
     scheduler.start()
     try:
         _wait_for(lambda: schedule.last_runs(engine)["monthly"].last_finished_at is not None)
@@ -131,7 +133,9 @@ def test_a_restarted_scheduler_runs_the_missed_job_once_then_waits(
     assert recorded.last_started_at is not None and recorded.last_started_at >= now
 
     # A second restart just after: nothing was missed any more, nothing runs now.
-    again = schedule.make_scheduler(engine, settings, now=datetime.now(UTC), only=["monthly"])
+    again = schedule.make_scheduler(
+        Runtime(settings, engine=engine), now=datetime.now(UTC), only=["monthly"]
+    )
     again.start(paused=True)
     try:
         assert again.get_job("monthly").next_run_time > now + timedelta(hours=20)
@@ -150,9 +154,11 @@ def test_schedules_are_checked_when_settings_load(tmp_path: Path) -> None:
 def test_unknown_job_and_period_on_a_job_without_one(paris: Settings) -> None:
     engine = db.engine_for(paris)
     with pytest.raises(UnknownRecord, match="collect, monthly, weekly, send"):
-        schedule.run_job("nightly", engine, paris, now=_utc(2026, 11, 2, 8))
+        schedule.run_job("nightly", Runtime(paris, engine=engine), now=_utc(2026, 11, 2, 8))
     with pytest.raises(UnknownRecord, match="takes no period"):
-        schedule.run_job("send", engine, paris, now=_utc(2026, 11, 2, 8), period="2026-10")
+        schedule.run_job(
+            "send", Runtime(paris, engine=engine), now=_utc(2026, 11, 2, 8), period="2026-10"
+        )
     engine.dispose()
 
 
@@ -192,12 +198,15 @@ def test_with_approval_editions_wait_as_drafts_until_approved(
                 email=f"editor{number}@example.org",
                 audience=audience,
                 now=digest_dataset.NOW,
+                rules=RULES,
             )
     now = _utc(2026, 12, 7, 8)
-    summary = schedule.run_job("monthly", engine, settings, now=now, period="2026-11")
+    summary = schedule.run_job(
+        "monthly", Runtime(settings, engine=engine), now=now, period="2026-11"
+    )
     assert "2 (2 draft)" in summary
     assert _maildir_count(settings) == 0
-    schedule.run_job("send", engine, settings, now=now)
+    schedule.run_job("send", Runtime(settings, engine=engine), now=now)
     assert _maildir_count(settings) == 0  # the scheduler sends approved editions only
 
     runner = CliRunner()
@@ -222,7 +231,7 @@ def test_with_approval_editions_wait_as_drafts_until_approved(
     assert f"Approved 1 edition(s): {ids[1]}" in rest.output, rest.output
     assert runner.invoke(cli, [*base, "digest", "approve"], env=env).exit_code == 2
 
-    schedule.run_job("send", engine, settings, now=now)
+    schedule.run_job("send", Runtime(settings, engine=engine), now=now)
     assert _maildir_count(settings) == 3
 
 
@@ -259,12 +268,14 @@ def test_bounces_job_reads_the_configured_maildir(paris: Settings) -> None:
     engine = db.engine_for(settings)
     with db.session_scope(engine) as session:
         gone = add_subscriber(
-            session, email="gone@example.org", audience="public", now=_utc(2026, 1, 1)
+            session, email="gone@example.org", audience="public", now=_utc(2026, 1, 1), rules=RULES
         )
         # A bounce counts for someone we have mailed: the edition went out to them.
         edition = make_edition(session, audience="public")
         outbox.enqueue(session, edition, [gone], settings, now=_utc(2026, 11, 1))
-    summary = schedule.run_job("bounces", engine, settings, now=_utc(2026, 11, 2, 8))
+    summary = schedule.run_job(
+        "bounces", Runtime(settings, engine=engine), now=_utc(2026, 11, 2, 8)
+    )
     assert "1 hard" in summary
     with engine.connect() as connection:
         status = connection.execute(

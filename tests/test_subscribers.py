@@ -16,6 +16,7 @@ from diffusion.collect.directories import import_directory
 from diffusion.errors import InvalidInput
 from diffusion.models import Edition, OutboxMessage, Person, Subscription
 from diffusion.subscriptions import add_subscriber, import_subscribers
+from tests.people import RULES
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 LATER = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
@@ -58,7 +59,7 @@ def test_one_bad_row_is_reported_by_line_and_the_others_imported(
         "desk@unesco.example.org,Desk,fr,sector,ED,,,weekly",
     )
     with db.session_scope(engine) as session:
-        report = import_subscribers(session, path, now=NOW, secret=SECRET)
+        report = import_subscribers(session, path, now=NOW, secret=SECRET, rules=RULES)
     assert report.created == 2
     assert len(report.problems) == 1
     assert report.problems[0].startswith(f"{path}:3: address 'broken-address': ")
@@ -84,7 +85,7 @@ def test_a_bad_row_after_a_cell_spanning_lines_is_named_by_its_first_line(
         "reader@example.org,Reader,en,public,,,,",
     )
     with db.session_scope(engine) as session:
-        report = import_subscribers(session, path, now=NOW, secret=SECRET)
+        report = import_subscribers(session, path, now=NOW, secret=SECRET, rules=RULES)
     # The header is line 1, Helen lines 2-4, the bad row lines 5-6.
     assert report.created == 2
     assert len(report.problems) == 1
@@ -114,7 +115,7 @@ def test_each_kind_of_bad_value_is_named(
     _load_directory(engine, directory)
     path = _csv(tmp_path, row)
     with db.session_scope(engine) as session:
-        report = import_subscribers(session, path, now=NOW, secret=SECRET)
+        report = import_subscribers(session, path, now=NOW, secret=SECRET, rules=RULES)
     assert report.created == 0
     assert len(report.problems) == 1
     assert report.problems[0].startswith(f"{path}:2: ")
@@ -128,7 +129,7 @@ def test_reimport_updates_in_place_by_normalised_address_and_audience(
     _load_directory(engine, directory)
     first = _csv(tmp_path, "helen@ifla.example.org,Helen,en,ngo,ifla,,,")
     with db.session_scope(engine) as session:
-        import_subscribers(session, first, now=NOW, secret=SECRET)
+        import_subscribers(session, first, now=NOW, secret=SECRET, rules=RULES)
     second = _csv(
         tmp_path,
         "helen@IFLA.Example.org,Helen Okafor,fr,ngo,ifla,CI,libraries,weekly",
@@ -137,7 +138,7 @@ def test_reimport_updates_in_place_by_normalised_address_and_audience(
         name="again.csv",
     )
     with db.session_scope(engine) as session:
-        report = import_subscribers(session, second, now=LATER, secret=SECRET)
+        report = import_subscribers(session, second, now=LATER, secret=SECRET, rules=RULES)
     # The second line adds a subscription to the same person; the third repeats the first.
     assert (report.created, report.updated) == (0, 2)
     assert report.problems == [
@@ -161,7 +162,7 @@ def test_a_file_without_the_required_columns_is_refused(sqlite_url: str, tmp_pat
     path.write_text("email,name\na@example.org,A\n")
     engine = db.make_engine(sqlite_url)
     with db.session_scope(engine) as session, pytest.raises(InvalidInput, match=r":1: missing"):
-        import_subscribers(session, path, now=NOW, secret=SECRET)
+        import_subscribers(session, path, now=NOW, secret=SECRET, rules=RULES)
     engine.dispose()
 
 
@@ -181,8 +182,11 @@ def test_add_then_erase_removes_the_person_and_their_outbox(
             themes=[],
             cadence="monthly",
             now=NOW,
+            rules=RULES,
         )
-        other = add_subscriber(session, email="x@example.org", audience="public", now=NOW)
+        other = add_subscriber(
+            session, email="x@example.org", audience="public", now=NOW, rules=RULES
+        )
         edition = Edition(
             segment="field_office:dhaka|en|monthly", audience="field_office", period="2026-11"
         )

@@ -36,11 +36,13 @@ from diffusion.models import (
     Subscription,
     Suppression,
 )
+from diffusion.runtime import Runtime
 from diffusion.select.directory import read_directory
 from diffusion.select.rules import load_rules
 from diffusion.subscriptions import import_subscribers
 from diffusion.tokens import make_token
 from diffusion.web import create_app
+from tests.people import RULES
 from tests.smtpserver import RecordingServer, make_edition, smtp_server
 
 with warnings.catch_warnings():  # Starlette 1.x suggests httpx2; httpx is what we have
@@ -157,13 +159,15 @@ def _confirm(client: TestClient, path: str) -> str:
 
 
 def _send_month(engine: Engine, settings: Settings, now: datetime = NOW) -> None:
-    build_editions(engine, settings, now=now, period="2026-11")
+    build_editions(engine, settings, rules=load_rules(settings.routing), now=now, period="2026-11")
     send_pending(engine, settings, now=now)
 
 
 @pytest.fixture
 def client(settings: Settings, world: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(settings, world), follow_redirects=False) as test_client:
+    with TestClient(
+        create_app(Runtime(settings, engine=world)), follow_redirects=False
+    ) as test_client:
         yield test_client
 
 
@@ -175,10 +179,12 @@ def test_one_click_unsubscribe_then_reimport_stays_unsubscribed(
 ) -> None:
     path = _csv(tmp_path, "reader@example.org,Reader,en,public,", "other@example.org,O,en,public,")
     with db.session_scope(world) as session:
-        assert import_subscribers(session, path, now=NOW, secret=SECRET).created == 2
+        assert import_subscribers(session, path, now=NOW, secret=SECRET, rules=RULES).created == 2
     person = _person(world, "reader@example.org")
     unsubscribe = f"/unsubscribe/{make_token(SECRET, 'unsubscribe', person.id or 0)}"
-    with TestClient(create_app(settings, world)) as mail_client:  # a mail client, RFC 8058
+    with TestClient(
+        create_app(Runtime(settings, engine=world))
+    ) as mail_client:  # a mail client, RFC 8058
         assert mail_client.post(unsubscribe, data={"List-Unsubscribe": "One-Click"}).status_code
     assert _person(world, "reader@example.org").status == "unsubscribed"
 
@@ -212,7 +218,7 @@ def test_a_550_at_send_time_is_a_hard_bounce_that_a_reimport_keeps(
         "here@example.org,Here,en,liaison_committee,",
     )
     with db.session_scope(engine) as session:
-        import_subscribers(session, path, now=NOW, secret=SECRET)
+        import_subscribers(session, path, now=NOW, secret=SECRET, rules=RULES)
         make_edition(session)
     smtp_server.rcpt_reply = lambda address: {
         "gone@example.org": "550 5.1.1 <gone@example.org>: no such user",
@@ -229,7 +235,9 @@ def test_a_550_at_send_time_is_a_hard_bounce_that_a_reimport_keeps(
     assert (event.origin, event.action) == ("send", "bounce")
     assert "5.1.1" in event.detail
     with db.session_scope(engine) as session:
-        report = import_subscribers(session, path, now=NOW + timedelta(days=1), secret=SECRET)
+        report = import_subscribers(
+            session, path, now=NOW + timedelta(days=1), secret=SECRET, rules=RULES
+        )
     assert len(report.skipped) == 1 and report.skipped[0].startswith(f"{path}:2: suppressed")
     assert _person(engine, "gone@example.org").status == "bounced"
 
@@ -280,7 +288,7 @@ def test_an_erased_address_is_kept_out_of_imports_by_its_keyed_hash(
         assert asked.person.id is not None and old_id is not None
         assert asked.person.id > old_id
     # The old preferences link names nobody now.
-    with TestClient(create_app(settings, world)) as web:
+    with TestClient(create_app(Runtime(settings, engine=world))) as web:
         stale = web.get(f"/preferences/{make_token(SECRET, 'preferences', old_id)}")
         assert stale.status_code == 400
 
@@ -434,7 +442,7 @@ def test_one_click_leaves_every_subscription_the_email_covers(
     target = re.search(r"<(http://[^>]+/unsubscribe/[^>]+)>", str(mail["List-Unsubscribe"]))
     assert target is not None
     path = target.group(1).split("127.0.0.1:8080", 1)[1]
-    with TestClient(create_app(settings, world)) as mail_client:
+    with TestClient(create_app(Runtime(settings, engine=world))) as mail_client:
         answer = mail_client.post(path, data={"List-Unsubscribe": "One-Click"})
         assert answer.status_code == 200
     held = _held(world, "many@example.org")
@@ -573,7 +581,7 @@ def test_export_person_gives_subscriptions_consent_and_messages(
 ) -> None:
     path = _csv(tmp_path, "me@example.org,Me,fr,public,", "me@example.org,Me,fr,sector,ED")
     with db.session_scope(world) as session:
-        import_subscribers(session, path, now=NOW, secret=SECRET)
+        import_subscribers(session, path, now=NOW, secret=SECRET, rules=RULES)
     _send_month(world, settings)
     runner = CliRunner()
     base = ["--home", str(tmp_path), "--database-url", settings.database]

@@ -11,13 +11,14 @@ from click.testing import CliRunner
 import diffusion.cli.commands  # noqa: F401  (registers the commands)
 from diffusion import db
 from diffusion.cli import cli
-from diffusion.cli.preview import build_preview
 from diffusion.config import Settings, load_settings
 from diffusion.contracts import Segment
 from diffusion.deliver import MessageTemplate
 from diffusion.deliver.message import subject_header
 from diffusion.models import Edition
+from diffusion.preview import build_preview
 from diffusion.render.text import TEXT_WIDTH
+from diffusion.select.rules import load_rules
 
 NOW = datetime.now(UTC)
 KEY = "k" * 40
@@ -54,6 +55,7 @@ def test_every_line_of_the_text_part_fits_72_columns(
             text = build_preview(
                 engine,
                 demo_settings,
+                rules=load_rules(demo_settings.routing),
                 audience=audience,
                 language=language,
                 subscriber_email=None,

@@ -27,10 +27,12 @@ from diffusion import db, links, subscriptions
 from diffusion.config import Settings, load_settings
 from diffusion.models import Edition, FieldOffice, Organisation
 from diffusion.personalise import placeholder
+from diffusion.runtime import Runtime
 from diffusion.subscriptions import add_subscriber
 from diffusion.tokens import make_token
 from diffusion.web import create_app
 from diffusion.web.protection import RateLimiter
+from tests.people import RULES
 
 with warnings.catch_warnings():  # Starlette 1.x suggests httpx2; httpx is what we have
     warnings.simplefilter("ignore")
@@ -86,6 +88,7 @@ def _add(settings: Settings, email: str, status: str = "active", language: str =
                 audience="public",
                 now=NOW,
                 status=status,
+                rules=RULES,
             )
             assert subscriber.id is not None
             return subscriber.id
@@ -419,7 +422,7 @@ def test_feeds_are_served_with_validators_and_304(
 def test_healthz_checks_the_database(client: TestClient, local_settings: Settings) -> None:
     assert client.get("/healthz").json() == {"status": "ok", "database": "ok"}
     engine = sa.create_engine(f"sqlite:///{local_settings.home}/no/such/folder/x.db")
-    with TestClient(create_app(local_settings, engine)) as sick:
+    with TestClient(create_app(Runtime(local_settings, engine=engine))) as sick:
         answer = sick.get("/healthz")
         assert answer.status_code == 503 and answer.json()["status"] == "error"
 

@@ -20,10 +20,12 @@ from diffusion import db, i18n, subscriptions
 from diffusion.cli import cli
 from diffusion.config import Settings, load_settings
 from diffusion.editions import digest_for
+from diffusion.select.rules import load_rules
 from diffusion.subscriptions import add_subscriber
 from diffusion.tokens import make_token
 from diffusion.vocabulary import sector_name
 from diffusion.web import create_app
+from tests.people import RULES
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -245,6 +247,7 @@ def test_themes_are_checked_and_the_digest_keeps_its_items(
     everything = digest_for(
         db.engine_for(settings),
         settings,
+        rules=load_rules(settings.routing),
         audience="public",
         key="",
         language="fr",
@@ -262,6 +265,7 @@ def test_themes_are_checked_and_the_digest_keeps_its_items(
     narrowed = digest_for(
         db.engine_for(settings),
         settings,
+        rules=load_rules(settings.routing),
         audience="",
         key="",
         language="fr",
@@ -284,7 +288,12 @@ def test_the_preferences_page_says_what_the_person_is_subscribed_as(
                 ("member_state", "BD"),
             ):
                 person = add_subscriber(
-                    session, email="held@example.org", audience=audience, key=key, now=NOW
+                    session,
+                    email="held@example.org",
+                    audience=audience,
+                    rules=RULES,
+                    key=key,
+                    now=NOW,
                 )
             assert person.id is not None
             person_id = person.id

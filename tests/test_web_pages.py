@@ -17,12 +17,13 @@ from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from diffusion import db, links, render
-from diffusion.cli.preview import build_preview
 from diffusion.config import Settings, load_settings
 from diffusion.contracts import Segment
 from diffusion.deliver.feeds import build_feeds
 from diffusion.editions import digest_for, more_url_for
 from diffusion.models import Edition, Item
+from diffusion.preview import build_preview
+from diffusion.runtime import Runtime
 from diffusion.select.digest import entry_for
 from diffusion.select.rules import load_rules
 from diffusion.web import create_app
@@ -57,8 +58,10 @@ def site(tmp_path: Path, sqlite_url: str) -> Iterator[tuple[TestClient, Settings
         tags={"sectors": ["ED"], "themes": ["literacy"]},
     )
     store(engine, [unlinked])
-    build_feeds(engine, settings, out=settings.feeds_dir, now=NOW)
-    with TestClient(create_app(settings, engine), follow_redirects=False) as client:
+    build_feeds(
+        engine, settings, rules=load_rules(settings.routing), out=settings.feeds_dir, now=NOW
+    )
+    with TestClient(create_app(Runtime(settings, engine=engine)), follow_redirects=False) as client:
         yield client, settings, engine
     engine.dispose()
 
@@ -172,7 +175,14 @@ def test_the_email_links_entries_without_link_to_their_page_and_more_to_the_news
 ) -> None:
     client, settings, engine = site
     digest = digest_for(
-        engine, settings, audience="public", key="", language="fr", period="2026-11", now=NOW
+        engine,
+        settings,
+        rules=load_rules(settings.routing),
+        audience="public",
+        key="",
+        language="fr",
+        period="2026-11",
+        now=NOW,
     )
     assert digest.more_url == f"{BASE}/news/public?lang=fr"
     assert client.get(digest.more_url.removeprefix(BASE)).status_code == 200
@@ -193,9 +203,15 @@ def test_a_preview_links_view_in_browser_to_the_archive_page_the_email_will_have
 ) -> None:
     _client, settings, engine = site
     before = build_preview(
-        engine, settings, audience="sector:ED", language="en", subscriber_email=None,
-        period="2026-11", now=NOW,
-    )  # fmt: skip
+        engine,
+        settings,
+        rules=load_rules(settings.routing),
+        audience="sector:ED",
+        language="en",
+        subscriber_email=None,
+        period="2026-11",
+        now=NOW,
+    )
     assert f"{BASE}/feeds/" not in before.html
     with db.session_scope(engine) as session:
         edition = Edition(
@@ -208,9 +224,15 @@ def test_a_preview_links_view_in_browser_to_the_archive_page_the_email_will_have
         assert edition.id is not None
         expected = links.archive_url(settings, edition.id)
     after = build_preview(
-        engine, settings, audience="sector:ED", language="en", subscriber_email=None,
-        period="2026-11", now=NOW,
-    )  # fmt: skip
+        engine,
+        settings,
+        rules=load_rules(settings.routing),
+        audience="sector:ED",
+        language="en",
+        subscriber_email=None,
+        period="2026-11",
+        now=NOW,
+    )
     assert html.escape(expected) in after.html
 
 
@@ -228,7 +250,14 @@ def test_the_web_version_has_no_recipient_and_the_archive_navigation(
 ) -> None:
     client, settings, engine = site
     digest = digest_for(
-        engine, settings, audience="public", key="", language="fr", period="2026-11", now=NOW
+        engine,
+        settings,
+        rules=load_rules(settings.routing),
+        audience="public",
+        key="",
+        language="fr",
+        period="2026-11",
+        now=NOW,
     )
     edition_id = _sent(engine, segment="public|fr|monthly", audience="public", language="fr",
                        period="2026-11", subject="Novembre")  # fmt: skip
@@ -290,7 +319,14 @@ def test_an_entry_with_no_page_carries_its_body_in_the_email(
 ) -> None:
     _client, settings, engine = site
     digest = digest_for(
-        engine, settings, audience="public", key="", language="en", period="2026-11", now=NOW
+        engine,
+        settings,
+        rules=load_rules(settings.routing),
+        audience="public",
+        key="",
+        language="en",
+        period="2026-11",
+        now=NOW,
     )
     private = Item(id=98, guid="urn:diffusion:entry:committee-notes", kind="event",
                    title="Committee notes", summary="Short.", link=None, public=False,
@@ -318,9 +354,16 @@ def test_a_person_with_several_subscriptions_is_led_to_pages_that_exist(
         person = enrol(session, "ana@example.org", "national_commission", "BD", language="fr")
         enrol(session, "ana@example.org", "sector", "ED", person=person)
     digest = digest_for(
-        engine, settings, audience="", key="", language="fr", period="2026-11", now=NOW,
+        engine,
+        settings,
+        rules=load_rules(settings.routing),
+        audience="",
+        key="",
+        language="fr",
+        period="2026-11",
+        now=NOW,
         subscriber_email="ana@example.org",
-    )  # fmt: skip
+    )
     assert [part.audience for part in digest.segment.parts] == ["national_commission", "sector"]
     # "More online": the news page of the first subscription with a feed of its own.
     assert digest.more_url == f"{BASE}/news/country/BD?lang=fr"

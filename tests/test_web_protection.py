@@ -27,6 +27,7 @@ from diffusion.web import create_app
 from diffusion.web.headers import STYLE_BLOCK
 from diffusion.web.protection import RateLimiter
 from diffusion.web.server import RedactTokens
+from tests.people import RULES
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -165,6 +166,7 @@ def test_names_lose_control_characters_at_the_door(sqlite_url: str) -> None:
                 "audience": "public",
                 "name": "Ada\x00\x1b[31m\u202e\tLove\r\n",
             },
+            rules=RULES,
         )
     engine.dispose()
     assert checked["name"] == "Ada [31m Love"

@@ -22,6 +22,7 @@ from diffusion import db
 from diffusion.bounces import providers, verp
 from diffusion.config import Settings
 from diffusion.models import OutboxMessage, Person
+from diffusion.runtime import Runtime
 from diffusion.web.app import create_app
 from tests.certs import KeyPair, make_cert
 from tests.feedserver import FeedServer
@@ -59,7 +60,7 @@ def hooked(settings: Settings) -> Settings:
 @pytest.fixture
 def client(hooked: Settings, engine: Engine) -> Iterator[TestClient]:
     providers._certificates.clear()  # each test serves its own certificate
-    with TestClient(create_app(hooked, engine)) as test_client:
+    with TestClient(create_app(Runtime(hooked, engine=engine))) as test_client:
         yield test_client
 
 

@@ -17,6 +17,8 @@ from diffusion.cli.output import safe_text
 from diffusion.config import Settings, load_settings, setting_origin
 from diffusion.contracts import Period
 from diffusion.errors import ConfigError, DiffusionError, InvalidInput, SchemaNotReady
+from diffusion.runtime import Runtime
+from diffusion.select.rules import RoutingRules
 
 # Markup, emoji codes and highlighting are off: what the commands print quotes names, titles
 # and remote servers' errors, and `[/bold]` in a name must print as typed (styles are given
@@ -26,40 +28,60 @@ err_console = Console(stderr=True, markup=False, emoji=False, highlight=False)
 
 
 class Context:
-    """What every command gets: the settings, loaded once from file, environment and flags."""
+    """What every command gets: one Runtime (settings, engine, rules, keys), built on first use.
+
+    Closed when the command ends (click's call_on_close), whatever way it ends: no command
+    disposes of the engine itself.
+    """
 
     def __init__(self, overrides: dict[str, Any]) -> None:
         self._overrides = overrides
-        self._settings: Settings | None = None
-        self._engine: Engine | None = None
+        self._runtime: Runtime | None = None
+        self._schema_checked = False
+
+    @property
+    def runtime(self) -> Runtime:
+        if self._runtime is None:
+            self._runtime = Runtime(load_settings(**self._overrides))
+        return self._runtime
 
     @property
     def settings(self) -> Settings:
-        if self._settings is None:
-            self._settings = load_settings(**self._overrides)
-        return self._settings
+        return self.runtime.settings
+
+    @property
+    def rules(self) -> RoutingRules:
+        return self.runtime.rules
 
     @property
     def engine(self) -> Engine:
         """The database engine, once the database is known to be at the current schema."""
-        if self._engine is None:
+        if not self._schema_checked:
             try:
                 _refuse_missing_sqlite(self.settings.database)
-                engine = db.engine_for(self.settings)
+                engine = self.runtime.engine
             except sa.exc.ArgumentError as exc:  # not a URL, or a database nobody supports
                 where = setting_origin("database_url", self.settings.home)
                 raise ConfigError(f"{where}: database_url: {exc}") from exc
             try:
                 db.require_schema(engine)
             except DiffusionError:
-                engine.dispose()
+                self.runtime.close()
                 raise
-            self._engine = engine
-        return self._engine
+            self._schema_checked = True
+        return self.runtime.engine
+
+    def require_schema(self) -> None:
+        """Stop a command before any work if the database is missing or at an older schema."""
+        self.engine  # noqa: B018  (made and checked once, kept for the command)
 
     def require_keys(self) -> None:
         """Stop a command that signs links before it does any work, if the key is unusable."""
-        self.settings.signing_keys()
+        self.runtime.keys  # noqa: B018  (read and checked once, kept for the command)
+
+    def close(self) -> None:
+        if self._runtime is not None:
+            self._runtime.close()
 
 
 pass_context = click.make_pass_decorator(Context)
@@ -132,6 +154,7 @@ def cli(ctx: click.Context, home: str | None, database_url: str | None) -> None:
       diffusion items list --kind ngo_action --limit 5
     """
     ctx.obj = Context({"home": home, "database_url": database_url})
+    ctx.call_on_close(ctx.obj.close)
 
 
 def print_error(message: object) -> None:

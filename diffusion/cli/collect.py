@@ -8,7 +8,6 @@ from typing import Any
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
-from sqlmodel import col, select
 
 from diffusion import db, validate
 from diffusion.cli import Context, cli, console, err_console, pass_context
@@ -18,9 +17,15 @@ from diffusion.collect import run_collection
 from diffusion.collect.editorial import import_entries
 from diffusion.collect.items import check_tags, count_items, find_items
 from diffusion.collect.run import load_sources
-from diffusion.collect.sources import check_url, import_sources, save_source, source_name
+from diffusion.collect.sources import (
+    check_url,
+    import_sources,
+    list_sources,
+    save_source,
+    source_name,
+)
 from diffusion.errors import InvalidInput
-from diffusion.models import CONTENT_KINDS, SECTORS, TAG_KEYS, Source
+from diffusion.models import CONTENT_KINDS, SECTORS, TAG_KEYS
 
 TABLE_LIMIT = 50
 
@@ -68,7 +73,6 @@ def collect(ctx: Context, names: tuple[str, ...], fmt: str | None) -> None:
             names=list(names) or None,
             progress=lambda name: bar.update(task, advance=1, description=name),
         )
-    engine.dispose()
     listing = Listing(
         [
             Column("source"),
@@ -166,7 +170,6 @@ def sources_add(
     engine = ctx.engine
     with db.session_scope(engine) as session:
         _, state = save_source(session, **fields)
-    engine.dispose()
     console.print(f"Source {fields['name']} {state}: {url}", highlight=False)
 
 
@@ -188,7 +191,6 @@ def sources_import(ctx: Context, file: Path) -> None:
     engine = ctx.engine
     with db.session_scope(engine) as session:
         report = import_sources(session, file)
-    engine.dispose()
     print_report(report, "sources")
 
 
@@ -203,10 +205,8 @@ def sources_list(ctx: Context, fmt: str | None) -> None:
       diffusion sources list
       diffusion sources list --format tsv | cut -f1,3
     """
-    engine = ctx.engine
-    with db.session_scope(engine) as session:
-        rows = session.exec(select(Source).order_by(col(Source.name))).all()
-    engine.dispose()
+    with db.session_scope(ctx.engine) as session:
+        rows = list_sources(session)
     listing = Listing(
         [
             Column("name"),
@@ -290,7 +290,6 @@ def items_list(
             shown = find_items(session, **filters, limit=limit or TABLE_LIMIT)
         else:
             shown = find_items(session, **filters, limit=limit)
-    engine.dispose()
     if count:
         click.echo(min(total, limit) if limit else total)
         return
@@ -340,5 +339,4 @@ def items_import(ctx: Context, path: Path) -> None:
         report = import_entries(
             session, path, now=datetime.now(UTC), default_language=settings.default_language
         )
-    engine.dispose()
     print_report(report, "entries")

@@ -49,16 +49,14 @@ def demo(ctx: Context) -> None:
       diffusion --home /tmp/diffusion-demo preview --audience ngo:ifla
     """
     settings = ctx.settings
+    rules = ctx.rules  # a missing or broken rules file stops it here, before anything is made
     for folder in (settings.var_dir, settings.feeds_dir):
         folder.mkdir(parents=True, exist_ok=True)
     db.upgrade(settings.database)
-    prepare_keys(settings)
+    prepare_keys(ctx.runtime)
     engine = ctx.engine
-    try:
-        with console.status("Loading the demo dataset..."):
-            summary = load_demo(engine, settings, now=datetime.now(UTC))
-    finally:
-        engine.dispose()
+    with console.status("Loading the demo dataset..."):
+        summary = load_demo(engine, settings, rules=rules, now=datetime.now(UTC))
     for table in _summary_tables(summary):
         console.print(table)
     collection = summary.collection

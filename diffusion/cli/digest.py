@@ -56,12 +56,9 @@ def digest_build(
     engine = ctx.engine
     if period is None:
         err_console.print(default_periods_said(parse_now(now), settings))
-    try:
-        results = build_editions(
-            engine, settings, now=parse_now(now), period=period, audience=audience
-        )
-    finally:
-        engine.dispose()
+    results = build_editions(
+        engine, settings, rules=ctx.rules, now=parse_now(now), period=period, audience=audience
+    )
     if not results:
         console.print("No segment to build: no active subscriber matches.")
         return
@@ -118,10 +115,7 @@ def digest_list(ctx: Context, period: str | None, status: str | None, fmt: str |
       diffusion digest list --format tsv | grep ngo:ifla
     """
     engine = ctx.engine
-    try:
-        editions = list_editions(engine, period=period, status=status)
-    finally:
-        engine.dispose()
+    editions = list_editions(engine, period=period, status=status)
     if not editions and resolve(fmt) == "table":
         console.print("No editions.")
         return
@@ -161,10 +155,7 @@ def digest_show(ctx: Context, edition_id: int, fmt: str) -> None:
       diffusion digest show 12 --format html > edition.html
     """
     engine = ctx.engine
-    try:
-        edition = get_edition(engine, edition_id)
-    finally:
-        engine.dispose()
+    edition = get_edition(engine, edition_id)
     if fmt == "json":
         click.echo(json.dumps(edition.model_dump(mode="json"), ensure_ascii=False, indent=2))
     elif fmt == "html":
@@ -193,12 +184,9 @@ def digest_approve(
     if bool(edition_ids) == approve_all:
         raise click.UsageError("give edition IDs, or --all (with --period to narrow it)")
     engine = ctx.engine
-    try:
-        approved = approve_editions(
-            engine, now=datetime.now(UTC), edition_ids=edition_ids, period=period
-        )
-    finally:
-        engine.dispose()
+    approved = approve_editions(
+        engine, now=datetime.now(UTC), edition_ids=edition_ids, period=period
+    )
     if not approved:
         console.print("No draft to approve.")
         return

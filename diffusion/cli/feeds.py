@@ -35,8 +35,5 @@ def feeds_build(ctx: Context, out: Path | None, now: str | None) -> None:
     settings = ctx.settings
     folder = out or settings.feeds_dir
     engine = ctx.engine
-    try:
-        report = build_feeds(engine, settings, out=folder, now=parse_now(now))
-    finally:
-        engine.dispose()
+    report = build_feeds(engine, settings, rules=ctx.rules, out=folder, now=parse_now(now))
     console.print(f"{report.summary()} in {folder}; {report.entries} entries in all.")

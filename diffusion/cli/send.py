@@ -13,7 +13,6 @@ from typing import Any, cast
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy.engine import Engine
-from sqlmodel import col, select
 
 from diffusion import db
 from diffusion.bounces.process import process_bounces
@@ -21,8 +20,10 @@ from diffusion.cli import PERIOD, Context, cli, console, err_console, pass_conte
 from diffusion.cli.output import Column, Listing, emit, format_option, plain, resolve
 from diffusion.config import Settings
 from diffusion.deliver import outbox, sender
+from diffusion.deliver import status as outbox_report
 from diffusion.deliver.message import MessageTemplate
 from diffusion.deliver.transport import make_transport
+from diffusion.editions import build_editions
 from diffusion.models import OUTBOX_STATES, Edition
 
 
@@ -53,12 +54,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _build(engine: Engine, settings: Settings, period: str | None, audience: str | None) -> None:
-    try:
-        from diffusion.editions import build_editions
-    except ImportError:  # the digest builder is optional: send what is already approved
-        return
-    build_editions(engine, settings, now=_now(), period=period, audience=audience)
+def _build(engine: Engine, ctx: Context, period: str | None, audience: str | None) -> None:
+    build_editions(
+        engine, ctx.settings, rules=ctx.rules, now=_now(), period=period, audience=audience
+    )
 
 
 @contextmanager
@@ -165,7 +164,7 @@ def send(
         # nothing and queues nothing that the scheduler's next send job could send for real.
         with _rehearsal(ctx.engine) as engine:
             if not resume:
-                _build(engine, settings, period, audience)
+                _build(engine, ctx, period, audience)
             editions = sender.pending_editions(
                 engine, period=period, audience=audience, resume_only=resume
             )
@@ -182,7 +181,7 @@ def send(
     settings.require_sending_ready()  # before anything is built, queued or sent
     engine = ctx.engine
     if not resume:
-        _build(engine, settings, period, audience)
+        _build(engine, ctx, period, audience)
     editions = sender.pending_editions(engine, period=period, audience=audience, resume_only=resume)
     if not editions:
         console.print("Nothing to send: no approved edition" + (f" for {period}" if period else ""))
@@ -285,25 +284,19 @@ def outbox_status(ctx: Context, fmt: str | None) -> None:
       diffusion outbox status | grep ngo:ifla
       diffusion outbox status --format json
     """
-    engine = ctx.engine
-    with db.session_scope(engine) as session:
-        states = outbox.counts(session)
-        errors = outbox.last_errors(session)
-        editions = {
-            edition.id: edition
-            for edition in session.exec(select(Edition).where(col(Edition.id).in_(list(states))))
-        }
+    with db.session_scope(ctx.engine) as session:
+        editions = outbox_report.outbox_status(session)
     rows: list[dict[str, Any]] = [
         {
-            "edition": edition_id,
-            "segment": editions[edition_id].segment if edition_id in editions else None,
-            "period": editions[edition_id].period if edition_id in editions else None,
-            **{state: found.get(state, 0) for state in OUTBOX_STATES},
+            "edition": edition.edition,
+            "segment": edition.segment,
+            "period": edition.period,
+            **edition.states,
             "last_errors": [
-                {"error": error, "messages": number} for error, number in errors.get(edition_id, [])
+                {"error": error, "messages": number} for error, number in edition.last_errors
             ],
         }
-        for edition_id, found in sorted(states.items())
+        for edition in editions
     ]
     short = {"failed_temporary": "deferred", "failed_permanent": "failed"}
     listing = Listing(
@@ -322,9 +315,9 @@ def outbox_status(ctx: Context, fmt: str | None) -> None:
         return  # the errors are in each row's last_errors
     # The reasons, whole: an operator needs the relay's exact words (in a pipe, on stderr).
     notes = console if resolve(fmt) == "table" else err_console
-    for edition_id, found_errors in sorted(errors.items()):
-        for error, number in found_errors:
-            notes.print(plain(f"edition {edition_id}: {number} x {error}"), soft_wrap=True)
+    for edition in editions:
+        for error, number in edition.last_errors:
+            notes.print(plain(f"edition {edition.edition}: {number} x {error}"), soft_wrap=True)
 
 
 @outbox_group.command("retry")

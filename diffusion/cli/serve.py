@@ -7,17 +7,14 @@ from datetime import UTC, datetime
 from types import FrameType
 
 import click
-import sqlalchemy as sa
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.engine import Engine
-from sqlmodel import col, select
 
-from diffusion import db, render, schedule, subscriptions
+from diffusion import db, render, schedule
 from diffusion.cli import PERIOD, Context, cli, console, pass_context
 from diffusion.cli.output import Column, Listing, emit, emit_sections, format_option, resolve
 from diffusion.config import Settings
-from diffusion.deliver import outbox
-from diffusion.models import Edition, Person, Source
+from diffusion.status import service_status
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -55,12 +52,12 @@ def serve(
     if not no_scheduler:
         settings.require_sending_ready()  # the scheduler's jobs send through SMTP
     setup_logging()
-    engine = ctx.engine
+    ctx.require_schema()
     # A broken email template fails here, naming file and line, before any job can run.
     render.check_templates(settings)
     scheduler = None
     if not no_scheduler:
-        scheduler = schedule.make_scheduler(engine, settings, now=datetime.now(UTC))
+        scheduler = schedule.make_scheduler(ctx.runtime, now=datetime.now(UTC))
         scheduler.start()
         for job in scheduler.get_jobs():
             logging.getLogger("diffusion.schedule").info(
@@ -82,7 +79,7 @@ def serve(
             from diffusion.web import create_app, server
 
             server.run(
-                create_app(settings, engine),
+                create_app(ctx.runtime),
                 settings,
                 host=host or settings.web.host,
                 port=settings.web.port if port is None else port,
@@ -91,7 +88,6 @@ def serve(
         if scheduler is not None:
             schedule.STOP.set()  # a send in progress stops claiming; the rest stays queued
             scheduler.shutdown(wait=True)
-        engine.dispose()
 
 
 @cli.group("jobs")
@@ -145,7 +141,6 @@ def jobs_list(ctx: Context, fmt: str | None) -> None:
     """
     engine = ctx.engine
     emit(_jobs_listing(ctx.settings, engine, datetime.now(UTC)), fmt, console)
-    engine.dispose()
 
 
 @jobs_group.command("run")
@@ -169,11 +164,8 @@ def jobs_run(ctx: Context, name: str, period: str | None) -> None:
     if name in ("monthly", "weekly", "send"):
         ctx.settings.require_sending_ready()
     setup_logging()
-    engine = ctx.engine
-    try:
-        summary = schedule.run_job(name, engine, ctx.settings, now=datetime.now(UTC), period=period)
-    finally:
-        engine.dispose()
+    ctx.require_schema()
+    summary = schedule.run_job(name, ctx.runtime, now=datetime.now(UTC), period=period)
     console.print(f"{name}: {summary}")
 
 
@@ -195,16 +187,7 @@ def status(ctx: Context, fmt: str | None) -> None:
     engine = ctx.engine
     now = datetime.now(UTC)
     with db.session_scope(engine) as session:
-        sources = session.exec(select(Source).order_by(col(Source.name))).all()
-        per_edition = outbox.counts(session)
-        drafts = session.exec(select(sa.func.count()).where(Edition.status == "draft")).one()
-        suppressed = dict(
-            session.exec(
-                select(Person.status, sa.func.count())
-                .where(col(Person.status).in_(subscriptions.SUPPRESSED))
-                .group_by(Person.status)
-            ).all()
-        )
+        found = service_status(session)
     collected = Listing(
         [
             Column("source"),
@@ -215,7 +198,7 @@ def status(ctx: Context, fmt: str | None) -> None:
         ],
         title="Sources",
     )
-    for source in sources:
+    for source in found.sources:
         collected.add(
             source.name,
             _local(source.last_fetched_at, settings),
@@ -223,17 +206,12 @@ def status(ctx: Context, fmt: str | None) -> None:
             source.last_new_items,
             source.last_error or "",
         )
-    totals: dict[str, int] = {}
-    for states in per_edition.values():
-        for state, number in states.items():
-            totals[state] = totals.get(state, 0) + number
     box = Listing([Column("state"), Column("messages", numeric=True)], title="Outbox")
     for state in ("queued", "sending", "sent", "failed_temporary", "failed_permanent"):
-        box.add(state, totals.get(state, 0))
+        box.add(state, found.outbox.get(state, 0))
     jobs = _jobs_listing(settings, engine, now)
-    engine.dispose()
     sections = {"sources": collected, "jobs": jobs, "outbox": box}
-    gone = {name: suppressed.get(name, 0) for name in ("bounced", "complained", "unsubscribed")}
+    drafts, gone = found.drafts, found.gone
     emit_sections(sections, fmt, console, counts={"drafts": drafts, **gone})
     if resolve(fmt) == "table":
         console.print(f"Editions waiting for approval: {drafts}")

@@ -4,16 +4,17 @@ import click
 
 from diffusion import db, keys
 from diffusion.cli import Context, cli, console, pass_context
-from diffusion.config import Settings
 from diffusion.errors import ConfigError
+from diffusion.runtime import Runtime
 
 
-def prepare_keys(settings: Settings, *, new_key: bool = False) -> str:
+def prepare_keys(runtime: Runtime, *, new_key: bool = False) -> str:
     """Make sure links can be signed: the environment's keys, else the key file, made once.
 
     A key file missing where links were already mailed is an error: a new key would break
     every one of them, so that takes `--new-key`. Returns what was done, for the editor.
     """
+    settings = runtime.settings
     if settings.keys_from_environment:
         if new_key:
             raise ConfigError(
@@ -26,12 +27,7 @@ def prepare_keys(settings: Settings, *, new_key: bool = False) -> str:
         keys.replace_key_file(path)
         return f"signing key: new key in {path} (links signed with the previous one still work)"
     if not path.exists():
-        engine = db.engine_for(settings)
-        try:
-            issued = keys.links_issued(engine)
-        finally:
-            engine.dispose()
-        if issued:
+        if keys.links_issued(runtime.engine):
             raise ConfigError(
                 f"{path}: no signing key file, but this database has subscribers or editions "
                 "whose links were signed with a key: restore the file (or set "
@@ -61,7 +57,7 @@ def init(ctx: Context, new_key: bool) -> None:
     for folder in (settings.var_dir, settings.feeds_dir):
         folder.mkdir(parents=True, exist_ok=True)
     db.upgrade(settings.database)
-    done = prepare_keys(settings, new_key=new_key)
+    done = prepare_keys(ctx.runtime, new_key=new_key)
     console.print(f"Data directory ready: {settings.home}", highlight=False)
     console.print(done, highlight=False, markup=False)
 

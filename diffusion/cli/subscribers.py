@@ -22,7 +22,6 @@ from diffusion.cli.directory import print_report
 from diffusion.cli.output import Column, Listing, emit, emit_sections, format_option
 from diffusion.errors import UnknownRecord
 from diffusion.models import AUDIENCES, CADENCES, SECTORS, SUBSCRIBER_STATUSES, Person
-from diffusion.select.rules import load_rules
 from diffusion.subscriptions import SUBSCRIBER_FIELDS, add_subscriber, import_subscribers
 
 # What `list` shows, one row per subscription: every field an import reads (so a CSV export
@@ -65,7 +64,7 @@ def subscribers_import(ctx: Context, file: Path) -> None:
             file,
             now=datetime.now(UTC),
             secret=ctx.settings.signing_keys(),
-            rules=load_rules(ctx.settings.routing),
+            rules=ctx.rules,
         )
     print_report(report, "subscriptions")
 
@@ -160,7 +159,7 @@ def subscribers_add(
                 cadence=cadence,
                 now=datetime.now(UTC),
                 secret=ctx.settings.signing_keys(),
-                rules=load_rules(ctx.settings.routing),
+                rules=ctx.rules,
                 origin=subscriptions.Origin.cli("subscribers add"),
             )
             held = len(subscriptions.subscriptions_of(session, person))

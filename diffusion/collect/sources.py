@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from diffusion import validate
 from diffusion.collect.items import check_tags
@@ -14,6 +14,11 @@ from diffusion.collect.sanitize import clean_text
 from diffusion.errors import InvalidInput
 from diffusion.models import TAG_KEYS, Source
 from diffusion.rows import Columns, ImportReport, csv_rows
+
+
+def list_sources(session: Session) -> list[Source]:
+    """Every feed source by name, with the outcome of its last collection."""
+    return list(session.exec(select(Source).order_by(col(Source.name))).all())
 
 
 def save_source(

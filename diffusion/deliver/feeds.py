@@ -24,7 +24,7 @@ from diffusion.select.digest import entry_for, key_name
 from diffusion.select.directory import Directory, read_directory
 from diffusion.select.keyindex import KeyIndex
 from diffusion.select.matchers import Routable, RoutingIndex, routes_to
-from diffusion.select.rules import FeedFamily, RoutingRules, load_rules
+from diffusion.select.rules import FeedFamily, RoutingRules
 from diffusion.vocabulary import audience_title
 
 FEED_MAX_ENTRIES = 50
@@ -354,9 +354,10 @@ def _remove_stale(
     return gone
 
 
-def build_feeds(engine: Engine, settings: Settings, *, out: Path, now: datetime) -> FeedsReport:
+def build_feeds(
+    engine: Engine, settings: Settings, *, rules: RoutingRules, out: Path, now: datetime
+) -> FeedsReport:
     """Load the public items published by `now` and the directory, and write every feed."""
-    rules = load_rules(settings.routing)
     with db.session_scope(engine) as session:
         directory = read_directory(session)
         items = list(

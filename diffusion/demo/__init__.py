@@ -31,6 +31,7 @@ from diffusion.models import (
     Subscription,
 )
 from diffusion.rows import ImportReport
+from diffusion.select.rules import RoutingRules
 from diffusion.subscriptions import import_subscribers
 
 DATA = Path(__file__).resolve().parent
@@ -180,7 +181,9 @@ def _count(session: Session, model: type[Any]) -> int:
     return int(session.exec(select(sa.func.count()).select_from(model)).one())
 
 
-def load_demo(engine: Engine, settings: Settings, *, now: datetime) -> DemoSummary:
+def load_demo(
+    engine: Engine, settings: Settings, *, rules: RoutingRules, now: datetime
+) -> DemoSummary:
     """Load the directory and subscribers, write and collect the feeds, import the entries.
 
     Everything is keyed (slugs, codes, addresses, source names, guids), so running it again
@@ -195,7 +198,11 @@ def load_demo(engine: Engine, settings: Settings, *, now: datetime) -> DemoSumma
         directory = import_directory(session, DATA / "directory.yaml", now=now)
         _require_clean(directory)
         subscribers = import_subscribers(
-            session, DATA / "subscribers.csv", now=now, secret=settings.signing_keys()
+            session,
+            DATA / "subscribers.csv",
+            now=now,
+            secret=settings.signing_keys(),
+            rules=rules,
         )
         _require_clean(subscribers)
         _store_sources(session, source_rows)

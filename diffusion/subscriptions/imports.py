@@ -9,13 +9,12 @@ from typing import Any
 from sqlmodel import Session, select
 
 from diffusion import validate
-from diffusion.config import bundled_path
 from diffusion.errors import InvalidInput, UnknownAudience
 from diffusion.models import Person
 from diffusion.rows import Columns, ImportReport, csv_rows
 from diffusion.select import directory as routing_directory
 from diffusion.select.directory import Directory, read_directory
-from diffusion.select.rules import RoutingRules, load_rules
+from diffusion.select.rules import RoutingRules
 
 from .adding import add
 from .confirming import Request, request
@@ -43,9 +42,9 @@ class KnownKeys:
     directory: Directory
 
     @classmethod
-    def read(cls, session: Session, rules: RoutingRules | None = None) -> "KnownKeys":
-        """The directory as stored now; the bundled routing rules unless `rules` are given."""
-        return cls(rules or load_rules(bundled_path("routing")), read_directory(session))
+    def read(cls, session: Session, rules: RoutingRules) -> "KnownKeys":
+        """The directory as stored now, and the routing rules in use (the runtime's)."""
+        return cls(rules, read_directory(session))
 
 
 def check_key(keys: KnownKeys, audience: str, key: object) -> str:
@@ -64,9 +63,11 @@ def check_subscriber(
     """A subscriber's fields validated and normalised, or InvalidInput naming the bad value.
 
     Give a KnownKeys when checking many rows, so the directory is read once; given a session,
-    keys are checked against `rules` (the bundled routing rules if none are given).
+    keys are checked against `rules`, which must then be given.
     """
     if isinstance(keys, Session):
+        if rules is None:
+            raise TypeError("check_subscriber: give the routing rules with a session")
         keys = KnownKeys.read(keys, rules)
 
     def listed(name: str, check: Callable[[object], str]) -> list[str]:
@@ -105,13 +106,13 @@ def import_subscribers(
     *,
     now: datetime,
     secret: Keys,
-    rules: RoutingRules | None = None,
+    rules: RoutingRules,
 ) -> ImportReport:
     """Import a subscribers CSV: rows are active subscriptions.
 
     An import asserts consent was collected, except from whoever is suppressed (unsubscribed,
     bounced, complained, erased, or left that subscription): those rows are skipped and named
-    with FILE:LINE. Keys are checked against `rules` (the bundled rules if None); `secret` is
+    with FILE:LINE. Keys are checked against `rules` (the runtime's); `secret` is
     the key erased addresses were hashed with.
     """
     report = ImportReport(str(path))
@@ -171,7 +172,7 @@ def add_subscriber(
     now: datetime,
     secret: Keys = "",
     status: str = "active",
-    rules: RoutingRules | None = None,
+    rules: RoutingRules,
     origin: Origin | None = None,
 ) -> Person:
     """Check the values, then add the subscription (active) or ask for it (pending).

@@ -16,7 +16,8 @@ from starlette.templating import Jinja2Templates
 
 from diffusion import db, render
 from diffusion.config import Settings
-from diffusion.select.rules import load_rules
+from diffusion.errors import DiffusionError
+from diffusion.runtime import Runtime
 from diffusion.web import archive, confirm, pages, preferences, subscribe, unsubscribe, webhooks
 from diffusion.web.base import TEMPLATES_DIR, Web, web_of
 from diffusion.web.headers import SecurityHeaders
@@ -43,33 +44,41 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok", "database": "ok"})
 
 
-def create_app(settings: Settings, engine: Engine | None = None) -> Starlette:
-    """The ASGI application of `diffusion serve`; it disposes of the engine it creates.
+def create_app(runtime: Runtime | Settings) -> Starlette:
+    """The ASGI application of `diffusion serve`, over the process's runtime.
 
-    Raises TemplateError (naming the template and line) when an email template does not
-    compile, so that the service does not start only to fail at the next build.
+    The runtime's owner closes it; given only settings (tests, `uvicorn --factory`), the app
+    builds its own runtime and closes it when it stops. Raises TemplateError (naming the
+    template and line) when an email template does not compile, and ConfigError for an
+    unusable key, so that the service does not start only to fail at the next build.
     """
+    own = isinstance(runtime, Settings)
+    if isinstance(runtime, Settings):
+        runtime = Runtime(runtime)
+    settings = runtime.settings
     render.check_templates(settings)
-    settings.signing_keys()  # an empty, short or missing key stops the start, naming its source
-    own_engine = engine is None
-    if engine is None:
-        engine = db.engine_for(settings)
-        db.require_schema(engine)
+    runtime.keys  # noqa: B018  (an empty, short or missing key stops the start, naming its source)
+    if own:  # a runtime handed in was checked by its owner (the CLI's engine is)
+        try:
+            db.require_schema(runtime.engine)
+        except DiffusionError:
+            runtime.close()
+            raise
     settings.feeds_dir.mkdir(parents=True, exist_ok=True)
     web = Web(
         settings=settings,
-        engine=engine,
+        engine=runtime.engine,
         templates=Jinja2Templates(directory=TEMPLATES_DIR),
         per_address=RateLimiter(settings.subscribe.limit_per_address),
         per_client=RateLimiter(settings.subscribe.limit_per_client),
-        rules=load_rules(settings.routing),
+        rules=runtime.rules,
     )
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         yield
-        if own_engine:
-            web.engine.dispose()
+        if own:
+            runtime.close()
 
     app = Starlette(
         routes=[
