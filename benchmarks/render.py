@@ -17,7 +17,6 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,15 @@ from zoneinfo import ZoneInfo
 
 from diffusion import render
 from diffusion.config import load_settings
-from diffusion.contracts import Digest, DigestEntry, Period, ReferenceList, Section, Segment
+from diffusion.contracts import (
+    Digest,
+    DigestEntry,
+    Period,
+    Recipient,
+    ReferenceList,
+    Section,
+    Segment,
+)
 from diffusion.deliver.message import MessageTemplate
 from diffusion.models import CONTENT_KINDS, SECTORS, Edition
 from diffusion.render import checks
@@ -34,14 +41,6 @@ NOW = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)
 ZONE = ZoneInfo("Europe/Paris")
 THEMES = ("literacy", "open science", "youth", "heritage", "media freedom", "climate")
 REGIONS = ("Africa", "Arab States", "Asia and the Pacific", "Europe", "Latin America")
-
-
-@dataclass(frozen=True)
-class Reader:
-    id: int
-    email: str
-    name: str
-    language: str
 
 
 def _spread() -> list[tuple[str, list[str], float]]:
@@ -76,12 +75,12 @@ def _subscription(
     return Segment(audience, key, language, cadence, sectors, themes, regions)
 
 
-def subscribers(count: int, seed: int, several: float = 0.2) -> list[tuple[Segment, Reader]]:
+def subscribers(count: int, seed: int, several: float = 0.2) -> list[tuple[Segment, Recipient]]:
     """(segment, reader) per person; a share `several` hold two or three subscriptions."""
     rng = random.Random(seed)
     more = random.Random(seed + 1)  # the extra subscriptions do not change the first ones
     spread = _spread()
-    out: list[tuple[Segment, Reader]] = []
+    out: list[tuple[Segment, Recipient]] = []
     for number in range(1, count + 1):
         language = rng.choices(("en", "fr", "es", "ar"), (0.55, 0.35, 0.07, 0.03))[0]
         cadence = "weekly" if rng.random() < 0.15 else "monthly"
@@ -93,7 +92,7 @@ def subscribers(count: int, seed: int, several: float = 0.2) -> list[tuple[Segme
                 if all((p.audience, p.key) != (extra.audience, extra.key) for p in parts):
                     parts.append(extra)
         segment = Segment.of_person(language, parts) if len(parts) > 1 else parts[0]
-        reader = Reader(number, f"reader{number}@example.org", f"Reader {number}", language)
+        reader = Recipient(number, f"reader{number}@example.org", f"Recipient {number}", language)
         out.append((segment, reader))
     return out
 
@@ -169,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = load_settings(home=home, secret_key="benchmark-secret-for-signing-links-0123456789")
     started = time.perf_counter()
     people = subscribers(args.subscribers, args.seed, args.several)
-    by_segment: dict[Segment, list[Reader]] = defaultdict(list)
+    by_segment: dict[Segment, list[Recipient]] = defaultdict(list)
     held: dict[int, int] = defaultdict(int)
     for segment, reader in people:
         by_segment[segment].append(reader)

@@ -50,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 
 from diffusion import db  # noqa: E402
 from diffusion.config import load_settings  # noqa: E402
-from diffusion.contracts import Segment  # noqa: E402
+from diffusion.contracts import Recipient, Segment  # noqa: E402
 from diffusion.deliver import MessageTemplate, send_pending  # noqa: E402
 from diffusion.models import Edition, Person, Subscription  # noqa: E402
 
@@ -214,7 +214,7 @@ def child(count: int, port: int, connections: int) -> None:
             subscriber = session.get(Person, 1)
             assert subscriber is not None
             sample = MessageTemplate.from_edition(edition, settings, now=NOW).personalise(
-                subscriber
+                Recipient.of(subscriber)
             )
         # The machine's load changes: measure the ceilings before and after, and use the means.
         n = min(count, 20000)
@@ -374,6 +374,14 @@ class LatencyProxy:
             await server.serve_forever()
 
 
+def runqueue_seconds() -> float:
+    """Seconds this process has waited for a CPU while runnable (Linux): the machine's load."""
+    try:
+        return int(Path("/proc/self/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def latency_child(count: int, port: int, connections: int) -> None:
     """One send of `count` recipients through `port`, timed from the call: start-up included."""
     folder = Path(tempfile.mkdtemp(prefix="diffusion-bench-"))
@@ -389,10 +397,15 @@ def latency_child(count: int, port: int, connections: int) -> None:
             smtp_connections=connections,
         )
         engine = db.engine_for(settings)
-        cpu, started = time.process_time(), time.perf_counter()
+        cpu, started, queued = time.process_time(), time.perf_counter(), runqueue_seconds()
         summary = send_pending(engine, settings, now=NOW)
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-        print(json.dumps({"sent": summary.sent, "seconds": elapsed, "cpu": cpu / elapsed}))
+        queued = runqueue_seconds() - queued
+        print(
+            json.dumps(
+                {"sent": summary.sent, "seconds": elapsed, "cpu": cpu / elapsed, "queued": queued}
+            )
+        )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -436,10 +449,12 @@ def latency_runs(sink_port: int, rtt_ms: float, count: int) -> None:
             print(
                 f"  {connections:>2} connections: {result['sent']} sent in "
                 f"{result['seconds']:.1f} s = {rate:.0f} msg/s (CPU {result['cpu']:.0%} of the "
-                f"run); one round trip a message: {one_trip:.0f} msg/s -> ratio "
+                f"run, {result['queued']:.1f} s waiting for a CPU); one round trip a message: "
+                f"{one_trip:.0f} msg/s -> ratio "
                 f"{rate / one_trip:.2f}; smtp-source: {source:.0f} msg/s -> ratio "
                 f"{rate / source:.2f}; the same send on loopback: "
-                f"{local['sent'] / local['seconds']:.0f} msg/s (CPU {local['cpu']:.0%})",
+                f"{local['sent'] / local['seconds']:.0f} msg/s (CPU {local['cpu']:.0%}, "
+                f"{local['queued']:.1f} s waiting for a CPU)",
                 flush=True,
             )
     finally:

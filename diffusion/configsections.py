@@ -34,6 +34,30 @@ def is_address(value: str) -> bool:
     return True
 
 
+def relay_urls(url: str) -> list[tuple[str, int]]:
+    """The relays of an smtp url, each with its weight: "smtp://a:587?weight=3 smtp://b:587".
+
+    Relays are separated by spaces or commas; `?weight=N` (a whole number, 1 by default) gives
+    a relay N shares of the messages. ValueError names what is wrong.
+    """
+    relays = []
+    for part in url.replace(",", " ").split():
+        parts = urlsplit(part)
+        if parts.scheme not in ("smtp", "smtps"):
+            raise ValueError(f"scheme must be smtp:// or smtps://, not {part!r}")
+        if not host_of(part):
+            raise ValueError(f"no host in {part!r}")
+        weight = 1
+        for key, _, value in (item.partition("=") for item in parts.query.split("&") if item):
+            if key != "weight" or not value.isdigit() or int(value) < 1:
+                raise ValueError(f"{part!r}: the only option is weight=N (a whole number, 1 up)")
+            weight = int(value)
+        relays.append((parts._replace(query="").geturl(), weight))
+    if not relays:
+        raise ValueError(f"no relay in {url!r}")
+    return relays
+
+
 class Section(BaseModel):
     """A group of settings, `[name]` in diffusion.toml; each key keeps its flat name as alias."""
 
@@ -53,8 +77,9 @@ class SmtpSettings(Section):
 
     url: str | None = Field(
         None,
-        description="smtp://host:port (STARTTLS when offered) or smtps://host:port; "
-        "without it, mail goes to the maildir var/outbox.",
+        description="smtp://host:port (STARTTLS when offered) or smtps://host:port; several "
+        "relays separated by spaces, each with ?weight=N for N shares (default 1); without it, "
+        "mail goes to the maildir var/outbox.",
     )
     username: str | None = Field(None, description="SMTP user, if not in the URL.")
     password: SecretStr | None = Field(None, description="SMTP password (environment only).")
@@ -69,10 +94,8 @@ class SmtpSettings(Section):
     @field_validator("url")
     @classmethod
     def _check_url(cls, url: str | None) -> str | None:
-        if url and urlsplit(url).scheme not in ("smtp", "smtps"):
-            raise ValueError(f"scheme must be smtp:// or smtps://, not {url!r}")
-        if url and not host_of(url):
-            raise ValueError(f"no host in {url!r}")
+        if url:
+            relay_urls(url)
         return url
 
 
@@ -91,7 +114,14 @@ class SendSettings(Section):
         3,
         ge=1,
         description="Relay faults in a row (connection, TLS, login, sender refused, 421, "
-        "timeout) that stop a send, leaving its messages queued.",
+        "timeout) that stop a send, leaving its messages queued; with several relays, that "
+        "rest one relay while the others send.",
+    )
+    relay_rest_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds a failing relay (one of several) gets no messages before one is "
+        "tried through it again.",
     )
     lease_seconds: float = Field(
         600.0,

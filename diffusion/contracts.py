@@ -1,4 +1,4 @@
-"""The plain data that crosses the stages: segments, periods, digests, rendered editions.
+"""The plain data that crosses the stages: segments, periods, digests, editions, recipients.
 
 Every stage may import this module, and it imports no stage: the digest builder (select/) fills
 these shapes from the database, the renderer (render/) turns them into MJML, HTML and text,
@@ -229,3 +229,21 @@ class RenderedEdition:
     # Entries and reference rows left out of the HTML to stay under Gmail's clipping size
     # (the text part always carries everything).
     trimmed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """One reader of a message: a subscriber being sent to, the reader of a preview, or the
+    address of a test copy (id 0: no person has it, so its links lead nowhere real)."""
+
+    id: int
+    email: str
+    name: str
+    language: str
+
+    @classmethod
+    def of(cls, person: Any, language: str | None = None) -> "Recipient":
+        """The recipient of a stored person (a row with id, email, name and language)."""
+        if person.id is None:
+            raise InvalidInput(f"subscriber {person.email} has no id: store it first")
+        return cls(person.id, person.email, person.name, language or person.language)

@@ -4,26 +4,34 @@ import dataclasses
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from diffusion import db, subscriptions
+from diffusion import db, render, subscriptions
 from diffusion.config import Settings
 from diffusion.contracts import Digest, Period, Segment
 from diffusion.errors import InvalidInput, UnknownAudience, UnknownRecord
-from diffusion.links import archive_url, news_url
+from diffusion.links import archive_url
 from diffusion.models import Edition, Item
 from diffusion.select.digest import build_digest
 from diffusion.select.directory import Directory, check_key, read_directory
 from diffusion.select.matchers import RoutingIndex
-from diffusion.select.rules import RoutingRules, feed_path, parse_audience
-
-# Editions in these states may be built again; the others are approved or on their way out.
-REBUILDABLE = ("draft", "empty")
+from diffusion.select.periods import (
+    REBUILDABLE,
+    LateItems,
+    cadence_of,
+    items_window,
+    late_items,
+    load_items,
+    more_url_for,
+    period_of,
+    with_late,
+)
+from diffusion.select.rules import RoutingRules, parse_audience
 
 
 @dataclass(frozen=True)
@@ -43,122 +51,6 @@ class BuildResult:
     subscribers: int
     # Set when the segment needs someone's attention, e.g. its audience key no longer exists.
     warning: str | None = None
-
-
-def load_items(session: Session, start: datetime, end: datetime) -> list[Item]:
-    """Items published in [start, end)."""
-    query = select(Item).where(col(Item.published_at) >= start, col(Item.published_at) < end)
-    return list(session.exec(query.order_by(col(Item.published_at), col(Item.id))).all())
-
-
-def more_url_for(settings: Settings, rules: RoutingRules, segment: Segment) -> str | None:
-    """Where the rest of a capped digest is online: the HTML page of the segment's public feed,
-    in the reader's language (a browser shows a feed file as raw XML). For a person's several
-    subscriptions, the first (most private) one with a feed family of its own; else the public one.
-    """
-    families = [family.audiences for family in rules.feeds.values()]
-    part = next(
-        (part for part in segment.parts if any(part.audience in names for names in families)),
-        segment,
-    )
-    path = feed_path(rules, part.audience, part.key, segment.language, "atom")
-    if not path:
-        return None
-    family, _, key = path.rsplit(".", 2)[0].partition("/")
-    return news_url(settings, family, key, segment.language)
-
-
-def default_period(now: datetime, cadence: str, settings: Settings) -> Period:
-    """The period built when none is named: the last complete month or ISO week before `now`,
-    which is what the monthly and weekly jobs of the scheduler send (never the unfinished one)."""
-    if cadence == "weekly":
-        return Period.containing(now - timedelta(days=7), "weekly", settings.zone)
-    first = now.astimezone(settings.zone).replace(day=1)
-    return Period.containing(first - timedelta(days=1), "monthly", settings.zone)
-
-
-def default_periods_said(now: datetime, settings: Settings) -> str:
-    """One line telling an editor which periods were chosen for them."""
-    month = default_period(now, "monthly", settings).label
-    week = default_period(now, "weekly", settings).label
-    return (
-        f"No --period given: the past month, {month}, for monthly newsletters and the past "
-        f"week, {week}, for weekly digests (what the scheduler sends next)."
-    )
-
-
-def _period_of(label: str | None, segment: Segment, settings: Settings, now: datetime) -> Period:
-    if label is None:
-        return default_period(now, segment.cadence, settings)
-    return Period.parse(label, settings.zone)
-
-
-def _window(session: Session, segment: Segment, period: Period, explicit: bool) -> Period:
-    """The items' window: the period asked for, or since the segment's previous edition."""
-    if explicit:
-        return period
-    previous = session.exec(
-        select(Edition)
-        .where(Edition.segment == segment.id, Edition.period != period.label)
-        .where(col(Edition.status).not_in(REBUILDABLE))
-        .order_by(col(Edition.created_at).desc())
-        .limit(1)
-    ).first()
-    if previous is None or previous.created_at >= period.end:
-        return period
-    # Since the previous edition: nothing published between two editions is lost.
-    return Period(period.label, min(previous.created_at, period.start), period.end)
-
-
-@dataclass(frozen=True)
-class _Late:
-    """Items that missed the segment's previous edition: published in its period or since,
-    collected after it was built."""
-
-    published_from: datetime  # the previous edition's period start
-    collected_after: datetime  # when the previous edition was built
-
-    def takes(self, item: Item, window: Period) -> bool:
-        if window.start <= item.published_at < window.end:
-            return True
-        return self.published_from <= item.published_at < window.start and _utc(
-            item.collected_at
-        ) > _utc(self.collected_after)
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _late(session: Session, segment: Segment, period: Period, settings: Settings) -> _Late | None:
-    """What the segment's last edition before this period missed, if it has one."""
-    previous = session.exec(
-        select(Edition)
-        .where(Edition.segment == segment.id, Edition.period != period.label)
-        .where(col(Edition.status).not_in(REBUILDABLE))
-        .order_by(col(Edition.created_at).desc())
-        .limit(1)
-    ).first()
-    if previous is None:
-        return None
-    start = Period.parse(previous.period, settings.zone).start
-    if start >= period.start:
-        return None  # a later period's edition: not the one this period follows
-    return _Late(start, previous.created_at)
-
-
-def _with_late(
-    window: Period, late: _Late | None, items: Sequence[Item]
-) -> tuple[Period, list[Item]]:
-    """The digest's window and items: its own, and those the previous edition missed."""
-    if late is None:
-        return window, list(items)
-    wider = Period(window.label, min(window.start, late.published_from), window.end)
-    return wider, [item for item in items if late.takes(item, window)]
-
-
-def _cadence_of(label: str) -> str:
-    return "weekly" if "-W" in label else "monthly"
 
 
 def digest_for(
@@ -184,13 +76,13 @@ def digest_for(
                 audience=audience,
                 key=check_key(rules, audience, key, directory),
                 language=language,
-                cadence=_cadence_of(period) if period else "monthly",
+                cadence=cadence_of(period) if period else "monthly",
             )
-        base = _period_of(period, segment, settings, now)
-        window = _window(session, segment, base, explicit=period is not None)
-        late = _late(session, segment, base, settings)
+        base = period_of(period, segment, settings, now)
+        window = items_window(session, segment, base, explicit=period is not None)
+        late = late_items(session, segment, base, settings)
         start = min(window.start, late.published_from) if late else window.start
-        window, items = _with_late(window, late, load_items(session, start, window.end))
+        window, items = with_late(window, late, load_items(session, start, window.end))
     return build_digest(
         items,
         directory,
@@ -208,7 +100,7 @@ def _person_segment(session: Session, email: str, period: str | None) -> Segment
     person = subscriptions.find_person(session, email)
     if person is None:
         raise UnknownRecord(f"no subscriber {email!r}; check the address")
-    cadence = _cadence_of(period) if period else None
+    cadence = cadence_of(period) if period else None
     found = [
         segment
         for person_id, segment in subscriptions.people_segments(session, cadence=cadence)
@@ -259,8 +151,6 @@ def build_editions(
     is still built, with a `warning` in its result.
     Raises TemplateError (template and line) before any work when an email template is broken.
     """
-    from diffusion import render  # the renderer is the next stage; imported where it is used
-
     render.check_templates(settings)
     if period is not None:
         Period.parse(period, settings.zone)  # a malformed label fails before any work
@@ -269,11 +159,11 @@ def build_editions(
         directory = read_directory(session)
         segments = _segments(session, rules, directory, audience)
         for segment in sorted(segments, key=lambda found: found.id):
-            if period is not None and segment.cadence != _cadence_of(period):
+            if period is not None and segment.cadence != cadence_of(period):
                 continue  # a month is built for monthly segments, a week for weekly ones
-            base = _period_of(period, segment, settings, now)
+            base = period_of(period, segment, settings, now)
             existing = _existing(session, segment.id, base.label)
-            window = _window(session, segment, base, explicit=period is not None)
+            window = items_window(session, segment, base, explicit=period is not None)
             plans.append(
                 _Plan(
                     segment,
@@ -282,7 +172,7 @@ def build_editions(
                     existing,
                     window,
                     _key_warning(rules, directory, segment, segments[segment]),
-                    _late(session, segment, base, settings),
+                    late_items(session, segment, base, settings),
                 )
             )
         to_build = [plan for plan in plans if not plan.kept]
@@ -334,7 +224,7 @@ class _Plan:
     existing: Edition | None
     window: Period
     warning: str | None = None
-    late: _Late | None = None
+    late: LateItems | None = None
 
     @property
     def earliest(self) -> datetime:
@@ -357,7 +247,7 @@ def _build_one(
     now: datetime,
 ) -> BuildResult:
     segment, base, existing = plan.segment, plan.base, plan.existing
-    window, candidates = _with_late(plan.window, plan.late, items)
+    window, candidates = with_late(plan.window, plan.late, items)
     digest = build_digest(
         candidates,
         directory,
@@ -431,8 +321,6 @@ def _content(digest: Digest, settings: Settings, web_url: str, now: datetime) ->
     if digest.is_empty:
         values["status"] = "empty"
         return values
-    from diffusion import render
-
     rendered = render.render_digest(digest, settings, web_url=web_url)
     values.update(subject=rendered.subject, html=rendered.html, text=rendered.text)
     if settings.require_approval:

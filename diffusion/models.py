@@ -335,6 +335,7 @@ class OutboxMessage(SQLModel, table=True):
     claimed_at: datetime | None = _timestamp(nullable=True)
     sent_at: datetime | None = _timestamp(nullable=True)
     updated_at: datetime = _timestamp()
+    relay: str | None = None  # host:port of the relay that took it (0011)
 
 
 class BounceReportRead(SQLModel, table=True):

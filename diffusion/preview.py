@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from diffusion import db, i18n, render, subscriptions
 from diffusion.config import Settings
-from diffusion.contracts import Digest, RenderedEdition
+from diffusion.contracts import Digest, Recipient, RenderedEdition
 from diffusion.deliver.message import MessageTemplate
 from diffusion.editions import digest_for
 from diffusion.errors import InvalidInput, UnknownRecord
@@ -28,21 +28,11 @@ SAMPLE_ID = 0  # no subscriber has id 0: links in a preview lead nowhere real
 
 
 @dataclass(frozen=True)
-class PreviewRecipient:
-    """The reader a preview is personalised for: a subscriber, or a sample person."""
-
-    id: int | None
-    email: str
-    name: str
-    language: str
-
-
-@dataclass(frozen=True)
 class Preview:
     """One audience's or subscriber's edition, rendered and personalised for one reader."""
 
     rendered: RenderedEdition
-    recipient: PreviewRecipient
+    recipient: Recipient
     html: str
     text: str
     eml: bytes
@@ -55,14 +45,14 @@ class Preview:
         return (self.html if fmt == "html" else self.text).encode()
 
 
-def _subscriber(engine: Engine, email: str) -> PreviewRecipient:
+def _subscriber(engine: Engine, email: str) -> Recipient:
     with db.session_scope(engine) as session:
         row = subscriptions.find_person(session, email)
         if row is None:
             raise UnknownRecord(
                 f"no subscriber {email!r}; check the address with `diffusion subscribers list`"
             )
-        return PreviewRecipient(row.id, row.email, row.name, row.language)
+        return Recipient.of(row)
 
 
 def _web_version(engine: Engine, settings: Settings, digest: Digest) -> str | None:
@@ -96,7 +86,7 @@ def build_preview(
     recipient = (
         _subscriber(engine, subscriber_email)
         if subscriber_email
-        else PreviewRecipient(SAMPLE_ID, SAMPLE_EMAIL, SAMPLE_NAME, language)
+        else Recipient(SAMPLE_ID, SAMPLE_EMAIL, SAMPLE_NAME, language)
     )
     digest = digest_for(
         engine,
@@ -127,9 +117,7 @@ def build_preview(
         created_at=now,
     )
     message = MessageTemplate.from_edition(edition, settings, now=now)
-    reader = PreviewRecipient(
-        recipient.id, recipient.email, recipient.name, digest.segment.language
-    )
+    reader = Recipient(recipient.id, recipient.email, recipient.name, digest.segment.language)
     values = message.values(reader)
     html_part, text_part = personalise(rendered, values)
     return Preview(rendered, reader, html_part, text_part, message.personalise(reader))

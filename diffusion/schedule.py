@@ -16,9 +16,14 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.engine import Engine
 
-from diffusion import db
+from diffusion import db, subscriptions
+from diffusion.bounces.process import process_bounces
+from diffusion.collect import run_collection
 from diffusion.config import Settings
 from diffusion.contracts import Period
+from diffusion.deliver import send_pending
+from diffusion.deliver.feeds import build_feeds
+from diffusion.editions import build_editions
 from diffusion.errors import DiffusionError, InvalidInput, UnknownRecord
 from diffusion.models import JobRun
 from diffusion.runtime import Runtime
@@ -79,9 +84,6 @@ def _summary(result: Any) -> str:
 
 
 def _collect(runtime: Runtime, now: datetime, _period: str | None) -> str:
-    from diffusion.collect import run_collection
-    from diffusion.deliver.feeds import build_feeds
-
     engine, settings = runtime.engine, runtime.settings
     collected = run_collection(engine, settings, now=now)
     feeds = build_feeds(engine, settings, rules=runtime.rules, out=settings.feeds_dir, now=now)
@@ -90,9 +92,6 @@ def _collect(runtime: Runtime, now: datetime, _period: str | None) -> str:
 
 def _edition_job(cadence: str) -> JobFunction:
     def run(runtime: Runtime, now: datetime, period: str | None) -> str:
-        from diffusion.deliver import send_pending
-        from diffusion.editions import build_editions
-
         engine, settings = runtime.engine, runtime.settings
         label = period or (previous_month if cadence == "monthly" else previous_week)(now, settings)
         built = build_editions(engine, settings, rules=runtime.rules, now=now, period=label)
@@ -104,21 +103,15 @@ def _edition_job(cadence: str) -> JobFunction:
 
 
 def _send(runtime: Runtime, now: datetime, _period: str | None) -> str:
-    from diffusion.deliver import send_pending
-
     sent = send_pending(runtime.engine, runtime.settings, now=now, stop_event=STOP)
     return f"sending: {_summary(sent)}"
 
 
 def _bounces(runtime: Runtime, now: datetime, _period: str | None) -> str:
-    from diffusion.bounces.process import process_bounces
-
     return process_bounces(runtime.engine, runtime.settings, now=now).summary()
 
 
 def _purge(runtime: Runtime, now: datetime, _period: str | None) -> str:
-    from diffusion import subscriptions
-
     settings = runtime.settings
     with db.session_scope(runtime.engine) as session:
         count = subscriptions.purge_pending(

@@ -49,7 +49,7 @@ GUARDS = (
     ),
     Guard(
         "spent-link-domain",  # the same rule in the domain, whatever adapter calls confirm()
-        "diffusion/subscriptions.py",
+        "diffusion/subscriptions/confirming.py",
         "    if spent(person, issued_at):\n        raise Suppressed(",
         "    if False:\n        raise Suppressed(",
         (
@@ -65,14 +65,14 @@ GUARDS = (
     ),
     Guard(
         "suppressed-not-reimported",  # unsubscribed, bounced, complained: no import brings back
-        "diffusion/subscriptions.py",
+        "diffusion/subscriptions/suppression.py",
         "    if person is not None and person.status in SUPPRESSED:\n        return person.status\n",
         "",
         ("tests/test_subscriptions.py", "tests/test_subscribers.py"),
     ),
     Guard(
         "erased-not-reimported",  # an erased address is remembered by its hash
-        "diffusion/subscriptions.py",
+        "diffusion/subscriptions/suppression.py",
         '    if person is None and secret and erased(session, email, secret):\n        return "erased"\n',
         "",
         ("tests/test_subscriptions.py", "tests/test_subscribers.py"),
@@ -84,11 +84,14 @@ GUARDS = (
         "            except OutboxUnavailable as exc:\n                self._lost_store(exc)",
         "                kept = set(self.held)\n"
         "            except OutboxUnavailable as exc:\n                self._lost_store(exc)",
-        ("tests/test_deliver_lease.py",),
+        (  # the in-memory store first: the two-worker race over PostgreSQL depends on timing
+            "tests/test_deliver_loop.py::test_rows_taken_over_by_another_worker_are_neither_sent_nor_recorded",
+            "tests/test_deliver_lease.py",
+        ),
     ),
     Guard(
         "sector-matcher",  # a routing matcher: items of a Sector go to that Sector
-        "diffusion/audiences.py",
+        "diffusion/select/matchers.py",
         "    return key.upper() in sectors\n",
         "    return False\n",
         ("tests/test_routing.py",),
@@ -123,7 +126,7 @@ GUARDS = (
     ),
     Guard(
         "enqueue-active-only",  # an unsubscribed or bounced person is not queued
-        "diffusion/subscriptions.py",
+        "diffusion/subscriptions/segments.py",
         'conditions = [people.c.status == "active", people.c.id > last]',
         "conditions = [people.c.id > last]",
         (
@@ -145,15 +148,15 @@ GUARDS = (
         ("tests/test_web_pages.py", "tests/test_web.py"),
     ),
     Guard(
-        "feed-visibility",  # a feed carries public items only
-        "diffusion/feeds.py",
-        "        if seen.public and any(",
-        "        if any(",
-        ("tests/test_feeds_output.py", "tests/test_feed_routing.py"),
+        "archive-listing",  # the public archive lists public editions only
+        "diffusion/web/archive.py",
+        '.where(Edition.status == "sent", col(Edition.audience).in_(LISTED_AUDIENCES))',
+        '.where(Edition.status == "sent")',
+        ("tests/test_web.py", "tests/test_web_pages.py"),
     ),
     Guard(
         "routing-public-only",  # public_only routing leaves out what is not public
-        "diffusion/audiences.py",
+        "diffusion/select/matchers.py",
         "if not view.public and (public_only or not rule.include_private):",
         "if not view.public and not rule.include_private:",
         ("tests/test_routing.py", "tests/test_feed_routing.py", "tests/test_feeds_output.py"),
@@ -189,7 +192,7 @@ GUARDS = (
     Guard(
         "soft-bounce-threshold",  # soft bounces mark a person bounced at the limit, not before
         "diffusion/bounces/apply.py",
-        "        if subscriber.soft_bounces >= settings.soft_bounce_limit:",
+        "        if subscriber.soft_bounces >= settings.bounces.soft_limit:",
         "        if subscriber.soft_bounces >= 1:",
         ("tests/test_bounces.py",),
     ),
@@ -212,28 +215,35 @@ GUARDS = (
         "diffusion/deliver/outbox.py",
         "            .with_for_update(skip_locked=True)\n",
         "",
-        ("tests/test_deliver_crash.py", "tests/test_exactly_once.py"),
+        (  # SQLite has no row locks: the PostgreSQL runs are the ones that can fail
+            "tests/test_deliver_crash.py::test_two_sender_processes_on_one_database_send_each_message_once",
+            "tests/test_deliver_crash.py::test_worker_processes_share_the_outbox",
+            "tests/test_exactly_once.py",
+        ),
     ),
     Guard(
         "html-autoescape",  # what a feed says is escaped in the email's HTML
-        "diffusion/render.py",
+        "diffusion/render/environment.py",
         '            enabled_extensions=("mjml.j2", "html.j2", "mjml", "html"),',
         "            enabled_extensions=(),",
         ("tests/test_render.py",),
     ),
     Guard(
         "subject-control-characters",  # no CR/LF in a Subject made from a title
-        "diffusion/render.py",
+        "diffusion/render/text.py",
         '    kept = "".join(ch if ch.isprintable() or ch in _BIDI_ISOLATES else " " for ch in title)',
         "    kept = title",
-        ("tests/test_render.py", "tests/test_deliver_message.py"),
+        ("tests/test_render.py::test_subject_keeps_no_control_character_of_a_title",),
     ),
     Guard(
         "csv-formula",  # an exported cell starting with = + - @ is not run by a spreadsheet
         "diffusion/cli/output.py",
         '                neutralise_formula(_cell_text(cell, ";"))\n',
         '                _cell_text(cell, ";")\n',
-        ("tests/test_cli_output.py",),
+        (
+            "tests/test_cli_output.py::test_subscribers_csv_export_neutralises_formulas_and_imports_back",
+            "tests/test_cli_output.py::test_csv_cells_that_a_spreadsheet_would_run_are_neutralised",
+        ),
     ),
     Guard(
         "csp-header",  # every page carries the Content-Security-Policy

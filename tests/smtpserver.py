@@ -7,7 +7,9 @@ Use the `smtp_server` fixture (imported into a test module), or `RecordingServer
     server.rcpt_delay = lambda address: 5.0          # seconds before answering RCPT
     server.verb_fault = lambda verb: "530 5.7.0 Authentication required" if verb == "MAIL" else None
     server.verb_fault = lambda verb: "hang"          # never answer EHLO/MAIL/DATA...
+    server.verb_fault = lambda verb: "354 go+drop" if verb == "DATA" else None  # reply, then cut
     RecordingServer(pipelining=False)                # a relay that does not offer PIPELINING
+    server.max_sessions = 2                          # "421 too many connections" beyond two
 """
 
 import asyncio
@@ -84,12 +86,44 @@ class _FaultySMTP(SMTP):
     def __init__(self, server: "RecordingServer", *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.recording = server
+        self._counted = False
+        self._refused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if not self._counted:  # once: STARTTLS makes the connection again over TLS
+            self._counted = True
+            server = self.recording
+            with server.lock:
+                server.sessions += 1
+                self._refused = server.max_sessions is not None and (
+                    server.sessions > server.max_sessions
+                )
+                if self._refused:
+                    server.crowded += 1
+                else:
+                    server.peak_sessions = max(server.peak_sessions, server.sessions)
+            if self._refused:  # as Postfix's smtpd answers past its per-client limit
+                assert isinstance(transport, asyncio.WriteTransport)
+                transport.write(b"421 4.7.0 Too many concurrent SMTP connections; try later\r\n")
+                transport.close()
+                return
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        with self.recording.lock:
+            self.recording.sessions -= 1
+        if not self._refused:
+            super().connection_lost(error)
 
     async def _fault(self, verb: str) -> bool:
         fault = self.recording.verb_fault(verb) if self.recording.verb_fault else None
         if fault == "hang":
             await asyncio.sleep(3600)  # a relay that accepted the connection and went silent
-        if fault:
+        if fault and fault.endswith("+drop"):  # the reply, then the connection goes away
+            await self.push(fault.removesuffix("+drop"))
+            assert self.transport is not None
+            self.transport.abort()
+        elif fault:
             await self.push(fault)
         return bool(fault)
 
@@ -131,6 +165,10 @@ class RecordingServer:
     ) -> None:
         self.pipelining = pipelining  # advertise PIPELINING, as Postfix and most relays do
         self.pipelined = 0  # MAIL commands that arrived with the next commands behind them
+        self.max_sessions: int | None = None  # more at once are refused with a 421 greeting
+        self.sessions = 0
+        self.peak_sessions = 0  # the most sessions served at once
+        self.crowded = 0  # connections refused as one too many
         self.tls = tls  # offered with STARTTLS, or wrapping the connection if implicit_tls
         self.implicit_tls = implicit_tls
         self.login = login  # required AUTH credentials

@@ -20,7 +20,7 @@ from diffusion.bounces.recognise import recognise
 from diffusion.cli import cli
 from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
 from diffusion.config import Settings
-from diffusion.deliver import outbox
+from diffusion.deliver.enqueue import enqueue, segment_subscribers
 from diffusion.models import ConsentEvent, OutboxMessage, Person
 from diffusion.subscriptions import add_subscriber
 from tests.people import RULES
@@ -85,7 +85,7 @@ def mailed(engine: Engine, settings: Settings, addresses: list[str]) -> dict[str
             add_subscriber(session, email=a, audience="liaison_committee", now=NOW, rules=RULES)
             for a in addresses
         ]
-        outbox.enqueue(session, edition, people, settings, now=NOW)
+        enqueue(session, edition, people, settings, now=NOW)
     with db.session_scope(engine) as session:
         rows = session.exec(select(OutboxMessage, Person.email).join(Person)).all()
         for row, _email in rows:
@@ -292,9 +292,7 @@ def test_a_complained_or_bounced_person_is_not_imported_or_sent_again(
     assert status_of(engine, "gone@example.org").status == "bounced"
     with db.session_scope(engine) as session:
         edition = make_edition(session, period="2026-12")
-        outbox.enqueue(
-            session, edition, outbox.segment_subscribers(session, edition), settings, now=NOW
-        )
+        enqueue(session, edition, segment_subscribers(session, edition), settings, now=NOW)
         queued = session.exec(
             select(Person.email).join(OutboxMessage).where(OutboxMessage.edition_id == edition.id)
         ).all()
@@ -348,7 +346,7 @@ def test_two_runs_at_once_count_each_report_once(
 ) -> None:
     with db.session_scope(engine) as session:
         edition = make_edition(session)
-        outbox.enqueue(session, edition, make_subscribers(session, 20), settings, now=NOW)
+        enqueue(session, edition, make_subscribers(session, 20), settings, now=NOW)
     with db.session_scope(engine) as session:
         rows = {
             e: r for r, e in session.exec(select(OutboxMessage, Person.email).join(Person)).all()

@@ -12,7 +12,8 @@ from diffusion import db
 from diffusion.bounces import verp
 from diffusion.bounces.process import process_bounces
 from diffusion.config import Settings
-from diffusion.deliver import outbox, send_pending
+from diffusion.deliver import send_pending
+from diffusion.deliver.enqueue import enqueue
 from diffusion.models import ConsentEvent, Person, Subscription
 from tests.people import enrol
 from tests.smtpserver import RecordingServer, make_edition, make_subscribers, smtp_server
@@ -24,7 +25,7 @@ NOW = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
 def sent(engine: Engine, settings: Settings, server: RecordingServer, count: int) -> None:
     with db.session_scope(engine) as session:
         edition = make_edition(session)
-        outbox.enqueue(session, edition, make_subscribers(session, count), settings, now=NOW)
+        enqueue(session, edition, make_subscribers(session, count), settings, now=NOW)
     config = settings.replace(smtp_url=server.url)
     summary = send_pending(engine, config, now=NOW)
     assert summary.sent == count

@@ -10,6 +10,7 @@ from sqlmodel import select
 from diffusion import db
 from diffusion.config import Settings, load_settings
 from diffusion.deliver import outbox, send_pending
+from diffusion.deliver.enqueue import enqueue
 from diffusion.deliver.rows import Result
 from diffusion.models import OutboxMessage
 from tests.conftest import _postgres_database
@@ -65,7 +66,7 @@ def test_a_worker_that_lost_its_lease_writes_nothing_over_the_new_holder(
     with db.session_scope(engine) as session:
         edition = make_edition(session)
         people = make_subscribers(session, 2)
-        outbox.enqueue(session, edition, people, settings, now=NOW)
+        enqueue(session, edition, people, settings, now=NOW)
     with db.session_scope(engine) as session:
         first = outbox.claim(session, "a:1:x", edition_ids=[edition.id], now=NOW, limit=2)
     later = NOW + timedelta(minutes=11)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from diffusion.config import Settings, load_settings
-from diffusion.contracts import Segment
+from diffusion.contracts import Recipient, Segment
 from diffusion.deliver.loop import SendLoop, SendSummary
 from diffusion.deliver.rows import Claimed, Result
 from diffusion.deliver.transport import IN_FLIGHT, make_transport
@@ -59,7 +59,14 @@ class MemoryOutbox:
         for n in due:
             self.rows[n].state, self.rows[n].holder = "sending", worker
         return [
-            Claimed(n, 1, self.rows[n].attempts, None, n, f"r{n}@example.org", "", "en", "active")
+            Claimed(
+                n,
+                1,
+                self.rows[n].attempts,
+                None,
+                Recipient(n, f"r{n}@example.org", "", "en"),
+                "active",
+            )
             for n in due
         ]
 

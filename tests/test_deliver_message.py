@@ -1,5 +1,6 @@
 """Edition messages read back with the email parser: headers, parts, encoding, DKIM, send_one."""
 
+import dataclasses
 import mailbox
 import random
 import re
@@ -16,11 +17,11 @@ from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 
 from diffusion.bounces import verp
 from diffusion.config import Settings, load_settings
-from diffusion.contracts import Segment
+from diffusion.contracts import Recipient, Segment
 from diffusion.deliver import MessageTemplate, send_one
 from diffusion.errors import DeliveryError, InvalidInput
-from diffusion.models import Edition, Person
-from diffusion.personalise import fill, greeting
+from diffusion.models import Edition
+from diffusion.personalise import fill_text, greeting
 from diffusion.tokens import read_token
 from tests.smtpserver import EDITION_HTML, EDITION_TEXT, RecordingServer, smtp_server
 
@@ -52,13 +53,8 @@ def edition(subject: str = "NGO partners' newsletter, November 2026", **fields: 
     )
 
 
-def reader(number: int = 3, name: str = "Amina Diallo", email: str = "") -> Person:
-    return Person(
-        id=number,
-        email=email or f"reader{number}@example.org",
-        name=name,
-        language="en",
-    )
+def reader(number: int = 3, name: str = "Amina Diallo", email: str = "") -> Recipient:
+    return Recipient(number, email or f"reader{number}@example.org", name, "en")
 
 
 def parse(data: bytes) -> EmailMessage:
@@ -97,7 +93,8 @@ def test_a_personalised_message_has_the_headers_and_parts_of_a_newsletter(
     text, html = message.iter_parts()
     assert [text.get_content_type(), html.get_content_type()] == ["text/plain", "text/html"]
     assert text.get_content_charset() == html.get_content_charset() == "utf-8"
-    assert text.get_content().replace("\r\n", "\n") == fill(EDITION_TEXT, values)
+    # The text part: lines holding a placeholder are wrapped once filled.
+    assert text.get_content().replace("\r\n", "\n") == fill_text(EDITION_TEXT, values)
     assert "Dear Amina Diallo," in text.get_content()
     assert f'href="{values["unsubscribe_url"]}"' in html.get_content()
     assert "[[diffusion:" not in data.decode("ascii")  # every placeholder filled, 7-bit clean
@@ -166,13 +163,12 @@ def test_placeholders_survive_quoted_printable_wherever_they_fall(
         assert normalize_message_line_endings(data) == data
         assert not PERIOD_REGEX.search(data)
         part = next(iter(parse(data).iter_parts()))
-        expected = fill(text, values)
+        expected = fill_text(text, values)
         assert part.get_content().replace("\r\n", "\n") == expected
 
 
 def test_greeting_follows_the_reader_language(mail_settings: Settings) -> None:
-    french = reader(name="Amina")
-    french.language = "fr"
+    french = dataclasses.replace(reader(name="Amina"), language="fr")
     template = MessageTemplate.from_edition(edition(), mail_settings, now=NOW)
     assert template.values(french)["greeting"] == greeting("fr", "Amina") == "Bonjour Amina,"
 

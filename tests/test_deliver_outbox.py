@@ -19,6 +19,7 @@ from diffusion.cli import commands as _commands  # noqa: F401  (registers the co
 from diffusion.config import Settings
 from diffusion.contracts import Segment
 from diffusion.deliver import outbox, send_pending
+from diffusion.deliver.enqueue import enqueue, enqueue_segment, segment_subscribers
 from diffusion.errors import InvalidInput
 from diffusion.models import Edition, OutboxMessage, Person
 from tests.people import enrol
@@ -57,10 +58,10 @@ def test_enqueue_adds_the_segment_once(engine: Engine, settings: Settings) -> No
         enrol(session, email="gone@example.org", audience=lc, status="unsubscribed")
         enrol(session, email="ed@example.org", audience=lc, sectors=["ED"])
         session.flush()
-        people = outbox.segment_subscribers(session, edition)
-        added = outbox.enqueue(session, edition, people, settings, now=NOW)
-        people = outbox.segment_subscribers(session, edition)
-        again = outbox.enqueue(session, edition, people, settings, now=NOW)
+        people = segment_subscribers(session, edition)
+        added = enqueue(session, edition, people, settings, now=NOW)
+        people = segment_subscribers(session, edition)
+        again = enqueue(session, edition, people, settings, now=NOW)
     assert (added, again) == (5, 0)
     assert sorted(states(engine)) == [f"reader{n}@example.org" for n in range(5)]
 
@@ -72,8 +73,8 @@ def test_enqueue_adds_the_segment_once(engine: Engine, settings: Settings) -> No
         narrowed = make_edition(session, period="2026-12")
         narrowed.segment = Segment(lc, sectors=("ED",)).id
         session.flush()
-        members = outbox.segment_subscribers(session, narrowed)
-        assert outbox.enqueue(session, narrowed, members, settings, now=NOW) == 2
+        members = segment_subscribers(session, narrowed)
+        assert enqueue(session, narrowed, members, settings, now=NOW) == 2
     assert sorted(states(engine, narrowed.id)) == ["ed2@example.org", "ed@example.org"]
 
 
@@ -89,7 +90,7 @@ def test_people_who_bounced_or_complained_are_not_queued_though_their_subscripti
         session.flush()
         held = {s.status for p in people[1:3] for s in subscriptions.subscriptions_of(session, p)}
         assert held == {"active"}  # what they asked for is kept, should they opt in again
-        assert outbox.enqueue_segment(session, edition, settings, now=NOW) == 2
+        assert enqueue_segment(session, edition, settings, now=NOW) == 2
     assert sorted(states(engine)) == ["reader0@example.org", "reader3@example.org"]
 
 
@@ -109,9 +110,9 @@ def test_enqueueing_a_segment_in_one_statement_takes_the_same_people_with_their_
         narrowed = make_edition(session, period="2026-12")
         narrowed.segment = Segment(lc, sectors=("ED",)).id
         session.flush()
-        assert outbox.enqueue_segment(session, whole, settings, now=NOW) == 3
-        assert outbox.enqueue_segment(session, whole, settings, now=NOW) == 0
-        assert outbox.enqueue_segment(session, narrowed, settings, now=NOW) == 1
+        assert enqueue_segment(session, whole, settings, now=NOW) == 3
+        assert enqueue_segment(session, whole, settings, now=NOW) == 0
+        assert enqueue_segment(session, narrowed, settings, now=NOW) == 1
         ids = message_ids(whole, settings)
     rows = states(engine, whole.id)
     assert sorted(rows) == [f"reader{n}@example.org" for n in range(3)]
@@ -247,7 +248,7 @@ def test_subscribers_who_left_after_queueing_are_skipped(
     with db.session_scope(engine) as session:
         edition = make_edition(session)
         people = make_subscribers(session, 3)
-        outbox.enqueue(session, edition, people, settings, now=NOW)
+        enqueue(session, edition, people, settings, now=NOW)
         edition.status = "sending"
         people[1].status = "unsubscribed"
     summary = send_pending(engine, smtp(settings, smtp_server), now=NOW)
@@ -261,7 +262,7 @@ def test_rows_queued_without_a_message_id_get_one_when_sent(
 ) -> None:
     with db.session_scope(engine) as session:
         edition = make_edition(session)
-        outbox.enqueue(session, edition, make_subscribers(session, 2), settings, now=NOW)
+        enqueue(session, edition, make_subscribers(session, 2), settings, now=NOW)
     with db.session_scope(engine) as session:  # as the first release queued them
         for row in session.exec(select(OutboxMessage)):
             row.message_id = None
@@ -279,7 +280,7 @@ def test_stuck_rows_are_reclaimed_after_the_lease_or_when_their_worker_is_gone(
     with db.session_scope(engine) as session:
         edition = make_edition(session)
         people = make_subscribers(session, 3)
-        outbox.enqueue(session, edition, people, settings, now=NOW)
+        enqueue(session, edition, people, settings, now=NOW)
     host = socket.gethostname()
     claims = [
         (f"{host}:999999999:dead", NOW),  # a local process that no longer exists

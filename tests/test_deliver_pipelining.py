@@ -13,7 +13,7 @@ from sqlmodel import select
 from diffusion import db
 from diffusion.config import Settings, load_settings
 from diffusion.deliver import send_pending
-from diffusion.deliver.transport import make_transport
+from diffusion.deliver.transport import ConnectionLimit, make_transport
 from diffusion.models import OutboxMessage, Person
 from tests.smtpserver import RecordingServer, make_edition, make_subscribers
 
@@ -201,3 +201,77 @@ def test_a_refused_sender_inside_a_group_is_the_relays_fault(
     assert summary.halted == "the relay refused the sender: 451 4.3.2 not now"
     assert {state for state, _, _ in end_states(engine).values()} == {"queued"}
     assert relay.received == []
+
+
+def test_a_relay_refusing_connections_beyond_its_limit_gets_no_more_and_everything(
+    tmp_path: Path, sqlite_url: str, relay: RecordingServer
+) -> None:
+    engine = db.make_engine(sqlite_url)
+    seed(engine, 300)
+    relay.max_sessions = 1  # the sender opens two to start with
+    settings = configured(tmp_path, sqlite_url, relay, smtp_connections=6, relay_failure_limit=1)
+
+    summary = send_pending(engine, settings, now=NOW)
+
+    # The refusals were the sign to open no more, not faults: nothing put back, no breaker.
+    assert summary.halted is None and summary.requeued == 0
+    assert summary.sent == 300
+    assert relay.deliveries() == {f"reader{n}@example.org": 1 for n in range(300)}
+    assert relay.crowded >= 1 and relay.peak_sessions == 1
+
+
+def test_connections_open_as_throughput_grows_and_stop_when_it_does_not() -> None:
+    limit = ConnectionLimit(16)
+    assert limit.allowed == 2
+
+    def window(seconds: float) -> None:
+        limit._since -= seconds  # the window took this long
+        for _ in range(limit.WINDOW * limit.allowed):
+            limit.answered()
+
+    window(1.0)  # the first measurement
+    assert limit.allowed == 4
+    window(0.5)  # twice the messages in half the time: more connections paid
+    assert limit.allowed == 8
+    window(2.0)  # twice the messages in four times the time: no more
+    assert (limit.allowed, limit.growing) == (8, False)
+    assert limit.crowded(open_now=5) and limit.allowed == 5
+    assert not limit.crowded(open_now=0)  # then it is the relay's fault, as before
+
+
+def test_a_connection_cut_right_after_the_go_ahead_leaves_no_message_waiting(
+    tmp_path: Path, relay: RecordingServer
+) -> None:
+    """The relay says 354 and goes: that message and the one taken to follow it get answers."""
+    cuts = [1]
+
+    def go_ahead_then_cut(verb: str) -> str | None:
+        if verb != "DATA" or not cuts:
+            return None
+        cuts.pop()
+        return "354 End data with <CR><LF>.<CR><LF>+drop"
+
+    relay.verb_fault = go_ahead_then_cut
+    settings = load_settings(home=tmp_path, smtp_url=relay.url)
+    data = b"Subject: cut\r\n\r\nHello\r\n"
+
+    async def send() -> list[str]:
+        transport = make_transport(settings, connections=1)
+        try:
+            answers = await asyncio.wait_for(  # a message nobody answers would hang here
+                asyncio.gather(
+                    *(
+                        transport.deliver("news@example.org", [f"r{n}@example.org"], data)
+                        for n in range(4)
+                    )
+                ),
+                timeout=60,
+            )
+        finally:
+            await transport.close()
+        return [next(iter(answer.values())).kind for answer in answers]
+
+    kinds = asyncio.run(send())
+    assert kinds[0] == "relay"  # cut off: back to the queue, untouched
+    assert kinds.count("sent") >= 2 and set(kinds) <= {"sent", "relay"}
+    assert len(relay.received) == kinds.count("sent")

@@ -13,10 +13,10 @@ from sqlmodel import select
 
 from diffusion import db
 from diffusion.config import Settings, load_settings
-from diffusion.contracts import Segment
+from diffusion.contracts import Recipient, Segment
 from diffusion.deliver import MessageTemplate, send_pending
 from diffusion.deliver.transport import SMTPServer, make_transport
-from diffusion.models import Edition, OutboxMessage, Person
+from diffusion.models import Edition, OutboxMessage
 from tests.smtpserver import RecordingServer, make_edition, make_subscribers, smtp_server
 
 __all__ = ["smtp_server"]
@@ -97,7 +97,7 @@ async def test_template_messages_arrive_byte_for_byte_and_other_bytes_are_normal
         created_at=NOW,
     )
     template = MessageTemplate.from_edition(edition, settings, now=NOW)
-    reader = Person(id=1, email="dot@example.org", name=".Dot", language="en")
+    reader = Recipient(1, "dot@example.org", ".Dot", "en")
     prepared = template.personalise(reader)
     other = b"Subject: not from a template\n\n.one\nbare line ends\r..two"
     transport = make_transport(settings)

@@ -12,7 +12,7 @@ from conftest import _postgres_database
 from sqlmodel import Session, select
 
 from diffusion import db
-from diffusion.deliver import outbox
+from diffusion.deliver.enqueue import segment_subscribers
 from diffusion.models import ConsentEvent, Edition, OutboxMessage, Person, Subscription
 
 T0 = datetime(2026, 9, 1, 8, 0)  # naive UTC, as the old release stored timestamps
@@ -149,7 +149,7 @@ def test_every_subscriber_becomes_a_person_with_one_subscription(old_database: s
             edition = session.get(Edition, 1)
             assert edition is not None
             # The edition's segment still finds its reader: the active Liaison Committee member.
-            assert [m.id for m in outbox.segment_subscribers(session, edition)] == [9]
+            assert [m.id for m in segment_subscribers(session, edition)] == [9]
             # A new person gets a new id, never one given before.
             newcomer = Person(email="new@example.org", status="active")
             session.add(newcomer)

@@ -20,6 +20,7 @@ from diffusion.contracts import (
     Digest,
     DigestEntry,
     Period,
+    Recipient,
     ReferenceList,
     RenderedEdition,
     Section,
@@ -556,6 +557,12 @@ def test_subject_has_no_line_breaks(settings: Settings) -> None:
     assert message["Subject"] == rendered.subject
 
 
+def test_subject_keeps_no_control_character_of_a_title(settings: Settings) -> None:
+    title = "Bell\x07 escape\x1b[31m red\x00 nul\x7f del \u202egnp.exe  vertical\x0bend"
+    subject = render.render_digest(sample_digest("public", title=title), settings).subject
+    assert subject == "Bell escape [31m red nul del gnp.exe vertical end"
+
+
 def test_hostile_content_in_text_has_no_line_breaking_tricks(settings: Settings) -> None:
     text = render.render_digest(hostile_digest(), settings).text
     assert "\r" not in text
@@ -626,13 +633,7 @@ def _eml(rendered: RenderedEdition, settings: Settings) -> bytes:
     )
     template = MessageTemplate.from_edition(edition, settings)
 
-    class Reader:
-        id = 7
-        email = "reader@example.org"
-        name = "Zoë <Reader> & co"
-        language = "en"
-
-    return template.personalise(Reader())
+    return template.personalise(Recipient(7, "reader@example.org", "Zoë <Reader> & co", "en"))
 
 
 def _parts(message: EmailMessage) -> Iterator[tuple[str, str]]:

@@ -15,7 +15,7 @@ from diffusion import db, schedule
 from diffusion.cli import cli
 from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
 from diffusion.config import Settings, load_settings
-from diffusion.deliver import outbox
+from diffusion.deliver.enqueue import enqueue
 from diffusion.errors import ConfigError, InvalidInput, UnknownRecord
 from diffusion.models import JobRun
 from diffusion.runtime import Runtime
@@ -272,7 +272,7 @@ def test_bounces_job_reads_the_configured_maildir(paris: Settings) -> None:
         )
         # A bounce counts for someone we have mailed: the edition went out to them.
         edition = make_edition(session, audience="public")
-        outbox.enqueue(session, edition, [gone], settings, now=_utc(2026, 11, 1))
+        enqueue(session, edition, [gone], settings, now=_utc(2026, 11, 1))
     summary = schedule.run_job(
         "bounces", Runtime(settings, engine=engine), now=_utc(2026, 11, 2, 8)
     )

@@ -20,11 +20,12 @@ from diffusion import db, links, render
 from diffusion.config import Settings, load_settings
 from diffusion.contracts import Segment
 from diffusion.deliver.feeds import build_feeds
-from diffusion.editions import digest_for, more_url_for
+from diffusion.editions import digest_for
 from diffusion.models import Edition, Item
 from diffusion.preview import build_preview
 from diffusion.runtime import Runtime
 from diffusion.select.digest import entry_for
+from diffusion.select.periods import more_url_for
 from diffusion.select.rules import load_rules
 from diffusion.web import create_app
 

@@ -20,8 +20,9 @@ from diffusion import db, validate
 from diffusion.cli import cli, console
 from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
 from diffusion.config import Settings, load_settings
+from diffusion.contracts import Recipient
 from diffusion.deliver.message import MessageTemplate
-from diffusion.models import Edition, Person, Source
+from diffusion.models import Edition, Source
 from diffusion.subscriptions import check_subscriber
 from diffusion.web import create_app
 from diffusion.web.headers import STYLE_BLOCK
@@ -189,8 +190,7 @@ def test_a_stored_name_with_control_characters_never_reaches_the_to_header(
         created_at=NOW,
     )
     template = MessageTemplate.from_edition(edition, load_settings(home=tmp_path), now=NOW)
-    old = Person(id=4, email="old@example.org", name="Old\x00\x1bName")
-    raw = template.personalise(old)
+    raw = template.personalise(Recipient(4, "old@example.org", "Old\x00\x1bName", "en"))
     assert b"\x00" not in raw and b"\x1b" not in raw
     parsed = message_from_bytes(raw, policy=policy.default)
     assert parsed["To"].addresses[0].display_name == "Old Name"

@@ -8,14 +8,9 @@ from rich.text import Text
 
 from diffusion.cli import PERIOD, Context, cli, console, err_console, parse_now, pass_context
 from diffusion.cli.output import Column, Listing, emit, format_option, resolve
-from diffusion.editions import (
-    approve_editions,
-    build_editions,
-    default_periods_said,
-    get_edition,
-    list_editions,
-)
+from diffusion.editions import approve_editions, build_editions, get_edition, list_editions
 from diffusion.models import EDITION_STATUSES
+from diffusion.select.periods import default_periods_said
 
 SHOW_FORMATS = ("text", "html", "json")
 

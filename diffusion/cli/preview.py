@@ -10,8 +10,8 @@ import click
 
 from diffusion import render
 from diffusion.cli import PERIOD, Context, cli, err_console, open_output, parse_now, pass_context
-from diffusion.editions import default_periods_said
 from diffusion.preview import FORMATS, build_preview
+from diffusion.select.periods import default_periods_said
 
 
 def _open_in_browser(html_part: str, output: Path | None) -> Path:

@@ -19,22 +19,14 @@ from diffusion.bounces.process import process_bounces
 from diffusion.cli import PERIOD, Context, cli, console, err_console, pass_context
 from diffusion.cli.output import Column, Listing, emit, format_option, plain, resolve
 from diffusion.config import Settings
+from diffusion.contracts import Recipient
 from diffusion.deliver import outbox, sender
 from diffusion.deliver import status as outbox_report
+from diffusion.deliver.enqueue import segment_subscribers
 from diffusion.deliver.message import MessageTemplate
 from diffusion.deliver.transport import make_transport
 from diffusion.editions import build_editions
 from diffusion.models import OUTBOX_STATES, Edition
-
-
-class _TestRecipient:
-    """The reader of a --test-to copy: not a subscriber, so its links lead nowhere real."""
-
-    def __init__(self, email: str, language: str) -> None:
-        self.id = 0
-        self.email = email
-        self.name = ""
-        self.language = language
 
 
 def _columns(*names: str) -> list[Column]:
@@ -85,7 +77,7 @@ def _print_dry_run(editions: list[Edition], counts: list[tuple[int, int]], fmt: 
 def _recipient_count(engine: Engine, edition: Edition) -> tuple[int, int]:
     """(subscribers of the segment, of whom already sent)."""
     with db.session_scope(engine) as session:
-        people = sum(1 for _ in outbox.segment_subscribers(session, edition))
+        people = sum(1 for _ in segment_subscribers(session, edition))
         done = outbox.counts(session, [edition.id or 0]).get(edition.id or 0, {})
     return people, done.get("sent", 0)
 
@@ -96,7 +88,8 @@ async def _send_tests(settings: Settings, editions: list[Edition], address: str)
     try:
         for edition in editions:
             template = MessageTemplate.from_edition(edition, settings, now=_now())
-            recipient = _TestRecipient(address, edition.language)
+            # id 0: the reader of a test copy is nobody's subscription, its links lead nowhere
+            recipient = Recipient(0, address, "", edition.language)
             message_id = f"<test.{outbox.worker_name().replace(':', '.')}.{edition.id}@x>"
             message_id = message_id.replace("@x>", f"@{template.domain}>")
             data = template.personalise(recipient, message_id)
@@ -156,7 +149,7 @@ def send(
     if rate:
         settings = settings.replace(rate_per_second=rate)
     if period is None and not resume:
-        from diffusion.editions import default_periods_said
+        from diffusion.select.periods import default_periods_said
 
         err_console.print(default_periods_said(_now(), settings))
     if dry_run or test_to:

@@ -253,26 +253,39 @@ class SendLoop:
 
     async def send(self, item: Claimed) -> None:
         template = self.templates[item.edition_id]
-        message_id = item.message_id or template.message_id(item)
+        recipient = item.recipient
+        message_id = item.message_id or template.message_id(recipient)
         to_store = None if item.message_id else message_id
         if item.status != "active":
             reason = f"not sent: the subscriber is {item.status}"
             self.results.append(Result(item.outbox_id, item.attempts, "skipped", reason))
             return
         try:
-            data = template.personalise(item, message_id)
+            data = template.personalise(recipient, message_id)
         except InvalidInput as exc:
             self.results.append(Result(item.outbox_id, item.attempts, "permanent", str(exc)))
             return
         if self.limiter.active:
             await self.limiter.acquire()
         outcomes = await self.transport.deliver(
-            template.envelope_sender(item), [item.email], data, wire_ready=template.wire_ready
+            template.envelope_sender(recipient),
+            [recipient.email],
+            data,
+            wire_ready=template.wire_ready,
         )
-        outcome = outcomes.get(item.email, Outcome("temporary", "no answer for this recipient"))
+        outcome = outcomes.get(
+            recipient.email, Outcome("temporary", "no answer for this recipient")
+        )
         self.breaker.observe(outcome)
         self.results.append(
-            Result(item.outbox_id, item.attempts, outcome.kind, outcome.reply, to_store)
+            Result(
+                item.outbox_id,
+                item.attempts,
+                outcome.kind,
+                outcome.reply,
+                to_store,
+                outcome.relay or None,
+            )
         )
 
     def claimed(self) -> Iterator[Claimed]:

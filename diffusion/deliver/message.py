@@ -13,17 +13,18 @@ from email.header import Header
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
-from typing import Protocol
+from typing import Any
 
 from pydantic import SecretStr
 
 from diffusion import i18n, links
 from diffusion.bounces import verp
 from diffusion.config import Settings
+from diffusion.contracts import Recipient
 from diffusion.deliver.dkim import Signer
 from diffusion.errors import InvalidInput
 from diffusion.models import Edition
-from diffusion.personalise import FIELDS, greeting
+from diffusion.personalise import FIELDS, TextLine, greeting
 from diffusion.validate import without_controls
 
 _PLACEHOLDER = re.compile(rb"\[\[diffusion:([a-z_]+)\]\]")
@@ -31,19 +32,6 @@ _PLACEHOLDER = re.compile(rb"\[\[diffusion:([a-z_]+)\]\]")
 _QP_LINE = 76
 # An address we put in a header must be one plain token: no way to smuggle a header through it.
 _UNSAFE_ADDRESS = re.compile(r"[\s<>,;\"()\\]|[^\x21-\x7e]")
-
-
-class Recipient(Protocol):
-    """What personalisation reads of a subscriber (a `Subscriber` row, or a lighter record)."""
-
-    @property
-    def id(self) -> int | None: ...
-    @property
-    def email(self) -> str: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def language(self) -> str: ...
 
 
 def one_line(value: str) -> str:
@@ -114,17 +102,35 @@ class _Part:
     """A body part split at its placeholders: encoded constant pieces and the fields between."""
 
     pieces: tuple[bytes, ...]  # len(fields) + 1, each but the last ending in a soft break
-    fields: tuple[str, ...]
+    fields: tuple[Any, ...]  # HTML: field names; text: the TextLine of each line with one
     escape: bool  # HTML: values are escaped
 
     @classmethod
     def parse(cls, text: str, escape: bool) -> "_Part":
+        """The HTML part split at its placeholders; the text part (escape=False) at its lines
+        that hold one, each wrapped once filled (personalise.TextLine)."""
         body = text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
-        chunks = _PLACEHOLDER.split(body)
-        constants, fields = chunks[0::2], [chunk.decode() for chunk in chunks[1::2]]
-        for field in fields:
-            if field not in FIELDS:
-                raise InvalidInput(f"edition body: unknown placeholder [[diffusion:{field}]]")
+        for found in _PLACEHOLDER.findall(body):
+            if (name := found.decode()) not in FIELDS:
+                raise InvalidInput(f"edition body: unknown placeholder [[diffusion:{name}]]")
+        if escape:
+            chunks = _PLACEHOLDER.split(body)
+            return cls._of(chunks[0::2], [chunk.decode() for chunk in chunks[1::2]], escape)
+        constants: list[bytes] = []
+        lines: list[TextLine] = []
+        current: list[bytes] = []
+        for line in body.splitlines(keepends=True):
+            if _PLACEHOLDER.search(line):
+                constants.append(b"".join(current))
+                lines.append(TextLine(line.rstrip(b"\n").decode()))
+                current = [line[len(line.rstrip(b"\n")) :]]  # its newline starts the next piece
+            else:
+                current.append(line)
+        constants.append(b"".join(current))
+        return cls._of(constants, lines, escape)
+
+    @classmethod
+    def _of(cls, constants: list[bytes], fields: list[Any], escape: bool) -> "_Part":
         pieces = [_qp(chunk, soft_end=True) if chunk else b"" for chunk in constants[:-1]]
         pieces.append(_qp(constants[-1]))
         return cls(tuple(pieces), tuple(fields), escape)
@@ -133,7 +139,10 @@ class _Part:
         """Append the part's pieces, values encoded in between, to `out` (joined once, later)."""
         out.append(self.pieces[0])
         for field, piece in zip(self.fields, self.pieces[1:], strict=True):
-            value = values[field]
+            if isinstance(field, TextLine):
+                value = field.fill(values)
+            else:
+                value = values[field]
             if self.escape:
                 value = html.escape(value, quote=True)
             if value:
@@ -324,25 +333,17 @@ class MessageTemplate:
     def envelope_sender(self, recipient: Recipient) -> str:
         """The Return-Path of this edition to this recipient: a signed VERP address, so that
         whatever comes back to it names them without parsing it (diffusion/bounces/verp.py)."""
-        if recipient.id is None:
-            raise InvalidInput(f"subscriber {recipient.email} has no id: store it first")
         return self.addresses.bounce(recipient.id)
 
     def message_id(self, recipient: Recipient) -> str:
         """The Message-ID of this edition to this recipient: stable across retries."""
-        if recipient.id is None:
-            raise InvalidInput(f"subscriber {recipient.email} has no id: store it first")
         return self.message_ids(recipient.id)
 
     def unsubscribe_address(self, recipient: Recipient) -> str:
         """The per-recipient mailto: List-Unsubscribe address, unsubscribe+<token>@domain."""
-        if recipient.id is None:
-            raise InvalidInput(f"subscriber {recipient.email} has no id: store it first")
         return self.addresses.unsubscribe(recipient.id)
 
     def values(self, recipient: Recipient) -> dict[str, str]:
-        if recipient.id is None:
-            raise InvalidInput(f"subscriber {recipient.email} has no id: store it first")
         name = clean_name(recipient.name)
         return {
             "greeting": greeting(recipient.language, name),

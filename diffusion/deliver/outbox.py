@@ -3,17 +3,16 @@
 import os
 import socket
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import islice
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from diffusion import db, subscriptions
+from diffusion import subscriptions
 from diffusion.config import Settings
-from diffusion.deliver.message import message_ids
+from diffusion.contracts import Recipient
 from diffusion.deliver.rows import Claimed, Result
 from diffusion.models import Edition, OutboxMessage, Person
 
@@ -36,79 +35,6 @@ def batched(values: Iterable[T], size: int) -> Iterator[list[T]]:
 def worker_name() -> str:
     """host:pid:random, so that a dead local worker's rows can be recognised and taken back."""
     return f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
-
-
-class Member(Protocol):
-    """What enqueueing reads of a person: a `Person` row, or a lighter record."""
-
-    @property
-    def id(self) -> int | None: ...
-
-
-def segment_subscribers(
-    session: Session, edition: Edition, batch_size: int = 5000
-) -> Iterator[Member]:
-    """The active people whose active subscriptions of the edition's language and cadence
-    make up its segment, read in pages by id, never a whole list in memory."""
-    for person_id, segment in subscriptions.people_segments(
-        session,
-        language=edition.language,
-        cadence=edition.cadence,
-        holding=(edition.audience, edition.key),
-        batch_size=batch_size,
-    ):
-        if segment.id == edition.segment:
-            yield _Member(person_id)
-
-
-@dataclass(frozen=True, slots=True)
-class _Member:
-    id: int
-
-
-def enqueue(
-    session: Session,
-    edition: Edition,
-    subscribers: Iterable[Member],
-    settings: Settings,
-    *,
-    now: datetime,
-) -> int:
-    """Add the rows that are missing for these subscribers; returns how many were added."""
-    added = 0
-    message_id = message_ids(edition, settings)
-    for chunk in batched(subscribers, 1000):
-        rows = [
-            {
-                "edition_id": edition.id,
-                "subscriber_id": subscriber.id,
-                "state": "queued",
-                "attempts": 0,
-                "message_id": message_id(subscriber.id or 0),
-                "updated_at": now,
-            }
-            for subscriber in chunk
-        ]
-        statement = (
-            db.insert_or_ignore(session, _table, ["edition_id", "subscriber_id"]).returning(
-                _table.c.id
-            )  # only the inserted rows: rowcount is not portable here
-        )
-        # executemany: compiled once, sent in batches (SQLAlchemy's insertmanyvalues)
-        added += len(session.execute(statement, rows).all())
-    return added
-
-
-def enqueue_segment(
-    session: Session, edition: Edition, settings: Settings, *, now: datetime
-) -> int:
-    """Queue the edition for every active member of its segment; rows already queued stay.
-
-    A segment is a person's whole set of subscriptions, worked out per person by the
-    subscriptions module (among the holders of the edition's first subscription only), so the
-    members are chosen there and inserted in batches, not by one INSERT ... SELECT.
-    """
-    return enqueue(session, edition, segment_subscribers(session, edition), settings, now=now)
 
 
 def _due_retries(edition_ids: Sequence[int], now: datetime) -> Any:
@@ -186,7 +112,14 @@ def claim(
         )
     }
     return [
-        Claimed(outbox_id, edition_id, attempts, message_id, subscriber_id, *people[subscriber_id])
+        Claimed(
+            outbox_id,
+            edition_id,
+            attempts,
+            message_id,
+            Recipient(subscriber_id, *people[subscriber_id][:3]),
+            people[subscriber_id][3],
+        )
         for outbox_id, edition_id, subscriber_id, attempts, message_id in claimed
     ]
 
@@ -255,8 +188,8 @@ def record(
     held = _held_by(worker)
     sent = [r for r in results if r.kind == "sent"]
     # Every sent row gets the same values: one statement per attempt count (usually one).
-    for attempts in sorted({r.attempts for r in sent}):
-        ids = [r.outbox_id for r in sent if r.attempts == attempts]
+    for attempts, relay_name in sorted({(r.attempts, r.relay or "") for r in sent}):
+        ids = [r.outbox_id for r in sent if (r.attempts, r.relay or "") == (attempts, relay_name)]
         for chunk in batched(ids, 1000):
             session.execute(
                 sa.update(_table)
@@ -268,6 +201,7 @@ def record(
                     last_error=None,
                     next_attempt_at=None,
                     updated_at=now,
+                    relay=relay_name or None,
                 )
             )
     named = [{"b_id": r.outbox_id, "b_mid": r.message_id} for r in sent if r.message_id]

@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+from diffusion.contracts import Recipient
+
 
 @dataclass(slots=True)
 class Claimed:
@@ -11,11 +13,8 @@ class Claimed:
     edition_id: int
     attempts: int
     message_id: str | None  # None on rows queued before ids were decided at enqueueing
-    id: int  # the subscriber's, so that a Claimed is a message.Recipient
-    email: str
-    name: str
-    language: str
-    status: str
+    recipient: Recipient
+    status: str  # the subscriber's when the row was claimed: only "active" is sent
 
 
 @dataclass(slots=True)
@@ -29,3 +28,4 @@ class Result:
     kind: str
     reply: str = ""
     message_id: str | None = None  # to store, when the row had none yet
+    relay: str | None = None  # host:port of the relay that took it

@@ -1,54 +1,30 @@
-"""Transports: a pool of SMTP connections, or the local maildir; one small interface for both."""
+"""Transports: pools of SMTP connections, or the local maildir; one small interface for both."""
 
 import asyncio
 import mailbox
+import re
 import ssl
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import getaddresses
 from pathlib import Path
-from typing import Literal, Protocol
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 from aiosmtplib.status import SMTPStatus
 
 from diffusion.config import Settings
+from diffusion.configsections import relay_urls
 from diffusion.deliver.message import check_address, serialise
+
+# Outcome and Transport live in outcome.py (relays.py builds on them); importable from here too.
+from diffusion.deliver.outcome import Outcome as Outcome
+from diffusion.deliver.outcome import Transport as Transport
 from diffusion.deliver.pipelining import Pipeline
+from diffusion.deliver.relays import Relay, RelayPool
 from diffusion.errors import ConfigError, DeliveryError
-
-# "relay": the SMTP session itself failed (connection, TLS, login, greeting, sender, 421,
-# timeout): the relay's state, never a recipient's; the row goes back to the queue as it was.
-Kind = Literal["sent", "temporary", "permanent", "relay"]
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What became of one recipient of one message."""
-
-    kind: Kind
-    reply: str = ""
-
-    @classmethod
-    def from_code(cls, code: int, text: str) -> "Outcome":
-        """4xx (and anything not 5xx) is worth retrying; 5xx is the server's final word."""
-        return cls("permanent" if 500 <= code < 600 else "temporary", f"{code} {text}".strip())
-
-
-class Transport(Protocol):
-    """Hands one message to its recipients and says, per recipient, what became of it."""
-
-    concurrency: int
-
-    async def deliver(
-        self, sender: str, recipients: Sequence[str], data: bytes, *, wire_ready: bool = False
-    ) -> dict[str, Outcome]:
-        """`wire_ready`: data has CRLF line ends and no line starting with "." (see _data)."""
-        ...
-
-    async def close(self) -> None: ...
 
 
 class MaildirTransport:
@@ -94,16 +70,30 @@ class SMTPServer:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "SMTPServer":
+        """The first relay of smtp_url."""
+        return cls.all_from_settings(settings)[0][0]
+
+    @classmethod
+    def all_from_settings(cls, settings: Settings) -> list[tuple["SMTPServer", int]]:
+        """Every relay of smtp_url, with its weight."""
         if not settings.smtp.url:
             raise ConfigError("smtp_url is not set: there is no SMTP server to connect to")
-        url = urlsplit(settings.smtp.url)
+        try:
+            relays = relay_urls(settings.smtp.url)
+        except ValueError as exc:
+            raise ConfigError(f"smtp_url: {exc}") from exc
+        return [(cls.from_url(url, settings), weight) for url, weight in relays]
+
+    @classmethod
+    def from_url(cls, address: str, settings: Settings) -> "SMTPServer":
+        url = urlsplit(address)
         implicit = url.scheme == "smtps"
         try:
             port = url.port or (465 if implicit else 25)
         except ValueError as exc:
-            raise ConfigError(f"smtp_url: bad port in {settings.smtp.url!r}") from exc
+            raise ConfigError(f"smtp_url: bad port in {address!r}") from exc
         if not url.hostname:
-            raise ConfigError(f"smtp_url: no host in {settings.smtp.url!r}")
+            raise ConfigError(f"smtp_url: no host in {address!r}")
         username = unquote(url.username) if url.username else settings.smtp.username
         if url.password:
             password: str | None = unquote(url.password)
@@ -112,6 +102,11 @@ class SMTPServer:
         else:
             password = None
         return cls(url.hostname, port, implicit, username, password, settings.smtp.timeout)
+
+    @property
+    def name(self) -> str:
+        """host:port, what the outbox records of the relay that took a message."""
+        return f"{self.host}:{self.port}"
 
     def client(self) -> aiosmtplib.SMTP:
         return aiosmtplib.SMTP(
@@ -281,6 +276,84 @@ class _Job:
             self.done.set_exception(exc)
 
 
+_TOO_MANY = re.compile(r"too many|connection limit|concurren", re.IGNORECASE)
+
+
+def _too_many(exc: aiosmtplib.SMTPResponseException) -> bool:
+    """Whether a refusal while connecting says the relay has enough connections from us.
+
+    Postfix answers the greeting "421 4.7.0 ... Too many concurrent SMTP connections"; other
+    relays a 4xx naming the limit at EHLO or AUTH.
+    """
+    if isinstance(exc, aiosmtplib.SMTPConnectResponseError):
+        return exc.code == SMTPStatus.domain_unavailable or bool(_TOO_MANY.search(exc.message))
+    return 400 <= exc.code < 500 and bool(_TOO_MANY.search(exc.message))
+
+
+class ConnectionLimit:
+    """How many of the pool's connections may be open now, chosen by the relay's answers.
+
+    It starts at two and doubles, up to the ceiling, while each doubling raises the messages
+    answered a second by a tenth or more: past the network's limit more connections only cost
+    the relay. A connection refused as one too many sets it to those open then, for the rest
+    of the send (Postfix and listmonk keep per-destination concurrency the same way).
+    """
+
+    START = 2
+    WINDOW = 8  # messages per allowed connection between two measurements
+    GROWTH = 1.1
+
+    def __init__(self, ceiling: int) -> None:
+        self.ceiling = ceiling
+        self.allowed = min(ceiling, self.START)
+        self.growing = self.allowed < ceiling
+        self.holding = 0  # connections open, or about to be, each by one driver
+        self._changed = asyncio.Event()
+        self._since = time.monotonic()
+        self._answered = 0
+        self._rate: float | None = None
+
+    def answered(self) -> None:
+        """One more message answered by the relay (any answer but a fault of its own)."""
+        if not self.growing:
+            return
+        self._answered += 1
+        if self._answered < self.WINDOW * self.allowed:
+            return
+        now = time.monotonic()
+        rate = self._answered / max(now - self._since, 1e-6)
+        if self._rate is None or rate >= self._rate * self.GROWTH:
+            self.allowed = min(self.ceiling, self.allowed * 2)
+            self.growing = self.allowed < self.ceiling
+            self._changed.set()
+        else:
+            self.growing = False
+        self._rate, self._since, self._answered = rate, now, 0
+
+    def crowded(self, open_now: int) -> bool:
+        """The relay refused one more connection: keep to those open. False if none is."""
+        self.growing = False
+        if open_now == 0:
+            return False
+        self.allowed = min(self.allowed, open_now)
+        return True
+
+    @property
+    def over(self) -> bool:
+        return self.holding > self.allowed
+
+    async def acquire(self) -> None:
+        """Until one more connection may be open; then it is counted until `release`."""
+        while self.holding >= self.allowed:
+            self._changed.clear()
+            await self._changed.wait()
+        self.holding += 1
+
+    def release(self) -> None:
+        self.holding -= 1
+        self._changed.set()
+
+
 class _Link:
     """One connection of the pool: aiosmtplib's client, and its pipeline once it pipelines."""
 
@@ -288,6 +361,11 @@ class _Link:
         self.server = server
         self.client = server.client()
         self.pipe: Pipeline | None = None
+        self.crowded = False  # the last connection attempt was refused as one too many
+
+    @property
+    def is_open(self) -> bool:
+        return self.pipe.open if self.pipe is not None else self.client.is_connected
 
     async def open(self, pipelining: bool) -> Outcome | None:
         """Connected, greeted and logged in, or the relay's fault that prevented it."""
@@ -298,6 +376,7 @@ class _Link:
             self.pipe, self.client = None, self.server.client()
         if self.client.is_connected:
             return None
+        self.crowded = False
         try:
             await self.client.connect()
             if self.client.is_ehlo_or_helo_needed:
@@ -309,6 +388,7 @@ class _Link:
                 self.pipe = Pipeline(self.client, self.server.timeout)
         except aiosmtplib.SMTPResponseException as exc:
             self.client.close()
+            self.crowded = _too_many(exc)
             return _session_fault(exc)
         except (*_CONNECTION_ERRORS, aiosmtplib.SMTPException) as exc:
             self.client.close()
@@ -318,6 +398,7 @@ class _Link:
     async def close(self) -> None:
         if self.pipe is not None:
             await self.pipe.quit()
+            self.pipe, self.client = None, self.server.client()
         elif self.client.is_connected:
             try:
                 await self.client.quit()
@@ -339,6 +420,7 @@ class SMTPTransport:
         self.connections = connections
         self.pipelining = pipelining
         self.concurrency = connections * IN_FLIGHT
+        self.limit = ConnectionLimit(connections)
         self._jobs: asyncio.Queue[_Job] = asyncio.Queue()
         self._links = [_Link(server) for _ in range(connections)]
         self._drivers: list[asyncio.Task[None]] = []
@@ -350,7 +432,13 @@ class SMTPTransport:
             self._drivers = [asyncio.create_task(self._drive(link)) for link in self._links]
         job = _Job(sender, recipients, data, wire_ready, asyncio.get_running_loop().create_future())
         self._jobs.put_nowait(job)
-        return await job.done
+        outcomes = await job.done
+        if all(outcome.kind != "relay" for outcome in outcomes.values()):
+            self.limit.answered()
+        return outcomes
+
+    def _open(self) -> int:
+        return sum(link.is_open for link in self._links)
 
     def _ready(self) -> _Job | None:
         """The next waiting message, if one is waiting; those whose sender gave up are dropped."""
@@ -362,13 +450,26 @@ class SMTPTransport:
 
     async def _drive(self, link: _Link) -> None:
         job: _Job | None = None
+        holding = False  # one of the connections the limit allows now
         try:
             while True:
+                job = None
+                if holding and self.limit.over:
+                    await link.close()
+                    self.limit.release()
+                    holding = False
+                if not holding:
+                    await self.limit.acquire()
+                    holding = True
                 job = await self._jobs.get()
                 if job.done.done():
                     continue  # its sender was cancelled: never sent, so never recorded
                 fault = await link.open(self.pipelining)
-                if fault is not None:
+                if fault is not None and link.crowded and self.limit.crowded(self._open()):
+                    self._jobs.put_nowait(job)  # one of the open connections sends it
+                    self.limit.release()
+                    holding = False
+                elif fault is not None:
                     job.fail(fault)
                 elif link.pipe is None:
                     job.finish(
@@ -417,8 +518,8 @@ class SMTPTransport:
                 # in a second small segment, which Nagle's algorithm holds until our delayed ACK.
                 await asyncio.sleep(0)
                 following, commands = self._commands(pipe, self._ready())
-                pipe.write(pipe.content(job.data, job.wire_ready, commands))
-                sent, job = job, following
+                sent, job = job, following  # held before the write: a fault there is theirs
+                pipe.write(pipe.content(sent.data, sent.wire_ready, commands))
         except (*_CONNECTION_ERRORS, aiosmtplib.SMTPException) as exc:
             fault = _connection_fault(exc, self.server)
             for held in (sent, job):
@@ -538,14 +639,26 @@ class SMTPTransport:
 
 
 def make_transport(settings: Settings, connections: int | None = None) -> Transport:
-    """SMTP when DIFFUSION_SMTP_URL is set, else the maildir under var/outbox."""
-    if settings.smtp.url:
-        return SMTPTransport(
-            SMTPServer.from_settings(settings),
-            connections or settings.smtp.connections,
-            pipelining=settings.smtp.pipelining,
+    """SMTP when DIFFUSION_SMTP_URL is set (a pool per relay), else the maildir under var/outbox."""
+    if not settings.smtp.url:
+        return MaildirTransport(settings.outbox_dir)
+    relays = [
+        Relay(
+            server.name,
+            SMTPTransport(
+                server,
+                connections or settings.smtp.connections,
+                pipelining=settings.smtp.pipelining,
+            ),
+            weight,
         )
-    return MaildirTransport(settings.outbox_dir)
+        for server, weight in SMTPServer.all_from_settings(settings)
+    ]
+    return RelayPool(
+        relays,
+        failure_limit=settings.send.relay_failure_limit,
+        rest_seconds=settings.send.relay_rest_seconds,
+    )
 
 
 def _recipients(message: EmailMessage) -> list[str]:

@@ -15,6 +15,8 @@ import nh3
 from uniseg.linebreak import line_break_units
 from wcwidth import wcswidth
 
+from diffusion.personalise import BREAK, holds_placeholder
+
 
 def display_width(text: str) -> int:
     """Columns `text` takes in a terminal; control characters count as nothing."""
@@ -25,7 +27,7 @@ def _is_wide(char: str) -> bool:
     return unicodedata.east_asian_width(char) in ("W", "F")
 
 
-def _pieces(word: str) -> Iterator[str]:
+def pieces(word: str) -> Iterator[str]:
     """The word whole, or the units a line may break between when it holds wide characters."""
     if any(_is_wide(char) for char in word):
         yield from line_break_units(word)
@@ -40,7 +42,7 @@ def wrap_width(text: str, width: int, indent: str = "", first: str | None = None
     used = display_width(line)
     has_content = False
     for word in text.split():
-        for index, piece in enumerate(_pieces(word)):
+        for index, piece in enumerate(pieces(word)):
             space = 1 if has_content and index == 0 else 0
             needed = space + display_width(piece)
             if has_content and used + needed > width:
@@ -71,8 +73,15 @@ def subject_line(title: str) -> str:
 
 def wrap(value: str, width: int = TEXT_WIDTH, indent: str = "", first: str | None = None) -> str:
     """Wrap text for a terminal by display width; URLs and long words are never split,
-    Chinese is broken between characters where Unicode line breaking allows it."""
-    return wrap_width(str(value), width, indent, first)
+    Chinese is broken between characters where Unicode line breaking allows it.
+
+    Text holding a recipient's placeholder stays on one line, its break opportunities marked:
+    it is wrapped once filled (personalise.TextLine), when the value's width is known."""
+    text = str(value)
+    if holds_placeholder(text):
+        words = (BREAK.join(pieces(word)) for word in text.split())
+        return (indent if first is None else first) + " ".join(words)
+    return wrap_width(text, width, indent, first)
 
 
 def underline(value: str, char: str = "=", width: int = TEXT_WIDTH) -> str:
