@@ -26,7 +26,7 @@ from sqlmodel import select
 
 from diffusion import db
 from diffusion.collect import run_collection
-from diffusion.collect.feeds import FeedSource, fetch_feeds
+from diffusion.collect.fetch import FeedSource, fetch_feeds
 from diffusion.config import Settings, load_settings
 from diffusion.models import Item, Source
 

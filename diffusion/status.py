@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from diffusion import subscriptions
-from diffusion.collect.store import list_sources
+from diffusion.collect.sources import list_sources
 from diffusion.deliver.status import outbox_totals
 from diffusion.models import Edition, Person, Source
 

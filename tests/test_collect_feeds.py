@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from diffusion import db
-from diffusion.collect import feeds, run_collection
+from diffusion.collect import fetch, run_collection
 from diffusion.config import Settings, load_settings
 from diffusion.errors import UnknownRecord
 from diffusion.models import Item, Source
@@ -477,7 +477,7 @@ def test_a_source_with_an_unknown_kind_is_reported_without_a_request(
 def test_an_oversized_feed_is_not_read(
     server: FeedServer, sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(feeds, "MAX_FEED_BYTES", 2_000)
+    monkeypatch.setattr(fetch, "MAX_FEED_BYTES", 2_000)
     settings = load_settings(home=tmp_path, database_url=sqlite_url)
     engine = db.engine_for(settings)
     add_source(engine, "huge", server.route("/huge.xml", rss([entry(n) for n in range(1, 29)])))

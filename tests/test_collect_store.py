@@ -7,7 +7,7 @@ from sqlmodel import col, select
 
 from diffusion import db
 from diffusion.collect.feeds import content_hash
-from diffusion.collect.store import count_items, find_items, upsert_items
+from diffusion.collect.items import count_items, find_items, upsert_items
 from diffusion.models import Item, Source
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)

@@ -7,7 +7,8 @@ import pytest
 from feedserver import rss
 
 from diffusion.collect import fastparse
-from diffusion.collect.feeds import FeedSource, parse_feed
+from diffusion.collect.feeds import parse_feed
+from diffusion.collect.fetch import FeedSource
 
 NOW = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "hostile"

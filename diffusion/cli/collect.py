@@ -15,12 +15,10 @@ from diffusion.cli.directory import print_report
 from diffusion.cli.output import Column, Listing, emit, format_option, resolve
 from diffusion.collect import run_collection
 from diffusion.collect.editorial import import_entries
+from diffusion.collect.items import check_tags, count_items, find_items
 from diffusion.collect.run import load_sources
-from diffusion.collect.store import (
-    check_tags,
+from diffusion.collect.sources import (
     check_url,
-    count_items,
-    find_items,
     import_sources,
     list_sources,
     save_source,
@@ -183,7 +181,8 @@ def sources_import(ctx: Context, file: Path) -> None:
 
     Columns: name,url,kind, and optionally language, public and tag columns (sectors,
     countries, themes...) whose values are separated by `;` or `,`. Bad rows are listed as
-    FILE:LINE: reason and the command exits 1, while the good rows are imported.
+    FILE:LINE: reason and the command exits 1, while the good rows are imported. An unknown
+    column is named in a warning and ignored.
 
     \b
     Example:

@@ -13,7 +13,8 @@ from diffusion.rows import ImportReport
 
 
 def print_report(report: ImportReport, what: str) -> None:
-    """Counts, then every problem line; exits 1 when some rows were bad (the good ones are kept)."""
+    """Counts, then every warning and problem line; exits 1 when some rows were bad (the good
+    ones are kept). A warning (an unknown column, ignored) does not fail the import."""
     console.print(
         f"{report.source}: {report.created} {what} created, {report.updated} updated, "
         f"{report.unchanged} unchanged, {len(report.problems)} rejected"
@@ -22,6 +23,8 @@ def print_report(report: ImportReport, what: str) -> None:
     )
     for skipped in report.skipped:
         console.print(skipped, soft_wrap=True)
+    for warning in report.warnings:
+        err_console.print(f"warning: {warning}", soft_wrap=True)
     for problem in report.problems:
         err_console.print(problem, soft_wrap=True)
     if report.problems:
@@ -48,7 +51,8 @@ def directory_import(ctx: Context, file: Path, kind: str | None) -> None:
 
     A YAML file may hold the lists organisations, field_offices, focal_points and forums;
     a CSV file holds one of them. Bad rows are listed as FILE:LINE: reason and the command
-    exits 1, while the good rows are imported.
+    exits 1, while the good rows are imported. An unknown column or field is named in a
+    warning and ignored.
 
     \b
     Example:

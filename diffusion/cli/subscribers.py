@@ -52,7 +52,7 @@ def subscribers_import(ctx: Context, file: Path) -> None:
     Imported subscriptions are active: importing asserts that consent was collected elsewhere.
     Whoever unsubscribed, bounced, complained, was erased or left that subscription is skipped
     and named as FILE:LINE. Bad rows are listed as FILE:LINE: reason and the command exits 1;
-    good rows are kept.
+    good rows are kept. An unknown column is named in a warning and ignored.
 
     \b
     Example:

@@ -23,7 +23,7 @@ from diffusion.models import (
     Organisation,
     Sector,
 )
-from diffusion.rows import ImportReport, csv_rows, neutralise_formula
+from diffusion.rows import Columns, CsvFile, ImportReport, neutralise_formula, yaml_rows
 from diffusion.vocabulary import sector_name
 
 KINDS = ("organisations", "field_offices", "focal_points", "forums", "national_commissions")
@@ -137,6 +137,11 @@ class _Kind:
     check: Callable[[Mapping[str, Any]], dict[str, Any]]
     key: tuple[str, ...]  # the fields an existing row is found by
     columns: tuple[str, ...]  # file columns, in export order
+    required: tuple[str, ...]  # the columns a CSV file of this kind must have
+
+    @property
+    def file_columns(self) -> Columns:
+        return Columns(self.required, tuple(c for c in self.columns if c not in self.required))
 
 
 _KINDS: dict[str, _Kind] = {
@@ -155,15 +160,21 @@ _KINDS: dict[str, _Kind] = {
             "website",
             "partnership_status",
         ),
+        ("slug", "name"),
     ),
     "field_offices": _Kind(
         FieldOffice,
         _field_office,
         ("code",),
         ("code", "name", "city", "country", "countries", "email", "website"),
+        ("code", "name", "city", "country"),
     ),
     "focal_points": _Kind(
-        FocalPoint, _focal_point, ("sector_code", "email"), ("sector", "name", "email", "role")
+        FocalPoint,
+        _focal_point,
+        ("sector_code", "email"),
+        ("sector", "name", "email", "role"),
+        ("sector", "name", "email"),
     ),
     "forums": _Kind(
         Forum,
@@ -180,12 +191,14 @@ _KINDS: dict[str, _Kind] = {
             "countries",
             "website",
         ),
+        ("slug", "name"),
     ),
     "national_commissions": _Kind(
         NationalCommission,
         _national_commission,
         ("country",),
         ("country", "name", "contact_name", "email", "website"),
+        ("country", "name"),
     ),
 }
 
@@ -224,68 +237,13 @@ def _check_kind(kind: str) -> str:
     return kind
 
 
-def _csv_rows(path: Path, text: str, kind: str | None) -> Iterator[tuple[str, int, dict[str, Any]]]:
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = [name.strip() for name in reader.fieldnames or []]
-    if not header:
-        raise InvalidInput(f"{path}:1: empty file; expected a header line")
-    reader.fieldnames = header
-    kind = _check_kind(kind) if kind else detect_kind(header)
-    unknown = [name for name in header if name not in _KINDS[kind].columns]
-    if unknown:
-        raise InvalidInput(
-            f"{path}:1: unknown column(s) {', '.join(unknown)} for {kind}; "
-            f"expected {', '.join(_KINDS[kind].columns)}"
-        )
-    for line, row in csv_rows(reader):
-        if not any((value or "").strip() for value in row.values() if isinstance(value, str)):
-            continue
-        yield kind, line, dict(row)
-
-
-def _yaml_rows(
-    path: Path, text: str, kind: str | None
+def _csv_rows(
+    path: Path, kind: str | None, report: ImportReport
 ) -> Iterator[tuple[str, int, dict[str, Any]]]:
-    loader = yaml.SafeLoader(text)
-    try:
-        root = loader.get_single_node()
-        data = loader.construct_document(root) if root is not None else None
-    except yaml.YAMLError as exc:
-        raise InvalidInput(f"{path}: not valid YAML: {exc}") from exc
-    finally:
-        loader.dispose()
-    if root is None:
-        return
-    # A bare list is one directory, named by --kind.
-    if isinstance(root, yaml.SequenceNode):
-        if not kind:
-            raise InvalidInput(f"{path}: a YAML list needs --kind ({'|'.join(KINDS)})")
-        sections: list[tuple[str, yaml.Node, Any]] = [(_check_kind(kind), root, data)]
-    elif isinstance(root, yaml.MappingNode) and isinstance(data, dict):
-        sections = []
-        for key_node, value_node in root.value:
-            name = str(key_node.value)
-            if name not in _KINDS:
-                raise InvalidInput(
-                    f"{path}:{key_node.start_mark.line + 1}: unknown section {name!r}; "
-                    f"expected {', '.join(KINDS)}"
-                )
-            if kind and name != kind:
-                continue
-            sections.append((name, value_node, data[name]))
-    else:
-        raise InvalidInput(f"{path}: expected sections {', '.join(KINDS)} at the top level")
-    for name, node, values in sections:
-        if values is None:
-            continue
-        if not isinstance(node, yaml.SequenceNode) or not isinstance(values, list):
-            raise InvalidInput(f"{path}:{node.start_mark.line + 1}: {name} must be a list")
-        for entry_node, entry in zip(node.value, values, strict=True):
-            line = entry_node.start_mark.line + 1
-            if not isinstance(entry, dict):
-                yield name, line, {"__invalid__": entry}
-            else:
-                yield name, line, {str(k): v for k, v in entry.items()}
+    """The rows of a CSV file of one directory, its header read and checked at once."""
+    file = CsvFile(path)
+    name = _check_kind(kind) if kind else detect_kind(file.header)
+    return ((name, line, row) for line, row in file.rows(_KINDS[name].file_columns, report))
 
 
 def _existing(session: Session, spec: _Kind) -> dict[tuple[Any, ...], Any]:
@@ -327,28 +285,17 @@ def import_directory(
     session: Session, path: Path, *, now: datetime, kind: str | None = None
 ) -> ImportReport:
     """Import a CSV (one directory) or YAML file (any of them); bad rows are reported, not fatal."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"{path}: cannot read: {exc}") from exc
     report = ImportReport(str(path))
-    is_yaml = path.suffix.lower() in (".yaml", ".yml")
-    rows = (_yaml_rows if is_yaml else _csv_rows)(path, text, kind)
+    if path.suffix.lower() in (".yaml", ".yml"):
+        sections = {name: spec.file_columns for name, spec in _KINDS.items()}
+        rows = yaml_rows(path, sections, report, _check_kind(kind) if kind else None)
+    else:
+        rows = _csv_rows(path, kind, report)
     ensure_sectors(session)
     seen: dict[tuple[str, tuple[Any, ...]], int] = {}
     rows_by_kind: dict[str, dict[tuple[Any, ...], Any]] = {}
     for name, line, row in rows:
         spec = _KINDS[name]
-        if "__invalid__" in row:
-            report.problem(
-                line, f"{name}: expected a mapping of fields, got {row['__invalid__']!r}"
-            )
-            continue
-        if is_yaml:
-            unknown = sorted(set(row) - set(spec.columns))
-            if unknown:
-                report.problem(line, f"unknown field(s) {', '.join(unknown)} for {name}")
-                continue
         try:
             values = spec.check(row)
         except InvalidInput as exc:

@@ -14,8 +14,8 @@ from sqlmodel import Session
 
 from diffusion import validate
 from diffusion.collect.feeds import SUMMARY_LIMIT, content_hash
+from diffusion.collect.items import check_tags, upsert_items
 from diffusion.collect.sanitize import clean_html, clean_text, excerpt
-from diffusion.collect.store import check_tags, upsert_items
 from diffusion.errors import InvalidInput
 from diffusion.models import TAG_KEYS, Item
 from diffusion.rows import ImportReport

@@ -17,8 +17,9 @@ from sqlmodel import Session, col, select
 
 from diffusion import db
 from diffusion.collect import fastparse
-from diffusion.collect.feeds import FeedSource, FetchResult, ParsedFeed, fetch_feeds, parse_feed
-from diffusion.collect.store import upsert_items
+from diffusion.collect.feeds import ParsedFeed, parse_feed
+from diffusion.collect.fetch import FeedSource, FetchResult, fetch_feeds
+from diffusion.collect.items import upsert_items
 from diffusion.config import Settings
 from diffusion.errors import CollectError, UnknownRecord
 from diffusion.models import CONTENT_KINDS, Source

@@ -172,8 +172,9 @@ def _store_sources(session: Session, rows: list[dict[str, Any]]) -> None:
 
 
 def _require_clean(report: ImportReport) -> None:
-    if report.problems:
-        raise InvalidInput("the bundled demo data has bad rows: " + "; ".join(report.problems))
+    if report.problems or report.warnings:
+        lines = report.problems + report.warnings
+        raise InvalidInput("the bundled demo data has bad rows: " + "; ".join(lines))
 
 
 def _count(session: Session, model: type[Any]) -> int:

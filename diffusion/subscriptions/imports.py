@@ -1,7 +1,5 @@
 """Subscribers' files and additions: checking the rows, then adding them as subscriptions."""
 
-import csv
-import io
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,7 +11,7 @@ from sqlmodel import Session, select
 from diffusion import validate
 from diffusion.errors import InvalidInput, UnknownAudience
 from diffusion.models import Person
-from diffusion.rows import ImportReport, csv_rows
+from diffusion.rows import Columns, ImportReport, csv_rows
 from diffusion.select import directory as routing_directory
 from diffusion.select.directory import Directory, read_directory
 from diffusion.select.rules import RoutingRules
@@ -33,6 +31,7 @@ SUBSCRIBER_FIELDS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 # active is skipped, since an import makes a subscription active (no consent or approval
 # may be taken for granted from an export).
 STATUS_COLUMN = "status"
+SUBSCRIBER_COLUMNS = Columns(REQUIRED_COLUMNS, (*OPTIONAL_COLUMNS, STATUS_COLUMN))
 
 
 @dataclass(frozen=True)
@@ -116,28 +115,13 @@ def import_subscribers(
     with FILE:LINE. Keys are checked against `rules` (the runtime's); `secret` is
     the key erased addresses were hashed with.
     """
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"{path}: cannot read: {exc}") from exc
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = [name.strip().lower() for name in reader.fieldnames or []]
-    missing = [name for name in REQUIRED_COLUMNS if name not in header]
-    unknown = [name for name in header if name not in (*SUBSCRIBER_FIELDS, STATUS_COLUMN)]
-    if missing or unknown:
-        problems = [f"missing column(s) {', '.join(missing)}"] if missing else []
-        problems += [f"unknown column(s) {', '.join(unknown)}"] if unknown else []
-        raise InvalidInput(
-            f"{path}:1: {'; '.join(problems)}; expected {', '.join(REQUIRED_COLUMNS)} "
-            f"and optionally {', '.join((*OPTIONAL_COLUMNS, STATUS_COLUMN))}"
-        )
-    reader.fieldnames = header
     report = ImportReport(str(path))
+    rows = csv_rows(path, SUBSCRIBER_COLUMNS, report)  # the header is checked here, at once
     keys = KnownKeys.read(session, rules)
     # One query for the existing people rather than one per line: imports run to thousands.
     known = {person.email: person for person in session.exec(select(Person)).all()}
     seen: dict[tuple[str, str, str], int] = {}
-    for line, row in csv_rows(reader):
+    for line, row in rows:
         status = str(row.get(STATUS_COLUMN) or "active").strip().lower()
         if status != "active":
             report.skip(line, f"status {status}, not imported (an import would make it active)")

@@ -1,12 +1,8 @@
-"""Storing collected items and sources: new rows inserted, known ones updated, never duplicated."""
+"""Storing collected items: new rows inserted, known ones updated, never duplicated; finding."""
 
-import csv
-import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -15,8 +11,7 @@ from sqlmodel import Session, col, select
 from diffusion import validate
 from diffusion.collect.sanitize import clean_text
 from diffusion.errors import InvalidInput
-from diffusion.models import TAG_KEYS, Item, Source
-from diffusion.rows import ImportReport, csv_rows
+from diffusion.models import TAG_KEYS, Item
 
 # What a re-collected entry may change; identity (guid, source, origin) and first sighting stay.
 _UPDATABLE = (
@@ -201,133 +196,3 @@ _TAG_CHECKS: dict[str, Callable[..., str]] = {
     "countries": validate.country,
     "sdgs": validate.sdg,
 }
-
-
-def list_sources(session: Session) -> list[Source]:
-    """Every feed source by name, with the outcome of its last collection."""
-    return list(session.exec(select(Source).order_by(col(Source.name))).all())
-
-
-def save_source(
-    session: Session,
-    *,
-    name: str,
-    url: str,
-    kind: str,
-    language: str | None = None,
-    public: bool = True,
-    tags: Mapping[str, list[str]] | None = None,
-) -> tuple[Source, str]:
-    """Add a source, or update the one with this name (else this URL).
-
-    Returns the row and what happened: "created", "updated" or "unchanged".
-    """
-    row = session.exec(select(Source).where(Source.name == name)).first()
-    row = row or session.exec(select(Source).where(Source.url == url)).first()
-    wanted = (name, url, kind, language, public, dict(tags or {}))
-    if row is None:
-        row = Source(name=name, url=url, kind=kind)
-        state = "created"
-    elif (row.name, row.url, row.kind, row.language, row.public, row.tags) == wanted:
-        return row, "unchanged"
-    else:
-        state = "updated"
-        if row.url != url:  # a new address: the validators belonged to the old one
-            row.etag = row.last_modified = None
-    row.name, row.url, row.kind, row.language, row.public, row.tags = wanted
-    session.add(row)
-    session.flush()
-    return row, state
-
-
-def check_url(value: str) -> str:
-    url = value.strip()
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https", "file") or not (parts.netloc or parts.path):
-        raise InvalidInput(f"url: {value!r} is not an http://, https:// or file:// address")
-    return url
-
-
-def source_name(url: str) -> str:
-    """A default name for a source: its host and path as a slug."""
-    parts = urlsplit(url)
-    slug = re.sub(r"[^a-z0-9]+", "-", f"{parts.netloc}{parts.path}".lower()).strip("-")
-    return slug[:80] or "source"
-
-
-_BOOLEANS = {
-    "": True,
-    "true": True,
-    "yes": True,
-    "1": True,
-    "false": False,
-    "no": False,
-    "0": False,
-}
-SOURCE_COLUMNS = ("name", "url", "kind", "language", "public", *TAG_KEYS)
-
-
-def import_sources(session: Session, path: Path) -> ImportReport:
-    """Import sources from CSV (name,url,kind + optional language, public and tag columns).
-
-    Tag columns hold values separated by `;` or `,`. Bad rows are reported as FILE:LINE: reason
-    and skipped; re-importing updates sources in place, matched by name, else by URL.
-    """
-    report = ImportReport(str(path))
-    try:
-        handle = path.open(newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise InvalidInput(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    with handle:
-        reader = csv.DictReader(handle)
-        header = [column.strip() for column in reader.fieldnames or []]
-        missing = [column for column in ("name", "url", "kind") if column not in header]
-        if missing:
-            raise InvalidInput(
-                f"{path}:1: missing column(s) {', '.join(missing)}; "
-                f"expected name,url,kind and optionally {', '.join(SOURCE_COLUMNS[3:])}"
-            )
-        for column in header:
-            if column not in SOURCE_COLUMNS:
-                report.problem(
-                    1, f"unknown column {column!r} ignored; known: {', '.join(SOURCE_COLUMNS)}"
-                )
-        seen: dict[str, int] = {}
-        try:
-            for line, raw in csv_rows(reader):
-                row = {(key or "").strip(): (value or "").strip() for key, value in raw.items()}
-                try:
-                    fields = _source_fields(row)
-                except InvalidInput as exc:
-                    report.problem(line, str(exc))
-                    continue
-                if fields["name"] in seen:
-                    report.problem(
-                        line, f"name {fields['name']!r} already on line {seen[fields['name']]}"
-                    )
-                    continue
-                seen[fields["name"]] = line
-                _, state = save_source(session, **fields)
-                report.count(state)
-        except (csv.Error, UnicodeDecodeError) as exc:
-            report.problem(reader.line_num, f"not readable as UTF-8 CSV: {exc}")
-    return report
-
-
-def _source_fields(row: Mapping[str, str]) -> dict[str, Any]:
-    if not row.get("name"):
-        raise InvalidInput("name: missing")
-    public = row.get("public", "").lower()
-    if public not in _BOOLEANS:
-        raise InvalidInput(f"public: {row['public']!r} is not true or false")
-    tags = check_tags({key: row[key] for key in TAG_KEYS if row.get(key)})
-    return {
-        "name": clean_text(row["name"]),
-        "url": check_url(row.get("url", "")),
-        "kind": validate.kind(row.get("kind"), field="kind"),
-        "language": validate.language(row["language"], field="language")
-        if row.get("language")
-        else None,
-        "public": _BOOLEANS[public],
-        "tags": tags,
-    }
