@@ -16,6 +16,7 @@ from diffusion.config import Settings, load_settings
 from diffusion.contracts import Segment
 from diffusion.deliver import send_pending
 from diffusion.deliver.enqueue import enqueue
+from diffusion.deliver.transport import SMTPServer
 from diffusion.errors import ConfigError
 from diffusion.models import Edition, OutboxMessage, Person
 from tests.smtpserver import EDITION_HTML, EDITION_TEXT, RecordingServer, make_subscribers
@@ -211,3 +212,25 @@ def test_a_bad_senders_entry_is_refused_at_load_naming_the_file_and_key(
     message = str(refused.value)
     assert message.startswith(f"{path}: {key}: ") and reason in message
     assert "\n" not in message
+
+
+def test_an_office_relay_logs_in_with_its_own_password_never_the_shared_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DIFFUSION_SMTP_PASSWORD", "shared-secret")
+    settings = load_settings(
+        home=tmp_path,
+        smtp_url="smtp://hq@relay.example.org:587",
+        senders=[{**DHAKA, "relay": "smtp://dhaka@relay.dhaka.example.org:587"}],
+    )
+    office = settings.senders[0]
+    assert SMTPServer.from_url(office.relay or "", settings, office).password is None
+    assert SMTPServer.from_url(settings.smtp.url or "", settings).password == "shared-secret"
+
+    monkeypatch.setenv("DIFFUSION_SENDER_PASSWORD_FIELD_OFFICE_DHAKA", "office-secret")
+    settings = load_settings(
+        home=tmp_path, senders=settings.model_dump()["senders"], smtp_url=settings.smtp.url
+    )
+    office = settings.senders[0]
+    server = SMTPServer.from_url(office.relay or "", settings, office)
+    assert (server.username, server.password) == ("dhaka", "office-secret")
