@@ -205,7 +205,7 @@ GUARDS = (
     ),
     Guard(
         "send-failed-count",  # worker processes' failures reach the send's summary
-        "diffusion/deliver/loop.py",
+        "diffusion/deliver/summary.py",
         "        self.failed += other.failed\n",
         "",
         ("tests/test_deliver_crash.py::test_worker_processes_share_the_outbox",),

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from diffusion.config import Settings, load_settings
 from diffusion.contracts import Recipient, Segment
-from diffusion.deliver.loop import SendLoop, SendSummary
+from diffusion.deliver.loop import SendLoop
 from diffusion.deliver.rows import Claimed, Result
+from diffusion.deliver.summary import SendSummary
 from diffusion.deliver.transport import IN_FLIGHT, make_transport
 from diffusion.errors import OutboxUnavailable
 from diffusion.models import Edition

@@ -13,7 +13,8 @@ from sqlmodel import select
 from diffusion import db
 from diffusion.config import Settings, load_settings
 from diffusion.deliver import send_pending
-from diffusion.deliver.transport import ConnectionLimit, make_transport
+from diffusion.deliver.concurrency import ConnectionLimit
+from diffusion.deliver.transport import make_transport
 from diffusion.models import OutboxMessage, Person
 from tests.smtpserver import RecordingServer, make_edition, make_subscribers
 

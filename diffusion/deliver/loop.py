@@ -2,15 +2,16 @@
 
 import asyncio
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from diffusion.config import Settings
+from diffusion.deliver.breaker import Breaker
 from diffusion.deliver.message import MessageTemplate
 from diffusion.deliver.ratelimit import RateLimiter
 from diffusion.deliver.rows import Claimed, Result
+from diffusion.deliver.summary import Progress, SendSummary
 from diffusion.deliver.transport import Outcome, Transport
 from diffusion.errors import DiffusionError, InvalidInput, OutboxUnavailable
 from diffusion.models import Edition
@@ -67,69 +68,6 @@ class Outbox(Protocol):
     def next_retry(self) -> datetime | None:
         """When the earliest deferred row is due."""
         ...
-
-
-@dataclass
-class SendSummary:
-    """What one send run did: messages sent, deferred for a retry, failed for good."""
-
-    sent: int = 0
-    deferred: int = 0  # rows left failed_temporary, due again later
-    failed: int = 0  # rows that became failed_permanent in this run
-    skipped: int = 0  # subscribers no longer active when their turn came
-    requeued: int = 0  # rows put back in the queue after a relay fault, attempts untouched
-    editions_sent: list[int] = field(default_factory=list)
-    # Why the send stopped by itself (relay down, database gone), in one line; None when it
-    # ran out of work or was asked to stop.
-    halted: str | None = None
-    database_down: bool = False
-    reasons: dict[str, int] = field(default_factory=dict)  # deferral/failure reason -> count
-
-    def add(self, other: "SendSummary") -> None:
-        self.sent += other.sent
-        self.failed += other.failed
-        self.skipped += other.skipped
-        self.requeued += other.requeued
-        self.halted = self.halted or other.halted
-        self.database_down = self.database_down or other.database_down
-        for reason, count in other.reasons.items():
-            self.reasons[reason] = self.reasons.get(reason, 0) + count
-
-    @property
-    def processed(self) -> int:
-        return self.sent + self.failed + self.skipped
-
-    def summary(self) -> str:
-        """One line for logs and the scheduler's job history."""
-        line = (
-            f"{self.sent} sent, {self.deferred} deferred, {self.failed} failed, "
-            f"{self.skipped} skipped, {len(self.editions_sent)} editions finished"
-        )
-        return f"{line}; stopped: {self.halted}" if self.halted else line
-
-
-Progress = Callable[[SendSummary], None]
-
-
-class Breaker:
-    """Opens after `limit` relay-level failures in a row; any answer about a recipient resets it."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.failures = 0
-        self.reason: str | None = None
-
-    def observe(self, outcome: Outcome) -> None:
-        if outcome.kind != "relay":
-            self.failures = 0
-            return
-        self.failures += 1
-        if self.failures >= self.limit and self.reason is None:
-            self.reason = outcome.reply
-
-    @property
-    def open(self) -> bool:
-        return self.reason is not None
 
 
 class SendLoop:

@@ -1,10 +1,12 @@
-"""Transports: pools of SMTP connections, or the local maildir; one small interface for both."""
+"""Transports: pools of SMTP connections, or the local maildir; one small interface for both.
+
+The one-at-a-time transaction and the meaning of refusals are in session.py, the number of
+connections in concurrency.py, the pipelined replies in pipelining.py, the relays in relays.py.
+"""
 
 import asyncio
 import mailbox
-import re
 import ssl
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -17,6 +19,7 @@ from aiosmtplib.status import SMTPStatus
 
 from diffusion.config import Settings
 from diffusion.configsections import SenderIdentity, relay_urls
+from diffusion.deliver.concurrency import ConnectionLimit, too_many
 from diffusion.deliver.message import check_address, serialise
 
 # Outcome and Transport live in outcome.py (relays.py builds on them); importable from here too.
@@ -24,6 +27,7 @@ from diffusion.deliver.outcome import Outcome as Outcome
 from diffusion.deliver.outcome import Transport as Transport
 from diffusion.deliver.pipelining import Pipeline
 from diffusion.deliver.relays import Relay, RelayPool
+from diffusion.deliver.session import CONNECTION_ERRORS, refusal, session_fault, transaction
 from diffusion.errors import ConfigError, DeliveryError
 
 
@@ -134,111 +138,6 @@ class SMTPServer:
         )
 
 
-# Errors after which the connection cannot be trusted: drop it and reconnect for the next message.
-_CONNECTION_ERRORS = (
-    aiosmtplib.SMTPServerDisconnected,
-    aiosmtplib.SMTPTimeoutError,
-    aiosmtplib.SMTPConnectError,
-    aiosmtplib.SMTPNotSupported,
-    ConnectionError,
-    TimeoutError,
-    ssl.SSLError,
-    OSError,
-)
-
-
-async def _data(client: aiosmtplib.SMTP, data: bytes, wire_ready: bool) -> str:
-    """DATA: the message, then the server's acceptance (its reply text).
-
-    aiosmtplib's `data` rewrites every line ending and doubles every leading "." of each
-    message it sends: two regular-expression passes that are two thirds of the CPU time of
-    sending a 70 KB newsletter. A MessageTemplate settles both once per edition, so its
-    messages are written as they are, with aiosmtplib's own command and reply calls.
-    """
-    if not wire_ready:
-        return (await client.data(data)).message
-    reply = await client.execute_command(b"DATA")
-    if reply.code != SMTPStatus.start_input:
-        raise aiosmtplib.SMTPDataError(reply.code, reply.message)
-    if client.protocol is None:
-        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-    client.protocol.write(data)
-    client.protocol.write(b".\r\n")
-    reply = await client.protocol.read_response(timeout=client.timeout)
-    if reply.code != SMTPStatus.completed:
-        raise aiosmtplib.SMTPDataError(reply.code, reply.message)
-    return reply.message
-
-
-async def _transaction(
-    client: aiosmtplib.SMTP,
-    sender: str,
-    recipients: Sequence[str],
-    data: bytes,
-    wire_ready: bool = False,
-) -> tuple[dict[str, aiosmtplib.SMTPResponse], str]:
-    """MAIL, RCPT per recipient, DATA: what `sendmail` does, with the size taken as it is.
-
-    Our messages are CRLF-terminated already; `sendmail` would normalise the whole message
-    once more only to announce its SIZE, which costs as much as a third of a send.
-    """
-    if client.is_ehlo_or_helo_needed:
-        try:
-            await client.ehlo()
-        except aiosmtplib.SMTPHeloError:
-            await client.helo()
-    options = [f"SIZE={len(data)}"] if client.supports_extension("size") else []
-    try:
-        await client.mail(sender, options=options)
-        refused: dict[str, aiosmtplib.SMTPResponse] = {}
-        errors = []
-        for recipient in recipients:
-            try:
-                await client.rcpt(recipient)
-            except aiosmtplib.SMTPRecipientRefused as exc:
-                errors.append(exc)
-                refused[recipient] = aiosmtplib.SMTPResponse(exc.code, exc.message)
-        if len(errors) == len(recipients):
-            raise aiosmtplib.SMTPRecipientsRefused(errors)
-        reply = await _data(client, data, wire_ready)
-    except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
-        try:  # leave the connection ready for the next message, as sendmail does
-            await client.rset()
-        except (ConnectionError, aiosmtplib.SMTPResponseException):
-            pass
-        raise
-    return refused, reply
-
-
-def _refusal(code: int, text: str) -> Outcome:
-    """A reply about one recipient (RCPT, or DATA for its message): 421 is the relay's."""
-    if code == SMTPStatus.domain_unavailable:  # 421: the relay is closing the session
-        return Outcome("relay", f"the relay closed the session: {code} {text}".strip())
-    return Outcome.from_code(code, text)
-
-
-def _session_fault(exc: aiosmtplib.SMTPResponseException) -> Outcome:
-    """A refusal of the session rather than of a recipient: EHLO, AUTH, MAIL FROM, 421."""
-    reply = f"{exc.code} {exc.message}".strip()
-    if isinstance(exc, aiosmtplib.SMTPSenderRefused):
-        return Outcome("relay", f"the relay refused the sender: {reply}")
-    if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
-        return Outcome("relay", f"the relay refused the login: {reply}")
-    if isinstance(exc, aiosmtplib.SMTPHeloError):
-        return Outcome("relay", f"the relay refused the greeting (EHLO): {reply}")
-    if isinstance(exc, aiosmtplib.SMTPConnectResponseError):
-        return Outcome("relay", f"the relay refused the connection: {reply}")
-    if isinstance(exc, aiosmtplib.SMTPDataError) and exc.code not in (
-        SMTPStatus.domain_unavailable,
-        -1,
-    ):
-        return Outcome.from_code(exc.code, exc.message)
-    if exc.code in (SMTPStatus.domain_unavailable, -1):
-        return Outcome("relay", f"the relay closed the session: {reply}")
-    # Any other refusal outside RCPT and DATA (RSET, STARTTLS...) is about the session too.
-    return Outcome("relay", f"the relay refused the session: {reply}")
-
-
 def _connection_fault(exc: BaseException, server: SMTPServer) -> Outcome:
     where = f"{server.host}:{server.port}"
     detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -289,84 +188,6 @@ class _Job:
             self.done.set_exception(exc)
 
 
-_TOO_MANY = re.compile(r"too many|connection limit|concurren", re.IGNORECASE)
-
-
-def _too_many(exc: aiosmtplib.SMTPResponseException) -> bool:
-    """Whether a refusal while connecting says the relay has enough connections from us.
-
-    Postfix answers the greeting "421 4.7.0 ... Too many concurrent SMTP connections"; other
-    relays a 4xx naming the limit at EHLO or AUTH.
-    """
-    if isinstance(exc, aiosmtplib.SMTPConnectResponseError):
-        return exc.code == SMTPStatus.domain_unavailable or bool(_TOO_MANY.search(exc.message))
-    return 400 <= exc.code < 500 and bool(_TOO_MANY.search(exc.message))
-
-
-class ConnectionLimit:
-    """How many of the pool's connections may be open now, chosen by the relay's answers.
-
-    It starts at two and doubles, up to the ceiling, while each doubling raises the messages
-    answered a second by a tenth or more: past the network's limit more connections only cost
-    the relay. A connection refused as one too many sets it to those open then, for the rest
-    of the send (Postfix and listmonk keep per-destination concurrency the same way).
-    """
-
-    START = 2
-    WINDOW = 8  # messages per allowed connection between two measurements
-    GROWTH = 1.1
-
-    def __init__(self, ceiling: int) -> None:
-        self.ceiling = ceiling
-        self.allowed = min(ceiling, self.START)
-        self.growing = self.allowed < ceiling
-        self.holding = 0  # connections open, or about to be, each by one driver
-        self._changed = asyncio.Event()
-        self._since = time.monotonic()
-        self._answered = 0
-        self._rate: float | None = None
-
-    def answered(self) -> None:
-        """One more message answered by the relay (any answer but a fault of its own)."""
-        if not self.growing:
-            return
-        self._answered += 1
-        if self._answered < self.WINDOW * self.allowed:
-            return
-        now = time.monotonic()
-        rate = self._answered / max(now - self._since, 1e-6)
-        if self._rate is None or rate >= self._rate * self.GROWTH:
-            self.allowed = min(self.ceiling, self.allowed * 2)
-            self.growing = self.allowed < self.ceiling
-            self._changed.set()
-        else:
-            self.growing = False
-        self._rate, self._since, self._answered = rate, now, 0
-
-    def crowded(self, open_now: int) -> bool:
-        """The relay refused one more connection: keep to those open. False if none is."""
-        self.growing = False
-        if open_now == 0:
-            return False
-        self.allowed = min(self.allowed, open_now)
-        return True
-
-    @property
-    def over(self) -> bool:
-        return self.holding > self.allowed
-
-    async def acquire(self) -> None:
-        """Until one more connection may be open; then it is counted until `release`."""
-        while self.holding >= self.allowed:
-            self._changed.clear()
-            await self._changed.wait()
-        self.holding += 1
-
-    def release(self) -> None:
-        self.holding -= 1
-        self._changed.set()
-
-
 class _Link:
     """One connection of the pool: aiosmtplib's client, and its pipeline once it pipelines."""
 
@@ -401,9 +222,9 @@ class _Link:
                 self.pipe = Pipeline(self.client, self.server.timeout)
         except aiosmtplib.SMTPResponseException as exc:
             self.client.close()
-            self.crowded = _too_many(exc)
-            return _session_fault(exc)
-        except (*_CONNECTION_ERRORS, aiosmtplib.SMTPException) as exc:
+            self.crowded = too_many(exc)
+            return session_fault(exc)
+        except (*CONNECTION_ERRORS, aiosmtplib.SMTPException) as exc:
             self.client.close()
             return _connection_fault(exc, self.server)
         return None
@@ -539,7 +360,7 @@ class SMTPTransport:
                 following, commands = self._commands(pipe, self._ready())
                 sent, job = job, following  # held before the write: a fault there is theirs
                 pipe.write(pipe.content(sent.data, sent.wire_ready, commands))
-        except (*_CONNECTION_ERRORS, aiosmtplib.SMTPException) as exc:
+        except (*CONNECTION_ERRORS, aiosmtplib.SMTPException) as exc:
             fault = _connection_fault(exc, self.server)
             for held in (sent, job):
                 if held is not None:
@@ -574,18 +395,18 @@ class SMTPTransport:
             reply = await pipe.reply()
             if reply.code == SMTPStatus.domain_unavailable:
                 pipe.close()
-                job.fail(_refusal(reply.code, reply.message))
+                job.fail(refusal(reply.code, reply.message))
                 return False
         mail = await pipe.reply()
         rcpts = [await pipe.reply() for _ in job.recipients]
         data = await pipe.reply()
         if mail.code != SMTPStatus.completed:
             pipe.close()
-            job.fail(_session_fault(aiosmtplib.SMTPSenderRefused(mail.code, mail.message, "")))
+            job.fail(session_fault(aiosmtplib.SMTPSenderRefused(mail.code, mail.message, "")))
             return False
         for recipient, reply in zip(job.recipients, rcpts, strict=True):
             if reply.code not in (SMTPStatus.completed, SMTPStatus.will_forward):
-                job.refused[recipient] = _refusal(reply.code, reply.message)
+                job.refused[recipient] = refusal(reply.code, reply.message)
         closing = [o for o in job.refused.values() if o.kind == "relay"]
         if closing:
             pipe.close()
@@ -598,7 +419,7 @@ class SMTPTransport:
             pipe.close()
             job.finish(job.refused)
             return False
-        outcome = _session_fault(aiosmtplib.SMTPDataError(data.code, data.message))
+        outcome = session_fault(aiosmtplib.SMTPDataError(data.code, data.message))
         if job.accepted and outcome.kind == "relay":
             pipe.close()
         job.finish({**dict.fromkeys(job.recipients, outcome), **job.refused})
@@ -611,7 +432,7 @@ class SMTPTransport:
         if reply.code == SMTPStatus.completed:
             outcome = Outcome("sent", reply.message)
         else:
-            outcome = _session_fault(aiosmtplib.SMTPDataError(reply.code, reply.message))
+            outcome = session_fault(aiosmtplib.SMTPDataError(reply.code, reply.message))
             if outcome.kind == "relay":
                 pipe.close()
         return {**dict.fromkeys(job.recipients, outcome), **job.refused}
@@ -627,24 +448,24 @@ class SMTPTransport:
         try:
             if not client.is_connected:
                 await client.connect()
-            refused, reply = await _transaction(client, sender, recipients, data, wire_ready)
+            refused, reply = await transaction(client, sender, recipients, data, wire_ready)
         except aiosmtplib.SMTPRecipientsRefused as exc:
-            outcomes = {err.recipient: _refusal(err.code, err.message) for err in exc.recipients}
+            outcomes = {err.recipient: refusal(err.code, err.message) for err in exc.recipients}
             if any(outcome.kind == "relay" for outcome in outcomes.values()):
                 client.close()
             return {r: outcomes.get(r, Outcome("temporary", "refused")) for r in recipients}
         except aiosmtplib.SMTPResponseException as exc:
-            outcome = _session_fault(exc)
+            outcome = session_fault(exc)
             if outcome.kind == "relay":
                 client.close()
             return dict.fromkeys(recipients, outcome)
-        except (*_CONNECTION_ERRORS, aiosmtplib.SMTPException) as exc:
+        except (*CONNECTION_ERRORS, aiosmtplib.SMTPException) as exc:
             # The connection, TLS or login went wrong: the relay's state, no reader's fault.
             client.close()
             return dict.fromkeys(recipients, _connection_fault(exc, self.server))
         result = {r: Outcome("sent", reply) for r in recipients}
         for recipient, response in refused.items():
-            result[recipient] = _refusal(response.code, response.message)
+            result[recipient] = refusal(response.code, response.message)
         return result
 
     async def close(self) -> None:
