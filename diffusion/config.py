@@ -29,6 +29,7 @@ from diffusion.configsections import (
     FeedSettings,
     ScheduleSettings,
     Section,
+    SenderIdentity,
     SendSettings,
     SmtpSettings,
     SubscribeSettings,
@@ -142,6 +143,11 @@ class Settings(BaseSettings):
         default_factory=SubscribeSettings, description=SubscribeSettings.__doc__
     )
     feeds: FeedSettings = Field(default_factory=FeedSettings, description=FeedSettings.__doc__)
+    senders: list[SenderIdentity] = Field(
+        [],
+        description="[[senders]]: an audience's (or an audience key's) own From name and "
+        "address, Reply-To and relay; the most specific entry wins, else from_address.",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -198,6 +204,7 @@ class Settings(BaseSettings):
             for code in getattr(self, key):
                 if code not in self.languages:
                     raise ValueError(f"{key}: {code!r} is not in languages {self.languages}")
+        self._check_senders()
         if urlsplit(self.base_url).scheme not in ("http", "https") or not host_of(self.base_url):
             raise ValueError(
                 f"base_url: {self.base_url!r} is not an http:// or https:// address with a host"
@@ -211,6 +218,39 @@ class Settings(BaseSettings):
         ):
             raise ValueError(f"list_id: {self.list_id!r} is not a domain name (lists.example.org)")
         return self
+
+    def _check_senders(self) -> None:
+        seen: set[tuple[str, str]] = set()
+        for index, sender in enumerate(self.senders):
+            where = f"senders.{index}"
+            if (sender.audience, sender.key) in seen:
+                raise ValueError(
+                    f"{where}: a second entry for audience {sender.audience!r}"
+                    + (f" key {sender.key!r}" if sender.key else "")
+                )
+            seen.add((sender.audience, sender.key))
+            if isinstance(sender.name, dict):
+                for code in sender.name:
+                    if code not in self.languages:
+                        raise ValueError(
+                            f"{where}.name: {code!r} is not in languages {self.languages}"
+                        )
+            if sender.relay and not self.smtp.url:
+                raise ValueError(
+                    f"{where}.relay: smtp.url is not set, so mail goes to the maildir; set "
+                    "smtp.url for the other editions too"
+                )
+
+    def sender_for(self, audience: str, key: str = "") -> SenderIdentity | None:
+        """The [[senders]] entry of an audience's editions: audience and key, else audience
+        alone; None: the global from_address, sender_names and reply_to."""
+        match = None
+        for sender in self.senders:
+            if sender.audience == audience and sender.key == key:
+                return sender
+            if sender.audience == audience and not sender.key:
+                match = sender
+        return match
 
     def replace(self, **changes: Any) -> "Settings":
         """A copy with some settings changed, by flat (`smtp_url`) or sectioned name.
@@ -328,7 +368,7 @@ def _key_of(message: str) -> tuple[str, str]:
     """A check across keys says first which key it is about: (key, rest of the message)."""
     named = re.match(r"([\w.]+)(?:,|:)", message)
     key = named.group(1) if named else ""
-    if key in Settings.model_fields or key in configfile.dotted_to_flat:
+    if key.partition(".")[0] in Settings.model_fields or key in configfile.dotted_to_flat:
         return key, message[len(key) :].lstrip(":, ")
     return "", message
 

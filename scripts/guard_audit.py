@@ -252,6 +252,31 @@ GUARDS = (
         "",
         ("tests/test_web_protection.py", "tests/test_web_pages.py"),
     ),
+    Guard(
+        "sender-relay-only",  # an office identity's messages never go through the shared relays
+        "diffusion/deliver/relays.py",
+        "relays = self.relays if own is None else [self.own[own]]",
+        "relays = self.relays if own is None else [self.own[own], *self.relays]",
+        (
+            "tests/test_deliver_senders.py::test_when_the_office_relay_refuses_its_mail_never_goes_through_the_shared_relay",
+        ),
+    ),
+    Guard(
+        "sender-bounce-domain",  # mail returned to an office identity's VERP address still counts
+        "diffusion/bounces/verp.py",
+        "        for sender in settings.senders\n    }",
+        "        for sender in []\n    }",
+        ("tests/test_deliver_senders.py::test_a_bounce_of_an_office_message_names_its_recipient",),
+    ),
+    Guard(
+        "sender-own-login",  # an office relay never gets the shared relays' password
+        "diffusion/deliver/transport.py",
+        "            secret = sender.password",
+        "            pass",
+        (
+            "tests/test_deliver_senders.py::test_an_office_relay_logs_in_with_its_own_password_never_the_shared_one",
+        ),
+    ),
 )
 
 

@@ -146,7 +146,11 @@ def recognise(message: Message, settings: Settings, secret: Keys) -> Recognised:
     else:
         events = dsn.parse(message)
         if not events and not autoreply.auto_reply(message):
-            ours = (settings.bounces.local_part.lower(), settings.from_address.split("@")[0])
+            ours = (
+                settings.bounces.local_part.lower(),
+                settings.from_address.split("@")[0],
+                *(sender.address.split("@")[0] for sender in settings.senders),
+            )
             events = _flufl(message, ours)
     if events and all(event.via.startswith("flufl") for event in events) and _warning(message):
         # A "still trying" notice quotes the refusal it retries ("RCPT TO:<...>: 451"), and

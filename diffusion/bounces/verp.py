@@ -68,11 +68,13 @@ class AddressMaker:
     """Both signed addresses of each recipient of one edition, with what is the same for all
     worked out once: the send loop makes two per message."""
 
-    def __init__(self, settings: Settings, secret: str, edition_id: int) -> None:
+    def __init__(
+        self, settings: Settings, secret: str, edition_id: int, from_address: str | None = None
+    ) -> None:
         self.edition_id = edition_id
         self.secret = secret
         self.bounce_prefix = f"{settings.bounces.local_part}+{edition_id}-"
-        self.bounce_suffix = f"@{bounce_domain(settings)}"
+        self.bounce_suffix = f"@{bounce_domain(settings, from_address)}"
         local, domain = _split(settings.unsubscribe_mailto)
         self.unsubscribe_prefix, self.unsubscribe_suffix = f"{local}+", f"@{domain}"
 
@@ -92,8 +94,9 @@ def _split(address: str) -> tuple[str, str]:
     return local, domain.lower()
 
 
-def bounce_domain(settings: Settings) -> str:
-    return (settings.bounces.domain or _split(settings.from_address)[1]).lower()
+def bounce_domain(settings: Settings, from_address: str | None = None) -> str:
+    """bounces.domain, else the domain of the edition's From (from_address, or its sender's)."""
+    return (settings.bounces.domain or _split(from_address or settings.from_address)[1]).lower()
 
 
 def bounce_address(settings: Settings, secret: str, subscriber_id: int, edition_id: int) -> str:
@@ -110,10 +113,15 @@ def unsubscribe_address(settings: Settings, secret: str, subscriber_id: int) -> 
 
 def _purposes(settings: Settings) -> dict[tuple[str, str], str]:
     unsubscribe_local, unsubscribe_domain = _split(settings.unsubscribe_mailto)
-    return {
-        (settings.bounces.local_part.lower(), bounce_domain(settings)): BOUNCE_PURPOSE,
-        (unsubscribe_local.lower(), unsubscribe_domain): UNSUBSCRIBE_PURPOSE,
+    bounces = settings.bounces.local_part.lower()
+    # An edition sent under a [[senders]] identity returns to bounces+...@ that identity's domain.
+    purposes = {
+        (bounces, bounce_domain(settings, sender.address)): BOUNCE_PURPOSE
+        for sender in settings.senders
     }
+    purposes[(bounces, bounce_domain(settings))] = BOUNCE_PURPOSE
+    purposes[(unsubscribe_local.lower(), unsubscribe_domain)] = UNSUBSCRIBE_PURPOSE
+    return purposes
 
 
 def claim_of_address(settings: Settings, secret: Keys, address: str) -> Claim | None:

@@ -93,7 +93,9 @@ async def _send_tests(settings: Settings, editions: list[Edition], address: str)
             message_id = f"<test.{outbox.worker_name().replace(':', '.')}.{edition.id}@x>"
             message_id = message_id.replace("@x>", f"@{template.domain}>")
             data = template.personalise(recipient, message_id)
-            outcome = (await transport.deliver(template.sender, [address], data))[address]
+            outcome = (
+                await transport.deliver(template.sender, [address], data, relay=template.relay)
+            )[address]
             lines.append(
                 f"edition {edition.id} ({edition.segment}): {outcome.kind} {outcome.reply}"
             )

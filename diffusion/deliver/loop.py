@@ -210,6 +210,7 @@ class SendLoop:
             [recipient.email],
             data,
             wire_ready=template.wire_ready,
+            relay=template.relay,
         )
         outcome = outcomes.get(
             recipient.email, Outcome("temporary", "no answer for this recipient")

@@ -192,7 +192,7 @@ def message_ids(edition: Edition, settings: Settings) -> Callable[[int], str]:
     more than "sent", and a retry or a resume sends the same id. The nonce tells editions of
     different databases apart.
     """
-    domain = check_address(settings.from_address).rpartition("@")[2]
+    domain = check_address(Sender.of(edition, settings).address).rpartition("@")[2]
     nonce = hashlib.sha1(
         f"{edition.id}:{edition.segment}:{edition.period}:{edition.created_at}".encode()
     ).hexdigest()[:10]
@@ -236,6 +236,26 @@ def clean_name(value: str) -> str:
     return one_line(_CONTROLS.sub(" ", value))
 
 
+@dataclass(frozen=True)
+class Sender:
+    """Who an edition comes from and through which relay: its audience's [[senders]] entry
+    (audience and key, else audience), else from_address, sender_names and reply_to."""
+
+    name: str
+    address: str
+    reply_to: str | None = None
+    relay: str | None = None  # its own relay's URL; None: the shared relays
+
+    @classmethod
+    def of(cls, edition: Edition, settings: Settings) -> "Sender":
+        own = settings.sender_for(edition.audience, edition.key)
+        if own is None:
+            name = i18n.sender_name(settings, edition.language)
+            return cls(name, settings.from_address, settings.reply_to)
+        name = own.display_name(edition.language, settings.default_language)
+        return cls(name, own.address, own.reply_to, own.relay)
+
+
 @dataclass
 class MessageTemplate:
     """An edition's email as bytes with holes: built once, filled in per recipient."""
@@ -253,6 +273,7 @@ class MessageTemplate:
     addresses: verp.AddressMaker  # the signed Return-Path and mailto: address of each recipient
     # The unsubscribe link leaves the subscriptions this email covers: those of its cadence.
     cadence: str | None = None
+    relay: str | None = None  # the sender identity's own relay, the only one its messages take
 
     @classmethod
     def from_edition(
@@ -261,14 +282,13 @@ class MessageTemplate:
         """Build the template of an edition once; `now` dates the messages (default: edition)."""
         if edition.id is None:
             raise InvalidInput("edition has no id: store it before building its messages")
-        sender = check_address(settings.from_address)
+        identity = Sender.of(edition, settings)
+        sender = check_address(identity.address)
         domain = sender.rpartition("@")[2]
         headers = EmailMessage()
-        headers["From"] = formataddr(
-            (clean_name(i18n.sender_name(settings, edition.language)), sender)
-        )
-        if settings.reply_to:
-            headers["Reply-To"] = check_address(settings.reply_to)
+        headers["From"] = formataddr((clean_name(identity.name), sender))
+        if identity.reply_to:
+            headers["Reply-To"] = check_address(identity.reply_to)
         subject = one_line(edition.subject) or one_line(
             i18n.newsletter_name(settings, edition.language)
         )
@@ -297,8 +317,11 @@ class MessageTemplate:
             text=_Part.parse(edition.text, escape=False),
             html=_Part.parse(edition.html, escape=True),
             signer=Signer.from_settings(settings),
-            addresses=verp.AddressMaker(link_settings, link_settings.signing_key(), edition.id),
+            addresses=verp.AddressMaker(
+                link_settings, link_settings.signing_key(), edition.id, from_address=sender
+            ),
             cadence=edition.cadence,
+            relay=identity.relay,
         )
 
     @property

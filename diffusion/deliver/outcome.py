@@ -29,9 +29,17 @@ class Transport(Protocol):
     concurrency: int
 
     async def deliver(
-        self, sender: str, recipients: Sequence[str], data: bytes, *, wire_ready: bool = False
+        self,
+        sender: str,
+        recipients: Sequence[str],
+        data: bytes,
+        *,
+        wire_ready: bool = False,
+        relay: str | None = None,
     ) -> dict[str, Outcome]:
-        """`wire_ready`: data has CRLF line ends and no line starting with "." (see _data)."""
+        """`wire_ready`: data has CRLF line ends and no line starting with "." (see _data).
+        `relay`: a sender identity's own relay (its URL), the only one the message may take;
+        a transport of one relay or none (a maildir) has no other to choose."""
         ...
 
     async def close(self) -> None: ...

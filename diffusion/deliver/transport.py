@@ -18,7 +18,7 @@ import aiosmtplib
 from aiosmtplib.status import SMTPStatus
 
 from diffusion.config import Settings
-from diffusion.configsections import relay_urls
+from diffusion.configsections import SenderIdentity, relay_urls
 from diffusion.deliver.concurrency import ConnectionLimit, too_many
 from diffusion.deliver.message import check_address, serialise
 
@@ -41,7 +41,13 @@ class MaildirTransport:
         self._box: mailbox.Maildir | None = None
 
     async def deliver(
-        self, sender: str, recipients: Sequence[str], data: bytes, *, wire_ready: bool = False
+        self,
+        sender: str,
+        recipients: Sequence[str],
+        data: bytes,
+        *,
+        wire_ready: bool = False,
+        relay: str | None = None,
     ) -> dict[str, Outcome]:
         try:
             if self._box is None:
@@ -89,7 +95,10 @@ class SMTPServer:
         return [(cls.from_url(url, settings), weight) for url, weight in relays]
 
     @classmethod
-    def from_url(cls, address: str, settings: Settings) -> "SMTPServer":
+    def from_url(
+        cls, address: str, settings: Settings, sender: SenderIdentity | None = None
+    ) -> "SMTPServer":
+        """The relay at `address`: smtp_url's credentials, or a sender identity's own."""
         url = urlsplit(address)
         implicit = url.scheme == "smtps"
         try:
@@ -99,10 +108,14 @@ class SMTPServer:
         if not url.hostname:
             raise ConfigError(f"smtp_url: no host in {address!r}")
         username = unquote(url.username) if url.username else settings.smtp.username
+        secret = settings.smtp.password
+        if sender is not None:  # never the shared relays' login
+            username = unquote(url.username) if url.username else None
+            secret = sender.password
         if url.password:
             password: str | None = unquote(url.password)
-        elif settings.smtp.password:
-            password = settings.smtp.password.get_secret_value()
+        elif secret:
+            password = secret.get_secret_value()
         else:
             password = None
         return cls(url.hostname, port, implicit, username, password, settings.smtp.timeout)
@@ -247,7 +260,13 @@ class SMTPTransport:
         self._drivers: list[asyncio.Task[None]] = []
 
     async def deliver(
-        self, sender: str, recipients: Sequence[str], data: bytes, *, wire_ready: bool = False
+        self,
+        sender: str,
+        recipients: Sequence[str],
+        data: bytes,
+        *,
+        wire_ready: bool = False,
+        relay: str | None = None,
     ) -> dict[str, Outcome]:
         if not self._drivers:
             self._drivers = [asyncio.create_task(self._drive(link)) for link in self._links]
@@ -460,25 +479,26 @@ class SMTPTransport:
 
 
 def make_transport(settings: Settings, connections: int | None = None) -> Transport:
-    """SMTP when DIFFUSION_SMTP_URL is set (a pool per relay), else the maildir under var/outbox."""
+    """SMTP when DIFFUSION_SMTP_URL is set (a pool per relay, and one per [[senders]] relay),
+    else the maildir under var/outbox."""
     if not settings.smtp.url:
         return MaildirTransport(settings.outbox_dir)
-    relays = [
-        Relay(
-            server.name,
-            SMTPTransport(
-                server,
-                connections or settings.smtp.connections,
-                pipelining=settings.smtp.pipelining,
-            ),
-            weight,
-        )
-        for server, weight in SMTPServer.all_from_settings(settings)
-    ]
+    count = connections or settings.smtp.connections
+
+    def relay(server: SMTPServer, weight: int = 1) -> Relay:
+        transport = SMTPTransport(server, count, pipelining=settings.smtp.pipelining)
+        return Relay(server.name, transport, weight)
+
+    own = {
+        sender.relay: relay(SMTPServer.from_url(sender.relay, settings, sender))
+        for sender in settings.senders
+        if sender.relay
+    }
     return RelayPool(
-        relays,
+        [relay(server, weight) for server, weight in SMTPServer.all_from_settings(settings)],
         failure_limit=settings.send.relay_failure_limit,
         rest_seconds=settings.send.relay_rest_seconds,
+        own=own,
     )
 
 
