@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from diffusion import db  # noqa: E402
-from diffusion.config import load_settings  # noqa: E402
+from diffusion.config import Settings, load_settings  # noqa: E402
 from diffusion.contracts import Recipient, Segment  # noqa: E402
 from diffusion.deliver import MessageTemplate, send_pending  # noqa: E402
 from diffusion.models import Edition, Person, Subscription  # noqa: E402
@@ -194,19 +194,24 @@ async def ceiling(port: int, connections: int, count: int, data: bytes, as_is: b
     return count / elapsed
 
 
+def sqlite_home(folder: Path, count: int, port: int, connections: int) -> Settings:
+    """A SQLite database of `count` subscribers in `folder`, and settings to send via `port`."""
+    url = f"sqlite:///{folder / 'bench.db'}"
+    db.upgrade(url)
+    seed(url, count)
+    return load_settings(
+        home=folder,
+        database_url=url,
+        secret_key="bench-for-signing-links-0123456789",
+        smtp_url=f"smtp://127.0.0.1:{port}",
+        smtp_connections=connections,
+    )
+
+
 def child(count: int, port: int, connections: int) -> None:
     folder = Path(tempfile.mkdtemp(prefix="diffusion-bench-"))
     try:
-        url = f"sqlite:///{folder / 'bench.db'}"
-        db.upgrade(url)
-        seed(url, count)
-        settings = load_settings(
-            home=folder,
-            database_url=url,
-            secret_key="bench-for-signing-links-0123456789",
-            smtp_url=f"smtp://127.0.0.1:{port}",
-            smtp_connections=connections,
-        )
+        settings = sqlite_home(folder, count, port, connections)
         engine = db.engine_for(settings)
         with db.session_scope(engine) as session:
             edition = session.get(Edition, 1)
@@ -386,16 +391,7 @@ def latency_child(count: int, port: int, connections: int) -> None:
     """One send of `count` recipients through `port`, timed from the call: start-up included."""
     folder = Path(tempfile.mkdtemp(prefix="diffusion-bench-"))
     try:
-        url = f"sqlite:///{folder / 'bench.db'}"
-        db.upgrade(url)
-        seed(url, count)
-        settings = load_settings(
-            home=folder,
-            database_url=url,
-            secret_key="bench-for-signing-links-0123456789",
-            smtp_url=f"smtp://127.0.0.1:{port}",
-            smtp_connections=connections,
-        )
+        settings = sqlite_home(folder, count, port, connections)
         engine = db.engine_for(settings)
         cpu, started, queued = time.process_time(), time.perf_counter(), runqueue_seconds()
         summary = send_pending(engine, settings, now=NOW)
