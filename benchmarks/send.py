@@ -18,12 +18,18 @@ SKIP LOCKED)` re-ran its subquery per row and took every row at once.
 
     .venv/bin/python benchmarks/send.py --sizes 2000 --postgres-size 0   # SQLite only
 
-With --rtt-ms, the sends go through a latency proxy written here (asyncio, loopback only, a bounded
-number of connections and bytes in flight) that holds each direction's bytes for half the round trip
-in front of smtp-sink: 2,000 recipients (--rtt-size) with 4 and 16 connections, start-up (enqueue,
-connecting) included, against the one-round-trip-per-message figure (connections / RTT), against
-Postfix's `smtp-source` through the same proxy (it does not pipeline), and against the same send on
-loopback; the CPU share of the sending process says whether it waited for the network or the CPU.
+With --rtt-ms, the sends go through a latency proxy (benchmarks/latencyproxy.py: loopback only, a
+bounded number of connections and bytes held) that holds each direction's bytes for half the round
+trip in front of smtp-sink: 2,000 recipients (--rtt-size) with 4, 16 and 64 connections
+(--rtt-connections), start-up (enqueue, connecting) included, against the one-round-trip-per-message
+figure (connections / RTT), against Postfix's `smtp-source` through the same proxy (it does not
+pipeline), and against the same send on loopback. Also printed: the rate once started (from a
+quarter of the messages answered to nine tenths), the CPU share of the sending process, and how
+long it waited for a CPU (the machine's load).
+
+Even pipelined, SMTP costs a connection one round trip a message: the content may only follow the
+354 answer to DATA (RFC 2920, 3.1). So 16 connections at 20 ms cannot pass 800 msg/s, below what
+one sending process can do on loopback; the 64-connection run shows where the CPU takes over.
 
     .venv/bin/python benchmarks/send.py --rtt-ms 20
 """
@@ -52,6 +58,7 @@ from diffusion import db  # noqa: E402
 from diffusion.config import Settings, load_settings  # noqa: E402
 from diffusion.contracts import Recipient, Segment  # noqa: E402
 from diffusion.deliver import MessageTemplate, send_pending  # noqa: E402
+from diffusion.deliver.summary import SendSummary  # noqa: E402
 from diffusion.models import Edition, Person, Subscription  # noqa: E402
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -322,63 +329,6 @@ def postgres_runs(port: int, size: int, connections: int) -> None:
         )
 
 
-class LatencyProxy:
-    """Forwards 127.0.0.1:port to 127.0.0.1:target, each direction's bytes held rtt/2 seconds."""
-
-    MAX_CONNECTIONS = 256
-    CHUNKS_IN_FLIGHT = 128  # per direction, of at most 64 KiB: 8 MiB held at most
-
-    def __init__(self, target: int, rtt: float) -> None:
-        self.target = target
-        self.delay = rtt / 2
-        self.open = 0
-
-    async def _forward(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        loop = asyncio.get_running_loop()
-        held: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue(self.CHUNKS_IN_FLIGHT)
-
-        async def take() -> None:
-            while chunk := await reader.read(65536):
-                await held.put((loop.time() + self.delay, chunk))
-            await held.put((loop.time() + self.delay, b""))
-
-        async def give() -> None:
-            while True:
-                due, chunk = await held.get()
-                if due > loop.time():
-                    await asyncio.sleep(due - loop.time())
-                if not chunk:
-                    break
-                writer.write(chunk)
-                await writer.drain()
-
-        try:
-            await asyncio.gather(take(), give())
-        except OSError:
-            pass
-        finally:
-            writer.close()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self.open >= self.MAX_CONNECTIONS:
-            writer.close()
-            return
-        self.open += 1
-        try:
-            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
-            await asyncio.gather(self._forward(reader, up_writer), self._forward(up_reader, writer))
-        except OSError:
-            writer.close()
-        finally:
-            self.open -= 1
-
-    async def run(self) -> None:
-        server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        print(server.sockets[0].getsockname()[1], flush=True)
-        async with server:
-            await server.serve_forever()
-
-
 def runqueue_seconds() -> float:
     """Seconds this process has waited for a CPU while runnable (Linux): the machine's load."""
     try:
@@ -387,19 +337,48 @@ def runqueue_seconds() -> float:
         return 0.0
 
 
+def machine_busy() -> tuple[int, int]:
+    """The machine's CPU time so far, busy and in all, in clock ticks (Linux /proc/stat)."""
+    try:
+        ticks = [int(value) for value in Path("/proc/stat").read_text().split()[1:9]]
+    except (OSError, ValueError):
+        return 0, 0
+    idle = ticks[3] + ticks[4]  # idle and iowait
+    return sum(ticks) - idle, sum(ticks)
+
+
 def latency_child(count: int, port: int, connections: int) -> None:
     """One send of `count` recipients through `port`, timed from the call: start-up included."""
     folder = Path(tempfile.mkdtemp(prefix="diffusion-bench-"))
+    marks: list[tuple[float, int]] = []
     try:
         settings = sqlite_home(folder, count, port, connections)
         engine = db.engine_for(settings)
+
+        def progress(summary: SendSummary) -> None:
+            marks.append((time.perf_counter(), summary.sent))
+
         cpu, started, queued = time.process_time(), time.perf_counter(), runqueue_seconds()
-        summary = send_pending(engine, settings, now=NOW)
+        busy = machine_busy()
+        summary = send_pending(engine, settings, now=NOW, progress=progress)
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         queued = runqueue_seconds() - queued
+        busy_after = machine_busy()
+        machine = (busy_after[0] - busy[0]) / max(busy_after[1] - busy[1], 1)
+        # Once started: from a quarter of the messages answered to nine tenths.
+        first = next(mark for mark in marks if mark[1] >= count // 4)
+        last = next(mark for mark in marks if mark[1] >= count * 9 // 10)
+        steady = (last[1] - first[1]) / max(last[0] - first[0], 1e-6)
         print(
             json.dumps(
-                {"sent": summary.sent, "seconds": elapsed, "cpu": cpu / elapsed, "queued": queued}
+                {
+                    "sent": summary.sent,
+                    "seconds": elapsed,
+                    "steady": steady,
+                    "cpu": cpu / elapsed,
+                    "queued": queued,
+                    "machine": machine,
+                }
             )
         )
     finally:
@@ -419,9 +398,10 @@ def smtp_source(port: int, connections: int, count: int, size: int) -> float:
     return count / (time.perf_counter() - started)
 
 
-def latency_runs(sink_port: int, rtt_ms: float, count: int) -> None:
+def latency_runs(sink_port: int, rtt_ms: float, count: int, counts: list[int]) -> None:
     proxy = subprocess.Popen(
-        [sys.executable, __file__, "--proxy-to", str(sink_port), "--rtt-ms", str(rtt_ms)],
+        [sys.executable, str(Path(__file__).with_name("latencyproxy.py")), str(sink_port),
+         str(rtt_ms)],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -429,7 +409,7 @@ def latency_runs(sink_port: int, rtt_ms: float, count: int) -> None:
         port = int(proxy.stdout.readline())
         size = len(edition_body()[0]) + len(edition_body()[1])
         print(f"through a proxy adding {rtt_ms:g} ms a round trip, {count} recipients:")
-        for connections in (4, 16):
+        for connections in counts:
             runs = {}
             for where, target in (("proxy", port), ("loopback", sink_port)):
                 out = subprocess.run(
@@ -444,13 +424,18 @@ def latency_runs(sink_port: int, rtt_ms: float, count: int) -> None:
             source = smtp_source(port, connections, min(count, 1000), size)
             print(
                 f"  {connections:>2} connections: {result['sent']} sent in "
-                f"{result['seconds']:.1f} s = {rate:.0f} msg/s (CPU {result['cpu']:.0%} of the "
-                f"run, {result['queued']:.1f} s waiting for a CPU); one round trip a message: "
-                f"{one_trip:.0f} msg/s -> ratio "
-                f"{rate / one_trip:.2f}; smtp-source: {source:.0f} msg/s -> ratio "
-                f"{rate / source:.2f}; the same send on loopback: "
-                f"{local['sent'] / local['seconds']:.0f} msg/s (CPU {local['cpu']:.0%}, "
-                f"{local['queued']:.1f} s waiting for a CPU)",
+                f"{result['seconds']:.1f} s = {rate:.0f} msg/s, {result['steady']:.0f} msg/s "
+                f"once started (CPU {result['cpu']:.0%} of the run, {result['queued']:.1f} s "
+                f"waiting for a CPU; the machine's {os.cpu_count()} CPUs busy "
+                f"{result['machine']:.0%})\n"
+                f"      one round trip a message: {one_trip:.0f} msg/s -> ratio "
+                f"{rate / one_trip:.2f}, once started {result['steady'] / one_trip:.2f}\n"
+                f"      smtp-source: {source:.0f} msg/s -> ratio {rate / source:.2f}\n"
+                f"      the same send on loopback: {local['sent'] / local['seconds']:.0f} msg/s, "
+                f"{local['steady']:.0f} once started (CPU {local['cpu']:.0%}, "
+                f"{local['queued']:.1f} s waiting for a CPU, machine {local['machine']:.0%}) "
+                f"-> ratio "
+                f"{rate / (local['sent'] / local['seconds']):.2f}",
                 flush=True,
             )
     finally:
@@ -466,18 +451,17 @@ def main() -> None:
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--postgres-workers", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--latency-child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--proxy-to", type=int, help=argparse.SUPPRESS)
     parser.add_argument(
         "--rtt-ms", type=float, help="Send through a proxy adding this round trip, not loopback."
     )
     parser.add_argument("--rtt-size", type=int, default=2000, help="Recipients of --rtt-ms runs.")
     parser.add_argument(
+        "--rtt-connections", default="4,16,64", help="Connection counts of --rtt-ms runs."
+    )
+    parser.add_argument(
         "--postgres-size", type=int, default=100_000, help="PostgreSQL run's subscribers; 0: none."
     )
     args = parser.parse_args()
-    if args.proxy_to:
-        asyncio.run(LatencyProxy(args.proxy_to, args.rtt_ms / 1000).run())
-        return
     if args.child and args.latency_child:
         latency_child(args.child, args.port, args.connections)
         return
@@ -494,7 +478,8 @@ def main() -> None:
     try:
         time.sleep(0.5)
         if args.rtt_ms:
-            latency_runs(port, args.rtt_ms, args.rtt_size)
+            counts = [int(value) for value in args.rtt_connections.split(",")]
+            latency_runs(port, args.rtt_ms, args.rtt_size, counts)
             return
         results = []
         for size in (int(value) for value in args.sizes.split(",")):

@@ -38,6 +38,15 @@ class Guard:
 
 GUARDS = (
     Guard(
+        "own-relay-breaker",  # an office relay's faults hold back only that office's messages
+        "diffusion/deliver/loop.py",
+        "        if relay is None:\n            return self.breaker\n",
+        "        if True:\n            return self.breaker\n",
+        (
+            "tests/test_deliver_senders.py::test_when_the_office_relay_refuses_only_its_mail_waits_and_never_takes_the_shared_relay",
+        ),
+    ),
+    Guard(
         "spent-link",  # a confirmation link made before an unsubscribe cannot bring them back
         "diffusion/web/confirm.py",
         "if person is None or wish is None or subscriptions.spent(person, issued_at):",

@@ -222,8 +222,8 @@ def test_a_relay_refusing_connections_beyond_its_limit_gets_no_more_and_everythi
 
 
 def test_connections_open_as_throughput_grows_and_stop_when_it_does_not() -> None:
-    limit = ConnectionLimit(16)
-    assert limit.allowed == 2
+    limit = ConnectionLimit(64)
+    assert limit.allowed == 4
 
     def window(seconds: float) -> None:
         limit._since -= seconds  # the window took this long
@@ -231,11 +231,11 @@ def test_connections_open_as_throughput_grows_and_stop_when_it_does_not() -> Non
             limit.answered()
 
     window(1.0)  # the first measurement
-    assert limit.allowed == 4
-    window(0.5)  # twice the messages in half the time: more connections paid
     assert limit.allowed == 8
+    window(0.5)  # twice the messages in half the time: more connections paid
+    assert limit.allowed == 16
     window(2.0)  # twice the messages in four times the time: no more
-    assert (limit.allowed, limit.growing) == (8, False)
+    assert (limit.allowed, limit.growing) == (16, False)
     assert limit.crowded(open_now=5) and limit.allowed == 5
     assert not limit.crowded(open_now=0)  # then it is the relay's fault, as before
 

@@ -8,10 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from sqlmodel import select
 
 from diffusion import db
 from diffusion.bounces.process import process_bounces
+from diffusion.cli import cli
+from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
 from diffusion.config import Settings, load_settings
 from diffusion.contracts import Segment
 from diffusion.deliver import send_pending
@@ -73,12 +76,13 @@ def edition(session: Any, audience: str, key: str = "") -> Edition:
     return row
 
 
-def queue(settings: Settings, sqlite_url: str) -> None:
-    """Three editions: Dhaka's office (3 readers), Bangkok's (2), the liaison committee (2)."""
+def queue(settings: Settings, sqlite_url: str, dhaka: int = 3) -> None:
+    """Three editions, queued in this order: Dhaka's office (3 readers), Bangkok's (2), the
+    liaison committee (2)."""
     engine = db.make_engine(sqlite_url)
     with db.session_scope(engine) as session:
         for audience, key, prefix, count in (
-            ("field_office", "dhaka", "dhaka", 3),
+            ("field_office", "dhaka", "dhaka", dhaka),
             ("field_office", "bangkok", "bangkok", 2),
             ("liaison_committee", "", "liaison", 2),
         ):
@@ -138,20 +142,66 @@ def test_the_office_digest_goes_out_as_the_office_through_its_relay_the_rest_as_
     assert {email: rows[email] for email in others} == dict.fromkeys(others, ("sent", name(shared)))
 
 
-def test_when_the_office_relay_refuses_its_mail_never_goes_through_the_shared_relay(
+def test_when_the_office_relay_refuses_only_its_mail_waits_and_never_takes_the_shared_relay(
     tmp_path: Path, sqlite_url: str, two: tuple[RecordingServer, RecordingServer]
 ) -> None:
+    """Dhaka's twelve messages come first in the queue, more than relay_failure_limit (3): its
+    relay's faults must not stop the send for Bangkok's office and the liaison committee."""
     shared, office = two
     office.verb_fault = lambda verb: "530 5.7.0 Authentication required" if verb == "MAIL" else None
     settings = configured(tmp_path, sqlite_url, shared.url, office.url)
-    queue(settings, sqlite_url)
+    queue(settings, sqlite_url, dhaka=12)
 
-    send_pending(db.make_engine(sqlite_url), settings, now=NOW)
+    summary = send_pending(db.make_engine(sqlite_url), settings, now=NOW)
 
     assert office.received == []
-    assert not any(r.rcpt_tos[0].startswith("dhaka") for r in shared.received)
+    others = [f"bangkok{n}@example.org" for n in range(2)]
+    others += [f"liaison{n}@example.org" for n in range(2)]
+    assert shared.deliveries() == dict.fromkeys(others, 1)  # no Dhaka message among them
     rows = relays_of_rows(sqlite_url)
-    assert {rows[f"dhaka{n}@example.org"][0] for n in range(3)} == {"queued"}
+    assert {rows[f"dhaka{n}@example.org"] for n in range(12)} == {("queued", None)}
+    assert summary.halted is None and summary.sent == 4
+    assert summary.held_back == {name(office): ("the relay refused the sender: 530 5.7.0 "
+                                                "Authentication required", 12)}  # fmt: skip
+    assert (
+        f"the relay {name(office)} of a [[senders]] entry kept failing (the relay refused the "
+        "sender: 530 5.7.0 Authentication required); its 12 messages stay queued"
+    ) in summary.summary()
+
+    office.verb_fault = None  # the office's login is fixed: the next send takes them
+    summary = send_pending(db.make_engine(sqlite_url), settings, now=NOW, resume_only=True)
+    assert summary.sent == 12 and not summary.held_back
+    assert office.deliveries() == {f"dhaka{n}@example.org": 1 for n in range(12)}
+    assert shared.deliveries() == dict.fromkeys(others, 1)
+
+
+def test_the_send_command_says_which_office_relay_failed_and_exits_1(
+    tmp_path: Path,
+    sqlite_url: str,
+    two: tuple[RecordingServer, RecordingServer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shared, office = two
+    office.verb_fault = lambda verb: "421 4.3.2 service not available" if verb == "MAIL" else None
+    settings = configured(tmp_path, sqlite_url, shared.url, office.url)
+    queue(settings, sqlite_url, dhaka=5)
+    (tmp_path / "diffusion.toml").write_text(
+        f'smtp_url = "{shared.url}"\nfrom_address = "partners@unesco.example.org"\n'
+        f'[[senders]]\naudience = "field_office"\nkey = "dhaka"\nname = "UNESCO Dhaka Office"\n'
+        f'address = "{DHAKA["address"]}"\nrelay = "{office.url}"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("DIFFUSION_HOME", str(tmp_path))
+    monkeypatch.setenv("DIFFUSION_SECRET_KEY", "test-secret-key-for-signing-links")
+    monkeypatch.setenv("DIFFUSION_ALLOW_TEST_SETTINGS", "true")
+
+    result = CliRunner().invoke(cli, ["--database-url", sqlite_url, "send", "--period", "2026-11"])
+
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert f"the relay {name(office)} of a [[senders]] entry kept failing" in result.output
+    assert "its 5 messages stay queued for the next send" in result.output
+    assert len(shared.received) == 4
 
 
 def test_a_bounce_of_an_office_message_names_its_recipient(

@@ -226,12 +226,16 @@ def send(
     if not summary.database_down:
         _print_summary(engine, ids, summary, fmt)
     _print_reasons(summary)
+    for relay in summary.held_back:  # the rest went out; these wait for their relay
+        err_console.print(plain(summary.relay_down(relay)), soft_wrap=True)
     if summary.halted:
         # sys.exit, not click's Exit: cli.main runs click in non-standalone mode.
-        err_console.print(plain(summary.halted))
+        err_console.print(plain(summary.halted), soft_wrap=True)
         sys.exit(1)
     if stop.is_set():
         console.print("Stopped on request; run `diffusion send --resume` to finish.")
+    elif summary.held_back:
+        sys.exit(1)
     elif summary.reasons and not summary.sent:
         err_console.print("nothing could be delivered")
         sys.exit(1)
@@ -240,7 +244,7 @@ def send(
 def _print_reasons(summary: sender.SendSummary) -> None:
     """Each distinct reason a message was deferred, failed or put back, with its count."""
     for reason, count in sorted(summary.reasons.items(), key=lambda pair: -pair[1]):
-        console.print(plain(f"  {count} x {reason}"))
+        console.print(plain(f"  {count} x {reason}"), soft_wrap=True)
 
 
 def _print_summary(

@@ -5,6 +5,7 @@ import time
 from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
+from urllib.parse import urlsplit
 
 from diffusion.config import Settings
 from diffusion.deliver.breaker import Breaker
@@ -95,6 +96,10 @@ class SendLoop:
         self.retry_within = retry_within
         self.summary = SendSummary()
         self.breaker = Breaker(settings.send.relay_failure_limit)
+        # A [[senders]] identity's own relay has a breaker of its own: when an office's relay
+        # fails, only that identity's messages wait; every other message still goes out.
+        self.own_breakers: dict[str, Breaker] = {}
+        self.waiting: dict[str, set[int]] = {}  # rows left queued by such a relay's faults
         self.limiter = RateLimiter(
             settings.send.rate_per_second / rate_share if settings.send.rate_per_second else None,
             settings.send.rate_per_hour / rate_share if settings.send.rate_per_hour else None,
@@ -189,8 +194,21 @@ class SendLoop:
         if self.progress is not None:
             self.progress(self.summary)
 
+    def breaker_for(self, relay: str | None) -> Breaker:
+        """The shared relays' breaker, or that of a sender identity's own relay."""
+        if relay is None:
+            return self.breaker
+        if relay not in self.own_breakers:
+            self.own_breakers[relay] = Breaker(self.settings.send.relay_failure_limit)
+        return self.own_breakers[relay]
+
     async def send(self, item: Claimed) -> None:
         template = self.templates[item.edition_id]
+        breaker = self.breaker_for(template.relay)
+        if breaker.open:  # that identity's relay is down: its messages wait for the next send
+            self.unsent.append(item.outbox_id)
+            self.waiting.setdefault(template.relay or "", set()).add(item.outbox_id)
+            return
         recipient = item.recipient
         message_id = item.message_id or template.message_id(recipient)
         to_store = None if item.message_id else message_id
@@ -215,7 +233,9 @@ class SendLoop:
         outcome = outcomes.get(
             recipient.email, Outcome("temporary", "no answer for this recipient")
         )
-        self.breaker.observe(outcome)
+        breaker.observe(outcome)
+        if template.relay and outcome.kind == "relay":
+            self.waiting.setdefault(template.relay, set()).add(item.outbox_id)
         self.results.append(
             Result(
                 item.outbox_id,
@@ -369,6 +389,13 @@ class SendLoop:
             await self.transport.close()
         if self.breaker.open and not self.summary.halted:
             self.summary.halted = self.breaker.reason
+        for relay, breaker in self.own_breakers.items():
+            if breaker.open:
+                where = urlsplit(relay)
+                self.summary.held_back[f"{where.hostname}:{where.port or 25}"] = (
+                    breaker.reason or "",
+                    len(self.waiting.get(relay, ())),
+                )
         return self.summary
 
     async def _wait_for_retry(self) -> bool:

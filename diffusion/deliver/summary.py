@@ -19,6 +19,9 @@ class SendSummary:
     halted: str | None = None
     database_down: bool = False
     reasons: dict[str, int] = field(default_factory=dict)  # deferral/failure reason -> count
+    # A [[senders]] identity's own relay that kept failing (host:port): its last fault, and how
+    # many of its messages stay queued for the next send while every other message went out.
+    held_back: dict[str, tuple[str, int]] = field(default_factory=dict)
 
     def add(self, other: "SendSummary") -> None:
         self.sent += other.sent
@@ -29,6 +32,8 @@ class SendSummary:
         self.database_down = self.database_down or other.database_down
         for reason, count in other.reasons.items():
             self.reasons[reason] = self.reasons.get(reason, 0) + count
+        for relay, (fault, count) in other.held_back.items():
+            self.held_back[relay] = (fault, self.held_back.get(relay, ("", 0))[1] + count)
 
     @property
     def processed(self) -> int:
@@ -40,7 +45,17 @@ class SendSummary:
             f"{self.sent} sent, {self.deferred} deferred, {self.failed} failed, "
             f"{self.skipped} skipped, {len(self.editions_sent)} editions finished"
         )
+        for relay in self.held_back:
+            line += f"; {self.relay_down(relay)}"
         return f"{line}; stopped: {self.halted}" if self.halted else line
+
+    def relay_down(self, relay: str) -> str:
+        """One line on a sender identity's relay that failed, from `held_back`."""
+        fault, count = self.held_back[relay]
+        return (
+            f"the relay {relay} of a [[senders]] entry kept failing ({fault}); "
+            f"its {count} messages stay queued for the next send"
+        )
 
 
 Progress = Callable[[SendSummary], None]
