@@ -13,7 +13,8 @@ from sqlmodel import select
 
 import diffusion.cli.commands  # noqa: F401  (registers the commands)
 from diffusion import db
-from diffusion.cli import cli, console, main
+from diffusion.cli import cli, main
+from diffusion.cli.base import console
 from diffusion.models import Source
 
 

@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 from diffusion import db, validate
-from diffusion.cli import Context, cli, console, err_console, pass_context
+from diffusion.cli.base import Context, cli, console, err_console, pass_context
 from diffusion.cli.directory import print_report
 from diffusion.cli.output import Column, Listing, emit, format_option, resolve
 from diffusion.collect import run_collection

@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from diffusion import db
-from diffusion.cli import Context, cli, console, pass_context
+from diffusion.cli.base import Context, cli, console, pass_context
 from diffusion.cli.setup import prepare_keys
 from diffusion.demo import DemoSummary, load_demo
 from diffusion.models import CONTENT_KINDS

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import click
 from rich.text import Text
 
-from diffusion.cli import PERIOD, Context, cli, console, err_console, parse_now, pass_context
+from diffusion.cli.base import PERIOD, Context, cli, console, err_console, parse_now, pass_context
 from diffusion.cli.output import Column, Listing, emit, format_option, resolve
 from diffusion.editions import approve_editions, build_editions, get_edition, list_editions
 from diffusion.models import EDITION_STATUSES

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from diffusion import db
-from diffusion.cli import Context, cli, console, err_console, open_output, pass_context
+from diffusion.cli.base import Context, cli, console, err_console, open_output, pass_context
 from diffusion.collect.directories import KINDS, export_directory, import_directory
 from diffusion.rows import ImportReport
 

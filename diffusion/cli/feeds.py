@@ -4,7 +4,7 @@ from pathlib import Path
 
 import click
 
-from diffusion.cli import Context, cli, console, parse_now, pass_context
+from diffusion.cli.base import Context, cli, console, parse_now, pass_context
 from diffusion.deliver.feeds import build_feeds
 
 

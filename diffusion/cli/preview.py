@@ -9,7 +9,15 @@ from pathlib import Path
 import click
 
 from diffusion import render
-from diffusion.cli import PERIOD, Context, cli, err_console, open_output, parse_now, pass_context
+from diffusion.cli.base import (
+    PERIOD,
+    Context,
+    cli,
+    err_console,
+    open_output,
+    parse_now,
+    pass_context,
+)
 from diffusion.preview import FORMATS, build_preview
 from diffusion.select.periods import default_periods_said
 

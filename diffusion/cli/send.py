@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 
 from diffusion import db
 from diffusion.bounces.process import process_bounces
-from diffusion.cli import PERIOD, Context, cli, console, err_console, pass_context
+from diffusion.cli.base import PERIOD, Context, cli, console, err_console, pass_context
 from diffusion.cli.output import Column, Listing, emit, format_option, plain, resolve
 from diffusion.config import Settings
 from diffusion.contracts import Recipient

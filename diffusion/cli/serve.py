@@ -11,7 +11,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.engine import Engine
 
 from diffusion import db, render, schedule
-from diffusion.cli import PERIOD, Context, cli, console, parse_now, pass_context
+from diffusion.cli.base import PERIOD, Context, cli, console, parse_now, pass_context
 from diffusion.cli.output import Column, Listing, emit, emit_sections, format_option, resolve
 from diffusion.config import Settings
 from diffusion.status import service_status

@@ -3,7 +3,7 @@
 import click
 
 from diffusion import db, keys
-from diffusion.cli import Context, cli, console, pass_context
+from diffusion.cli.base import Context, cli, console, pass_context
 from diffusion.errors import ConfigError
 from diffusion.runtime import Runtime
 

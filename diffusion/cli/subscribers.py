@@ -9,7 +9,7 @@ import click
 from sqlmodel import Session
 
 from diffusion import db, i18n, subscriptions
-from diffusion.cli import (
+from diffusion.cli.base import (
     Context,
     cli,
     console,
