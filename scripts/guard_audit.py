@@ -279,7 +279,7 @@ GUARDS = (
     ),
     Guard(
         "sender-own-login",  # an office relay never gets the shared relays' password
-        "diffusion/deliver/transport.py",
+        "diffusion/deliver/relayserver.py",
         "            secret = sender.password",
         "            pass",
         (

@@ -13,7 +13,8 @@ from diffusion import db
 from diffusion.config import Settings, load_settings
 from diffusion.deliver import SendSummary, send_pending
 from diffusion.deliver.relays import Relay, RelayPool
-from diffusion.deliver.transport import SMTPServer, SMTPTransport
+from diffusion.deliver.relayserver import SMTPServer
+from diffusion.deliver.transport import SMTPTransport
 from diffusion.errors import ConfigError
 from diffusion.models import OutboxMessage, Person
 from tests.smtpserver import RecordingServer, make_edition, make_subscribers

@@ -19,7 +19,7 @@ from diffusion.config import Settings, load_settings
 from diffusion.contracts import Segment
 from diffusion.deliver import send_pending
 from diffusion.deliver.enqueue import enqueue
-from diffusion.deliver.transport import SMTPServer
+from diffusion.deliver.relayserver import SMTPServer
 from diffusion.errors import ConfigError
 from diffusion.models import Edition, OutboxMessage, Person
 from tests.smtpserver import EDITION_HTML, EDITION_TEXT, RecordingServer, make_subscribers

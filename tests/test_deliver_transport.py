@@ -15,7 +15,8 @@ from diffusion import db
 from diffusion.config import Settings, load_settings
 from diffusion.contracts import Recipient, Segment
 from diffusion.deliver import MessageTemplate, send_pending
-from diffusion.deliver.transport import SMTPServer, make_transport
+from diffusion.deliver.relayserver import SMTPServer
+from diffusion.deliver.transport import make_transport
 from diffusion.models import Edition, OutboxMessage
 from tests.smtpserver import RecordingServer, make_edition, make_subscribers, smtp_server
 

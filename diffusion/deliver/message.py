@@ -22,6 +22,7 @@ from diffusion.bounces import verp
 from diffusion.config import Settings
 from diffusion.contracts import Recipient
 from diffusion.deliver.dkim import Signer
+from diffusion.deliver.identity import Sender
 from diffusion.errors import InvalidInput
 from diffusion.models import Edition
 from diffusion.personalise import FIELDS, TextLine, greeting
@@ -234,26 +235,6 @@ _CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 def clean_name(value: str) -> str:
     """A display name on one line without control characters."""
     return one_line(_CONTROLS.sub(" ", value))
-
-
-@dataclass(frozen=True)
-class Sender:
-    """Who an edition comes from and through which relay: its audience's [[senders]] entry
-    (audience and key, else audience), else from_address, sender_names and reply_to."""
-
-    name: str
-    address: str
-    reply_to: str | None = None
-    relay: str | None = None  # its own relay's URL; None: the shared relays
-
-    @classmethod
-    def of(cls, edition: Edition, settings: Settings) -> "Sender":
-        own = settings.sender_for(edition.audience, edition.key)
-        if own is None:
-            name = i18n.sender_name(settings, edition.language)
-            return cls(name, settings.from_address, settings.reply_to)
-        name = own.display_name(edition.language, settings.default_language)
-        return cls(name, own.address, own.reply_to, own.relay)
 
 
 @dataclass

@@ -1,26 +1,24 @@
-"""Transports: pools of SMTP connections, or the local maildir; one small interface for both.
+"""The SMTP transport: a pool of reused connections to a relay, pipelined where it allows.
 
-The one-at-a-time transaction and the meaning of refusals are in session.py, the number of
-connections in concurrency.py, the pipelined replies in pipelining.py, the relays in relays.py.
+make_transport picks the pools (one per relay) or the maildir; send_one sends one message now.
+Where and how to connect to a relay is in relayserver.py, the maildir in maildir.py, the
+one-at-a-time transaction and the meaning of refusals in session.py, the number of connections
+in concurrency.py, the pipelined replies in pipelining.py, the relays in relays.py.
 """
 
 import asyncio
-import mailbox
-import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import getaddresses
-from functools import cached_property
-from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import aiosmtplib
 from aiosmtplib.status import SMTPStatus
 
 from diffusion.config import Settings
-from diffusion.configsections import SenderIdentity, relay_urls
 from diffusion.deliver.concurrency import ConnectionLimit, too_many
+from diffusion.deliver.maildir import MaildirTransport
 from diffusion.deliver.message import check_address, serialise
 
 # Outcome and Transport live in outcome.py (relays.py builds on them); importable from here too.
@@ -28,137 +26,9 @@ from diffusion.deliver.outcome import Outcome as Outcome
 from diffusion.deliver.outcome import Transport as Transport
 from diffusion.deliver.pipelining import Pipeline
 from diffusion.deliver.relays import Relay, RelayPool
+from diffusion.deliver.relayserver import SMTPServer, connection_fault
 from diffusion.deliver.session import CONNECTION_ERRORS, refusal, session_fault, transaction
-from diffusion.errors import ConfigError, DeliveryError
-
-
-class MaildirTransport:
-    """Messages written to a local maildir: a fresh install works without a mail server."""
-
-    concurrency = 1
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._box: mailbox.Maildir | None = None
-
-    async def deliver(
-        self,
-        sender: str,
-        recipients: Sequence[str],
-        data: bytes,
-        *,
-        wire_ready: bool = False,
-        relay: str | None = None,
-    ) -> dict[str, Outcome]:
-        try:
-            if self._box is None:
-                # Maildir(create=True) makes the three folders only when the maildir itself is
-                # missing: an existing empty var/outbox would refuse every message.
-                for folder in ("tmp", "new", "cur"):
-                    (self.path / folder).mkdir(parents=True, exist_ok=True)
-                self._box = mailbox.Maildir(self.path, create=False)
-            key = self._box.add(data)
-        except OSError as exc:
-            # The folder's state, never a reader's: the row stays queued as it was.
-            reason = f"cannot write to maildir {self.path}: {exc.strerror or exc}"
-            return {recipient: Outcome("relay", reason) for recipient in recipients}
-        return {recipient: Outcome("sent", f"maildir {key}") for recipient in recipients}
-
-    async def close(self) -> None:
-        self._box = None
-
-
-@dataclass(frozen=True)
-class SMTPServer:
-    """Where and how to connect, from DIFFUSION_SMTP_URL and the credential settings."""
-
-    host: str
-    port: int
-    implicit_tls: bool
-    username: str | None
-    password: str | None
-    timeout: float
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> "SMTPServer":
-        """The first relay of smtp_url."""
-        return cls.all_from_settings(settings)[0][0]
-
-    @classmethod
-    def all_from_settings(cls, settings: Settings) -> list[tuple["SMTPServer", int]]:
-        """Every relay of smtp_url, with its weight."""
-        if not settings.smtp.url:
-            raise ConfigError("smtp_url is not set: there is no SMTP server to connect to")
-        try:
-            relays = relay_urls(settings.smtp.url)
-        except ValueError as exc:
-            raise ConfigError(f"smtp_url: {exc}") from exc
-        return [(cls.from_url(url, settings), weight) for url, weight in relays]
-
-    @classmethod
-    def from_url(
-        cls, address: str, settings: Settings, sender: SenderIdentity | None = None
-    ) -> "SMTPServer":
-        """The relay at `address`: smtp_url's credentials, or a sender identity's own."""
-        url = urlsplit(address)
-        implicit = url.scheme == "smtps"
-        try:
-            port = url.port or (465 if implicit else 25)
-        except ValueError as exc:
-            raise ConfigError(f"smtp_url: bad port in {address!r}") from exc
-        if not url.hostname:
-            raise ConfigError(f"smtp_url: no host in {address!r}")
-        username = unquote(url.username) if url.username else settings.smtp.username
-        secret = settings.smtp.password
-        if sender is not None:  # never the shared relays' login
-            username = unquote(url.username) if url.username else None
-            secret = sender.password
-        if url.password:
-            password: str | None = unquote(url.password)
-        elif secret:
-            password = secret.get_secret_value()
-        else:
-            password = None
-        return cls(url.hostname, port, implicit, username, password, settings.smtp.timeout)
-
-    @property
-    def name(self) -> str:
-        """host:port, what the outbox records of the relay that took a message."""
-        return f"{self.host}:{self.port}"
-
-    @cached_property
-    def tls_context(self) -> ssl.SSLContext:
-        """The system's trust store, read once for all of this relay's connections.
-
-        Reading it takes about 25 ms: once per connection, 16 connections spent 0.4 s of a
-        2,000-message send before the first message (benchmarks/send.py --rtt-ms 20).
-        """
-        return ssl.create_default_context()
-
-    def client(self) -> aiosmtplib.SMTP:
-        return aiosmtplib.SMTP(
-            hostname=self.host,
-            port=self.port,
-            use_tls=self.implicit_tls,
-            start_tls=None if not self.implicit_tls else False,  # None: STARTTLS when offered
-            tls_context=self.tls_context,
-            username=self.username,
-            password=self.password,
-            timeout=self.timeout,
-        )
-
-
-def _connection_fault(exc: BaseException, server: SMTPServer) -> Outcome:
-    where = f"{server.host}:{server.port}"
-    detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    if isinstance(exc, TimeoutError):
-        return Outcome("relay", f"the relay {where} did not answer within {server.timeout:g} s")
-    if isinstance(exc, ssl.SSLError):
-        return Outcome("relay", f"TLS with the relay {where} failed: {detail}")
-    if isinstance(exc, aiosmtplib.SMTPServerDisconnected):
-        return Outcome("relay", f"the relay {where} dropped the connection: {detail}")
-    return Outcome("relay", f"the relay {where} could not be reached: {detail}")
-
+from diffusion.errors import DeliveryError
 
 # Messages the send loop keeps handed to each connection: one waiting for its final reply while
 # the next one's commands go out with the end of its data, and one more ready to follow, so that
@@ -236,7 +106,7 @@ class _Link:
             return session_fault(exc)
         except (*CONNECTION_ERRORS, aiosmtplib.SMTPException) as exc:
             self.client.close()
-            return _connection_fault(exc, self.server)
+            return connection_fault(exc, self.server)
         return None
 
     async def close(self) -> None:
@@ -374,7 +244,7 @@ class SMTPTransport:
                 sent, job = job, following  # held before the write: a fault there is theirs
                 pipe.write(pipe.content(sent.data, sent.wire_ready, commands))
         except (*CONNECTION_ERRORS, aiosmtplib.SMTPException) as exc:
-            fault = _connection_fault(exc, self.server)
+            fault = connection_fault(exc, self.server)
             for held in (sent, job):
                 if held is not None:
                     held.fail(fault)
@@ -475,7 +345,7 @@ class SMTPTransport:
         except (*CONNECTION_ERRORS, aiosmtplib.SMTPException) as exc:
             # The connection, TLS or login went wrong: the relay's state, no reader's fault.
             client.close()
-            return dict.fromkeys(recipients, _connection_fault(exc, self.server))
+            return dict.fromkeys(recipients, connection_fault(exc, self.server))
         result = {r: Outcome("sent", reply) for r in recipients}
         for recipient, response in refused.items():
             result[recipient] = refusal(response.code, response.message)
