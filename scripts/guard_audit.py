@@ -67,7 +67,7 @@ GUARDS = (
     ),
     Guard(
         "leading-dot",  # SMTP DATA: a line starting with "." is escaped (RFC 5321 4.5.2)
-        "diffusion/deliver/message.py",
+        "diffusion/deliver/quotedprintable.py",
         'if line[:1] == b".":\n            line = b"=2E" + line[1:]',
         'if line[:1] == b".":\n            pass',
         ("tests/test_deliver_message.py",),

@@ -18,7 +18,6 @@ from diffusion.bounces import verp
 from diffusion.bounces.process import BounceReport, process_bounces
 from diffusion.bounces.recognise import recognise
 from diffusion.cli import cli
-from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
 from diffusion.config import Settings
 from diffusion.deliver.enqueue import enqueue, segment_subscribers
 from diffusion.models import ConsentEvent, OutboxMessage, Person

@@ -11,7 +11,6 @@ from sqlmodel import select
 
 from diffusion import db
 from diffusion.cli import cli
-from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
 from diffusion.config import Settings
 from diffusion.errors import DeliveryError
 from diffusion.models import Person

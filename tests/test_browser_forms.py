@@ -18,7 +18,6 @@ from appserver import serving
 from click.testing import CliRunner
 from starlette.types import ASGIApp
 
-import diffusion.cli.commands  # noqa: F401  (registers the commands)
 from diffusion import db, i18n, subscriptions, vocabulary
 from diffusion.cli import cli
 from diffusion.config import Settings, load_settings

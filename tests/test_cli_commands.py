@@ -12,7 +12,6 @@ import click
 import pytest
 from click.testing import CliRunner
 
-import diffusion.cli.commands  # noqa: F401  (registers the commands)
 from diffusion.cli import cli, main
 from diffusion.cli.output import FORMATS
 

@@ -22,7 +22,6 @@ from click.testing import CliRunner
 from feedserver import FeedServer
 from rich.console import Console
 
-import diffusion.cli.commands  # noqa: F401  (registers the commands)
 from diffusion.cli import cli
 from diffusion.cli.output import Column, Listing, column_widths, print_table, to_csv, to_tsv
 from diffusion.rows import neutralise_formula, restore_formula

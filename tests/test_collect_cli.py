@@ -11,7 +11,6 @@ from click.testing import CliRunner, Result
 from feedserver import FeedServer, rss
 from sqlmodel import select
 
-import diffusion.cli.commands  # noqa: F401  (registers the commands)
 from diffusion import db
 from diffusion.cli import cli, main
 from diffusion.cli.base import console

@@ -14,7 +14,6 @@ from sqlmodel import select
 
 from diffusion import db
 from diffusion.cli import cli
-from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
 from diffusion.deliver.sender import RECORD_BATCH
 from diffusion.deliver.transport import IN_FLIGHT
 from diffusion.models import OutboxMessage

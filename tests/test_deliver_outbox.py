@@ -15,7 +15,6 @@ from sqlmodel import col, select
 
 from diffusion import db, subscriptions
 from diffusion.cli import cli
-from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
 from diffusion.config import Settings
 from diffusion.contracts import Segment
 from diffusion.deliver import outbox, send_pending

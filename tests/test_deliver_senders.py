@@ -14,7 +14,6 @@ from sqlmodel import select
 from diffusion import db
 from diffusion.bounces.process import process_bounces
 from diffusion.cli import cli
-from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
 from diffusion.config import Settings, load_settings
 from diffusion.contracts import Segment
 from diffusion.deliver import send_pending

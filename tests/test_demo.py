@@ -10,7 +10,6 @@ from click.testing import CliRunner
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-import diffusion.cli.commands  # noqa: F401  (registers the commands)
 from diffusion.cli import cli
 from diffusion.config import Settings
 from diffusion.contracts import Period

@@ -14,7 +14,6 @@ from digest_dataset import NOW, directory, items, store
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-import diffusion.cli.digest  # noqa: F401  (registers the commands)
 from diffusion import db
 from diffusion.cli import cli
 from diffusion.config import Settings, bundled_path, load_settings

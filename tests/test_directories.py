@@ -9,7 +9,6 @@ from click.testing import CliRunner
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-import diffusion.cli.commands  # noqa: F401  (registers the commands)
 from diffusion import db, validate
 from diffusion.cli import cli
 from diffusion.collect.directories import export_directory, import_directory

@@ -10,7 +10,6 @@ from digest_dataset import NOW, store
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-import diffusion.cli.digest  # noqa: F401  (registers the commands)
 from diffusion import db, links
 from diffusion.cli import cli
 from diffusion.config import Settings, load_settings

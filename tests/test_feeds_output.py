@@ -15,7 +15,6 @@ from click.testing import CliRunner
 from digest_dataset import NOW, directory, items, store
 from sqlalchemy.engine import Engine
 
-import diffusion.cli.feeds  # noqa: F401  (registers the commands)
 from diffusion import db
 from diffusion.cli import cli
 from diffusion.config import Settings, bundled_path, load_settings

@@ -13,7 +13,6 @@ from click.testing import CliRunner
 
 from diffusion import db, keys, links
 from diffusion.cli import cli
-from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
 from diffusion.config import load_settings
 from diffusion.errors import ConfigError
 from diffusion.subscriptions import add_subscriber

@@ -22,7 +22,6 @@ from test_web import _add, _subscriber
 
 from diffusion import db, i18n, links, personalise, subscriptions
 from diffusion.cli import cli
-from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
 from diffusion.config import Settings, bundled_path, load_settings
 from diffusion.contracts import Period, Segment
 from diffusion.deliver.feeds import render_feed, write_feeds

@@ -17,7 +17,6 @@ from digest_dataset import NOW, store
 
 from diffusion import db, render
 from diffusion.cli import cli
-from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
 from diffusion.config import Settings, load_settings
 from diffusion.preview import SAMPLE_EMAIL, build_preview
 from diffusion.select.rules import load_rules

@@ -8,7 +8,6 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-import diffusion.cli.commands  # noqa: F401  (registers the commands)
 from diffusion import db, keys
 from diffusion.cli import cli
 from diffusion.config import load_settings

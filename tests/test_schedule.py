@@ -13,7 +13,6 @@ from sqlalchemy.engine import Engine
 
 from diffusion import db, schedule
 from diffusion.cli import cli
-from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
 from diffusion.config import Settings, load_settings
 from diffusion.deliver.enqueue import enqueue
 from diffusion.errors import ConfigError, InvalidInput, UnknownRecord

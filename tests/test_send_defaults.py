@@ -8,7 +8,6 @@ import pytest
 from click.testing import CliRunner
 
 from diffusion import db
-from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
 from diffusion.cli import main
 from diffusion.config import load_settings
 from diffusion.errors import ConfigError

@@ -10,7 +10,6 @@ from sqlmodel import select
 
 from diffusion import db
 from diffusion.cli import cli
-from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
 from diffusion.config import Settings
 from diffusion.deliver import send_pending
 from diffusion.models import Edition, OutboxMessage

@@ -9,7 +9,6 @@ from click.testing import CliRunner
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-import diffusion.cli.commands  # noqa: F401  (registers the commands)
 from diffusion import db, subscriptions
 from diffusion.cli import cli, main
 from diffusion.collect.directories import import_directory

@@ -21,7 +21,6 @@ from digest_dataset import _item, store
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-import diffusion.cli.commands  # noqa: F401  (registers the commands)
 from diffusion import db, subscriptions
 from diffusion.cli import cli
 from diffusion.config import Settings

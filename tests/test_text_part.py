@@ -9,7 +9,6 @@ import pytest
 from click.testing import CliRunner
 from wcwidth import wcswidth
 
-import diffusion.cli.commands  # noqa: F401  (registers the commands)
 from diffusion import db
 from diffusion.cli import cli
 from diffusion.config import Settings, load_settings

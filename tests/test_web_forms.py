@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import diffusion.cli.commands  # noqa: F401  (registers the commands)
 from diffusion import db, i18n, subscriptions
 from diffusion.cli import cli
 from diffusion.config import Settings, load_settings

@@ -18,7 +18,6 @@ from click.testing import CliRunner
 
 from diffusion import db, validate
 from diffusion.cli import cli
-from diffusion.cli import commands as _commands  # noqa: F401  (registers the commands)
 from diffusion.cli.base import console
 from diffusion.config import Settings, load_settings
 from diffusion.contracts import Recipient

@@ -1,8 +1,6 @@
 """Edition emails: one byte template per edition, filled in per recipient by byte substitution."""
 
-import binascii
 import hashlib
-import html
 import re
 import secrets
 from collections.abc import Callable
@@ -13,7 +11,6 @@ from email.header import Header
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
-from typing import Any
 
 from pydantic import SecretStr
 
@@ -23,14 +20,12 @@ from diffusion.config import Settings
 from diffusion.contracts import Recipient
 from diffusion.deliver.dkim import Signer
 from diffusion.deliver.identity import Sender
+from diffusion.deliver.quotedprintable import MAX_LINE, BodyPart
 from diffusion.errors import InvalidInput
 from diffusion.models import Edition
-from diffusion.personalise import FIELDS, TextLine, greeting
+from diffusion.personalise import greeting
 from diffusion.validate import without_controls
 
-_PLACEHOLDER = re.compile(rb"\[\[diffusion:([a-z_]+)\]\]")
-# RFC 2045: encoded lines are at most 76 characters, the soft break's "=" included.
-_QP_LINE = 76
 # An address we put in a header must be one plain token: no way to smuggle a header through it.
 _UNSAFE_ADDRESS = re.compile(r"[\s<>,;\"()\\]|[^\x21-\x7e]")
 
@@ -45,110 +40,6 @@ def check_address(address: str) -> str:
     if not address or _UNSAFE_ADDRESS.search(address) or address.count("@") != 1:
         raise InvalidInput(f"email address {address!r} cannot be used in a message header")
     return address
-
-
-def _cut(line: bytes, width: int) -> int:
-    """Where to end a line of at most `width` characters without splitting an "=XX" escape."""
-    cut = width
-    # Hex digits are never "=", so an escape starts at most two characters back.
-    while line[cut - 1 : cut] == b"=" or line[cut - 2 : cut - 1] == b"=":
-        cut -= 1
-    return cut
-
-
-def _wrap(line: bytes, last: bool) -> list[bytes]:
-    """One encoded line as lines of at most 76 characters; `last=False` ends in a soft break.
-
-    No line starts with ".": an SMTP server drops a leading "." unless the client doubles it
-    (RFC 5321 4.5.2), and our messages go out as they are (`MessageTemplate.wire_ready`).
-    """
-    out = []
-    while True:
-        if line[:1] == b".":
-            line = b"=2E" + line[1:]
-        if len(line) <= _QP_LINE - (0 if last else 1):
-            break
-        cut = _cut(line, _QP_LINE - 1)
-        out.append(line[:cut] + b"=\n")
-        line = line[cut:]
-    out.append(line if last else line + b"=\n")
-    return out
-
-
-def _qp(data: bytes, soft_end: bool = False) -> bytes:
-    """Quoted-printable with CRLF lines of at most 76 characters, none starting with ".", ended
-    by a soft break if asked.
-
-    binascii leaves a line at 77 characters when it encodes a trailing space: re-wrap.
-    """
-    encoded = binascii.b2a_qp(data, quotetabs=False, istext=True, header=False)
-    lines = encoded.split(b"\n")
-    if (
-        not soft_end
-        and max(map(len, lines)) <= _QP_LINE
-        and b"\n." not in encoded
-        and encoded[:1] != b"."
-    ):
-        return encoded.replace(b"\n", b"\r\n")
-    out: list[bytes] = []
-    for line in lines[:-1]:
-        out.extend(_wrap(line, last=True))
-        out.append(b"\n")
-    out.extend(_wrap(lines[-1], last=not soft_end))
-    return b"".join(out).replace(b"\n", b"\r\n")
-
-
-@dataclass(frozen=True)
-class _Part:
-    """A body part split at its placeholders: encoded constant pieces and the fields between."""
-
-    pieces: tuple[bytes, ...]  # len(fields) + 1, each but the last ending in a soft break
-    fields: tuple[Any, ...]  # HTML: field names; text: the TextLine of each line with one
-    escape: bool  # HTML: values are escaped
-
-    @classmethod
-    def parse(cls, text: str, escape: bool) -> "_Part":
-        """The HTML part split at its placeholders; the text part (escape=False) at its lines
-        that hold one, each wrapped once filled (personalise.TextLine)."""
-        body = text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
-        for found in _PLACEHOLDER.findall(body):
-            if (name := found.decode()) not in FIELDS:
-                raise InvalidInput(f"edition body: unknown placeholder [[diffusion:{name}]]")
-        if escape:
-            chunks = _PLACEHOLDER.split(body)
-            return cls._of(chunks[0::2], [chunk.decode() for chunk in chunks[1::2]], escape)
-        constants: list[bytes] = []
-        lines: list[TextLine] = []
-        current: list[bytes] = []
-        for line in body.splitlines(keepends=True):
-            if _PLACEHOLDER.search(line):
-                constants.append(b"".join(current))
-                lines.append(TextLine(line.rstrip(b"\n").decode()))
-                current = [line[len(line.rstrip(b"\n")) :]]  # its newline starts the next piece
-            else:
-                current.append(line)
-        constants.append(b"".join(current))
-        return cls._of(constants, lines, escape)
-
-    @classmethod
-    def _of(cls, constants: list[bytes], fields: list[Any], escape: bool) -> "_Part":
-        pieces = [_qp(chunk, soft_end=True) if chunk else b"" for chunk in constants[:-1]]
-        pieces.append(_qp(constants[-1]))
-        return cls(tuple(pieces), tuple(fields), escape)
-
-    def fill(self, values: dict[str, str], out: list[bytes]) -> None:
-        """Append the part's pieces, values encoded in between, to `out` (joined once, later)."""
-        out.append(self.pieces[0])
-        for field, piece in zip(self.fields, self.pieces[1:], strict=True):
-            if isinstance(field, TextLine):
-                value = field.fill(values)
-            else:
-                value = values[field]
-            if self.escape:
-                value = html.escape(value, quote=True)
-            if value:
-                out.append(_qp(value.encode("utf-8"), soft_end=True))
-            out.append(piece)
 
 
 _SUBJECT_SLOT = "diffusion-subject-slot"
@@ -248,8 +139,8 @@ class MessageTemplate:
     message_ids: Callable[[int], str]
     static_headers: bytes
     boundary: bytes
-    text: _Part
-    html: _Part
+    text: BodyPart
+    html: BodyPart
     signer: Signer | None
     addresses: verp.AddressMaker  # the signed Return-Path and mailto: address of each recipient
     # The unsubscribe link leaves the subscriptions this email covers: those of its cadence.
@@ -295,8 +186,8 @@ class MessageTemplate:
             + list_id_header(edition.segment, settings)
             + _header_block(after),
             boundary=boundary.encode(),
-            text=_Part.parse(edition.text, escape=False),
-            html=_Part.parse(edition.html, escape=True),
+            text=BodyPart.parse(edition.text, escape=False),
+            html=BodyPart.parse(edition.html, escape=True),
             signer=Signer.from_settings(settings),
             addresses=verp.AddressMaker(
                 link_settings, link_settings.signing_key(), edition.id, from_address=sender
@@ -328,9 +219,9 @@ class MessageTemplate:
         """Whether messages are SMTP DATA as they are: CRLF line ends, no line starting with ".".
 
         Every piece of a message starts a line and ends with CRLF, and is written so (headers by
-        the email package or on one line, bodies by `_qp`): the SMTP transport sends such bytes
-        without scanning 70 KB twice per message for what was settled once, here. dkimpy's
-        signature header is not ours to vouch for.
+        the email package or on one line, bodies by `quotedprintable.encode`): the SMTP transport
+        sends such bytes without scanning 70 KB twice per message for what was settled once,
+        here. dkimpy's signature header is not ours to vouch for.
         """
         return self.signer is None
 
@@ -411,7 +302,7 @@ def _to_header(name: str, address: str) -> bytes:
     lines, line = [], ""
     for part in name[:200].split():
         word = utf8.header_encode(part[:40])
-        if line and len(line) + 1 + len(word) > _QP_LINE:
+        if line and len(line) + 1 + len(word) > MAX_LINE:
             lines.append(line)
             line = word
         else:

@@ -141,7 +141,7 @@ class Pipeline:
     def content(data: bytes, wire_ready: bool, following: bytes = b"") -> bytes:
         """The message as DATA carries it, ended by the lone dot, then the `following` commands.
 
-        `wire_ready`: CRLF line ends and no line starting with "." already (see transport._data).
+        `wire_ready`: CRLF line ends and no line starting with "." already (see session.send_data).
         """
         if not wire_ready:
             data = PERIOD_REGEX.sub(b"..", normalize_message_line_endings(data))
