@@ -29,7 +29,6 @@ from diffusion.configsections import (
     FeedSettings,
     ScheduleSettings,
     Section,
-    SenderIdentity,
     SendSettings,
     SmtpSettings,
     SubscribeSettings,
@@ -38,6 +37,7 @@ from diffusion.configsections import (
     is_address,
     is_loopback,
 )
+from diffusion.configsenders import SenderIdentity, check_senders
 from diffusion.errors import ConfigError
 
 __all__ = ["Settings", "bundled_path", "load_settings", "setting_origin"]
@@ -204,7 +204,7 @@ class Settings(BaseSettings):
             for code in getattr(self, key):
                 if code not in self.languages:
                     raise ValueError(f"{key}: {code!r} is not in languages {self.languages}")
-        self._check_senders()
+        check_senders(self.senders, self.languages, self.smtp.url)
         if urlsplit(self.base_url).scheme not in ("http", "https") or not host_of(self.base_url):
             raise ValueError(
                 f"base_url: {self.base_url!r} is not an http:// or https:// address with a host"
@@ -218,28 +218,6 @@ class Settings(BaseSettings):
         ):
             raise ValueError(f"list_id: {self.list_id!r} is not a domain name (lists.example.org)")
         return self
-
-    def _check_senders(self) -> None:
-        seen: set[tuple[str, str]] = set()
-        for index, sender in enumerate(self.senders):
-            where = f"senders.{index}"
-            if (sender.audience, sender.key) in seen:
-                raise ValueError(
-                    f"{where}: a second entry for audience {sender.audience!r}"
-                    + (f" key {sender.key!r}" if sender.key else "")
-                )
-            seen.add((sender.audience, sender.key))
-            if isinstance(sender.name, dict):
-                for code in sender.name:
-                    if code not in self.languages:
-                        raise ValueError(
-                            f"{where}.name: {code!r} is not in languages {self.languages}"
-                        )
-            if sender.relay and not self.smtp.url:
-                raise ValueError(
-                    f"{where}.relay: smtp.url is not set, so mail goes to the maildir; set "
-                    "smtp.url for the other editions too"
-                )
 
     def sender_for(self, audience: str, key: str = "") -> SenderIdentity | None:
         """The [[senders]] entry of an audience's editions: audience and key, else audience

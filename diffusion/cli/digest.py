@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 import click
 from rich.text import Text
 
+from diffusion.approval import approve_editions, get_edition, list_editions
 from diffusion.cli.base import PERIOD, Context, cli, console, err_console, parse_now, pass_context
 from diffusion.cli.output import Column, Listing, emit, format_option, resolve
-from diffusion.editions import approve_editions, build_editions, get_edition, list_editions
+from diffusion.editions import build_editions
 from diffusion.models import EDITION_STATUSES
 from diffusion.select.periods import default_periods_said
 

@@ -8,7 +8,8 @@ from urllib.parse import unquote, urlsplit
 import aiosmtplib
 
 from diffusion.config import Settings
-from diffusion.configsections import SenderIdentity, relay_urls
+from diffusion.configsections import relay_urls
+from diffusion.configsenders import SenderIdentity
 from diffusion.deliver.outcome import Outcome
 from diffusion.errors import ConfigError
 
