@@ -2,20 +2,18 @@
 
 import asyncio
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import Protocol
 from urllib.parse import urlsplit
 
 from diffusion.config import Settings
 from diffusion.deliver.breaker import Breaker
 from diffusion.deliver.message import MessageTemplate
 from diffusion.deliver.ratelimit import RateLimiter
-from diffusion.deliver.rows import Claimed, Result
+from diffusion.deliver.rows import Claimed, Outbox, Result, StopFlag
 from diffusion.deliver.summary import Progress, SendSummary
 from diffusion.deliver.transport import Outcome, Transport
 from diffusion.errors import DiffusionError, InvalidInput, OutboxUnavailable
-from diffusion.models import Edition
 
 CLAIM_BATCH = 500
 # Results are written at least this often: what a kill -9 can leave sent but unrecorded, and so
@@ -25,50 +23,6 @@ RECORD_SECONDS = 0.2
 # A claim holds about this share of the lease's worth of sending at the rate measured so far:
 # a slow relay holds a few rows, a fast one batches of up to CLAIM_BATCH.
 CLAIM_LEASE_SHARE = 0.1
-
-
-class StopFlag(Protocol):
-    """A threading.Event, multiprocessing.Event or anything else that says "stop claiming"."""
-
-    def is_set(self) -> bool: ...
-
-
-class Outbox(Protocol):
-    """What the loop asks of the queue; the database one is deliver.store.DatabaseOutbox.
-
-    Every method may raise OutboxUnavailable (the store stopped answering): the loop then
-    stops sending, keeps its results and asks again with backoff.
-    """
-
-    def claim(self, worker: str, *, limit: int, now: datetime) -> list[Claimed]:
-        """Up to `limit` due rows, now held by `worker`."""
-        ...
-
-    def edition(self, edition_id: int) -> Edition: ...
-
-    def record(self, worker: str, results: Sequence[Result], *, now: datetime) -> None:
-        """Write outcomes, only over rows `worker` still holds."""
-        ...
-
-    def renew(self, worker: str, outbox_ids: Collection[int], *, now: datetime) -> set[int]:
-        """Extend the lease of these rows; returns those `worker` still holds."""
-        ...
-
-    def release(self, worker: str, outbox_ids: Collection[int], *, now: datetime) -> None:
-        """Give held rows back to the queue, unsent."""
-        ...
-
-    def release_others(self, worker: str, keep: Collection[int], *, now: datetime) -> int:
-        """Give back every row `worker` holds beyond `keep` (claims whose answer was lost)."""
-        ...
-
-    def reclaim(self, *, now: datetime) -> int:
-        """Queue again the rows whose holder's lease ran out or whose process is gone."""
-        ...
-
-    def next_retry(self) -> datetime | None:
-        """When the earliest deferred row is due."""
-        ...
 
 
 class SendLoop:

@@ -14,7 +14,8 @@ from diffusion import db
 from diffusion.config import Settings
 from diffusion.deliver import outbox
 from diffusion.deliver.enqueue import enqueue_editions, pending_editions
-from diffusion.deliver.loop import RECORD_BATCH, SendLoop, StopFlag
+from diffusion.deliver.loop import RECORD_BATCH, SendLoop
+from diffusion.deliver.rows import StopFlag
 from diffusion.deliver.store import DatabaseOutbox, answering
 from diffusion.deliver.summary import Progress, SendSummary
 from diffusion.deliver.transport import Transport, make_transport
