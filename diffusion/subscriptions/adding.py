@@ -9,7 +9,7 @@ from sqlmodel import Session
 from diffusion.models import Person, Subscription
 
 from .lookups import find_person, subscription_to
-from .states import Origin, Suppressed, label, transition, update_fields
+from .states import Origin, Suppressed, label, new_subscription, transition, update_fields
 from .suppression import Keys, suppression_of
 
 
@@ -66,14 +66,7 @@ def add(
             f"{email} left {label(found)}: only their own opt-in can subscribe them again"
         )
     if found is None:
-        found = Subscription(
-            person_id=person.id or 0,
-            audience=values["audience"],
-            key=values.get("key", ""),
-            status="new",
-            status_changed_at=now,
-            created_at=now,
-        )
+        found = new_subscription(person, values["audience"], values.get("key", ""), now=now)
         update_fields(found, values)
         session.add(found)
         transition(

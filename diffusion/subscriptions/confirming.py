@@ -13,7 +13,15 @@ from diffusion.select.directory import Directory
 from diffusion.select.rules import RoutingRules
 
 from .lookups import find_person, subscription_to
-from .states import SUPPRESSED, Origin, Suppressed, same_fields, transition, update_fields
+from .states import (
+    SUPPRESSED,
+    Origin,
+    Suppressed,
+    new_subscription,
+    same_fields,
+    transition,
+    update_fields,
+)
 
 
 @dataclass(frozen=True)
@@ -119,14 +127,7 @@ def request(session: Session, wish: Request, *, origin: Origin, now: datetime) -
     )
     session.add(person)
     transition(session, person, "pending", action="request", origin=origin, now=now)
-    pending = Subscription(
-        person_id=person.id or 0,
-        audience=wish.audience,
-        key=wish.key,
-        status="new",
-        status_changed_at=now,
-        created_at=now,
-    )
+    pending = new_subscription(person, wish.audience, wish.key, now=now)
     update_fields(pending, wish.values())
     session.add(pending)
     transition(
@@ -200,14 +201,7 @@ def confirm(
     transition(session, person, "active", action="confirm", origin=origin, now=now)
     found = subscription_to(session, person, wish.audience, wish.key)
     if found is None:
-        found = Subscription(
-            person_id=person.id or 0,
-            audience=wish.audience,
-            key=wish.key,
-            status="new",
-            status_changed_at=now,
-            created_at=now,
-        )
+        found = new_subscription(person, wish.audience, wish.key, now=now)
     update_fields(found, wish.values())
     session.add(found)
     status = "active"

@@ -139,6 +139,18 @@ def same_fields(subscription: Subscription, values: Mapping[str, Any]) -> bool:
     )
 
 
+def new_subscription(person: Person, audience: str, key: str, *, now: datetime) -> Subscription:
+    """A subscription not yet in any state: its first transition says how it began."""
+    return Subscription(
+        person_id=person.id or 0,
+        audience=audience,
+        key=key,
+        status="new",
+        status_changed_at=now,
+        created_at=now,
+    )
+
+
 def update_fields(subscription: Subscription, values: Mapping[str, Any]) -> bool:
     changed = False
     for name in (*NARROWING, "cadence"):
