@@ -4,12 +4,12 @@ import asyncio
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
 
 from diffusion.config import Settings
 from diffusion.deliver.breaker import Breaker
 from diffusion.deliver.message import MessageTemplate
 from diffusion.deliver.ratelimit import RateLimiter
+from diffusion.deliver.relayserver import SMTPServer
 from diffusion.deliver.rows import Claimed, Outbox, Result, StopFlag
 from diffusion.deliver.summary import Progress, SendSummary
 from diffusion.deliver.transport import Outcome, Transport
@@ -345,8 +345,7 @@ class SendLoop:
             self.summary.halted = self.breaker.reason
         for relay, breaker in self.own_breakers.items():
             if breaker.open:
-                where = urlsplit(relay)
-                self.summary.held_back[f"{where.hostname}:{where.port or 25}"] = (
+                self.summary.held_back[SMTPServer.from_url(relay, self.settings).name] = (
                     breaker.reason or "",
                     len(self.waiting.get(relay, ())),
                 )
